@@ -1,0 +1,1 @@
+"""The ``bloodseg`` command line: a thin layer over the library."""

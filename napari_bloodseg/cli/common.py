@@ -1,0 +1,85 @@
+"""What every subcommand shares: clean one-line errors (exit 2) and model/device options."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from ..inference.device import DEVICE_CHOICES
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line on stderr, exit code 2, no traceback."""
+
+
+def error(msg: str) -> None:
+    print(f"bloodseg: error: {msg}", file=sys.stderr)
+
+
+def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument(
+        "--model",
+        required=required,
+        help="model name (see `bloodseg models`), path to a model file, or unet|segnet|deconvnet[:wbc|rbc]",
+    )
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="auto picks cuda > mps > cpu")
+
+
+def add_inference_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tile-size", type=int, default=512, help="tile side for big images (0: whole image at once)")
+    p.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
+    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--scale", type=float, default=None, help="resize factor applied before the network")
+    g.add_argument(
+        "--cell-size",
+        type=float,
+        default=None,
+        help="typical cell diameter in px in your images; rescaled to the model's training size",
+    )
+
+
+def load_model_or_fail(spec: str, width: int = 16):
+    from ..models import ModelFileError, UntrainedModelWarning, get_model
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UntrainedModelWarning)
+        try:
+            model, card = get_model(spec, width=width)
+        except (ModelFileError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+    for w in caught:
+        print(f"bloodseg: warning: {w.message}", file=sys.stderr)
+    return model, card
+
+
+def make_predictor(args: argparse.Namespace, model, card):
+    from ..inference import Predictor
+
+    try:
+        return Predictor(
+            model,
+            card,
+            device=args.device,
+            tile_size=args.tile_size,
+            overlap=args.overlap,
+            batch_size=args.batch_size,
+            log=lambda m: print(f"bloodseg: {m}", file=sys.stderr),
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def scale_from_args(args: argparse.Namespace, predictor) -> float:
+    if getattr(args, "scale", None):
+        if args.scale <= 0:
+            raise UsageError("--scale must be positive")
+        return float(args.scale)
+    if getattr(args, "cell_size", None):
+        if args.cell_size <= 0:
+            raise UsageError("--cell-size must be positive")
+        if not (predictor.card and predictor.card.cell_size_px):
+            raise UsageError("this model's card has no cell_size_px; use --scale instead")
+        return predictor.scale_for_cell_size(args.cell_size)
+    return 1.0

@@ -1,0 +1,37 @@
+"""Entry point of the ``bloodseg`` console script."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from . import evaluate, models, predict
+from .common import UsageError, error
+
+SUBCOMMANDS = [predict, evaluate, models]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bloodseg", description="Blood smear segmentation: U-Net, SegNet, DeconvNet")
+    parser.add_argument("--version", action="version", version=f"napari-bloodseg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for mod in SUBCOMMANDS:
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        error(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

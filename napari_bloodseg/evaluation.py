@@ -1,0 +1,94 @@
+"""Batch evaluation: pair predictions with expert masks, score each image, aggregate, and build the report
+that the CLI writes as JSON and the widget shows as a table (one code path for both)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .io.images import IMAGE_SUFFIXES, list_images
+from .io.pairs import MASK_SUFFIXES, _key, find_pairs
+from .metrics import aggregate, score_image
+from .schemas import LabelSchema, get_schema
+
+
+def build_report(
+    names: list[str],
+    image_scores: list[dict[str, Any]],
+    schema: LabelSchema | str,
+    *,
+    model: str | None = None,
+    seconds: float = 0.0,
+    device: str = "none",
+    errors: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The evaluation report (``bloodseg evaluate --json`` shape): per-class mean ± SEM plus per-image scores."""
+    sch = get_schema(schema)
+    agg = aggregate(image_scores) if image_scores else {"per_class": {}, "pixel_accuracy": float("nan")}
+    return {
+        "model": model,
+        "schema": sch.name,
+        "n_images": len(image_scores),
+        "seconds": float(seconds),
+        "device": device,
+        "per_class": agg["per_class"],
+        "pixel_accuracy": agg["pixel_accuracy"],
+        "pixel_accuracy_sem": agg.get("pixel_accuracy_sem", float("nan")),
+        "images": [{"name": n, **s} for n, s in zip(names, image_scores, strict=True)],
+        "errors": list(errors),
+    }
+
+
+def score_pairs(
+    pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], schema: LabelSchema | str
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Score ``(name, prediction, truth)`` label arrays."""
+    names, scores = [], []
+    for name, pred, truth in pairs:
+        names.append(name)
+        scores.append(score_image(pred, truth, schema))
+    return names, scores
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """Plain-text table: per class Jaccard and Dice (mean ± SEM) and the class-vs-rest pixel accuracy."""
+    lines = [
+        f"{report['n_images']} images, schema {report['schema']}, model {report['model'] or '-'}, "
+        f"device {report['device']}, {report['seconds']:.1f} s",
+        f"{'class':<10} {'Jaccard (IoU)':>17} {'Dice':>17} {'pixel acc.':>17}",
+    ]
+    for name, s in report["per_class"].items():
+        cells = [f"{s[k]:.4f} ± {s[k + '_sem']:.4f}" for k in ("jaccard", "dice", "pixel_accuracy")]
+        lines.append(f"{name:<10} {cells[0]:>17} {cells[1]:>17} {cells[2]:>17}")
+    lines.append(f"overall pixel accuracy {report['pixel_accuracy']:.4f}")
+    return "\n".join(lines)
+
+
+def images_in(paths: Iterable[str | Path]) -> list[Path]:
+    """Images named by files/folders; in a folder holding image+mask pairs (Dataset 1 layout) only the images."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            pairs = find_pairs(p)
+            if any(m is not None for _, m in pairs):
+                out.extend(img for img, _ in pairs)
+            else:
+                out.extend(list_images([p]))
+        else:
+            out.append(p)
+    return out
+
+
+def mask_index(folder: str | Path) -> dict[str, Path]:
+    """Masks in ``folder`` keyed by the image stem they belong to."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder")
+    pairs = find_pairs(folder)
+    paired = {_key(img.stem): m for img, m in pairs if m is not None}
+    if paired:
+        return paired
+    return {_key(p.stem): p for p in sorted(folder.iterdir()) if p.suffix.lower() in MASK_SUFFIXES + IMAGE_SUFFIXES}

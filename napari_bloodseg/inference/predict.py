@@ -1,0 +1,204 @@
+"""Inference: one :class:`Predictor` holds a model on its device and segments any number of images of any size."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..models import ModelCard, SegmentationNet
+from ..schemas import LabelSchema
+from .device import autocast_dtype, describe, resolve_device
+from .tiling import sliding_window
+
+
+class Cancelled(RuntimeError):
+    """Raised inside a run when its ``cancel`` callback says stop; nothing partial is returned."""
+
+
+@dataclass
+class Prediction:
+    labels: np.ndarray  # (H, W) uint8 label values
+    probs: np.ndarray | None  # (C, H, W) float16 class probabilities, when asked for
+    device: str
+    seconds: float
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+class Predictor:
+    """Segment images with one model, loaded once.
+
+    ``tile_size``/``overlap`` bound memory on big smears (0 disables tiling); ``scale`` resizes the image
+    before the network (e.g. 0.4 to bring Dataset 2's ~250 px cells to Dataset 1's ~100 px), and labels come
+    back at the original size. On a GPU out-of-memory the tile is halved, then the run moves to the CPU.
+    """
+
+    def __init__(
+        self,
+        model: SegmentationNet,
+        card: ModelCard | None = None,
+        *,
+        device: str | torch.device = "auto",
+        tile_size: int = 512,
+        overlap: int = 64,
+        batch_size: int = 4,
+        amp: bool = True,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.card = card
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        if self.device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        norm = (card.normalisation if card else None) or {"mean": [0.5] * 3, "std": [0.25] * 3}
+        self.mean = torch.tensor(norm["mean"], dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(norm["std"], dtype=torch.float32).view(1, 3, 1, 1)
+        self.tile_size, self.overlap, self.batch_size = int(tile_size), int(overlap), max(int(batch_size), 1)
+        self.amp = amp
+        self.log = log or (lambda msg: None)
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.num_classes
+
+    @property
+    def device_name(self) -> str:
+        return describe(self.device)
+
+    @property
+    def input_scale(self) -> float:
+        return float(self.card.input_scale) if self.card and self.card.input_scale else 1.0
+
+    def scale_for_cell_size(self, cell_size_px: float | None) -> float:
+        """User scale that maps their cell diameter (px) to the one in the model's training data."""
+        trained = self.card.cell_size_px if self.card else None
+        if not cell_size_px or not trained:
+            return 1.0
+        return float(trained) / float(cell_size_px)
+
+    def _forward(self, tiles: np.ndarray) -> torch.Tensor:
+        """(N, h, w, 3) uint8/float tiles → (N, C, h, w) float32 probabilities on the CPU."""
+        x = torch.from_numpy(np.ascontiguousarray(tiles))
+        x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+        if tiles.dtype == np.uint8:
+            x = x / 255.0
+        x = (x - self.mean.to(self.device)) / self.std.to(self.device)
+        if self.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        dtype = autocast_dtype(self.device) if self.amp else None
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            logits = self.model(x)
+        return torch.softmax(logits.float(), dim=1).cpu()
+
+    def _run(self, image: np.ndarray, want_probs: bool, progress, cancel) -> tuple[np.ndarray, np.ndarray | None]:
+        h, w = image.shape[:2]
+        labels = np.empty((h, w), np.uint8)
+        probs = np.empty((self.num_classes, h, w), np.float16) if want_probs else None
+
+        def on_rows(y0: int, y1: int, p: np.ndarray) -> None:
+            labels[y0:y1] = p.argmax(axis=0)
+            if probs is not None:
+                probs[:, y0:y1] = p
+
+        def run_batch(tiles: np.ndarray) -> torch.Tensor:
+            if cancel is not None and cancel():
+                raise Cancelled("segmentation cancelled")
+            return self._forward(tiles)
+
+        tile = self.tile_size if self.tile_size > 0 else max(h, w)
+        sliding_window(
+            image,
+            run_batch,
+            self.num_classes,
+            tile=tile,
+            overlap=min(self.overlap, tile // 2),
+            batch_size=self.batch_size,
+            on_rows=on_rows,
+            progress=progress,
+        )
+        return labels, probs
+
+    def _run_with_fallback(self, image, want_probs, progress, cancel):
+        while True:
+            try:
+                return self._run(image, want_probs, progress, cancel)
+            except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
+                if self.device.type == "cpu" or not _is_oom(exc):
+                    raise
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if self.tile_size > 128 or self.tile_size <= 0:
+                    new = 256 if self.tile_size <= 0 else self.tile_size // 2
+                    self.log(
+                        f"{self.device} out of memory at tile {self.tile_size or 'full'}: retrying with tile {new}"
+                    )
+                    self.tile_size, self.batch_size = new, 1
+                else:
+                    self.log(f"{self.device} out of memory even at tile {self.tile_size}: moving to the CPU")
+                    self.device = torch.device("cpu")
+                    self.model = self.model.to(self.device)
+
+    def predict(
+        self,
+        image: np.ndarray,
+        *,
+        scale: float = 1.0,
+        return_probs: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> Prediction:
+        """Segment one (H, W, 3) image (uint8, or float in [0, 1]).
+
+        ``scale`` says how to resize this image to look like the model's training data at native resolution
+        (1.0: same magnification); the model card's ``input_scale`` is applied on top.
+        """
+        if image.ndim != 3 or image.shape[-1] != 3:
+            raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
+        t0 = time.perf_counter()
+        h, w = image.shape[:2]
+        if scale <= 0:
+            raise ValueError("scale must be positive")
+        scale = scale * self.input_scale
+        if abs(scale - 1.0) > 1e-3:
+            small = resize_image(image, (max(round(h * scale), 8), max(round(w * scale), 8)))
+            _, p = self._run_with_fallback(small, True, progress, cancel)
+            pt = F.interpolate(torch.from_numpy(p).float()[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+            labels = pt.argmax(0).numpy().astype(np.uint8)
+            probs = pt.numpy().astype(np.float16) if return_probs else None
+        else:
+            labels, probs = self._run_with_fallback(image, return_probs, progress, cancel)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return Prediction(labels, probs, self.device_name, time.perf_counter() - t0)
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an (H, W, 3) image to ``size`` = (h, w) with antialiasing; keeps uint8 as uint8."""
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+    y = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)[0].permute(1, 2, 0)
+    if image.dtype == np.uint8:
+        return y.round().clamp(0, 255).to(torch.uint8).numpy()
+    return y.numpy().astype(image.dtype)
+
+
+def segment(
+    model: SegmentationNet,
+    image: np.ndarray,
+    card: ModelCard | None = None,
+    **kwargs,
+) -> Prediction:
+    """One-shot convenience over :class:`Predictor` (batch callers should keep one Predictor)."""
+    predict_keys = {"scale", "return_probs", "progress", "cancel"}
+    p_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in predict_keys}
+    return Predictor(model, card, **kwargs).predict(image, **p_kwargs)
+
+
+def schema_of(card: ModelCard | None, default: LabelSchema) -> LabelSchema:
+    return card.label_schema if card else default

@@ -1,0 +1,86 @@
+"""Microscope image reading: any of bmp/png/jpg/tif, 8/16-bit, grey/RGB/RGBA → RGB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+class ImageReadError(ValueError):
+    """An image file is missing, unreadable or of an unsupported layout."""
+
+
+def _read_raw(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            return np.asarray(tifffile.imread(path))
+        from PIL import Image
+
+        with Image.open(path) as im:
+            if im.mode in ("P", "CMYK", "YCbCr", "LA", "PA", "1"):
+                im = im.convert("RGBA" if "A" in im.mode else "RGB")
+            return np.asarray(im)
+    except ImageReadError:
+        raise
+    except Exception as exc:  # PIL/tifffile raise many types for corrupt files
+        raise ImageReadError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
+
+
+def to_rgb_uint8(arr: np.ndarray, name: str = "image") -> np.ndarray:
+    """Any grey/RGB/RGBA array of 8/16-bit ints or floats → HxWx3 uint8 (the compact in-memory form)."""
+    a = np.asarray(arr)
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
+        a = np.moveaxis(a, 0, -1)  # channel-first TIFF
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4):
+        raise ImageReadError(f"{name}: expected a 2-D grey or RGB(A) image, got shape {a.shape}")
+    if a.shape[-1] == 2:  # grey + alpha
+        a = a[..., :1]
+    if a.shape[-1] == 4:
+        a = a[..., :3]
+    if a.shape[-1] == 1:
+        a = np.repeat(a, 3, axis=-1)
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
+    if a.dtype == bool:
+        return a.astype(np.uint8) * 255
+    if np.issubdtype(a.dtype, np.integer):
+        top = 65535 if a.max(initial=0) > 255 else 255
+        if a.dtype.itemsize > 2 and a.max(initial=0) > 65535:
+            top = int(a.max())
+        return (a.astype(np.float32) * (255.0 / top) + 0.5).clip(0, 255).astype(np.uint8)
+    f = a.astype(np.float32)
+    if f.max(initial=0) > 1.0:
+        f = f / 255.0
+    return (f.clip(0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def read_image(path: str | Path, *, as_float: bool = True) -> np.ndarray:
+    """Read an image as RGB: float32 in [0, 1] (default) or uint8 with ``as_float=False``.
+
+    uint8 is what big smears should use: a quarter of the memory, normalised tile by tile at inference.
+    """
+    path = Path(path)
+    rgb = to_rgb_uint8(_read_raw(path), str(path))
+    return rgb.astype(np.float32) / 255.0 if as_float else rgb
+
+
+def list_images(paths: Iterable[str | Path], suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[Path]:
+    """Expand files and folders into a sorted, de-duplicated list of image files."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in suffixes))
+        else:
+            out.append(p)
+    seen: set[Path] = set()
+    return [p for p in out if not (p in seen or seen.add(p))]

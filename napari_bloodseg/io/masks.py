@@ -1,0 +1,93 @@
+"""Expert masks: read any grey/RGB encoding into label values, write back in the schema's grey convention."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..schemas import LabelSchema, get_schema, guess_schema
+from .atomic import atomic_write
+from .images import ImageReadError, _read_raw
+
+
+class MaskError(ValueError):
+    """A mask is unreadable or does not fit its image."""
+
+
+def grey_from_array(raw: np.ndarray) -> np.ndarray:
+    """Masks saved as RGB(A) carry the same grey in each channel: take the channel maximum."""
+    a = np.asarray(raw)
+    if a.ndim == 3:
+        a = a[..., :3].max(axis=-1)
+    if a.ndim != 2:
+        raise MaskError(f"expected a 2-D mask, got shape {a.shape}")
+    if a.dtype != np.uint8:
+        top = float(a.max(initial=0))
+        a = (a.astype(np.float64) * (255.0 / top)).round() if top > 255 else a
+        a = np.asarray(a).clip(0, 255).astype(np.uint8)
+    return a
+
+
+def labels_from_grey(grey: np.ndarray, schema: LabelSchema | str | None = None) -> tuple[np.ndarray, LabelSchema]:
+    """Grey mask → (label values, schema). A mask already in label space (values < n_classes) is kept as is."""
+    sch = guess_schema(grey) if schema is None else get_schema(schema)
+    if grey.size and int(grey.max()) < sch.num_classes:
+        return grey.astype(np.uint8), sch
+    return sch.from_disk(grey), sch
+
+
+def read_mask(
+    path: str | Path,
+    schema: LabelSchema | str | None = None,
+    *,
+    shape: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, LabelSchema]:
+    """Read an expert mask as label values, snapping stray grey values to the nearest level.
+
+    ``shape`` is the image's (H, W): a mask of another size is refused rather than resized, since a
+    resized mask would silently score against the wrong pixels.
+    """
+    path = Path(path)
+    try:
+        raw = _read_raw(path)
+    except ImageReadError as exc:
+        raise MaskError(str(exc)) from None
+    try:
+        grey = grey_from_array(raw)
+    except MaskError as exc:
+        raise MaskError(f"{path}: {exc}") from None
+    if shape is not None and tuple(grey.shape) != tuple(shape[:2]):
+        raise MaskError(f"{path.name}: mask is {grey.shape[0]}x{grey.shape[1]} but its image is {shape[0]}x{shape[1]}")
+    return labels_from_grey(grey, schema)
+
+
+def write_mask(path: str | Path, labels: np.ndarray, schema: LabelSchema | str, *, overwrite: bool = False) -> Path:
+    """Write label values as the schema's grey PNG (or TIFF by suffix), atomically; never overwrites silently."""
+    sch = get_schema(schema)
+    path = Path(path)
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise MaskError(f"labels must be 2-D, got shape {labels.shape}")
+    if labels.size and (
+        labels.max() >= sch.num_classes and not np.all(np.isin(labels, [*range(sch.num_classes), 255]))
+    ):
+        raise MaskError(f"labels hold values outside the {sch.name} schema (0..{sch.num_classes - 1})")
+    grey = sch.to_disk(labels)
+    suffix = path.suffix.lower()
+
+    def _write(tmp: Path) -> None:
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            tifffile.imwrite(tmp, grey, compression="zlib")
+        elif suffix == ".png":
+            from PIL import Image
+
+            Image.fromarray(grey, mode="L").save(tmp, format="PNG")
+        else:
+            raise MaskError(f"{path.name}: masks are written as .png or .tif, not {suffix or 'no suffix'}")
+
+    if suffix not in (".png", ".tif", ".tiff"):
+        raise MaskError(f"{path.name}: masks are written as .png or .tif, not {suffix or 'no suffix'}")
+    return atomic_write(path, _write, overwrite=overwrite)

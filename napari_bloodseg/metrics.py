@@ -1,0 +1,95 @@
+"""Per-class Jaccard (IoU) and Dice from a confusion matrix, per image and as mean ± SEM over images.
+
+Conventions (MONAI-like, stated because published numbers differ on them):
+- Scores are computed per image, then averaged over images (not pooled over all pixels).
+- A class absent from both prediction and ground truth in an image scores 1.0 for that image (nothing to find,
+  nothing wrongly found); absent in one but not the other scores 0.0.
+- Pixels equal to ``IGNORE_INDEX`` in the ground truth are left out.
+- ``pixel_accuracy`` per class is the binary accuracy of the class-vs-rest map, (TP + TN) / N: this is what the
+  published WBC "Jaccard" values of 0.95–0.99 actually measured. The top-level ``pixel_accuracy`` is the usual
+  multi-class fraction of correct pixels.
+- SEM is the sample standard deviation (ddof=1) over images divided by sqrt(n); 0 for a single image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .schemas import IGNORE_INDEX, LabelSchema, get_schema
+
+SCORE_KEYS = ("jaccard", "dice", "pixel_accuracy")
+
+
+def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:
+    """``cm[t, p]`` = number of pixels with true class t predicted as p (ignored pixels dropped)."""
+    pred = np.asarray(pred)
+    target = np.asarray(target)
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction shape {pred.shape} differs from mask shape {target.shape}")
+    t = target.ravel().astype(np.int64)
+    p = pred.ravel().astype(np.int64)
+    keep = t != IGNORE_INDEX
+    if not keep.all():
+        t, p = t[keep], p[keep]
+    if t.size and (t.max() >= num_classes or p.max() >= num_classes):
+        raise ValueError(f"label values must be below {num_classes}")
+    return np.bincount(t * num_classes + p, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def _binary_scores(tp: float, fp: float, fn: float, tn: float) -> dict[str, float]:
+    union = tp + fp + fn
+    n = tp + fp + fn + tn
+    if union == 0:
+        jac = dice = 1.0
+    else:
+        jac = tp / union
+        dice = 2 * tp / (2 * tp + fp + fn)
+    return {"jaccard": float(jac), "dice": float(dice), "pixel_accuracy": float((tp + tn) / n) if n else 1.0}
+
+
+def scores_from_confusion(cm: np.ndarray, schema: LabelSchema | str) -> dict[str, Any]:
+    """Scores for each reported class (schema.foreground, composites included) and overall pixel accuracy."""
+    sch = get_schema(schema)
+    cm = np.asarray(cm, dtype=np.float64)
+    total = cm.sum()
+    per_class: dict[str, dict[str, float]] = {}
+    for name, members in sch.foreground.items():
+        m = list(members)
+        tp = cm[np.ix_(m, m)].sum()
+        fn = cm[m, :].sum() - tp
+        fp = cm[:, m].sum() - tp
+        per_class[name] = _binary_scores(tp, fp, fn, total - tp - fp - fn)
+    acc = float(np.trace(cm) / total) if total else 1.0
+    return {"per_class": per_class, "pixel_accuracy": acc}
+
+
+def score_image(pred: np.ndarray, target: np.ndarray, schema: LabelSchema | str) -> dict[str, Any]:
+    sch = get_schema(schema)
+    return scores_from_confusion(confusion_matrix(pred, target, sch.num_classes), sch)
+
+
+def mean_sem(values: Sequence[float]) -> tuple[float, float]:
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return float("nan"), float("nan")
+    sem = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
+    return float(v.mean()), sem
+
+
+def aggregate(image_scores: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± SEM over images of the per-class scores produced by :func:`score_image`."""
+    if not image_scores:
+        raise ValueError("no images to aggregate")
+    per_class: dict[str, dict[str, float]] = {}
+    for name in image_scores[0]["per_class"]:
+        entry: dict[str, float] = {}
+        for key in SCORE_KEYS:
+            mean, sem = mean_sem([s["per_class"][name][key] for s in image_scores])
+            entry[key] = mean
+            entry[f"{key}_sem"] = sem
+        per_class[name] = entry
+    acc, acc_sem = mean_sem([s["pixel_accuracy"] for s in image_scores])
+    return {"per_class": per_class, "pixel_accuracy": acc, "pixel_accuracy_sem": acc_sem, "n_images": len(image_scores)}

@@ -1,0 +1,156 @@
+"""Model files: weights in safetensors + a JSON model card beside them (``NAME.safetensors`` + ``NAME.json``).
+
+Loading never unpickles: safetensors holds raw tensors only, and the card is plain JSON. The card records a
+SHA-256 of the weights so a swapped or truncated weight file is caught with a clear message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..io.atomic import atomic_write
+from ..schemas import LabelSchema, get_schema
+from ._base import SegmentationNet
+from .registry import build_model
+
+FORMAT_VERSION = 1
+WEIGHTS_SUFFIX = ".safetensors"
+CARD_SUFFIX = ".json"
+#: ImageNet-free default: images are scaled to [0, 1] then centred per channel.
+DEFAULT_NORMALISATION = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, corrupt, or does not match its card."""
+
+
+@dataclass
+class ModelCard:
+    name: str
+    config: dict[str, Any]
+    schema: str
+    version: str = "1"
+    normalisation: dict[str, list[float]] = field(default_factory=lambda: dict(DEFAULT_NORMALISATION))
+    #: typical cell diameter in pixels in the training images (at their native resolution)
+    cell_size_px: float | None = None
+    #: resize factor the network expects on data like its training data (e.g. 0.5 for full-res RBC fields)
+    input_scale: float = 1.0
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    base_model: str | None = None
+    description: str = ""
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    bloodseg_version: str = __version__
+    format_version: int = FORMAT_VERSION
+    weights_sha256: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def architecture(self) -> str:
+        return str(self.config["architecture"])
+
+    @property
+    def label_schema(self) -> LabelSchema:
+        return get_schema(self.schema)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__} | {"architecture": self.architecture}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "card") -> ModelCard:
+        missing = [k for k in ("name", "config", "schema") if k not in d]
+        if missing:
+            raise ModelFileError(f"{source}: model card lacks {', '.join(missing)}")
+        if int(d.get("format_version", 1)) > FORMAT_VERSION:
+            raise ModelFileError(f"{source}: made by a newer napari-bloodseg (format {d['format_version']}); upgrade")
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        card = cls(**known)
+        try:
+            get_schema(card.schema)
+        except ValueError as exc:
+            raise ModelFileError(f"{source}: {exc}") from None
+        return card
+
+
+def model_paths(path: str | Path) -> tuple[Path, Path]:
+    """``(weights, card)`` for a path given as either file or the common stem."""
+    p = Path(path)
+    if p.suffix in (WEIGHTS_SUFFIX, CARD_SUFFIX):
+        p = p.with_suffix("")
+    return p.with_name(p.name + WEIGHTS_SUFFIX), p.with_name(p.name + CARD_SUFFIX)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_model(
+    model: SegmentationNet, card: ModelCard, path: str | Path, *, overwrite: bool = False
+) -> tuple[Path, Path]:
+    """Write weights then card, each atomically; the card is written last so a reader never sees a card
+    pointing at half-written weights."""
+    from safetensors.torch import save_file
+
+    weights, card_path = model_paths(path)
+    if not overwrite:
+        for p in (weights, card_path):
+            if p.exists():
+                raise FileExistsError(f"{p} exists; choose another name or pass overwrite=True")
+    card.config = dict(model.config)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write(weights, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}), overwrite=True)
+    card.weights_sha256 = _sha256(weights)
+    text = json.dumps(card.to_dict(), indent=2, sort_keys=False)
+    atomic_write(card_path, lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
+    return weights, card_path
+
+
+def read_card(path: str | Path) -> ModelCard:
+    _, card_path = model_paths(path)
+    if not card_path.is_file():
+        raise ModelFileError(f"{card_path}: model card not found")
+    try:
+        data = json.loads(card_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{card_path}: not a valid JSON model card ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{card_path}: not a valid JSON model card")
+    return ModelCard.from_dict(data, source=str(card_path))
+
+
+def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[SegmentationNet, ModelCard]:
+    """Load a model (eval mode) and its card; every failure is a :class:`ModelFileError` saying which file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights, _ = model_paths(path)
+    card = read_card(path)
+    if not weights.is_file():
+        raise ModelFileError(f"{weights}: weights file not found (its card exists)")
+    if card.weights_sha256 and _sha256(weights) != card.weights_sha256:
+        raise ModelFileError(f"{weights}: weights do not match their card (changed or corrupt file)")
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"{weights}: corrupt safetensors file ({exc})") from None
+    try:
+        model = build_model(card.architecture, **card.config)
+        model.load_state_dict(state, strict=True)
+    except (ValueError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ModelFileError(
+            f"{weights}: weights do not fit a {card.architecture} with {card.config} ({first})"
+        ) from None
+    return model.to(device).eval(), card

@@ -1,0 +1,124 @@
+"""Finding models by name: shipped ones (in the package), user ones (user data dir), paths, bare architectures.
+
+The user model directory is the platform's user data dir (``BLOODSEG_MODEL_DIR`` overrides it). Loaded models
+are cached per file and modification time, so the widgets and batch runs never reload weights per image.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from ..schemas import get_schema
+from ._base import SegmentationNet
+from .files import CARD_SUFFIX, ModelCard, ModelFileError, load_model, model_paths, read_card
+from .registry import ARCHITECTURES, build_model
+
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+
+
+class UntrainedModelWarning(UserWarning):
+    """A bare architecture was asked for: its output means nothing until it is trained."""
+
+
+def user_model_dir() -> Path:
+    env = os.environ.get("BLOODSEG_MODEL_DIR")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("napari-bloodseg", appauthor=False)) / "models"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    schema: str
+    architecture: str
+    source: str  # "shipped" | "user" | "file" | "untrained"
+    path: Path | None
+    version: str = "1"
+
+    def line(self) -> str:
+        return f"{self.name}\t{self.schema}\t{self.architecture}\t{self.source}\tv{self.version}\t{self.path or '-'}"
+
+
+def _scan(folder: Path, source: str) -> list[ModelInfo]:
+    out = []
+    if not folder.is_dir():
+        return out
+    for card_path in sorted(folder.glob(f"*{CARD_SUFFIX}")):
+        try:
+            card = read_card(card_path)
+        except ModelFileError:
+            continue  # a stray or broken JSON file is not a model; `load` reports it if asked for by path
+        out.append(
+            ModelInfo(card_path.stem, card.schema, card.architecture, source, card_path.with_suffix(""), card.version)
+        )
+    return out
+
+
+def list_models() -> list[ModelInfo]:
+    """Shipped models first, then the user's; a user model never hides a shipped one of the same name."""
+    shipped = _scan(SHIPPED_DIR, "shipped")
+    names = {m.name for m in shipped}
+    return shipped + [m for m in _scan(user_model_dir(), "user") if m.name not in names]
+
+
+def find_model(spec: str) -> ModelInfo:
+    """Resolve a model name, a path to a model file, or a bare architecture name."""
+    for info in list_models():
+        if info.name == spec:
+            return info
+    p = Path(spec).expanduser()
+    weights, card = model_paths(p)
+    if card.is_file() or weights.is_file():
+        c = read_card(p)
+        return ModelInfo(card.stem, c.schema, c.architecture, "file", card.with_suffix(""), c.version)
+    arch, _, schema = spec.partition(":")
+    if arch.lower() in ARCHITECTURES:
+        return ModelInfo(spec, get_schema(schema or "wbc").name, arch.lower(), "untrained", None)
+    known = ", ".join(m.name for m in list_models()) or "none installed"
+    raise ModelFileError(
+        f"unknown model {spec!r}: not a model name ({known}), a model file, or an architecture "
+        f"({', '.join(ARCHITECTURES)})"
+    )
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, mtime: float) -> tuple[SegmentationNet, ModelCard]:
+    return load_model(path)
+
+
+def get_model(spec: str | ModelInfo, *, width: int = 16, seed: int = 0) -> tuple[SegmentationNet, ModelCard]:
+    """Model + card for a name/path/architecture (``unet`` or ``unet:rbc``), on CPU in eval mode.
+
+    Loaded weights are cached and shared: callers that train must deep-copy first.
+    """
+    info = spec if isinstance(spec, ModelInfo) else find_model(spec)
+    if info.source == "untrained":
+        import torch
+
+        warnings.warn(
+            f"{info.architecture} is untrained (random weights): its output is meaningless until trained",
+            UntrainedModelWarning,
+            stacklevel=2,
+        )
+        torch.manual_seed(seed)
+        schema = get_schema(info.schema)
+        model = build_model(info.architecture, num_classes=schema.num_classes, width=width).eval()
+        card = ModelCard(
+            name=info.architecture,
+            config=model.config,
+            schema=schema.name,
+            version="0",
+            description="untrained network",
+        )
+        return model, card
+    assert info.path is not None
+    weights, _ = model_paths(info.path)
+    mtime = weights.stat().st_mtime if weights.exists() else 0.0
+    return _load_cached(str(info.path), mtime)
