@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from .. import __version__
-from . import evaluate, models, predict
+from . import evaluate, models, predict, train
 from .common import UsageError, error
 
-SUBCOMMANDS = [predict, evaluate, models]
+SUBCOMMANDS = [predict, evaluate, train, models]
 
 
 def build_parser() -> argparse.ArgumentParser:

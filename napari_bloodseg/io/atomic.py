@@ -22,6 +22,9 @@ def atomic_path(target: str | Path, *, overwrite: bool = False) -> Iterator[Path
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; the final file gets normal permissions
     try:
         yield tmp_path
         os.replace(tmp_path, target)

@@ -1,0 +1,77 @@
+"""Training data: load image/mask pairs into memory (uint8) and split them reproducibly by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..inference.predict import resize_image
+from ..io import find_pairs, read_image, read_mask
+from ..schemas import LabelSchema, get_schema
+
+
+@dataclass
+class Sample:
+    name: str
+    image: np.ndarray  # (H, W, 3) uint8
+    labels: np.ndarray  # (H, W) uint8, IGNORE_INDEX where unlabelled
+
+
+def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a label map (keeps values exact)."""
+    h, w = labels.shape
+    ys = np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(int), h - 1)
+    xs = np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(int), w - 1)
+    return labels[ys[:, None], xs[None, :]]
+
+
+def rescale_sample(s: Sample, scale: float) -> Sample:
+    if abs(scale - 1.0) < 1e-6:
+        return s
+    h, w = s.labels.shape
+    size = (max(round(h * scale), 8), max(round(w * scale), 8))
+    return Sample(s.name, resize_image(s.image, size), resize_labels(s.labels, size))
+
+
+def load_samples(folder: str | Path, schema: LabelSchema | str, scale: float = 1.0) -> list[Sample]:
+    """All image+mask pairs of a folder (Dataset 1 layout or images/ + masks/); images without a mask are skipped."""
+    sch = get_schema(schema)
+    out = []
+    for img_path, mask_path in find_pairs(folder):
+        if mask_path is None:
+            continue
+        image = read_image(img_path, as_float=False)
+        labels, _ = read_mask(mask_path, sch, shape=image.shape[:2])
+        out.append(rescale_sample(Sample(img_path.stem, image, labels), scale))
+    if not out:
+        raise ValueError(f"{folder}: no image+mask pairs found")
+    return out
+
+
+def split_names(names: list[str], fractions: tuple[float, ...], seed: int = 0) -> list[list[str]]:
+    """Shuffle ``names`` with ``seed`` and cut off one part per fraction; the rest comes last.
+
+    Sorted first, so the split depends only on the names and the seed, not on file-system order.
+    """
+    order = sorted(names)
+    rng = np.random.default_rng(seed)
+    rng.shuffle(order)
+    parts, start = [], 0
+    for f in fractions:
+        n = int(round(f * len(order)))
+        parts.append(sorted(order[start : start + n]))
+        start += n
+    parts.append(sorted(order[start:]))
+    return parts
+
+
+def typical_cell_size(samples: list[Sample]) -> float:
+    """Median equivalent diameter of the foreground per image: a scale hint stored in the model card."""
+    diam = []
+    for s in samples:
+        fg = (s.labels > 0) & (s.labels != 255)
+        if fg.any():
+            diam.append(2 * np.sqrt(fg.sum() / np.pi))
+    return float(np.median(diam)) if diam else 0.0

@@ -1,0 +1,211 @@
+"""The training loop shared by ``bloodseg train`` (from scratch) and fine-tuning (from a base model).
+
+Reproducible for a given seed and thread count: sampling, augmentation and initialisation all draw from
+seeded generators. The best validation checkpoint is what callers keep; ``on_best`` lets ``train`` save it as
+it goes (so Ctrl-C keeps the last best), while fine-tuning saves only at the end (cancel leaves nothing).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..inference import Cancelled, Predictor, resolve_device
+from ..inference.device import autocast_dtype
+from ..metrics import aggregate, score_image
+from ..models import ModelCard, SegmentationNet
+from ..schemas import get_schema
+from .augment import colour_jitter, dihedral, random_crop_pad, scale_jitter
+from .data import Sample
+from .losses import ce_dice_loss
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 60
+    steps_per_epoch: int | None = None  # default: one pass over the training images
+    batch_size: int = 16
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    patch_size: int = 128
+    scale_range: tuple[float, float] = (0.8, 1.25)
+    colour_strength: float = 1.0
+    dice_weight: float = 1.0
+    freeze: str = "none"  # "encoder" freezes the down path (fine-tuning with very few images)
+    seed: int = 0
+    device: str = "auto"
+    max_minutes: float | None = None  # safety cap; a run stopped by it is no longer exactly reproducible
+    val_every: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    loss: float
+    val: dict[str, Any] | None
+    score: float | None
+    seconds: float
+
+
+@dataclass
+class FitResult:
+    best_state: dict[str, torch.Tensor]
+    best_score: float
+    best_epoch: int
+    best_val: dict[str, Any] | None
+    history: list[EpochLog] = field(default_factory=list)
+    seconds: float = 0.0
+    device: str = "cpu"
+    stopped_early: bool = False
+
+
+def _batch(samples: list[Sample], idx: list[int], cfg: TrainConfig, rng: np.random.Generator, norm: dict):
+    images, labels = [], []
+    hi = cfg.scale_range[1]
+    window = int(math.ceil(cfg.patch_size * hi)) + 2
+    for i in idx:
+        s = samples[i]
+        img = torch.from_numpy(np.array(s.image)).permute(2, 0, 1).float() / 255.0
+        lab = torch.from_numpy(np.array(s.labels))
+        if max(img.shape[1:]) > window:  # big fields: cut a window before the (costly) resize
+            img, lab = random_crop_pad(img, lab, window, rng)
+        img, lab = scale_jitter(img, lab, *cfg.scale_range, rng)
+        img, lab = random_crop_pad(img, lab, cfg.patch_size, rng)
+        k = int(rng.integers(8))
+        images.append(dihedral(img, k))
+        labels.append(dihedral(lab, k))
+    x = colour_jitter(torch.stack(images), cfg.colour_strength, rng)
+    mean = torch.tensor(norm["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(norm["std"]).view(1, 3, 1, 1)
+    return (x - mean) / std, torch.stack(labels).long()
+
+
+def validate(model: SegmentationNet, card: ModelCard, samples: list[Sample], device: str = "auto") -> dict[str, Any]:
+    """Score whole validation images with the same Predictor users run (so selection matches inference)."""
+    was_training = model.training
+    predictor = Predictor(model, card, device=device, tile_size=512, overlap=64)
+    scores = [score_image(predictor.predict(s.image, scale=1 / predictor.input_scale).labels, s.labels, card.schema)
+              for s in samples]
+    model.train(was_training)
+    return aggregate(scores)
+
+
+def selection_score(val: dict[str, Any]) -> float:
+    """Mean Dice over the reported classes: what checkpoint selection maximises."""
+    return float(np.mean([v["dice"] for v in val["per_class"].values()]))
+
+
+def warmup_cosine(total: int, warmup_fraction: float = 0.05) -> Callable[[int], float]:
+    """LR factor: linear warm-up, then cosine decay to 1 % (stable for any step count, even tiny fine-tunes)."""
+    warm = max(1, int(total * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = min((step - warm) / max(total - warm, 1), 1.0)
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
+
+    return factor
+
+
+def _freeze(model: SegmentationNet, what: str) -> None:
+    if what == "none":
+        return
+    if what != "encoder":
+        raise ValueError("freeze must be 'encoder' or 'none'")
+    for name, module in model.named_children():
+        if name in ("down", "encoders"):
+            for p in module.parameters():
+                p.requires_grad_(False)
+
+
+def fit(
+    model: SegmentationNet,
+    card: ModelCard,
+    train: list[Sample],
+    val: list[Sample],
+    cfg: TrainConfig,
+    *,
+    on_epoch: Callable[[EpochLog], None] | None = None,
+    on_best: Callable[[SegmentationNet, EpochLog], None] | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> FitResult:
+    """Train ``model`` in place on ``train`` and keep the best state on ``val`` (the last state if no val)."""
+    if not train:
+        raise ValueError("no training images")
+    labelled = sum(int(((s.labels != 255)).sum()) for s in train)
+    if labelled == 0:
+        raise ValueError("the training labels contain no labelled pixels")
+    get_schema(card.schema)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    device = resolve_device(cfg.device)
+    model.to(device).train()
+    _freeze(model, cfg.freeze)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = cfg.steps_per_epoch or max(1, math.ceil(len(train) / cfg.batch_size))
+    total = steps * cfg.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(total))
+    amp = autocast_dtype(device)
+    t0 = time.perf_counter()
+    best = FitResult(copy.deepcopy(model.state_dict()), -1.0, 0, None, device=str(device))
+    order: list[int] = []
+    step = 0
+    for epoch in range(1, cfg.epochs + 1):
+        te = time.perf_counter()
+        losses = []
+        for _ in range(steps):
+            if cancel is not None and cancel():
+                raise Cancelled("training cancelled")
+            if len(order) < cfg.batch_size:
+                order += list(rng.permutation(len(train)))
+            idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
+            x, y = _batch(train, idx, cfg, rng, card.normalisation)
+            x, y = x.to(device), y.to(device)
+            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                loss = ce_dice_loss(model(x), y, cfg.dice_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            losses.append(float(loss.detach()))
+            if on_step is not None:
+                on_step(step, total, losses[-1])
+        last = epoch == cfg.epochs
+        out_of_time = cfg.max_minutes is not None and (time.perf_counter() - t0) / 60 > cfg.max_minutes
+        val_report = score = None
+        if val and (epoch % cfg.val_every == 0 or last or out_of_time):
+            val_report = validate(model, card, val, cfg.device)
+            score = selection_score(val_report)
+        log = EpochLog(epoch, float(np.mean(losses)), val_report, score, time.perf_counter() - te)
+        best.history.append(log)
+        improved = score is not None and score > best.best_score
+        if improved or (not val and last):
+            best.best_state = copy.deepcopy(model.state_dict())
+            best.best_score, best.best_epoch, best.best_val = (score if score is not None else -1.0), epoch, val_report
+            if on_best is not None:
+                on_best(model, log)
+        if on_epoch is not None:
+            on_epoch(log)
+        if out_of_time and not last:
+            best.stopped_early = True
+            break
+    model.load_state_dict(best.best_state)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    best.seconds = time.perf_counter() - t0
+    return best

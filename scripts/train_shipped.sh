@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Retrain the shipped models exactly as they were made (CPU, 2 threads; ~50 min in all on the reference machine).
+# WBC: Zheng et al. 2018 Dataset 1 (270 of 300 images); 15 % test ids held out entirely, 10 % for selection.
+# RBC: 90 smear fields, trained and run at half resolution (cells ~55 px instead of ~110 px).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${BLOODSEG_DATA:-../shared/data}
+OUT=${BLOODSEG_SHIPPED_OUT:-napari_bloodseg/pretrained}
+BS=.venv/bin/bloodseg
+WBC="--data $DATA/wbc/dataset1 --schema wbc --val-fraction 0.1 --test-fraction 0.15 --seed 0"
+RBC="--data $DATA/rbc --schema rbc --val-fraction 0.1 --test-fraction 0.12 --seed 0 --input-scale 0.5"
+only=${1:-all}
+run() { [ "$only" = all ] || [ "$only" = "$1" ]; }
+run wbc-unet      && $BS train --model unet      $WBC --width 16 --epochs 40 --max-minutes 14 --out "$OUT/wbc-unet"
+run wbc-segnet    && $BS train --model segnet    $WBC --width 16 --epochs 80 --max-minutes 14 --out "$OUT/wbc-segnet"
+run wbc-deconvnet && $BS train --model deconvnet $WBC --width 16 --epochs 60 --max-minutes 14 --out "$OUT/wbc-deconvnet"
+run rbc-deconvnet && $BS train --model deconvnet $RBC --width 16 --epochs 24 --steps-per-epoch 20 --batch-size 8 \
+  --patch-size 256 --max-minutes 15 --out "$OUT/rbc-deconvnet"
