@@ -12,7 +12,7 @@ from .unet import UNet
 ARCHITECTURES: dict[str, type[SegmentationNet]] = {cls.architecture: cls for cls in (UNet, SegNet, DeconvNet)}
 
 
-def build_model(architecture: str, **config: Any) -> SegmentationNet:
+def build_model(architecture: str, /, **config: Any) -> SegmentationNet:
     """Build an untrained network. ``config`` takes in_channels, num_classes, width, depth."""
     config = {k: v for k, v in config.items() if k != "architecture"}
     try:
