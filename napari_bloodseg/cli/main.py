@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from .. import __version__
-from . import evaluate, models, predict, train
+from . import evaluate, finetune, models, predict, train
 from .common import UsageError, error
 
-SUBCOMMANDS = [predict, evaluate, train, models]
+SUBCOMMANDS = [predict, evaluate, train, finetune, models]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..schemas import LabelSchema, get_schema, guess_schema
+from ..schemas import IGNORE_INDEX, LabelSchema, get_schema, guess_schema
 from .atomic import atomic_write
 from .images import ImageReadError, _read_raw
 
@@ -16,10 +16,12 @@ class MaskError(ValueError):
 
 
 def grey_from_array(raw: np.ndarray) -> np.ndarray:
-    """Masks saved as RGB(A) carry the same grey in each channel: take the channel maximum."""
+    """Masks saved as RGB(A) carry the same grey in each channel: take the channel maximum (alpha dropped)."""
     a = np.asarray(raw)
     if a.ndim == 3:
-        a = a[..., :3].max(axis=-1)
+        if a.shape[-1] in (2, 4):
+            a = a[..., :-1]
+        a = a.max(axis=-1)
     if a.ndim != 2:
         raise MaskError(f"expected a 2-D mask, got shape {a.shape}")
     if a.dtype != np.uint8:
@@ -57,13 +59,21 @@ def read_mask(
         grey = grey_from_array(raw)
     except MaskError as exc:
         raise MaskError(f"{path}: {exc}") from None
+    unlabelled = raw[..., -1] == 0 if raw.ndim == 3 and raw.shape[-1] in (2, 4) else None
     if shape is not None and tuple(grey.shape) != tuple(shape[:2]):
         raise MaskError(f"{path.name}: mask is {grey.shape[0]}x{grey.shape[1]} but its image is {shape[0]}x{shape[1]}")
-    return labels_from_grey(grey, schema)
+    labels, sch = labels_from_grey(grey, schema)
+    if unlabelled is not None and unlabelled.any():
+        labels[unlabelled] = IGNORE_INDEX
+    return labels, sch
 
 
 def write_mask(path: str | Path, labels: np.ndarray, schema: LabelSchema | str, *, overwrite: bool = False) -> Path:
-    """Write label values as the schema's grey PNG (or TIFF by suffix), atomically; never overwrites silently."""
+    """Write label values as the schema's grey PNG (or TIFF by suffix), atomically; never overwrites silently.
+
+    Partial labels (IGNORE_INDEX pixels, "not annotated") are kept as a transparent alpha channel, so the
+    grey levels keep their meaning and the file still opens as a mask anywhere.
+    """
     sch = get_schema(schema)
     path = Path(path)
     labels = np.asarray(labels)
@@ -74,6 +84,9 @@ def write_mask(path: str | Path, labels: np.ndarray, schema: LabelSchema | str, 
     ):
         raise MaskError(f"labels hold values outside the {sch.name} schema (0..{sch.num_classes - 1})")
     grey = sch.to_disk(labels)
+    unlabelled = labels == IGNORE_INDEX
+    if unlabelled.any():
+        grey = np.dstack([grey, np.where(unlabelled, 0, 255).astype(np.uint8)])
     suffix = path.suffix.lower()
 
     def _write(tmp: Path) -> None:
@@ -84,7 +97,7 @@ def write_mask(path: str | Path, labels: np.ndarray, schema: LabelSchema | str, 
         elif suffix == ".png":
             from PIL import Image
 
-            Image.fromarray(grey, mode="L").save(tmp, format="PNG")
+            Image.fromarray(grey, mode="LA" if grey.ndim == 3 else "L").save(tmp, format="PNG")
         else:
             raise MaskError(f"{path.name}: masks are written as .png or .tif, not {suffix or 'no suffix'}")
 

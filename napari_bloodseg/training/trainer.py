@@ -41,7 +41,9 @@ class TrainConfig:
     freeze: str = "none"  # "encoder" freezes the down path (fine-tuning with very few images)
     seed: int = 0
     device: str = "auto"
-    max_minutes: float | None = None  # safety cap; a run stopped by it is no longer exactly reproducible
+    #: time budget: the LR schedule runs on max(step, time) progress and stops at the budget, so a slow machine
+    #: still gets a fully annealed model (such a run is no longer bit-reproducible)
+    max_minutes: float | None = None
     val_every: int = 1
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,8 +96,10 @@ def validate(model: SegmentationNet, card: ModelCard, samples: list[Sample], dev
     """Score whole validation images with the same Predictor users run (so selection matches inference)."""
     was_training = model.training
     predictor = Predictor(model, card, device=device, tile_size=512, overlap=64)
-    scores = [score_image(predictor.predict(s.image, scale=1 / predictor.input_scale).labels, s.labels, card.schema)
-              for s in samples]
+    scores = [
+        score_image(predictor.predict(s.image, scale=1 / predictor.input_scale).labels, s.labels, card.schema)
+        for s in samples
+    ]
     model.train(was_training)
     return aggregate(scores)
 
@@ -105,14 +109,13 @@ def selection_score(val: dict[str, Any]) -> float:
     return float(np.mean([v["dice"] for v in val["per_class"].values()]))
 
 
-def warmup_cosine(total: int, warmup_fraction: float = 0.05) -> Callable[[int], float]:
-    """LR factor: linear warm-up, then cosine decay to 1 % (stable for any step count, even tiny fine-tunes)."""
-    warm = max(1, int(total * warmup_fraction))
+def warmup_cosine(warmup: float = 0.05) -> Callable[[float], float]:
+    """LR factor of training progress in [0, 1]: linear warm-up, then cosine decay to 1 %."""
 
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        t = min((step - warm) / max(total - warm, 1), 1.0)
+    def factor(progress: float) -> float:
+        if progress < warmup:
+            return max(progress / warmup, 0.02)
+        t = min((progress - warmup) / (1 - warmup), 1.0)
         return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
 
     return factor
@@ -144,7 +147,7 @@ def fit(
     """Train ``model`` in place on ``train`` and keep the best state on ``val`` (the last state if no val)."""
     if not train:
         raise ValueError("no training images")
-    labelled = sum(int(((s.labels != 255)).sum()) for s in train)
+    labelled = sum(int((s.labels != 255).sum()) for s in train)
     if labelled == 0:
         raise ValueError("the training labels contain no labelled pixels")
     get_schema(card.schema)
@@ -157,7 +160,8 @@ def fit(
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.steps_per_epoch or max(1, math.ceil(len(train) / cfg.batch_size))
     total = steps * cfg.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(total))
+    lr_factor = warmup_cosine()
+    budget_s = cfg.max_minutes * 60 if cfg.max_minutes else None
     amp = autocast_dtype(device)
     t0 = time.perf_counter()
     best = FitResult(copy.deepcopy(model.state_dict()), -1.0, 0, None, device=str(device))
@@ -169,6 +173,15 @@ def fit(
         for _ in range(steps):
             if cancel is not None and cancel():
                 raise Cancelled("training cancelled")
+            # progress is steps done or, under a time budget, time spent: whichever is further along, so the
+            # schedule always anneals fully even when the machine is slower than planned
+            progress = step / total
+            if budget_s:
+                progress = max(progress, (time.perf_counter() - t0) / budget_s)
+            if progress >= 1.0:
+                break
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * lr_factor(progress)
             if len(order) < cfg.batch_size:
                 order += list(rng.permutation(len(train)))
             idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
@@ -179,18 +192,19 @@ def fit(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sched.step()
             step += 1
             losses.append(float(loss.detach()))
             if on_step is not None:
                 on_step(step, total, losses[-1])
-        last = epoch == cfg.epochs
-        out_of_time = cfg.max_minutes is not None and (time.perf_counter() - t0) / 60 > cfg.max_minutes
+        out_of_time = budget_s is not None and time.perf_counter() - t0 >= budget_s
+        last = epoch == cfg.epochs or out_of_time
         val_report = score = None
         if val and (epoch % cfg.val_every == 0 or last or out_of_time):
             val_report = validate(model, card, val, cfg.device)
             score = selection_score(val_report)
-        log = EpochLog(epoch, float(np.mean(losses)), val_report, score, time.perf_counter() - te)
+        log = EpochLog(
+            epoch, float(np.mean(losses)) if losses else float("nan"), val_report, score, time.perf_counter() - te
+        )
         best.history.append(log)
         improved = score is not None and score > best.best_score
         if improved or (not val and last):
@@ -200,8 +214,8 @@ def fit(
                 on_best(model, log)
         if on_epoch is not None:
             on_epoch(log)
-        if out_of_time and not last:
-            best.stopped_early = True
+        if out_of_time:
+            best.stopped_early = epoch < cfg.epochs
             break
     model.load_state_dict(best.best_state)
     model.eval()

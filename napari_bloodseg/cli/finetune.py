@@ -1,0 +1,95 @@
+"""``bloodseg finetune``: teach a model from corrected masks; saves a new version, never touches the base."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .common import UsageError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("finetune", help="fine-tune a model on corrected masks (saved as a new user model)")
+    p.add_argument("--model", required=True, help="base model name or path")
+    p.add_argument("--data", required=True, type=Path, help="folder of corrected image+mask pairs")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--val", type=Path, help="separate validation folder")
+    g.add_argument("--val-fraction", type=float, default=0.2, help="part of --data used for before/after scores")
+    e = p.add_mutually_exclusive_group()
+    e.add_argument("--epochs", type=int, default=None)
+    e.add_argument("--steps", type=int, default=None, help="total optimiser steps instead of epochs")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--freeze", choices=["encoder", "none"], default="none")
+    p.add_argument("--scale", default="auto", help="resize factor for --data, or 'auto' (from cell sizes)")
+    p.add_argument("--max-seconds", type=float, default=50.0, help="time budget of the training loop")
+    p.add_argument("--no-guard", action="store_true", help="save even if the base domain gets worse")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default=None, help="name of the new model (default: BASE-ftN)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..models import ModelFileError
+    from ..training import TrainConfig, load_samples, split_samples
+    from ..training.finetune import FinetuneError, finetune
+
+    if not args.data.is_dir():
+        raise UsageError(f"{args.data}: not a folder")
+    try:
+        from ..models import find_model
+
+        schema = find_model(args.model).schema
+        samples = load_samples(args.data, schema)
+        if args.val:
+            train, val = samples, load_samples(args.val, schema)
+        else:
+            train, val, _ = split_samples(samples, args.val_fraction, 0.0, args.seed)
+        steps = None
+        epochs = args.epochs or 30
+        if args.steps:
+            steps, epochs = max(1, min(args.steps, 10)), max(1, -(-args.steps // min(args.steps, 10)))
+        scale = args.scale if args.scale == "auto" else float(args.scale)
+        cfg = TrainConfig(
+            epochs=epochs,
+            steps_per_epoch=steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            colour_strength=0.5,
+            freeze=args.freeze,
+            seed=args.seed,
+            device=args.device,
+            max_minutes=args.max_seconds / 60 if args.max_seconds else None,
+        )
+        res = finetune(
+            args.model,
+            train,
+            val,
+            name=args.name,
+            cfg=cfg,
+            scale=scale,
+            guard=not args.no_guard,
+            data_source=str(args.data),
+            on_epoch=lambda log: print(f"epoch {log.epoch}: loss {log.loss:.4f}", file=sys.stderr),
+        )
+    except (FinetuneError, ModelFileError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    except KeyboardInterrupt:
+        print("bloodseg: interrupted; nothing saved, the base model is unchanged", file=sys.stderr)
+        return 130
+
+    def fmt(rep):
+        return ", ".join(f"{k} Dice {v['dice']:.4f}" for k, v in rep["per_class"].items()) if rep else "-"
+
+    print(f"before: {fmt(res.before)}")
+    print(f"after:  {fmt(res.after)}")
+    if res.base_before:
+        print(f"base-domain validation before: {fmt(res.base_before)}")
+        print(f"base-domain validation after:  {fmt(res.base_after)}")
+    print(
+        f"saved {res.card.name} (v{res.card.version}) to {res.path} in {res.seconds:.1f} s; "
+        f"use it as --model {res.card.name}"
+    )
+    return 0

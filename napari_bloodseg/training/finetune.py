@@ -1,0 +1,200 @@
+"""Human-in-the-loop fine-tuning: teach a network from a handful of corrected images, without losing the
+original model or the original domain.
+
+- The base model is never modified: a deep copy is trained and saved under a new name in the user model dir.
+- Magnification is matched automatically: the corrected cells' size is compared with the base model's
+  training cell size, the data are rescaled to it, and the new card's ``input_scale`` records that.
+- Guard rail: when the base model's own validation images are on this machine (its card names them), a few
+  of them are replayed in every batch and the base-domain Dice is measured before and after; a drop of more
+  than ``max_base_drop`` refuses to save (unless the guard is switched off).
+- Pixels labelled IGNORE_INDEX (partial corrections) do not count in the loss.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..models import ModelCard, get_model, save_model, user_model_dir
+from ..models.files import model_paths
+from ..models.zoo import find_model
+from ..schemas import IGNORE_INDEX
+from .data import Sample, load_samples, rescale_sample, typical_cell_size
+from .trainer import EpochLog, TrainConfig, fit, selection_score, validate
+
+
+class FinetuneError(ValueError):
+    """Fine-tuning refused: bad inputs, or the result would wreck the base domain."""
+
+
+@dataclass
+class FinetuneResult:
+    card: ModelCard
+    path: Path | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    base_before: dict[str, Any] | None = None
+    base_after: dict[str, Any] | None = None
+    seconds: float = 0.0
+    history: list[EpochLog] = field(default_factory=list)
+
+
+def check_samples(samples: list[Sample], num_classes: int) -> None:
+    """Refuse inputs that cannot teach anything, with messages a user can act on."""
+    if not samples:
+        raise FinetuneError("no corrected images given")
+    for s in samples:
+        if s.image.shape[:2] != s.labels.shape:
+            raise FinetuneError(
+                f"{s.name}: labels are {s.labels.shape[0]}x{s.labels.shape[1]} but the image is "
+                f"{s.image.shape[0]}x{s.image.shape[1]}"
+            )
+        bad = np.setdiff1d(np.unique(s.labels), [*range(num_classes), IGNORE_INDEX])
+        if bad.size:
+            raise FinetuneError(
+                f"{s.name}: label values {bad.tolist()} do not exist in the model's schema (0..{num_classes - 1})"
+            )
+    if not any((s.labels != IGNORE_INDEX).any() for s in samples):
+        raise FinetuneError("the corrected labels contain no labelled pixels")
+
+
+def base_domain_samples(card: ModelCard, n_replay: int, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
+    """(replay, guard) images from the base model's own data, if it is on this machine (else empty lists).
+
+    Replay images come from the base's training part and guard images from its validation part, so the
+    guard measures images the fine-tune never trained on; the base's test ids are never touched.
+    """
+    info = card.training or {}
+    data, val_ids = info.get("data"), info.get("val_ids")
+    if not data or not isinstance(val_ids, list) or not Path(data).is_dir():
+        return [], []
+    try:
+        samples = load_samples(data, card.schema, scale=card.input_scale or 1.0)
+    except (ValueError, OSError):
+        return [], []
+    held = set(val_ids) | set(info.get("test_ids") or [])
+    pool = [s for s in samples if s.name not in held]
+    rng = np.random.default_rng(seed)
+    replay = [pool[i] for i in rng.permutation(len(pool))[:n_replay]] if n_replay > 0 else []
+    return replay, [s for s in samples if s.name in set(val_ids)]
+
+
+def auto_scale(card: ModelCard, samples: list[Sample]) -> float:
+    """Factor that brings these images' cells to the base model's working size (1.0 when unknown)."""
+    mine = typical_cell_size(samples)
+    if not mine or not card.cell_size_px:
+        return 1.0
+    s = card.cell_size_px * (card.input_scale or 1.0) / mine
+    return 1.0 if abs(s - 1) < 0.1 else float(s)
+
+
+def next_free_name(base_name: str) -> str:
+    folder = user_model_dir()
+    i = 1
+    while model_paths(folder / f"{base_name}-ft{i}")[1].exists():
+        i += 1
+    return f"{base_name}-ft{i}"
+
+
+def finetune(
+    base: str,
+    train: list[Sample],
+    val: list[Sample],
+    *,
+    name: str | None = None,
+    cfg: TrainConfig | None = None,
+    scale: float | str = "auto",
+    guard: bool = True,
+    max_base_drop: float = 0.01,
+    replay: int = -1,
+    out_dir: Path | None = None,
+    data_source: str = "napari layers",
+    on_epoch: Callable[[EpochLog], None] | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> FinetuneResult:
+    """Fine-tune ``base`` (name/path) on corrected samples at their native resolution; save as ``name``.
+
+    Nothing is written unless training completes and passes the guard, so cancel leaves no partial model.
+    ``replay`` base-domain training images are mixed in (-1: as many as the corrected ones; 0: none).
+    """
+    cfg = cfg or TrainConfig(epochs=12, batch_size=8, lr=1e-3, colour_strength=0.5, max_minutes=0.8)
+    t0 = time.perf_counter()
+    info = find_model(base)
+    shared_model, base_card = get_model(info)
+    if info.source == "untrained":
+        raise FinetuneError(f"{base} is untrained: fine-tune a trained model (or use `bloodseg train`)")
+    check_samples(train + val, shared_model.num_classes)
+    model = copy.deepcopy(shared_model)  # the cached base stays untouched
+    factor = auto_scale(base_card, train + val) if scale == "auto" else float(scale)
+    train_s = [rescale_sample(s, factor) for s in train]
+    val_s = [rescale_sample(s, factor) for s in val]
+
+    card = copy.deepcopy(base_card)
+    card.input_scale = 1.0  # validation below runs on already-rescaled data
+    before = validate(model, card, val_s, cfg.device) if val_s else None
+    replay_s, base_val = base_domain_samples(base_card, replay if replay >= 0 else len(train), cfg.seed)
+    if not guard:
+        base_val = []
+    work = copy.deepcopy(base_card)
+    work.input_scale = 1.0
+    base_before = validate(model, work, base_val, cfg.device) if base_val else None
+
+    result = fit(model, card, train_s + replay_s, val_s, cfg, on_epoch=on_epoch, on_step=on_step, cancel=cancel)
+    after = validate(model, card, val_s, cfg.device) if val_s else None
+    base_after = validate(model, work, base_val, cfg.device) if base_val else None
+    if base_before and base_after:
+        drop = selection_score(base_before) - selection_score(base_after)
+        if drop > max_base_drop:
+            raise FinetuneError(
+                f"fine-tuning would lower the base model's own validation Dice by {drop:.3f} (> {max_base_drop}); "
+                "nothing saved. Use more corrected images, fewer epochs, or switch the guard off"
+            )
+    name = name or next_free_name(base_card.name)
+    folder = Path(out_dir) if out_dir else user_model_dir()
+    target = folder / name
+    if any(p.exists() for p in model_paths(target)):
+        raise FinetuneError(f"a model named {name!r} exists in {folder}; choose another name")
+    try:
+        version = str(int(base_card.version) + 1)
+    except ValueError:
+        version = f"{base_card.version}.1"
+    new = ModelCard(
+        name=name,
+        config=model.config,
+        schema=base_card.schema,
+        version=version,
+        normalisation=base_card.normalisation,
+        cell_size_px=round(base_card.cell_size_px / factor, 1) if base_card.cell_size_px else None,
+        input_scale=(base_card.input_scale or 1.0) * factor,
+        base_model=base_card.name,
+        description=f"fine-tuned from {base_card.name} on {len(train)} corrected images",
+        training={
+            "data": data_source,
+            "n_train": len(train),
+            "n_val": len(val),
+            "replayed_base_images": len(replay_s),
+            "train_ids": [s.name for s in train],
+            "val_ids": [s.name for s in val],
+            "scale": factor,
+            "settings": cfg.to_dict(),
+            "seconds": round(time.perf_counter() - t0, 1),
+            "device": result.device,
+            "guard": guard,
+        },
+        metrics={
+            "val_before": before,
+            "val_after": after,
+            "base_val_before": base_before,
+            "base_val_after": base_after,
+        },
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    save_model(model, new, target)
+    return FinetuneResult(new, target, before, after, base_before, base_after, time.perf_counter() - t0, result.history)
