@@ -30,6 +30,7 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tile-size", type=int, default=512, help="tile side for big images (0: whole image at once)")
     p.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: average 8 rotations/flips (8x slower)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--scale", type=float, default=None, help="resize factor applied before the network")
     g.add_argument(
@@ -65,6 +66,7 @@ def make_predictor(args: argparse.Namespace, model, card):
             tile_size=args.tile_size,
             overlap=args.overlap,
             batch_size=args.batch_size,
+            tta=args.tta,
             log=lambda m: print(f"bloodseg: {m}", file=sys.stderr),
         )
     except ValueError as exc:

@@ -17,8 +17,12 @@ def add_parser(sub) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--val-fraction", type=float, default=0.1, help="part of --data held out for model selection")
     g.add_argument("--val", type=Path, help="separate validation folder")
-    p.add_argument("--test-fraction", type=float, default=0.0,
-                   help="part of --data never used (ids saved in the card, for an honest benchmark)")
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.0,
+        help="part of --data never used (ids saved in the card, for an honest benchmark)",
+    )
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--steps-per-epoch", type=int, default=None)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -26,7 +30,9 @@ def add_parser(sub) -> None:
     p.add_argument("--patch-size", type=int, default=128)
     p.add_argument("--width", type=int, default=16, help="channels of the first level (doubling per level)")
     p.add_argument("--depth", type=int, default=4, help="number of poolings")
-    p.add_argument("--input-scale", type=float, default=1.0, help="resize data by this factor (e.g. 0.5 for big fields)")
+    p.add_argument(
+        "--input-scale", type=float, default=1.0, help="resize data by this factor (e.g. 0.5 for big fields)"
+    )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this long (keeps the best so far)")
@@ -42,9 +48,16 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.data.is_dir():
         raise UsageError(f"{args.data}: not a folder")
-    cfg = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
-                      lr=args.lr, patch_size=args.patch_size, seed=args.seed, device=args.device,
-                      max_minutes=args.max_minutes)
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patch_size=args.patch_size,
+        seed=args.seed,
+        device=args.device,
+        max_minutes=args.max_minutes,
+    )
     bar = tqdm(total=args.epochs, desc=f"train {args.model}", unit="epoch", file=sys.stderr)
 
     def on_epoch(log) -> None:
@@ -55,10 +68,21 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix(post)
 
     try:
-        card, result = train_model(args.data, args.out, architecture=args.model, schema=args.schema, width=args.width,
-                                   depth=args.depth, cfg=cfg, val_fraction=args.val_fraction,
-                                   test_fraction=args.test_fraction, val_data=args.val, input_scale=args.input_scale,
-                                   name=args.name, on_epoch=on_epoch)
+        card, result = train_model(
+            args.data,
+            args.out,
+            architecture=args.model,
+            schema=args.schema,
+            width=args.width,
+            depth=args.depth,
+            cfg=cfg,
+            val_fraction=args.val_fraction,
+            test_fraction=args.test_fraction,
+            val_data=args.val,
+            input_scale=args.input_scale,
+            name=args.name,
+            on_epoch=on_epoch,
+        )
     except KeyboardInterrupt:
         bar.close()
         print(f"bloodseg: interrupted; the best model so far (if any) is intact at {args.out}", file=sys.stderr)
@@ -66,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     bar.close()
-    print(f"bloodseg: best epoch {result.best_epoch}/{len(result.history)}, val mean Dice {result.best_score:.4f}, "
-          f"{result.seconds:.0f} s on {result.device}; saved {args.out}.safetensors + .json", file=sys.stderr)
+    print(
+        f"bloodseg: best epoch {result.best_epoch}/{len(result.history)}, val mean Dice {result.best_score:.4f}, "
+        f"{result.seconds:.0f} s on {result.device}; saved {args.out}.safetensors + .json",
+        file=sys.stderr,
+    )
     return 0
