@@ -69,6 +69,8 @@ class ModelCard:
         missing = [k for k in ("name", "config", "schema") if k not in d]
         if missing:
             raise ModelFileError(f"{source}: model card lacks {', '.join(missing)}")
+        if not isinstance(d["config"], dict) or not isinstance(d["config"].get("architecture"), str):
+            raise ModelFileError(f"{source}: model card config must be a mapping that names its architecture")
         if int(d.get("format_version", 1)) > FORMAT_VERSION:
             raise ModelFileError(f"{source}: made by a newer napari-bloodseg (format {d['format_version']}); upgrade")
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
