@@ -1,0 +1,64 @@
+import pytest
+
+from napari_bloodseg.io.atomic import atomic_path, atomic_write
+
+
+def test_write_success_leaves_only_target(tmp_path):
+    target = tmp_path / "sub" / "dir" / "out.txt"  # parents are created
+    assert atomic_write(target, lambda tmp: tmp.write_text("hello")) == target
+    assert target.read_text() == "hello"
+    assert [p.name for p in target.parent.iterdir()] == ["out.txt"]
+
+
+def test_temp_file_is_beside_target_until_done(tmp_path):
+    target = tmp_path / "m.png"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp != target  # same folder: os.replace is atomic there
+        tmp.write_bytes(b"x")
+        assert not target.exists()  # nothing visible under the final name before success
+    assert target.read_bytes() == b"x"
+
+
+def test_failure_leaves_no_temp_file_and_no_target(tmp_path):
+    target = tmp_path / "out.png"
+
+    def fail(tmp):
+        tmp.write_bytes(b"half a mask")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(target, fail)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failure_keeps_the_previous_file(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+
+    def fail(tmp):
+        tmp.write_text("new but broken")
+        raise KeyboardInterrupt  # a cancel mid-write
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, fail, overwrite=True)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_never_silently_overwrites(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("precious")
+    called = []
+    with pytest.raises(FileExistsError, match=r"out\.txt exists; pass overwrite=True"):
+        atomic_write(target, called.append)
+    assert called == []  # refused before anything was written
+    assert target.read_text() == "precious"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_overwrite_when_asked(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    atomic_write(target, lambda tmp: tmp.write_text("new"), overwrite=True)
+    assert target.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]

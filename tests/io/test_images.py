@@ -1,0 +1,135 @@
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from napari_bloodseg.io import IMAGE_SUFFIXES, ImageReadError, list_images, read_image
+from napari_bloodseg.io.images import to_rgb_uint8
+
+
+@pytest.fixture
+def rgb8(rng):
+    return rng.integers(0, 256, size=(21, 34, 3), dtype=np.uint8)
+
+
+def _check_both(path, expected_uint8, atol=0):
+    u8 = read_image(path, as_float=False)
+    assert u8.dtype == np.uint8 and u8.shape == expected_uint8.shape
+    np.testing.assert_allclose(u8.astype(int), expected_uint8.astype(int), atol=atol)
+    f = read_image(path)
+    assert f.dtype == np.float32 and f.shape == expected_uint8.shape
+    assert 0.0 <= f.min() and f.max() <= 1.0
+    np.testing.assert_allclose(f, u8 / 255.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".bmp", ".png", ".tif"])
+def test_lossless_rgb8_roundtrip(tmp_path, rgb8, suffix):
+    path = tmp_path / f"img{suffix}"
+    if suffix == ".tif":
+        tifffile.imwrite(path, rgb8)
+    else:
+        Image.fromarray(rgb8).save(path)
+    _check_both(path, rgb8)
+
+
+def test_jpeg_rgb(tmp_path):
+    # smooth content so the JPEG error stays small
+    yy, xx = np.mgrid[0:40, 0:60]
+    rgb = np.stack([yy * 5, xx * 4, np.full_like(xx, 90)], -1).astype(np.uint8)
+    path = tmp_path / "field.JPG"  # upper-case suffix, as microscope software writes
+    Image.fromarray(rgb).save(path, format="JPEG", quality=95)
+    _check_both(path, rgb, atol=8)
+
+
+def test_grey8_png_becomes_rgb(tmp_path, rng):
+    grey = rng.integers(0, 256, size=(15, 16), dtype=np.uint8)
+    Image.fromarray(grey, mode="L").save(tmp_path / "g.png")
+    _check_both(tmp_path / "g.png", np.repeat(grey[..., None], 3, -1))
+
+
+def test_rgba_png_drops_alpha(tmp_path, rgb8):
+    rgba = np.concatenate([rgb8, np.zeros(rgb8.shape[:2] + (1,), np.uint8)], -1)  # fully transparent
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "a.png")
+    _check_both(tmp_path / "a.png", rgb8)
+
+
+def test_palette_png(tmp_path):
+    im = Image.new("P", (4, 3))
+    im.putpalette([0, 0, 0, 255, 0, 0, 0, 0, 255] + [0] * (256 * 3 - 9))
+    im.putpixel((1, 1), 1)
+    im.putpixel((2, 2), 2)
+    im.save(tmp_path / "p.png")
+    out = read_image(tmp_path / "p.png", as_float=False)
+    assert out.shape == (3, 4, 3)
+    assert out[1, 1].tolist() == [255, 0, 0] and out[2, 2].tolist() == [0, 0, 255] and out[0, 0].tolist() == [0, 0, 0]
+
+
+# 16-bit: full scale 65535 maps to 255; 257 * k maps to exactly k (65535 / 255 = 257)
+_U16 = np.array([[0, 257, 257 * 128], [257 * 200, 65535, 257 * 17]], np.uint16)
+_U16_AS_U8 = np.array([[0, 1, 128], [200, 255, 17]], np.uint8)
+
+
+def test_grey16_png(tmp_path):
+    Image.fromarray(_U16).save(tmp_path / "g16.png")  # PIL writes a 16-bit greyscale PNG
+    _check_both(tmp_path / "g16.png", np.repeat(_U16_AS_U8[..., None], 3, -1))
+
+
+def test_rgb16_tif(tmp_path):
+    rgb16 = np.stack([_U16, _U16[::-1], np.full_like(_U16, 65535)], -1)
+    tifffile.imwrite(tmp_path / "c16.tif", rgb16)
+    expected = np.stack([_U16_AS_U8, _U16_AS_U8[::-1], np.full_like(_U16_AS_U8, 255)], -1)
+    _check_both(tmp_path / "c16.tif", expected)
+
+
+def test_rgba16_tif_and_channel_first(tmp_path):
+    u16, u8 = np.tile(_U16, (3, 3)), np.tile(_U16_AS_U8, (3, 3))  # 6x9: no side that looks like channels
+    rgba16 = np.stack([u16, u16, u16, np.zeros_like(u16)], 0)  # (4, H, W): planar TIFF layout
+    tifffile.imwrite(tmp_path / "planar.tiff", rgba16, photometric="rgb", planarconfig="separate")
+    _check_both(tmp_path / "planar.tiff", np.repeat(u8[..., None], 3, -1))
+
+
+def test_float_tif_in_unit_range(tmp_path):
+    f = np.array([[0.0, 0.5], [1.0, 0.25]], np.float32)
+    tifffile.imwrite(tmp_path / "f.tif", f)
+    # 0.5 * 255 + 0.5 = 128.0 -> 128; 0.25 * 255 + 0.5 = 64.25 -> 64
+    _check_both(tmp_path / "f.tif", np.repeat(np.array([[0, 128], [255, 64]], np.uint8)[..., None], 3, -1))
+
+
+def test_to_rgb_uint8_small_16bit_values_are_not_stretched():
+    # a uint16 array that only holds 8-bit values is taken as 8-bit data, not scaled by 65535
+    a = np.array([[0, 100], [200, 255]], np.uint16)
+    np.testing.assert_array_equal(to_rgb_uint8(a)[..., 0], a.astype(np.uint8))
+
+
+def test_to_rgb_uint8_bool_and_grey_alpha():
+    assert to_rgb_uint8(np.array([[True, False]]))[0, :, 0].tolist() == [255, 0]
+    la = np.zeros((2, 2, 2), np.uint8)
+    la[..., 0] = 77
+    la[..., 1] = 255
+    np.testing.assert_array_equal(to_rgb_uint8(la), np.full((2, 2, 3), 77, np.uint8))
+
+
+def test_bad_layout_is_refused():
+    with pytest.raises(ImageReadError, match=r"expected a 2-D grey or RGB\(A\) image, got shape \(2, 5, 6, 7\)"):
+        to_rgb_uint8(np.zeros((2, 5, 6, 7), np.uint8))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ImageReadError, match="no such file"):
+        read_image(tmp_path / "nope.png")
+
+
+def test_corrupt_file(tmp_path):
+    bad = tmp_path / "bad.bmp"
+    bad.write_bytes(b"BM this is not a bitmap")
+    with pytest.raises(ImageReadError, match=r"bad\.bmp: cannot read image"):
+        read_image(bad)
+
+
+def test_list_images_sorted_filtered_deduplicated(tmp_path):
+    for name in ["b.png", "a.BMP", "c.tif", "notes.txt", "d.jpeg"]:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub.png").mkdir()  # a folder with an image suffix is not an image
+    out = list_images([tmp_path, tmp_path / "b.png"])
+    assert [p.name for p in out] == ["a.BMP", "b.png", "c.tif", "d.jpeg"]
+    assert {".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff"} == set(IMAGE_SUFFIXES)

@@ -1,0 +1,140 @@
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from napari_bloodseg.io import MaskError, read_mask, write_mask
+from napari_bloodseg.schemas import IGNORE_INDEX, RBC, WBC
+
+LABELS = np.array([[0, 1, 2, 2], [1, 1, 0, 2], [0, 0, 0, 1]], np.uint8)
+GREY = np.array([[0, 128, 255, 255], [128, 128, 0, 255], [0, 0, 0, 128]], np.uint8)  # LABELS on disk
+
+
+def _save_grey(path, grey):
+    Image.fromarray(np.asarray(grey, np.uint8), mode="L").save(path)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".tiff"])
+def test_write_mask_uses_schema_grey_levels(tmp_path, suffix):
+    path = write_mask(tmp_path / f"m{suffix}", LABELS, "wbc")
+    raw = tifffile.imread(path) if suffix != ".png" else np.asarray(Image.open(path))
+    assert raw.dtype == np.uint8
+    np.testing.assert_array_equal(raw, GREY)
+    labels, schema = read_mask(path, "wbc")
+    assert schema is WBC
+    np.testing.assert_array_equal(labels, LABELS)
+
+
+def test_write_rbc_mask(tmp_path):
+    labels = np.array([[0, 1], [1, 0]], np.uint8)
+    write_mask(tmp_path / "r.png", labels, RBC)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "r.png")), [[0, 255], [255, 0]])
+    out, schema = read_mask(tmp_path / "r.png")  # schema guessed: no mid-grey
+    assert schema is RBC
+    np.testing.assert_array_equal(out, labels)
+
+
+def test_stray_grey_values_snap_to_nearest_level(tmp_path):
+    # hand-made masks carry anti-aliasing/JPEG residue: 2 and 50 are background, 100 cytoplasm, 200 nucleus
+    _save_grey(tmp_path / "stray.png", [[0, 2, 50, 100, 128, 200, 255]])
+    labels, schema = read_mask(tmp_path / "stray.png")
+    assert schema is WBC  # 100 and 128 are mid-grey
+    assert labels.tolist() == [[0, 0, 0, 1, 1, 2, 2]]
+    labels, _ = read_mask(tmp_path / "stray.png", "wbc")
+    assert labels.tolist() == [[0, 0, 0, 1, 1, 2, 2]]
+
+
+def test_rbc_stray_values(tmp_path):
+    _save_grey(tmp_path / "s.png", [[0, 3, 120, 140, 250, 255]])
+    labels, _ = read_mask(tmp_path / "s.png", "rbc")
+    assert labels.tolist() == [[0, 0, 0, 1, 1, 1]]
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_rgb_saved_masks_are_accepted(tmp_path, mode):
+    rgb = np.repeat(GREY[..., None], 3, -1)
+    if mode == "RGBA":
+        rgb = np.concatenate([rgb, np.full(GREY.shape + (1,), 255, np.uint8)], -1)
+    Image.fromarray(rgb, mode=mode).save(tmp_path / "c.png")
+    labels, schema = read_mask(tmp_path / "c.png")
+    assert schema is WBC
+    np.testing.assert_array_equal(labels, LABELS)
+
+
+def test_coloured_mask_uses_channel_maximum(tmp_path):
+    # e.g. a mask painted in pure red (255, 0, 0) for the nucleus and (128, 0, 0) for cytoplasm
+    rgb = np.zeros(GREY.shape + (3,), np.uint8)
+    rgb[..., 0] = GREY
+    Image.fromarray(rgb).save(tmp_path / "red.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "red.png", "wbc")[0], LABELS)
+
+
+def test_16bit_mask(tmp_path):
+    tifffile.imwrite(tmp_path / "m16.tif", GREY.astype(np.uint16) * 257)  # 0 / 32896 / 65535
+    labels, schema = read_mask(tmp_path / "m16.tif")
+    assert schema is WBC
+    np.testing.assert_array_equal(labels, LABELS)
+
+
+def test_label_space_mask_kept(tmp_path):
+    _save_grey(tmp_path / "ls.png", LABELS)  # already 0/1/2, as a Labels layer would save it
+    labels, schema = read_mask(tmp_path / "ls.png")
+    assert schema is WBC
+    np.testing.assert_array_equal(labels, LABELS)
+
+
+def test_size_mismatch_is_refused_naming_both_sizes(tmp_path):
+    write_mask(tmp_path / "007.png", np.zeros((10, 12), np.uint8), "wbc")
+    with pytest.raises(MaskError, match=r"007\.png: mask is 10x12 but its image is 10x13"):
+        read_mask(tmp_path / "007.png", "wbc", shape=(10, 13))
+    # an (H, W, 3) image shape is fine too
+    assert read_mask(tmp_path / "007.png", "wbc", shape=(10, 12, 3))[0].shape == (10, 12)
+
+
+def test_unreadable_mask(tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG garbage")
+    with pytest.raises(MaskError, match=r"bad\.png: cannot read image"):
+        read_mask(tmp_path / "bad.png")
+    with pytest.raises(MaskError, match="no such file"):
+        read_mask(tmp_path / "missing.png")
+
+
+def test_write_refuses_existing_file_unless_overwrite(tmp_path):
+    path = write_mask(tmp_path / "m.png", LABELS, "wbc")
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError, match="overwrite"):
+        write_mask(path, np.zeros_like(LABELS), "wbc")
+    assert path.read_bytes() == before
+    write_mask(path, np.zeros_like(LABELS), "wbc", overwrite=True)
+    assert not np.asarray(Image.open(path)).any()
+    assert [p.name for p in tmp_path.iterdir()] == ["m.png"]  # no temp files left behind
+
+
+def test_partial_labels_round_trip_as_transparent_pixels(tmp_path):
+    labels = LABELS.copy()
+    labels[0, 1] = IGNORE_INDEX  # "not annotated"
+    write_mask(tmp_path / "i.png", labels, "wbc")
+    raw = np.asarray(Image.open(tmp_path / "i.png").convert("LA"))
+    # grey keeps the schema's levels (the unlabelled pixel as background), alpha 0 marks "not annotated"
+    expected_grey = GREY.copy()
+    expected_grey[0, 1] = 0
+    np.testing.assert_array_equal(raw[..., 0], expected_grey)
+    assert raw[0, 1, 1] == 0 and (np.delete(raw[..., 1].ravel(), 1) == 255).all()
+    out, schema = read_mask(tmp_path / "i.png")
+    assert schema is WBC
+    np.testing.assert_array_equal(out, labels)
+
+
+def test_fully_labelled_mask_has_no_alpha(tmp_path):
+    write_mask(tmp_path / "f.png", LABELS, "wbc")
+    assert Image.open(tmp_path / "f.png").mode == "L"
+
+
+def test_write_refuses_bad_input(tmp_path):
+    with pytest.raises(MaskError, match=r"outside the rbc schema \(0\.\.1\)"):
+        write_mask(tmp_path / "x.png", np.array([[0, 2]], np.uint8), "rbc")
+    with pytest.raises(MaskError, match="must be 2-D"):
+        write_mask(tmp_path / "x.png", np.zeros((2, 2, 3), np.uint8), "wbc")
+    with pytest.raises(MaskError, match=r"x\.jpg: masks are written as \.png or \.tif, not \.jpg"):
+        write_mask(tmp_path / "x.jpg", LABELS, "wbc")  # lossy JPEG would corrupt the grey levels
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,88 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from napari_bloodseg.evaluation import build_report, format_table, images_in, mask_index, score_pairs
+
+TARGET = np.array([[0, 0, 1, 1], [0, 1, 1, 2], [0, 1, 2, 2]])
+PRED = np.array([[0, 1, 1, 1], [0, 0, 1, 2], [1, 1, 2, 1]])  # cytoplasm J 0.5, nucleus J 2/3 (see test_metrics)
+
+REPORT_KEYS = {"model", "schema", "n_images", "seconds", "device", "per_class", "pixel_accuracy", "images"}
+CLASS_KEYS = {"jaccard", "dice", "jaccard_sem", "dice_sem"}
+
+
+def test_report_shape_and_values():
+    names, scores = score_pairs([("001", PRED, TARGET), ("002", TARGET, TARGET)], "wbc")
+    assert names == ["001", "002"]
+    report = build_report(names, scores, "wbc", model="unet", seconds=1.5, device="cpu (2 threads)")
+    assert REPORT_KEYS <= set(report)
+    assert (report["model"], report["schema"], report["n_images"], report["device"]) == (
+        "unet",
+        "wbc",
+        2,
+        "cpu (2 threads)",
+    )
+    assert report["seconds"] == 1.5
+    assert list(report["per_class"]) == ["cytoplasm", "nucleus", "cell"]
+    for entry in report["per_class"].values():
+        assert CLASS_KEYS <= set(entry)
+    assert report["per_class"]["cytoplasm"]["jaccard"] == pytest.approx(0.75)
+    assert report["per_class"]["cytoplasm"]["jaccard_sem"] == pytest.approx(0.25)
+    assert report["per_class"]["nucleus"]["jaccard"] == pytest.approx((2 / 3 + 1) / 2)
+    assert [im["name"] for im in report["images"]] == ["001", "002"]
+    assert report["images"][0]["per_class"]["cytoplasm"]["jaccard"] == pytest.approx(0.5)
+    assert report["images"][1]["per_class"]["nucleus"]["dice"] == 1.0
+    json.loads(json.dumps(report))  # plain JSON types only
+
+
+def test_rbc_report_has_only_cell():
+    names, scores = score_pairs([("f", np.array([[0, 1]]), np.array([[0, 1]]))], "rbc")
+    report = build_report(names, scores, "rbc")
+    assert list(report["per_class"]) == ["cell"]
+    assert report["per_class"]["cell"]["jaccard_sem"] == 0.0  # one image: SEM 0
+
+
+def test_empty_report_and_errors():
+    report = build_report([], [], "wbc", errors=["x.png: broken"])
+    assert report["n_images"] == 0 and report["per_class"] == {} and report["images"] == []
+    assert math.isnan(report["pixel_accuracy"])
+    assert report["errors"] == ["x.png: broken"]
+
+
+def test_format_table():
+    names, scores = score_pairs([("a", PRED, TARGET)], "wbc")
+    text = format_table(build_report(names, scores, "wbc", model="m", seconds=2.5, device="cpu"))
+    lines = text.splitlines()
+    assert lines[0] == "1 images, schema wbc, model m, device cpu, 2.5 s"
+    assert lines[2].split()[:2] == ["cytoplasm", "0.5000"]
+    assert lines[3].split()[:2] == ["nucleus", "0.6667"]
+    assert lines[4].split()[:2] == ["cell", "0.7000"]
+    assert lines[-1] == "overall pixel accuracy 0.6667"
+
+
+def _touch(folder, *names):
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        (folder / n).write_bytes(b"")
+
+
+def test_images_in_skips_masks_of_paired_folder(tmp_path):
+    _touch(tmp_path / "d1", "001.bmp", "001.png", "002.bmp", "002.png")
+    _touch(tmp_path / "plain", "b.png", "a.png")
+    _touch(tmp_path, "single.jpg")
+    out = images_in([tmp_path / "d1", tmp_path / "plain", tmp_path / "single.jpg"])
+    assert [p.name for p in out] == ["001.bmp", "002.bmp", "a.png", "b.png", "single.jpg"]
+
+
+def test_mask_index(tmp_path):
+    _touch(tmp_path / "d1", "001.bmp", "001.png", "002.bmp", "002.png")
+    assert {k: v.name for k, v in mask_index(tmp_path / "d1").items()} == {"001": "001.png", "002": "002.png"}
+    _touch(tmp_path / "masks_only", "001_mask.png", "002.png", "notes.txt")
+    assert {k: v.name for k, v in mask_index(tmp_path / "masks_only").items()} == {
+        "001": "001_mask.png",
+        "002": "002.png",
+    }
+    with pytest.raises(FileNotFoundError):
+        mask_index(tmp_path / "missing")
