@@ -1,0 +1,242 @@
+"""Correcting a segmentation by hand: class picker with names, a per-layer "corrected" flag, keyboard shortcuts.
+
+Painting itself is napari's (brush, fill, eraser, undo); this widget makes the class values meaningful (buttons
+say "nucleus", not "2") and records which layers a person has checked, so the batch export can write only those.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtWidgets import QWidget
+
+from ..schemas import LabelSchema
+from .layers import layer_schema, meta
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+    from napari.layers import Labels
+
+#: Layer-level shortcuts (napari's own: 1-7 and E/P/F/L/Z switch tools, [ ] brush size, Ctrl+Z undo).
+CLASS_KEY = "Alt-{}"
+CORRECTED_KEY = "Shift-C"
+
+SHORTCUTS_HELP = (
+    "Shortcuts on a segmentation layer: Alt+0 / Alt+1 / Alt+2 pick background / 1st / 2nd class and switch to "
+    "the brush; Shift+C toggles 'corrected'. napari's own: P brush, F fill, E eraser, [ ] brush size, Ctrl+Z undo."
+)
+
+
+def is_corrected(layer: Labels) -> bool:
+    return bool(meta(layer).get("corrected", False))
+
+
+def set_corrected(layer: Labels, value: bool) -> None:
+    """Record that a person has (or has not) checked this layer; listeners hear it as a metadata event."""
+    meta(layer)["corrected"] = bool(value)
+    layer.events.metadata()
+
+
+def pick_class(layer: Labels, value: int) -> None:
+    """Paint with class ``value`` from now on (brush tool, so the next stroke uses it)."""
+    layer.selected_label = int(value)
+    if layer.mode not in ("paint", "fill", "polygon"):
+        layer.mode = "paint"
+
+
+def bind_class_keys(layer: Labels, schema: LabelSchema | None = None) -> None:
+    """Bind Alt+<class> and Shift+C on this layer only (so other Labels layers keep their own keys)."""
+    sch = schema or layer_schema(layer)
+    for value in range(min(sch.num_classes, 10)):
+
+        def _pick(lyr: Labels, value: int = value) -> None:
+            pick_class(lyr, value)
+
+        layer.bind_key(CLASS_KEY.format(value), _pick, overwrite=True)
+
+    def _toggle(lyr: Labels) -> None:
+        set_corrected(lyr, not is_corrected(lyr))
+
+    layer.bind_key(CORRECTED_KEY, _toggle, overwrite=True)
+    meta(layer)["keys_bound"] = True
+
+
+def _swatch(rgba: tuple[int, int, int, int]):
+    from qtpy.QtGui import QColor, QIcon, QPixmap
+
+    pix = QPixmap(14, 14)
+    r, g, b, a = rgba
+    pix.fill(QColor(r, g, b, max(a, 60)))
+    return QIcon(pix)
+
+
+class EditWidget(QWidget):
+    """Class picker + corrected toggle for the active segmentation layer."""
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        from qtpy.QtWidgets import (
+            QButtonGroup,
+            QCheckBox,
+            QComboBox,
+            QFormLayout,
+            QGridLayout,
+            QLabel,
+            QVBoxLayout,
+        )
+
+        super().__init__()
+        self.viewer = napari_viewer
+        self._target: Labels | None = None
+        self._buttons: list[Any] = []
+
+        self.layer_combo = QComboBox()
+        self.layer_combo.setToolTip("Labels layer to correct (follows the layer selected in the layer list)")
+        self.class_box = QWidget()
+        self.class_grid = QGridLayout(self.class_box)
+        self.class_grid.setContentsMargins(0, 0, 0, 0)
+        self.class_group = QButtonGroup(self)
+        self.class_group.setExclusive(True)
+        self.corrected_check = QCheckBox("Marked as corrected")
+        self.corrected_check.setToolTip(
+            "Tick once you have checked and fixed this layer; Export can then write only corrected layers"
+        )
+        self.help_label = QLabel(SHORTCUTS_HELP)
+        self.help_label.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Layer", self.layer_combo)
+        form.addRow("Paint class", self.class_box)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.corrected_check)
+        layout.addWidget(self.help_label)
+        layout.addStretch(1)
+
+        self.layer_combo.currentIndexChanged.connect(self._on_combo)
+        self.class_group.idClicked.connect(self._on_class_clicked)
+        self.corrected_check.toggled.connect(self._on_corrected_toggled)
+        self.viewer.layers.events.inserted.connect(self._on_inserted)
+        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self.viewer.layers.events.reordered.connect(self._refresh_layers)
+        self.viewer.layers.selection.events.active.connect(self._on_active)
+        for layer in self._labels_layers():
+            self._prepare(layer)
+        self._refresh_layers()
+        self._on_active()
+
+    # -- layers -------------------------------------------------------------------------------------------------
+    def _labels_layers(self) -> list[Labels]:
+        from napari.layers import Labels
+
+        return [layer for layer in self.viewer.layers if isinstance(layer, Labels)]
+
+    def _prepare(self, layer: Labels) -> None:
+        if meta(layer).get("role") == "errors":
+            return
+        bind_class_keys(layer)
+        layer.events.name.connect(self._refresh_layers)
+
+    def _on_inserted(self, event: Any) -> None:
+        from napari.layers import Labels
+
+        if isinstance(event.value, Labels):
+            self._prepare(event.value)
+        self._refresh_layers()
+
+    def _refresh_layers(self, *_: Any) -> None:
+        current = self._target
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()
+        layers = [lyr for lyr in self._labels_layers() if meta(lyr).get("role") != "errors"]
+        for layer in layers:
+            self.layer_combo.addItem(layer.name)
+        self.layer_combo.blockSignals(False)
+        if current in layers:
+            self.layer_combo.setCurrentIndex(layers.index(current))
+            return
+        self.set_target(layers[-1] if layers else None)
+
+    def _on_active(self, *_: Any) -> None:
+        from napari.layers import Labels
+
+        active = self.viewer.layers.selection.active
+        if isinstance(active, Labels) and meta(active).get("role") != "errors":
+            self.set_target(active)
+
+    def _on_combo(self, index: int) -> None:
+        name = self.layer_combo.itemText(index)
+        for layer in self._labels_layers():
+            if layer.name == name:
+                self.set_target(layer)
+                return
+
+    # -- target -------------------------------------------------------------------------------------------------
+    @property
+    def target(self) -> Labels | None:
+        return self._target
+
+    def set_target(self, layer: Labels | None) -> None:
+        """Show classes and the corrected flag of ``layer`` (rebuilding buttons for its schema)."""
+        old = self._target
+        if old is not None:
+            for emitter, cb in ((old.events.selected_label, self._sync_class), (old.events.metadata, self._sync_meta)):
+                try:
+                    emitter.disconnect(cb)
+                except (TypeError, ValueError, RuntimeError):
+                    pass
+        self._target = layer
+        self._build_buttons()
+        if layer is not None:
+            idx = self.layer_combo.findText(layer.name)
+            if idx >= 0 and idx != self.layer_combo.currentIndex():
+                self.layer_combo.blockSignals(True)
+                self.layer_combo.setCurrentIndex(idx)
+                self.layer_combo.blockSignals(False)
+            layer.events.selected_label.connect(self._sync_class)
+            layer.events.metadata.connect(self._sync_meta)
+        self._sync_class()
+        self._sync_meta()
+
+    def _build_buttons(self) -> None:
+        from qtpy.QtWidgets import QPushButton
+
+        for btn in self._buttons:
+            self.class_group.removeButton(btn)
+            btn.setParent(None)
+            btn.deleteLater()
+        self._buttons = []
+        layer = self._target
+        if layer is None:
+            return
+        sch = layer_schema(layer)
+        for value, name in enumerate(sch.class_names):
+            btn = QPushButton(f"{name}  (Alt+{value})" if value < 10 else name)
+            btn.setCheckable(True)
+            btn.setIcon(_swatch(sch.colors[value]))
+            btn.setToolTip(f"Paint label value {value}: {name}")
+            self.class_group.addButton(btn, value)
+            self.class_grid.addWidget(btn, value // 2, value % 2)
+            self._buttons.append(btn)
+
+    def _sync_class(self, *_: Any) -> None:
+        layer = self._target
+        if layer is None:
+            return
+        btn = self.class_group.button(int(layer.selected_label))
+        if btn is not None:
+            btn.setChecked(True)
+
+    def _sync_meta(self, *_: Any) -> None:
+        layer = self._target
+        self.corrected_check.setEnabled(layer is not None)
+        self.corrected_check.blockSignals(True)
+        self.corrected_check.setChecked(bool(layer is not None and is_corrected(layer)))
+        self.corrected_check.blockSignals(False)
+
+    def _on_class_clicked(self, value: int) -> None:
+        if self._target is not None:
+            pick_class(self._target, value)
+
+    def _on_corrected_toggled(self, checked: bool) -> None:
+        if self._target is not None:
+            set_corrected(self._target, checked)

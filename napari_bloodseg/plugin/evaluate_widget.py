@@ -1,0 +1,443 @@
+"""Evaluate widget: score prediction Labels layers against expert-mask layers with the core metrics.
+
+Layers pair by name: ``"001 [wbc-unet]"`` and ``"001 mask"`` share the key ``"001"``. Scores are exactly
+:func:`napari_bloodseg.metrics.score_image` per pair and :func:`napari_bloodseg.evaluation.build_report` overall
+(the ``bloodseg evaluate --json`` report), shown as a sortable per-image table, a mean ± SEM table and a bar chart;
+CSV export is atomic. Optional error layers show, per class, where the prediction is a false positive or negative.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..schemas import IGNORE_INDEX, LabelSchema
+from .layers import META_KEY, find_layer, layer_schema, meta, pair_key, strip_tags
+from .plot import ScoreBars
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+    from napari.layers import Labels
+
+METRICS = (("jaccard", "Jaccard"), ("dice", "Dice"))
+
+
+def layer_key(layer: Labels) -> str:
+    """Pairing key: the source image of a prediction/mask when recorded, else the name without tags."""
+    source = meta(layer).get("source")
+    return pair_key(str(source)) if source else pair_key(layer.name)
+
+
+def looks_like_prediction(layer: Labels) -> bool:
+    role = meta(layer).get("role")
+    if role:
+        return role == "prediction"
+    return strip_tags(layer.name) != layer.name and "mask" not in layer.name.lower()
+
+
+def looks_like_mask(layer: Labels) -> bool:
+    role = meta(layer).get("role")
+    if role:
+        return role == "mask"
+    name = layer.name.lower()
+    return any(tag in name for tag in ("mask", "truth", "gt", "expert", "label"))
+
+
+def pair_layers(predictions: list[Labels], truths: list[Labels]) -> tuple[list[tuple[Labels, Labels]], list[Labels]]:
+    """(prediction, expert) pairs by key, and the predictions left without a mask."""
+    by_key: dict[str, Labels] = {}
+    for t in truths:
+        by_key.setdefault(layer_key(t), t)
+    pairs, unmatched = [], []
+    for p in predictions:
+        t = by_key.get(layer_key(p))
+        if t is None or t.name == p.name:
+            unmatched.append(p)
+        else:
+            pairs.append((p, t))
+    return pairs, unmatched
+
+
+def error_map(pred: np.ndarray, truth: np.ndarray, schema: LabelSchema) -> tuple[np.ndarray, list[str], dict]:
+    """Label map of disagreements: one value per (true class, predicted class) cell off the diagonal.
+
+    Returns (codes uint8 with 0 = agree/ignored, names per code, DirectLabelColormap colour dict). With truth t
+    and prediction p: t = background is a false positive of p, p = background a false negative of t.
+    """
+    n = schema.num_classes
+    names = ["agree"]
+    colors: dict[int | None, tuple[float, ...]] = {0: (0.0, 0.0, 0.0, 0.0), None: (1.0, 0.0, 1.0, 1.0)}
+    lut = np.zeros((n, n), np.uint8)
+    code = 0
+    for t in range(n):
+        for p in range(n):
+            if t == p:
+                continue
+            code += 1
+            lut[t, p] = code
+            cls_t, cls_p = schema.class_names[t], schema.class_names[p]
+            if t == 0:
+                names.append(f"false positive {cls_p}")
+                colors[code] = (1.0, 0.15 + 0.3 * (p - 1) / max(n - 2, 1), 0.1, 1.0)  # reds
+            elif p == 0:
+                names.append(f"false negative {cls_t}")
+                colors[code] = (0.1, 0.35 + 0.4 * (t - 1) / max(n - 2, 1), 1.0, 1.0)  # blues
+            else:
+                names.append(f"{cls_t} predicted as {cls_p}")
+                colors[code] = (1.0, 0.85, 0.1 + 0.3 * (t - 1) / max(n - 2, 1), 1.0)  # yellows
+    truth = np.asarray(truth)
+    valid = truth != IGNORE_INDEX
+    t_idx = np.where(valid, truth, 0).astype(np.intp)
+    p_idx = np.clip(np.asarray(pred).astype(np.intp), 0, n - 1)
+    codes = lut[t_idx, p_idx]
+    codes[~valid] = 0
+    return codes, names, colors
+
+
+class _NumberItem(QTableWidgetItem):
+    """Table cell showing 4 decimals, holding the exact float (UserRole) and sorting by it."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(f"{value:.4f}")
+        self.setData(Qt.ItemDataRole.UserRole, float(value))
+        self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        a, b = self.data(Qt.ItemDataRole.UserRole), other.data(Qt.ItemDataRole.UserRole)
+        if a is None or b is None:
+            return super().__lt__(other)
+        return float(a) < float(b)
+
+
+def report_csv(report: dict[str, Any]) -> str:
+    """CSV text: one row per image and class, then ``mean`` and ``sem`` rows per class."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["image", "class", "jaccard", "dice", "pixel_accuracy"])
+    for img in report["images"]:
+        for cls, s in img["per_class"].items():
+            w.writerow([img["name"], cls, repr(s["jaccard"]), repr(s["dice"]), repr(s["pixel_accuracy"])])
+    for row, suffix in (("mean", ""), ("sem", "_sem")):
+        for cls, s in report["per_class"].items():
+            w.writerow([row, cls, *(repr(s[k + suffix]) for k in ("jaccard", "dice", "pixel_accuracy"))])
+    return buf.getvalue()
+
+
+class EvaluateWidget(QWidget):
+    """Dock widget: predictions × expert masks → per-class Jaccard/Dice table, bar chart, CSV, error layers."""
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.report: dict[str, Any] | None = None
+        self.worker: Any = None
+
+        self.pred_list = QListWidget()
+        self.truth_list = QListWidget()
+        for lst in (self.pred_list, self.truth_list):
+            lst.setMaximumHeight(100)
+        self.pairs_label = QLabel()
+        self.pairs_label.setWordWrap(True)
+        self.error_check = QCheckBox("Error layers (false positives / false negatives per class)")
+        self.run_btn = QPushButton("Evaluate")
+        self.export_btn = QPushButton("Export CSV …")
+        self.export_btn.setEnabled(False)
+        self.summary_table = QTableWidget(0, 6)
+        self.summary_table.setHorizontalHeaderLabels(["class", "Jaccard", "± SEM", "Dice", "± SEM", "n"])
+        self.summary_table.verticalHeader().setVisible(False)
+        self.summary_table.setMaximumHeight(130)
+        self.plot = ScoreBars()
+        self.image_table = QTableWidget(0, 0)
+        self.image_table.setSortingEnabled(True)
+        self.image_table.verticalHeader().setVisible(False)
+        self.status = QLabel("Pick predictions and expert masks, then Evaluate")
+        self.status.setWordWrap(True)
+
+        lists = QHBoxLayout()
+        for title, lst in (("Predictions", self.pred_list), ("Expert masks", self.truth_list)):
+            col = QVBoxLayout()
+            col.addWidget(QLabel(f"<b>{title}</b>"))
+            col.addWidget(lst)
+            lists.addLayout(col)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_btn)
+        buttons.addWidget(self.export_btn)
+        layout = QVBoxLayout(self)
+        layout.addLayout(lists)
+        layout.addWidget(self.pairs_label)
+        layout.addWidget(self.error_check)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addWidget(QLabel("<b>Mean ± SEM over images</b>"))
+        layout.addWidget(self.summary_table)
+        layout.addWidget(self.plot)
+        layout.addWidget(QLabel("<b>Per image</b> (click a header to sort)"))
+        layout.addWidget(self.image_table, 1)
+
+        self.run_btn.clicked.connect(self.evaluate)
+        self.export_btn.clicked.connect(self._export_dialog)
+        self.pred_list.itemChanged.connect(self._update_pairs_label)
+        self.truth_list.itemChanged.connect(self._update_pairs_label)
+        self.viewer.layers.events.inserted.connect(self._on_layers_changed)
+        self.viewer.layers.events.removed.connect(self._on_layers_changed)
+        self.refresh_layers()
+
+    # -- layer lists --------------------------------------------------------------------------------------------
+    def _labels_layers(self) -> list[Labels]:
+        from napari.layers import Labels
+
+        return [
+            layer for layer in self.viewer.layers if isinstance(layer, Labels) and meta(layer).get("role") != "errors"
+        ]
+
+    def _on_layers_changed(self, event: Any = None) -> None:
+        value = getattr(event, "value", None)
+        if value is not None and getattr(event, "type", "") == "inserted":
+            value.events.name.connect(self._on_layers_changed)
+        self.refresh_layers()
+
+    def refresh_layers(self) -> None:
+        """Re-list Labels layers; new ones are ticked as prediction or mask by their role or name."""
+        old = {lst: self._ticks(lst) for lst in (self.pred_list, self.truth_list)}
+        for lst, guess in ((self.pred_list, looks_like_prediction), (self.truth_list, looks_like_mask)):
+            lst.blockSignals(True)
+            lst.clear()
+            for layer in self._labels_layers():
+                item = QListWidgetItem(layer.name)
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                ticked = old[lst].get(layer.name, guess(layer))
+                item.setCheckState(Qt.CheckState.Checked if ticked else Qt.CheckState.Unchecked)
+                lst.addItem(item)
+            lst.blockSignals(False)
+        self._update_pairs_label()
+
+    @staticmethod
+    def _ticks(lst: QListWidget) -> dict[str, bool]:
+        return {lst.item(i).text(): lst.item(i).checkState() == Qt.CheckState.Checked for i in range(lst.count())}
+
+    def _ticked_layers(self, lst: QListWidget) -> list[Labels]:
+        ticks = self._ticks(lst)
+        return [layer for layer in self._labels_layers() if ticks.get(layer.name)]
+
+    def set_layers(self, predictions: list[str], truths: list[str]) -> None:
+        """Tick exactly these layer names (scripts, tests)."""
+        for lst, names in ((self.pred_list, predictions), (self.truth_list, truths)):
+            lst.blockSignals(True)
+            for i in range(lst.count()):
+                item = lst.item(i)
+                item.setCheckState(Qt.CheckState.Checked if item.text() in names else Qt.CheckState.Unchecked)
+            lst.blockSignals(False)
+        self._update_pairs_label()
+
+    def pairs(self) -> tuple[list[tuple[Labels, Labels]], list[Labels]]:
+        return pair_layers(self._ticked_layers(self.pred_list), self._ticked_layers(self.truth_list))
+
+    def _update_pairs_label(self, *_: Any) -> None:
+        pairs, unmatched = self.pairs()
+        text = f"{len(pairs)} pair(s)"
+        if pairs:
+            text += ": " + ", ".join(f"{p.name} ↔ {t.name}" for p, t in pairs[:4]) + (" …" if len(pairs) > 4 else "")
+        if unmatched:
+            text += f"<br>no mask for: {', '.join(p.name for p in unmatched[:4])}"
+        self.pairs_label.setText(text)
+
+    # -- scoring ------------------------------------------------------------------------------------------------
+    def evaluate(self) -> Any:
+        """Score the ticked pairs in a worker thread; returns the worker (None when there is nothing to score)."""
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_warning
+
+        if self.worker is not None:
+            return None
+        pairs, _ = self.pairs()
+        if not pairs:
+            show_warning("No prediction/mask pairs: masks pair with predictions by image name")
+            return None
+        schema = layer_schema(pairs[0][1])
+        items = [
+            (p.name, np.array(p.data, copy=True), np.array(t.data, copy=True), layer_schema(t), p, t) for p, t in pairs
+        ]
+        model = ", ".join(sorted({str(meta(p).get("model")) for p, _ in pairs if meta(p).get("model")})) or None
+        worker = create_worker(
+            self._score,
+            items,
+            schema,
+            model,
+            self.error_check.isChecked(),
+            _start_thread=False,
+            _connect={"returned": self._on_report, "errored": self._on_error, "finished": self._on_finished},
+        )
+        self.worker = worker
+        self.run_btn.setEnabled(False)
+        self.status.setText(f"Scoring {len(items)} pair(s) …")
+        worker.start()
+        return worker
+
+    @staticmethod
+    def _score(items, schema: LabelSchema, model: str | None, want_errors: bool):
+        """Worker thread: core ``score_image`` per pair, ``build_report`` overall; bad pairs become report errors."""
+        from ..evaluation import build_report
+        from ..metrics import score_image
+
+        t0 = time.perf_counter()
+        names, scores, errors, error_maps = [], [], [], []
+        for name, pred, truth, truth_schema, pred_layer, _truth_layer in items:
+            try:
+                if truth_schema.name != schema.name:
+                    raise ValueError(f"mask is {truth_schema.name}, the others are {schema.name}")
+                if pred.shape != truth.shape:
+                    raise ValueError(f"prediction is {pred.shape}, mask is {truth.shape}")
+                scores.append(score_image(pred, truth, schema))
+                names.append(name)
+                if want_errors:
+                    error_maps.append((name, *error_map(pred, truth, schema), pred_layer))
+            except ValueError as exc:
+                errors.append(f"{name}: {exc}")
+        report = build_report(
+            names, scores, schema, model=model, seconds=time.perf_counter() - t0, device="none", errors=errors
+        )
+        return report, error_maps
+
+    def _on_report(self, result: tuple[dict[str, Any], list]) -> None:
+        from napari.utils.notifications import show_warning
+
+        report, error_maps = result
+        self.report = report
+        self._fill_tables(report)
+        self._add_error_layers(error_maps)
+        self.export_btn.setEnabled(bool(report["images"]))
+        msg = f"{report['n_images']} image(s), schema {report['schema']}"
+        if report["n_images"]:
+            msg += f", pixel accuracy {report['pixel_accuracy']:.4f}"
+        if report["errors"]:
+            msg += f"; {len(report['errors'])} pair(s) skipped"
+            show_warning("Evaluation skipped: " + "; ".join(report["errors"]))
+        self.status.setText(msg)
+
+    def _on_error(self, exc: BaseException) -> None:
+        """Unexpected failure: napari's worker shows it with its traceback; the widget stays usable."""
+        self.status.setText(f"Failed: {type(exc).__name__}: {exc}")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.run_btn.setEnabled(True)
+
+    def _fill_tables(self, report: dict[str, Any]) -> None:
+        classes = list(report["per_class"])
+        self.summary_table.setRowCount(len(classes))
+        for r, cls in enumerate(classes):
+            s = report["per_class"][cls]
+            self.summary_table.setItem(r, 0, QTableWidgetItem(cls))
+            for c, key in enumerate(("jaccard", "jaccard_sem", "dice", "dice_sem"), start=1):
+                self.summary_table.setItem(r, c, _NumberItem(s[key]))
+            self.summary_table.setItem(r, 5, QTableWidgetItem(str(report["n_images"])))
+        self.summary_table.resizeColumnsToContents()
+        self.plot.set_data(
+            classes,
+            {
+                label: (
+                    [report["per_class"][c][key] for c in classes],
+                    [report["per_class"][c][key + "_sem"] for c in classes],
+                )
+                for key, label in METRICS
+            },
+        )
+        headers = ["image", "pixel acc."] + [f"{cls} {label}" for cls in classes for _, label in METRICS]
+        self.image_table.setSortingEnabled(False)
+        self.image_table.clear()
+        self.image_table.setColumnCount(len(headers))
+        self.image_table.setHorizontalHeaderLabels(headers)
+        self.image_table.setRowCount(len(report["images"]))
+        for r, img in enumerate(report["images"]):
+            self.image_table.setItem(r, 0, QTableWidgetItem(img["name"]))
+            self.image_table.setItem(r, 1, _NumberItem(img["pixel_accuracy"]))
+            c = 2
+            for cls in classes:
+                for key, _ in METRICS:
+                    self.image_table.setItem(r, c, _NumberItem(img["per_class"][cls][key]))
+                    c += 1
+        self.image_table.setSortingEnabled(True)
+        self.image_table.resizeColumnsToContents()
+
+    def table_scores(self) -> dict[str, dict[str, dict[str, float]]]:
+        """What the per-image table holds now: image → class → metric → value (for checks and scripts)."""
+        headers = [self.image_table.horizontalHeaderItem(c).text() for c in range(self.image_table.columnCount())]
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for r in range(self.image_table.rowCount()):
+            name = self.image_table.item(r, 0).text()
+            row: dict[str, dict[str, float]] = {}
+            for c, header in enumerate(headers[2:], start=2):
+                cls, _, label = header.rpartition(" ")
+                key = {lbl: k for k, lbl in METRICS}[label]
+                row.setdefault(cls, {})[key] = float(self.image_table.item(r, c).data(Qt.ItemDataRole.UserRole))
+            out[name] = row
+        return out
+
+    # -- outputs ------------------------------------------------------------------------------------------------
+    def _add_error_layers(self, error_maps: list) -> None:
+        from napari.layers import Labels
+
+        from .layers import class_features, label_colormap
+
+        for name, codes, names, colors, pred_layer in error_maps:
+            layer_name = f"{name} errors"
+            kwargs = {
+                "colormap": label_colormap(colors),
+                "features": class_features(names),
+            }
+            existing = find_layer(self.viewer, layer_name)
+            if isinstance(existing, Labels):
+                existing.data = codes
+                existing.colormap = kwargs["colormap"]
+                existing.features = kwargs["features"]
+                continue
+            self.viewer.add_labels(
+                codes,
+                name=layer_name,
+                opacity=0.8,
+                scale=pred_layer.scale,
+                translate=pred_layer.translate,
+                metadata={META_KEY: {"role": "errors", "source": meta(pred_layer).get("source"), "codes": names}},
+                **kwargs,
+            )
+
+    def export_csv(self, path: str | Path) -> Path:
+        """Write the last report as CSV, atomically (the save dialog has already asked about replacing)."""
+        from ..io.atomic import atomic_write
+
+        if self.report is None:
+            raise ValueError("nothing to export: run Evaluate first")
+        text = report_csv(self.report)
+        return atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite=True)
+
+    def _export_dialog(self) -> None:
+        from napari.utils.notifications import show_error, show_info
+
+        path, _ = QFileDialog.getSaveFileName(self, "Export scores", "bloodseg-scores.csv", "CSV (*.csv)")
+        if not path:
+            return
+        try:
+            out = self.export_csv(path)
+        except (OSError, ValueError) as exc:
+            show_error(f"Could not write {path}: {exc}")
+        else:
+            show_info(f"Scores written to {out}")

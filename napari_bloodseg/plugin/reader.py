@@ -1,0 +1,185 @@
+"""npe2 reader: smear images open as RGB image layers, expert masks as Labels layers in their schema.
+
+A file "looks like a mask" when it is grey (one channel, or equal RGB channels) and nearly all pixels sit on the
+schema grey levels (0/128/255, 0/255) or on tiny label values (0, 1, 2). A folder in the public datasets' layouts
+(``NNN.bmp`` + ``NNN.png``, or ``images/`` + ``masks/``) opens as image + mask pairs, each mask named
+``"<image> mask"`` so the evaluate widget pairs it with ``"<image> [model]"`` predictions.
+
+Bad input (corrupt file, mask of the wrong size, not an image) never raises into napari: the reader shows an
+error notification, opens whatever else it could, and returns napari's "nothing to add" sentinel otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io.images import IMAGE_SUFFIXES, ImageReadError, _read_raw, to_rgb_uint8
+from ..io.masks import MaskError, grey_from_array, read_mask
+from ..io.pairs import find_pairs
+from .layers import META_KEY, schema_layer_kwargs
+
+LayerData = tuple[Any, ...]
+#: napari's "the reader handled this path but there is nothing to add" value.
+NOTHING: list[LayerData] = [(None,)]
+#: Folders with more pairs open only the first ones: napari adds a layer in ~0.1-0.5 s, hundreds would stall it.
+MAX_FOLDER_PAIRS = 24
+
+_MASK_LEVELS = np.array([0, 128, 255])
+
+
+def _notify_error(message: str) -> None:
+    from napari.utils.notifications import show_error
+
+    show_error(message)
+
+
+def _notify_warning(message: str) -> None:
+    from napari.utils.notifications import show_warning
+
+    show_warning(message)
+
+
+def looks_like_mask(raw: np.ndarray) -> bool:
+    """Grey image whose values are (nearly all) schema grey levels or tiny label values."""
+    a = np.asarray(raw)
+    if a.ndim == 3:
+        if a.shape[-1] not in (3, 4):
+            return False
+        rgb = a[..., :3].astype(np.int16)
+        if np.abs(rgb - rgb[..., :1]).max(initial=0) > 2:
+            return False  # coloured: a smear
+        a = a[..., 0]
+    if a.ndim != 2 or a.size == 0:
+        return False
+    if a.dtype == bool:
+        return True
+    if not np.issubdtype(a.dtype, np.integer):
+        return False
+    a = grey_from_array(a)  # 16-bit masks are rescaled to 0..255 like read_mask does
+    values, counts = np.unique(a, return_counts=True)
+    if values.max() < 8:  # label space: 0/1/2 ...
+        return True
+    if values.size > 64:
+        return False  # natural images have many grey values
+    near = np.abs(values[:, None].astype(np.int16) - _MASK_LEVELS[None, :]).min(axis=1) <= 8
+    return counts[near].sum() >= 0.99 * a.size
+
+
+def _image_layer(path: Path, rgb: np.ndarray) -> LayerData:
+    return (
+        rgb,
+        {"name": path.stem, "rgb": True, "metadata": {META_KEY: {"path": str(path), "role": "image"}}},
+        "image",
+    )
+
+
+def _mask_layer(path: Path, labels: np.ndarray, schema, image_name: str | None = None) -> LayerData:
+    name = f"{image_name or path.stem} mask"
+    kwargs = schema_layer_kwargs(schema, name, role="mask", source=image_name or path.stem, path=str(path))
+    return (labels, kwargs, "labels")
+
+
+def read_file(path: Path) -> LayerData:
+    """One image file → image or Labels layer data. Raises ImageReadError/MaskError with a readable message."""
+    raw = _read_raw(path)
+    if looks_like_mask(raw):
+        labels, schema = read_mask(path)
+        return _mask_layer(path, labels, schema)
+    return _image_layer(path, to_rgb_uint8(raw, str(path)))
+
+
+def read_pairs(pairs: Sequence[tuple[Path, Path | None]], errors: list[str]) -> list[LayerData]:
+    """(image, mask or None) pairs → image layer + ``"<image> mask"`` Labels layer each; problems go to ``errors``.
+
+    A mask of another size than its image is refused (it would score against the wrong pixels); its image still opens.
+    """
+    out: list[LayerData] = []
+    for img_path, mask_path in pairs:
+        try:
+            rgb = to_rgb_uint8(_read_raw(img_path), str(img_path))
+        except ImageReadError as exc:
+            errors.append(str(exc))
+            continue
+        out.append(_image_layer(img_path, rgb))
+        if mask_path is None:
+            continue
+        try:
+            labels, schema = read_mask(mask_path, shape=rgb.shape[:2])
+        except MaskError as exc:
+            errors.append(str(exc))
+            continue
+        out.append(_mask_layer(mask_path, labels, schema, image_name=img_path.stem))
+    return out
+
+
+def read_folder(folder: Path, errors: list[str]) -> list[LayerData]:
+    """Image + mask pairs of a dataset folder, or every image of a plain folder (each classified on its own)."""
+    pairs = find_pairs(folder)
+    paired = any(mask is not None for _, mask in pairs)
+    if len(pairs) > MAX_FOLDER_PAIRS:
+        what = "image/mask pairs" if paired else "images"
+        _notify_warning(
+            f"{folder.name}: opening the first {MAX_FOLDER_PAIRS} of {len(pairs)} {what} "
+            "(use `bloodseg evaluate`/`bloodseg predict` for the whole folder)"
+        )
+        pairs = pairs[:MAX_FOLDER_PAIRS]
+    if paired:
+        return read_pairs(pairs, errors)
+    out = []
+    for img, _ in pairs:
+        try:
+            out.append(read_file(img))
+        except (ImageReadError, MaskError) as exc:
+            errors.append(str(exc))
+    return out
+
+
+def read_paths(paths: str | Sequence[str], **_: Any) -> list[LayerData]:
+    """napari reader function: every readable path becomes layers; each failure is one error notification."""
+    items = [paths] if isinstance(paths, str | Path) else list(paths)
+    layers: list[LayerData] = []
+    errors: list[str] = []
+    for item in map(Path, items):
+        try:
+            if item.is_dir():
+                layers.extend(read_folder(item, errors))
+            elif item.suffix.lower() not in IMAGE_SUFFIXES:
+                errors.append(f"{item.name}: not an image napari-bloodseg can read ({', '.join(IMAGE_SUFFIXES)})")
+            else:
+                layers.append(read_file(item))
+        except (ImageReadError, MaskError, OSError, ValueError) as exc:
+            errors.append(str(exc))
+    for msg in errors:
+        _notify_error(f"napari-bloodseg: {msg}")
+    return layers or NOTHING
+
+
+def _holds_images(folder: Path) -> bool:
+    """Images directly inside, or one level down (``images/`` + ``masks/``)."""
+    for p in folder.iterdir():
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            return True
+        if p.is_dir() and any(q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES for q in p.iterdir()):
+            return True
+    return False
+
+
+def get_reader(path: str | list[str]) -> Callable[..., list[LayerData]] | None:
+    """npe2 reader command: claim image files and folders holding images (a list if any item is one).
+
+    Other items of a claimed list are reported by the reader as notifications rather than dropped silently.
+    """
+    items = [path] if isinstance(path, str | Path) else list(path)
+    for item in map(Path, items):
+        try:
+            if item.is_dir() and _holds_images(item):
+                return read_paths
+        except OSError:
+            continue
+        if item.suffix.lower() in IMAGE_SUFFIXES:
+            return read_paths
+    return None

@@ -1,0 +1,568 @@
+"""Segment widget: run a model on image layers in a worker thread, one Labels layer per image.
+
+Results land in ``"<image> [<model>]"`` Labels layers in the schema's colours with class names; running again
+updates that layer (unless "new layer" is ticked, or the layer was marked corrected, which is never overwritten).
+One :class:`~napari_bloodseg.inference.Predictor` is kept per (model, device, tile size), so weights load once.
+Cancel stops at the next tile: the image in progress is dropped whole, images already finished keep their layers.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .layers import META_KEY, find_layer, image_rgb, meta, schema_layer_kwargs
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+    from napari.layers import Image, Labels
+
+    from ..inference import Predictor
+    from ..models import ModelInfo
+
+#: Predictors kept per widget; each holds its own copy of the weights on its device.
+MAX_PREDICTORS = 4
+
+
+@dataclass
+class ModelChoice:
+    """One entry of the model combo: what to pass to ``get_model`` and what to show."""
+
+    spec: str
+    schema: str
+    architecture: str
+    source: str
+    version: str
+
+    @property
+    def label(self) -> str:
+        tag = "untrained" if self.source == "untrained" else f"v{self.version}, {self.source}"
+        return f"{self.spec}  ({self.schema}, {self.architecture}, {tag})"
+
+
+def model_choices() -> list[ModelChoice]:
+    """Pretrained and user models first (newest files wins per name), then the bare architectures per schema."""
+    from ..models import ARCHITECTURES, list_models
+    from ..schemas import SCHEMAS
+
+    out: list[ModelChoice] = []
+    try:
+        infos: list[ModelInfo] = list_models()
+    except Exception:  # noqa: BLE001 - a broken model folder must not break the widget
+        infos = []
+    for info in infos:
+        out.append(ModelChoice(info.name, info.schema, info.architecture, info.source, str(info.version)))
+    for arch in ARCHITECTURES:
+        for schema in SCHEMAS:
+            spec = arch if schema == "wbc" else f"{arch}:{schema}"
+            out.append(ModelChoice(spec, schema, arch, "untrained", "0"))
+    return out
+
+
+@dataclass
+class _Job:
+    name: str
+    image: np.ndarray
+    scale: tuple[float, float]
+    translate: tuple[float, float]
+
+
+@dataclass
+class SegmentResult:
+    """One finished image, handed from the worker thread to the GUI thread."""
+
+    image_name: str
+    model: str
+    schema: str
+    labels: np.ndarray
+    uncertainty: np.ndarray | None
+    device: str
+    seconds: float
+    scale: tuple[float, float]
+    translate: tuple[float, float]
+
+
+@dataclass
+class _Failure:
+    message: str
+
+
+class _Signals(QObject):
+    """Progress from inside ``Predictor.predict`` (worker thread) → progress bar (GUI thread), queued by Qt."""
+
+    progress = Signal(float)
+
+
+class SegmentWidget(QWidget):
+    """Dock widget: images → model → device/scale/tile → Run/Cancel → Labels layers."""
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self._predictors: OrderedDict[tuple[str, str, int], Predictor] = OrderedDict()
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._signals = _Signals(self)
+        self._signals.progress.connect(self._on_progress)
+        self.worker: Any = None
+        #: layers made or updated by the last run (for scripts and tests)
+        self.last_layers: list[Labels] = []
+        self._run_stats: dict[str, Any] = {}
+        self._choices: list[ModelChoice] = []
+
+        # images
+        self.all_images = QCheckBox("All image layers")
+        self.all_images.setChecked(True)
+        self.image_list = QListWidget()
+        self.image_list.setMaximumHeight(110)
+        self.image_list.setToolTip("Untick 'All image layers' and tick the images to segment")
+        # model, device
+        self.model_combo = QComboBox()
+        self.model_info = QLabel()
+        self.model_info.setWordWrap(True)
+        self.refresh_models_btn = QPushButton("Refresh")
+        self.refresh_models_btn.setToolTip("Re-scan shipped and user models (bloodseg models install ...)")
+        self.device_combo = QComboBox()
+        self.device_used = QLabel("–")
+        # scale, tile
+        self.scale_spin = QDoubleSpinBox()
+        self.scale_spin.setRange(0.05, 8.0)
+        self.scale_spin.setSingleStep(0.1)
+        self.scale_spin.setDecimals(2)
+        self.scale_spin.setValue(1.0)
+        self.scale_spin.setToolTip("Resize factor before the network (0.4 turns 250 px cells into 100 px cells)")
+        self.cell_spin = QDoubleSpinBox()
+        self.cell_spin.setRange(0.0, 2000.0)
+        self.cell_spin.setDecimals(0)
+        self.cell_spin.setSpecialValueText("off")
+        self.cell_spin.setSuffix(" px")
+        self.cell_spin.setToolTip(
+            "Typical cell diameter in your images; when the model knows its training cell size this sets the scale"
+        )
+        self.tile_spin = QSpinBox()
+        self.tile_spin.setRange(0, 8192)
+        self.tile_spin.setSingleStep(128)
+        self.tile_spin.setValue(512)
+        self.tile_spin.setSpecialValueText("whole image")
+        self.tile_spin.setToolTip("Big images run tile by tile to bound memory; 0 = whole image at once")
+        # output
+        self.new_layer_check = QCheckBox("Add a new layer (keep earlier results)")
+        self.uncertainty_check = QCheckBox("Uncertainty layer (1 − max probability)")
+        # run
+        self.run_btn = QPushButton("Segment")
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(False)
+        self.status = QLabel("Ready")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_combo, 1)
+        model_row.addWidget(self.refresh_models_btn)
+        form.addRow("Model", model_row)
+        form.addRow("", self.model_info)
+        form.addRow("Device", self.device_combo)
+        form.addRow("Device used", self.device_used)
+        form.addRow("Scale", self.scale_spin)
+        form.addRow("Cell size", self.cell_spin)
+        form.addRow("Tile size", self.tile_spin)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_btn)
+        buttons.addWidget(self.cancel_btn)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("<b>Images</b>"))
+        layout.addWidget(self.all_images)
+        layout.addWidget(self.image_list)
+        layout.addLayout(form)
+        layout.addWidget(self.new_layer_check)
+        layout.addWidget(self.uncertainty_check)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self._fill_devices()
+        self.refresh_models()
+        self.refresh_images()
+        self.all_images.toggled.connect(lambda on: self.image_list.setEnabled(not on))
+        self.image_list.setEnabled(False)
+        self.model_combo.currentIndexChanged.connect(self._show_model_info)
+        self.refresh_models_btn.clicked.connect(self.refresh_models)
+        self.run_btn.clicked.connect(self.run)
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.viewer.layers.events.inserted.connect(self._on_layers_changed)
+        self.viewer.layers.events.removed.connect(self._on_layers_changed)
+        self.viewer.layers.events.reordered.connect(self._on_layers_changed)
+
+    # -- choices ------------------------------------------------------------------------------------------------
+    def _fill_devices(self) -> None:
+        from ..inference import DEVICE_CHOICES, available_devices
+
+        have = set(available_devices())
+        for name in DEVICE_CHOICES:
+            ok = name == "auto" or name in have
+            self.device_combo.addItem(name if ok else f"{name} (not available)", name)
+        self.device_combo.setToolTip("auto picks cuda > mps > cpu; the label below says what was really used")
+
+    def refresh_models(self) -> None:
+        """Re-list models, keeping the current choice when it still exists."""
+        current = self.model_spec() if self._choices else None
+        self._choices = model_choices()
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        for choice in self._choices:
+            self.model_combo.addItem(choice.label, choice.spec)
+        self.model_combo.blockSignals(False)
+        specs = [c.spec for c in self._choices]
+        if current in specs:
+            self.model_combo.setCurrentIndex(specs.index(current))
+        else:  # first trained WBC model if any, else the first entry
+            trained = [i for i, c in enumerate(self._choices) if c.source != "untrained"]
+            self.model_combo.setCurrentIndex(trained[0] if trained else 0)
+        self._show_model_info()
+
+    def _show_model_info(self, *_: Any) -> None:
+        from ..schemas import get_schema
+
+        choice = self.current_choice()
+        if choice is None:
+            self.model_info.setText("")
+            return
+        names = ", ".join(get_schema(choice.schema).class_names)
+        text = f"schema <b>{choice.schema}</b> ({names}); {choice.architecture}, version {choice.version}"
+        if choice.source == "untrained":
+            text += "<br><span style='color:#e0a040'>untrained: random weights, output is meaningless</span>"
+        self.model_info.setText(text)
+
+    def current_choice(self) -> ModelChoice | None:
+        i = self.model_combo.currentIndex()
+        return self._choices[i] if 0 <= i < len(self._choices) else None
+
+    def model_spec(self) -> str:
+        return str(self.model_combo.currentData())
+
+    def set_model(self, spec: str) -> None:
+        """Choose a model by spec (name, path or architecture); a path not yet listed is added."""
+        idx = self.model_combo.findData(spec)
+        if idx < 0:
+            from ..models import find_model
+
+            info = find_model(spec)
+            choice = ModelChoice(spec, info.schema, info.architecture, info.source, str(info.version))
+            self._choices.append(choice)
+            self.model_combo.addItem(choice.label, spec)
+            idx = self.model_combo.count() - 1
+        self.model_combo.setCurrentIndex(idx)
+
+    def set_device(self, name: str) -> None:
+        self.device_combo.setCurrentIndex(self.device_combo.findData(name))
+
+    # -- images -------------------------------------------------------------------------------------------------
+    def _image_layers(self) -> list[Image]:
+        from napari.layers import Image
+
+        return [
+            layer
+            for layer in self.viewer.layers
+            if isinstance(layer, Image) and meta(layer).get("role") not in ("uncertainty",)
+        ]
+
+    def _on_layers_changed(self, event: Any = None) -> None:
+        value = getattr(event, "value", None)
+        if value is not None and getattr(event, "type", "") == "inserted":
+            value.events.name.connect(self._on_layers_changed)
+        self.refresh_images()
+
+    def refresh_images(self) -> None:
+        """Re-list image layers, keeping ticks by name."""
+        ticked = set(self._ticked_names())
+        self.image_list.clear()
+        for layer in self._image_layers():
+            item = QListWidgetItem(layer.name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if layer.name in ticked else Qt.CheckState.Unchecked)
+            self.image_list.addItem(item)
+
+    def _ticked_names(self) -> list[str]:
+        out = []
+        for i in range(self.image_list.count()):
+            item = self.image_list.item(i)
+            if item.checkState() == Qt.CheckState.Checked:
+                out.append(item.text())
+        return out
+
+    def select_images(self, names: list[str] | None) -> None:
+        """Tick these image layers (None: all image layers)."""
+        self.all_images.setChecked(names is None)
+        for i in range(self.image_list.count()):
+            item = self.image_list.item(i)
+            on = names is None or item.text() in names
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+
+    def selected_images(self) -> list[Image]:
+        layers = self._image_layers()
+        if self.all_images.isChecked():
+            return layers
+        ticked = set(self._ticked_names())
+        return [layer for layer in layers if layer.name in ticked]
+
+    # -- running ------------------------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.worker is not None
+
+    @property
+    def last_status(self) -> str:
+        """``"running"``, ``"done"``, ``"cancelled"`` or ``"error"`` for the last run ("" before any)."""
+        return str(self._run_stats.get("status", ""))
+
+    def run(self) -> Any:
+        """Start segmenting the chosen images in a worker thread; returns the worker (None if nothing to do)."""
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_error, show_warning
+
+        if self.running:
+            show_warning("A segmentation is already running; cancel it first")
+            return None
+        choice = self.current_choice()
+        if choice is None:
+            show_error("No model to run")
+            return None
+        jobs = []
+        for layer in self.selected_images():
+            try:
+                jobs.append(_Job(layer.name, image_rgb(layer), tuple(layer.scale[-2:]), tuple(layer.translate[-2:])))
+            except ValueError as exc:
+                show_error(str(exc))
+        if not jobs:
+            show_warning("No image layer to segment: open an image or tick one in the list")
+            return None
+        if choice.source == "untrained":
+            show_warning(f"{choice.spec} is untrained (random weights): its output is meaningless until trained")
+        device = str(self.device_combo.currentData())
+        tile = int(self.tile_spin.value())
+        self._cancel.clear()
+        self.last_layers = []
+        self._run_stats = {"n": len(jobs), "done": 0, "t0": time.perf_counter(), "status": "running"}
+        worker = create_worker(
+            self._work,
+            jobs,
+            choice,
+            device,
+            tile,
+            float(self.scale_spin.value()),
+            float(self.cell_spin.value()),
+            self.uncertainty_check.isChecked(),
+            _start_thread=False,
+            _connect={"yielded": self._on_yielded, "errored": self._on_error, "finished": self._on_finished},
+        )
+        self.worker = worker
+        self._set_running(True)
+        self.status.setText(f"Segmenting {len(jobs)} image(s) with {choice.spec} …")
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Ask the run to stop at its next tile; nothing of the image in progress is kept."""
+        if self.running:
+            self._cancel.set()
+            self.status.setText("Cancelling …")
+
+    def _get_predictor(self, choice: ModelChoice, device: str, tile: int) -> Predictor:
+        """Cached per (model, device, tile) so weights are loaded and moved to the device once (worker thread)."""
+        from ..inference import Predictor
+        from ..models import UntrainedModelWarning, get_model
+
+        key = (choice.spec, device, tile)
+        with self._lock:
+            pred = self._predictors.get(key)
+            if pred is not None:
+                self._predictors.move_to_end(key)
+                return pred
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UntrainedModelWarning)
+            model, card = get_model(choice.spec)
+        # the zoo shares one cached model per file: the Predictor moves its copy, never the shared one
+        overlap = min(64, tile // 4) if tile else 0
+        pred = Predictor(copy.deepcopy(model), card, device=device, tile_size=tile, overlap=overlap)
+        if pred.device.type == "cpu":
+            pred.batch_size = 1  # no speed-up from batching on a CPU; one tile per step keeps Cancel prompt
+        with self._lock:
+            self._predictors[key] = pred
+            while len(self._predictors) > MAX_PREDICTORS:
+                self._predictors.popitem(last=False)
+        return pred
+
+    def _work(
+        self, jobs: list[_Job], choice: ModelChoice, device: str, tile: int, scale: float, cell: float, unc: bool
+    ):
+        """Worker thread: yields the device name, then one SegmentResult per finished image.
+
+        Expected failures (no such device, bad model file, out of memory) come back as a _Failure so the user gets
+        one clear notification; anything else propagates and napari shows it with its traceback.
+        """
+        from ..inference import Cancelled
+        from ..models import ModelFileError
+
+        try:
+            predictor = self._get_predictor(choice, device, tile)
+            yield predictor.device_name
+            if cell > 0 and predictor.card and predictor.card.cell_size_px:
+                scale = predictor.scale_for_cell_size(cell)
+            n = len(jobs)
+            emit = self._signals.progress.emit
+            for i, job in enumerate(jobs):
+                if self._cancel.is_set():
+                    return
+
+                def progress(done: int, total: int, i: int = i) -> None:
+                    emit((i + done / max(total, 1)) / n)
+
+                pred = predictor.predict(
+                    job.image, scale=scale, return_probs=unc, progress=progress, cancel=self._cancel.is_set
+                )
+                uncertainty = None
+                if pred.probs is not None:
+                    uncertainty = 1.0 - pred.probs.max(axis=0).astype(np.float32)
+                yield SegmentResult(
+                    job.name,
+                    choice.spec,
+                    choice.schema,
+                    pred.labels,
+                    uncertainty,
+                    pred.device,
+                    pred.seconds,
+                    job.scale,
+                    job.translate,
+                )
+        except Cancelled:
+            return
+        except (ValueError, ModelFileError, OSError, MemoryError) as exc:
+            yield _Failure(f"{type(exc).__name__}: {exc}" if isinstance(exc, MemoryError) else str(exc))
+
+    # -- GUI-thread handlers ------------------------------------------------------------------------------------
+    def _on_progress(self, fraction: float) -> None:
+        self.progress.setValue(int(round(1000 * min(max(fraction, 0.0), 1.0))))
+
+    def _on_yielded(self, item: Any) -> None:
+        if isinstance(item, str):
+            self.device_used.setText(item)
+            return
+        if isinstance(item, _Failure):
+            from napari.utils.notifications import show_error
+
+            self._run_stats["status"] = "error"
+            self.status.setText(f"Failed: {item.message}")
+            show_error(f"Segmentation failed: {item.message}")
+            return
+        if self._cancel.is_set():
+            return  # finished just as Cancel was pressed: the user asked for nothing more to change
+        self.last_layers.append(self._commit(item))
+        self._run_stats["done"] += 1
+
+    def _commit(self, res: SegmentResult) -> Labels:
+        """Add or update ``"<image> [<model>]"`` (and its uncertainty layer) from one finished image."""
+        from napari.layers import Labels
+        from napari.utils.notifications import show_info
+
+        from .editing import bind_class_keys
+
+        name = f"{res.image_name} [{res.model}]"
+        kwargs = schema_layer_kwargs(res.schema, name, role="prediction", source=res.image_name, model=res.model)
+        kwargs["metadata"][META_KEY].update(device=res.device, seconds=round(res.seconds, 3))
+        existing = find_layer(self.viewer, name)
+        layer: Labels
+        if isinstance(existing, Labels) and not self.new_layer_check.isChecked():
+            if meta(existing).get("corrected"):
+                show_info(f"{name} is marked corrected: the new result goes to a new layer instead")
+                existing = None
+        else:
+            existing = None
+        if existing is not None:
+            layer = existing
+            layer.data = res.labels
+            layer.colormap = kwargs["colormap"]
+            layer.features = kwargs["features"]
+            meta(layer).update(kwargs["metadata"][META_KEY])
+            layer.events.metadata()
+        else:
+            layer = self.viewer.add_labels(res.labels, scale=res.scale, translate=res.translate, **kwargs)
+            bind_class_keys(layer)
+        if res.uncertainty is not None:
+            self._commit_uncertainty(res, layer.name)
+        return layer
+
+    def _commit_uncertainty(self, res: SegmentResult, labels_name: str) -> None:
+        from napari.layers import Image
+
+        name = f"{labels_name} uncertainty"
+        existing = find_layer(self.viewer, name)
+        if isinstance(existing, Image) and not self.new_layer_check.isChecked():
+            existing.data = res.uncertainty
+            return
+        self.viewer.add_image(
+            res.uncertainty,
+            name=name,
+            colormap="magma",
+            contrast_limits=(0.0, 1.0),
+            blending="additive",
+            opacity=0.7,
+            visible=False,
+            scale=res.scale,
+            translate=res.translate,
+            metadata={META_KEY: {"role": "uncertainty", "source": res.image_name, "model": res.model}},
+        )
+
+    def _on_error(self, exc: BaseException) -> None:
+        """An unexpected error: napari's worker already shows it (with traceback); keep the widget usable."""
+        self._run_stats["status"] = "error"
+        self.status.setText(f"Failed: {type(exc).__name__}: {exc}")
+
+    def _on_finished(self) -> None:
+        stats = self._run_stats
+        seconds = time.perf_counter() - stats.get("t0", time.perf_counter())
+        done, n = stats.get("done", 0), stats.get("n", 0)
+        if stats.get("status") == "error":
+            pass
+        elif self._cancel.is_set():
+            stats["status"] = "cancelled"
+            self.status.setText(f"Cancelled: {done} of {n} image(s) finished, the one in progress was dropped")
+        else:
+            stats["status"] = "done"
+            self.status.setText(f"Segmented {done} image(s) in {seconds:.1f} s on {self.device_used.text()}")
+            self.progress.setValue(1000)
+        self.worker = None
+        self._set_running(False)
+
+    def _set_running(self, on: bool) -> None:
+        self.run_btn.setEnabled(not on)
+        self.cancel_btn.setEnabled(on)
+        if on:
+            self.progress.setValue(0)

@@ -1,0 +1,98 @@
+"""npe2 writer and batch export: Labels layers → masks in the schema's grey convention (WBC 0/128/255, RBC 0/255).
+
+The schema comes from the layer's bloodseg metadata, or is guessed from its values. Files are written atomically
+through :func:`napari_bloodseg.io.write_mask`. napari's Save dialog has already asked about replacing a file, so
+the npe2 writer overwrites; the batch export never replaces a file unless asked to.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..io.masks import write_mask
+from ..schemas import LabelSchema, get_schema
+from .layers import META_KEY, guess_labels_schema, labels_in_schema, layer_schema, meta, strip_tags
+
+if TYPE_CHECKING:  # pragma: no cover
+    from napari.layers import Labels
+
+_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
+
+
+def _schema_from_attributes(data: np.ndarray, attributes: dict[str, Any]) -> LabelSchema:
+    info = (attributes.get("metadata") or {}).get(META_KEY) or {}
+    if info.get("schema"):
+        return get_schema(info["schema"])
+    return guess_labels_schema(data)
+
+
+def _plane(data: Any, name: str) -> np.ndarray:
+    arr = np.asarray(data[0] if isinstance(data, list) else data)  # multiscale: level 0
+    arr = arr.squeeze() if arr.ndim > 2 else arr
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: only 2-D label layers can be written as masks (shape {arr.shape})")
+    return arr
+
+
+def write_labels(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
+    """npe2 single-layer writer for Labels → ``.png``/``.tif`` grey mask. Returns the written path."""
+    name = str(attributes.get("name", "labels"))
+    arr = _plane(data, name)
+    schema = _schema_from_attributes(arr, attributes)
+    labels = labels_in_schema(arr, schema)
+    out = write_mask(path, labels, schema, overwrite=True)
+    return [str(out)]
+
+
+def export_name(layer: Labels) -> str:
+    """File stem for an exported mask: the source image's name (so it pairs with the image on disk)."""
+    info = meta(layer)
+    stem = info.get("source") or strip_tags(layer.name)
+    stem = Path(str(stem)).stem if Path(str(stem)).suffix.lower() in (".png", ".bmp", ".jpg", ".tif") else stem
+    return _UNSAFE.sub("_", str(stem)).strip() or "mask"
+
+
+@dataclass
+class ExportResult:
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # existed, overwrite not asked for
+    failed: list[str] = field(default_factory=list)  # "layer: reason"
+
+
+def export_layers(
+    layers: Iterable[Labels], folder: str | Path, *, suffix: str = ".png", overwrite: bool = False
+) -> ExportResult:
+    """Write each layer as ``folder/<source image><suffix>``; existing files are skipped unless ``overwrite``.
+
+    Two layers from the same image (two models) get the model name appended so neither hides the other.
+    """
+    folder = Path(folder)
+    result = ExportResult()
+    used: set[str] = set()
+    for layer in layers:
+        stem = export_name(layer)
+        if stem.lower() in used:
+            tag = meta(layer).get("model") or layer.name
+            stem = f"{stem}_{_UNSAFE.sub('_', str(tag)).replace(' ', '_')}"
+            n = 2
+            while stem.lower() in used:
+                stem, n = f"{stem}_{n}", n + 1
+        used.add(stem.lower())
+        target = folder / f"{stem}{suffix}"
+        try:
+            arr = _plane(layer.data, layer.name)
+            schema = layer_schema(layer)
+            write_mask(target, labels_in_schema(arr, schema), schema, overwrite=overwrite)
+        except FileExistsError:
+            result.skipped.append(target)
+        except (ValueError, OSError) as exc:
+            result.failed.append(f"{layer.name}: {exc}")
+        else:
+            result.written.append(target)
+    return result
