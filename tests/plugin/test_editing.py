@@ -1,0 +1,76 @@
+"""Editing helpers: class picker by name, keyboard shortcuts on the layer, the per-layer "corrected" flag."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_bloodseg.plugin.layers import schema_layer_kwargs
+from napari_bloodseg.schemas import RBC, WBC
+
+
+def _prediction(viewer, shape=(64, 64), schema="wbc", name="cell [unet]"):
+    return viewer.add_labels(
+        np.zeros(shape, np.uint8), **schema_layer_kwargs(schema, name, role="prediction", source="cell", model="unet")
+    )
+
+
+def test_class_buttons_named_by_schema_and_pick_paint_class(viewer, dock):
+    layer = _prediction(viewer)
+    widget = dock("Correct")
+    assert widget.target.name == layer.name
+    texts = [btn.text() for btn in widget._buttons]
+    assert [t.split("  ")[0] for t in texts] == list(WBC.class_names)
+
+    layer.mode = "pan_zoom"
+    widget._buttons[2].click()
+    assert layer.selected_label == 2
+    assert layer.mode == "paint"
+
+    # a correction painted with the picked class lands in the data
+    layer.brush_size = 5
+    layer.paint((30, 30), layer.selected_label, refresh=True)
+    assert layer.data[30, 30] == 2
+    assert (layer.data == 2).sum() > 1
+    assert (layer.data[:, :20] == 0).all()
+
+
+def test_shortcuts_pick_classes_and_toggle_corrected(viewer, dock):
+    layer = _prediction(viewer)
+    widget = dock("Correct")
+    viewer.layers.selection.active = layer
+    keys = viewer.window._qt_viewer._key_map_handler
+
+    assert keys.press_key("Alt-1")
+    assert layer.selected_label == 1
+    assert widget.class_group.checkedId() == 1
+    assert keys.press_key("Alt-0")
+    assert layer.selected_label == 0
+
+    assert layer.metadata["bloodseg"]["corrected"] is False
+    assert keys.press_key("Shift-C")
+    assert layer.metadata["bloodseg"]["corrected"] is True
+    assert widget.corrected_check.isChecked()
+    widget.corrected_check.setChecked(False)
+    assert layer.metadata["bloodseg"]["corrected"] is False
+    # the widget text documents the keys it binds
+    assert "Alt+1" in widget.help_label.text() and "Shift+C" in widget.help_label.text()
+
+
+def test_widget_follows_active_layer_and_its_schema(viewer, dock):
+    wbc = _prediction(viewer, name="w [unet]")
+    rbc = _prediction(viewer, schema="rbc", name="r [unet:rbc]")
+    widget = dock("Correct")
+    viewer.layers.selection.active = wbc
+    assert len(widget._buttons) == WBC.num_classes
+    viewer.layers.selection.active = rbc
+    assert widget.target.name == rbc.name
+    assert len(widget._buttons) == RBC.num_classes
+    # flags are per layer
+    widget.corrected_check.setChecked(True)
+    assert rbc.metadata["bloodseg"]["corrected"] is True
+    assert wbc.metadata["bloodseg"]["corrected"] is False
+    # a layer added later gets the shortcuts too
+    late = _prediction(viewer, name="late [unet]")
+    viewer.layers.selection.active = late
+    assert viewer.window._qt_viewer._key_map_handler.press_key("Alt-2")
+    assert late.selected_label == 2

@@ -1,0 +1,180 @@
+"""Evaluate widget: pairing by name, values equal to the core metrics, sorting, CSV, error layers; and the whole
+segment → correct → evaluate → export → re-open round trip through every widget."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from qtpy.QtCore import Qt
+
+from napari_bloodseg.evaluation import build_report
+from napari_bloodseg.metrics import score_image
+from napari_bloodseg.plugin.layers import pair_key
+from napari_bloodseg.schemas import RBC, WBC
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("001 [wbc-unet]", "001 mask"),
+        ("001 [wbc-unet] [1]", "001_mask"),
+        ("Cell A [unet:rbc]", "cell a (mask)"),
+        ("field 3 [segnet]", "field 3 expert mask"),
+    ],
+)
+def test_prediction_and_mask_names_pair(a, b):
+    assert pair_key(a) == pair_key(b)
+
+
+def test_different_images_do_not_pair():
+    assert pair_key("001 [unet]") != pair_key("002 mask")
+    assert pair_key("001 [unet]") != pair_key("0011 mask")
+
+
+def _add_pairs(viewer, n=3, size=72):
+    """n synthetic masks with degraded copies as predictions, named the way the plugin names them."""
+    from napari_bloodseg.data import synthetic_wbc
+    from napari_bloodseg.plugin.layers import schema_layer_kwargs
+
+    rng = np.random.default_rng(7)
+    out = []
+    for i in range(n):
+        _, truth = synthetic_wbc(size=size, seed=10 + i)
+        pred = truth.copy()
+        flip = rng.random(truth.shape) < 0.05 * (i + 1)
+        pred[flip] = rng.integers(0, 3, flip.sum())
+        viewer.add_labels(truth, **schema_layer_kwargs("wbc", f"img{i} mask", role="mask", source=f"img{i}"))
+        viewer.add_labels(
+            pred, **schema_layer_kwargs("wbc", f"img{i} [net]", role="prediction", source=f"img{i}", model="net")
+        )
+        out.append((f"img{i} [net]", pred, truth))
+    return out
+
+
+def test_scores_equal_core_metrics_sort_and_csv(viewer, dock, wait_idle, tmp_path):
+    pairs = _add_pairs(viewer)
+    widget = dock("Evaluate")
+    assert widget.pairs_label.text().startswith("3 pair(s)")
+    assert widget.evaluate() is not None
+    wait_idle(widget)
+
+    expected = {name: score_image(pred, truth, WBC) for name, pred, truth in pairs}
+    table = widget.table_scores()
+    assert set(table) == set(expected)
+    for name, scores in expected.items():
+        for cls, values in scores["per_class"].items():
+            assert table[name][cls]["jaccard"] == values["jaccard"]
+            assert table[name][cls]["dice"] == values["dice"]
+    report = build_report(list(expected), list(expected.values()), WBC)
+    assert widget.report["per_class"] == report["per_class"]
+    summary = {
+        widget.summary_table.item(r, 0).text(): widget.summary_table.item(r, 1).data(Qt.ItemDataRole.UserRole)
+        for r in range(widget.summary_table.rowCount())
+    }
+    assert summary == {cls: s["jaccard"] for cls, s in report["per_class"].items()}
+    assert widget.plot.classes == list(WBC.foreground)
+
+    # clicking a header sorts by the number, not the text
+    col = [widget.image_table.horizontalHeaderItem(c).text() for c in range(widget.image_table.columnCount())].index(
+        "cell Jaccard"
+    )
+    widget.image_table.sortItems(col, Qt.SortOrder.AscendingOrder)
+    shown = [widget.image_table.item(r, col).data(Qt.ItemDataRole.UserRole) for r in range(3)]
+    assert shown == sorted(s["per_class"]["cell"]["jaccard"] for s in expected.values())
+    assert widget.image_table.item(0, 0).text() == "img2 [net]"  # the most degraded prediction
+
+    out = widget.export_csv(tmp_path / "scores.csv")
+    rows = list(csv.DictReader(out.open()))
+    got = {(r["image"], r["class"]): float(r["dice"]) for r in rows}
+    for name, scores in expected.items():
+        for cls, values in scores["per_class"].items():
+            assert got[(name, cls)] == values["dice"]
+    for cls, s in report["per_class"].items():
+        assert got[("mean", cls)] == s["dice"] and got[("sem", cls)] == s["dice_sem"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv"]  # atomic: no temporary left behind
+
+
+def test_error_layer_counts_false_positives_and_negatives(viewer, dock, wait_idle):
+    from napari_bloodseg.plugin.layers import schema_layer_kwargs
+
+    truth = np.zeros((40, 40), np.uint8)
+    truth[5:25, 5:25] = 1
+    pred = np.zeros_like(truth)
+    pred[10:30, 10:30] = 1
+    viewer.add_labels(truth, **schema_layer_kwargs("rbc", "f mask", role="mask", source="f"))
+    viewer.add_labels(pred, **schema_layer_kwargs("rbc", "f [net]", role="prediction", source="f", model="net"))
+    widget = dock("Evaluate")
+    widget.error_check.setChecked(True)
+    widget.evaluate()
+    wait_idle(widget)
+
+    errors = viewer.layers["f [net] errors"]
+    names = list(errors.features["class"])
+    fp, fn = names.index("false positive cell"), names.index("false negative cell")
+    assert (errors.data == fp).sum() == ((pred == 1) & (truth == 0)).sum()
+    assert (errors.data == fn).sum() == ((pred == 0) & (truth == 1)).sum()
+    assert (errors.data[pred == truth] == 0).all()
+    assert errors.metadata["bloodseg"]["role"] == "errors"
+    # error maps are not offered as predictions or masks
+    assert "f [net] errors" not in [widget.pred_list.item(i).text() for i in range(widget.pred_list.count())]
+    assert widget.report["schema"] == RBC.name
+
+
+def test_bad_pair_is_skipped_with_a_notification(viewer, dock, wait_idle, notes):
+    from napari_bloodseg.plugin.layers import schema_layer_kwargs
+
+    pairs = _add_pairs(viewer, n=1)
+    viewer.add_labels(np.zeros((30, 30), np.uint8), **schema_layer_kwargs("wbc", "odd mask", role="mask"))
+    viewer.add_labels(
+        np.zeros((31, 30), np.uint8), **schema_layer_kwargs("wbc", "odd [net]", role="prediction", model="net")
+    )
+    widget = dock("Evaluate")
+    widget.evaluate()
+    wait_idle(widget)
+    assert widget.report["n_images"] == 1
+    assert [img["name"] for img in widget.report["images"]] == [pairs[0][0]]
+    assert any("odd [net]" in e for e in widget.report["errors"])
+    assert any("odd [net]" in msg for msg in notes.warnings)
+
+
+def test_segment_correct_evaluate_export_round_trip(viewer, dock, wait_idle, tmp_path):
+    from napari_bloodseg.plugin.reader import read_paths
+
+    viewer.open_sample("napari-bloodseg", "synthetic-wbc")
+    image, truth = viewer.layers["synthetic WBC"], viewer.layers["synthetic WBC mask"]
+    segment, edit, evaluate, export = dock("Segment"), dock("Correct"), dock("Evaluate"), dock("Export masks")
+
+    segment.set_model("unet")
+    segment.set_device("cpu")
+    segment.tile_spin.setValue(256)
+    segment.run()
+    wait_idle(segment)
+    pred = viewer.layers["synthetic WBC [unet]"]
+    assert pred.data.shape == image.data.shape[:2]
+    before = score_image(pred.data, truth.data, WBC)["per_class"]["cell"]["jaccard"]
+
+    # correct the top half by hand (painting the expert's answer) and mark the layer corrected
+    viewer.layers.selection.active = pred
+    corrected = pred.data.copy()
+    corrected[:120] = truth.data[:120]
+    pred.data = corrected
+    edit.corrected_check.setChecked(True)
+    assert pred.metadata["bloodseg"]["corrected"] is True
+
+    evaluate.refresh_layers()
+    evaluate.evaluate()
+    wait_idle(evaluate)
+    want = score_image(corrected, truth.data, WBC)
+    got = evaluate.table_scores()["synthetic WBC [unet]"]
+    assert got == {cls: {k: v[k] for k in ("jaccard", "dice")} for cls, v in want["per_class"].items()}
+    assert got["cell"]["jaccard"] >= before
+
+    export.folder_edit.setText(str(tmp_path))
+    result = export.export()
+    assert [p.name for p in result.written] == ["synthetic WBC.png"]  # only the corrected layer, named after its image
+    ((labels, kwargs, kind),) = read_paths(str(result.written[0]))
+    assert kind == "labels"
+    assert kwargs["metadata"]["bloodseg"]["schema"] == "wbc"
+    np.testing.assert_array_equal(labels, corrected)

@@ -1,0 +1,151 @@
+"""Reader: images → RGB image layers, expert masks → Labels in their schema, dataset folders → pairs;
+bad input → a notification, never an exception, and the layers already open stay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_bloodseg.plugin.reader import get_reader, looks_like_mask, read_paths
+from napari_bloodseg.schemas import RBC, WBC
+
+PLUGIN = "napari-bloodseg"
+
+
+@pytest.fixture
+def smear(tmp_path, write_png, wbc_pair) -> tuple[Path, Path, np.ndarray, np.ndarray]:
+    """NNN.bmp image + NNN.png 0/128/255 mask (Zheng Dataset 1 layout)."""
+    from PIL import Image
+
+    image, labels = wbc_pair
+    img_path = tmp_path / "001.bmp"
+    Image.fromarray(image).save(img_path)
+    mask_path = write_png(tmp_path / "001.png", WBC.to_disk(labels))
+    return img_path, mask_path, image, labels
+
+
+def test_claims_images_and_folders_only(tmp_path, smear):
+    (tmp_path / "notes.txt").write_text("hello")
+    assert get_reader(str(smear[0])) is read_paths
+    assert get_reader(str(tmp_path)) is read_paths
+    assert get_reader(str(tmp_path / "notes.txt")) is None
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert get_reader(str(empty)) is None
+
+
+def test_image_opens_rgb_and_mask_opens_labels_in_schema(tmp_path, smear, write_png):
+    img_path, mask_path, image, labels = smear
+    ((data, kwargs, kind),) = read_paths(str(img_path))
+    assert kind == "image" and kwargs["rgb"] and kwargs["name"] == "001"
+    np.testing.assert_array_equal(data, image)
+
+    ((data, kwargs, kind),) = read_paths(str(mask_path))
+    assert kind == "labels"
+    np.testing.assert_array_equal(data, labels)
+    assert kwargs["metadata"]["bloodseg"]["schema"] == "wbc"
+    assert list(kwargs["features"]["class"]) == list(WBC.class_names)
+
+    rbc = np.zeros((40, 50), np.uint8)
+    rbc[10:20, 10:30] = 255
+    ((data, kwargs, kind),) = read_paths(str(write_png(tmp_path / "rbc_mask.png", rbc)))
+    assert kind == "labels" and kwargs["metadata"]["bloodseg"]["schema"] == RBC.name
+    np.testing.assert_array_equal(data, rbc // 255)
+
+    tiny = np.zeros((30, 30), np.uint8)  # label-space mask (0/1/2)
+    tiny[5:10, 5:10] = 2
+    tiny[10:15, 10:15] = 1
+    ((data, kwargs, kind),) = read_paths(str(write_png(tmp_path / "tiny.png", tiny)))
+    assert kind == "labels" and kwargs["metadata"]["bloodseg"]["schema"] == "wbc"
+    np.testing.assert_array_equal(data, tiny)
+
+
+def test_mask_heuristic():
+    rng = np.random.default_rng(0)
+    grey_photo = rng.integers(0, 256, (50, 50), dtype=np.uint8)
+    assert not looks_like_mask(grey_photo)
+    levels = rng.choice(np.array([0, 128, 255], np.uint8), (50, 50))
+    assert looks_like_mask(levels)
+    assert looks_like_mask(np.repeat(levels[..., None], 3, axis=-1))  # a grey mask saved as RGB
+    colour = np.stack([levels, levels // 2, levels], axis=-1)
+    assert not looks_like_mask(colour)
+    stray = levels.copy()
+    stray[0, :5] = [2, 7, 30, 41, 50]  # hand-made masks carry a few stray greys
+    assert looks_like_mask(stray)
+
+
+def test_several_images_of_different_sizes_each_become_a_layer(viewer, tmp_path, write_png):
+    from napari_bloodseg.data import synthetic_wbc
+
+    paths = [write_png(tmp_path / f"img{s}.png", synthetic_wbc(size=s, seed=s)[0]) for s in (48, 64)]
+    layers = viewer.open([str(p) for p in paths], plugin=PLUGIN)
+    assert [(lyr.name, lyr.data.shape) for lyr in layers] == [("img48", (48, 48, 3)), ("img64", (64, 64, 3))]
+    assert all(lyr.rgb for lyr in layers)
+
+
+def test_dataset_folder_opens_pairs_named_for_evaluation(viewer, smear, tmp_path):
+    from napari.layers import Image, Labels
+
+    layers = viewer.open(str(tmp_path), plugin=PLUGIN)
+    assert [(type(lyr), lyr.name) for lyr in layers] == [(Image, "001"), (Labels, "001 mask")]
+    np.testing.assert_array_equal(layers[1].data, smear[3])
+    assert layers[1].metadata["bloodseg"]["source"] == "001"
+
+
+def test_images_and_masks_subfolders(tmp_path, write_png, wbc_pair):
+    image, labels = wbc_pair
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    write_png(tmp_path / "images" / "a.png", image)
+    write_png(tmp_path / "masks" / "a_mask.png", WBC.to_disk(labels))
+    out = read_paths(str(tmp_path))
+    assert [(kw["name"], kind) for _, kw, kind in out] == [("a", "image"), ("a mask", "labels")]
+    np.testing.assert_array_equal(out[1][0], labels)
+
+
+def test_corrupt_image_is_a_notification_and_keeps_layers(viewer, tmp_path, notes):
+    viewer.add_image(np.zeros((8, 8)), name="already open")
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png")
+    assert viewer.open(str(bad), plugin=PLUGIN) == []
+    assert any("broken.png" in msg for msg in notes.errors)
+    assert [lyr.name for lyr in viewer.layers] == ["already open"]
+
+
+def test_non_image_files_are_notifications(viewer, tmp_path, notes, write_png, wbc_pair):
+    from napari_bloodseg.plugin.reader import NOTHING
+
+    viewer.add_image(np.zeros((8, 8)), name="already open")
+    fake = tmp_path / "fake.jpg"
+    fake.write_text("this is a text file")
+    good = write_png(tmp_path / "good.png", wbc_pair[0])
+    layers = viewer.open([str(fake), str(good)], plugin=PLUGIN)
+    assert [lyr.name for lyr in layers] == ["good"]
+    assert any("fake.jpg" in msg for msg in notes.errors)
+    assert [lyr.name for lyr in viewer.layers] == ["already open", "good"]
+
+    # napari never offers the plugin a .txt, but the reader function refuses one politely all the same
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    assert read_paths([str(text)]) == NOTHING
+    assert any("notes.txt" in msg and "not an image" in msg for msg in notes.errors)
+
+
+def test_wrong_size_mask_is_refused_but_its_image_opens(viewer, tmp_path, notes, write_png, wbc_pair):
+    image, labels = wbc_pair
+    write_png(tmp_path / "007.jpg", image)
+    write_png(tmp_path / "007.png", WBC.to_disk(labels)[:-4])
+    layers = viewer.open(str(tmp_path), plugin=PLUGIN)
+    assert [lyr.name for lyr in layers] == ["007"]
+    assert any("007.png" in msg and "mask is" in msg for msg in notes.errors)
+
+
+def test_real_dataset1_pair(real_data):
+    folder = real_data / "wbc" / "dataset1"
+    (img, img_kw, img_kind), (mask, mask_kw, mask_kind) = read_paths([str(folder / "001.bmp"), str(folder / "001.png")])
+    assert (img_kind, mask_kind) == ("image", "labels")
+    assert img.shape[:2] == mask.shape and img.shape[2] == 3
+    assert mask_kw["metadata"]["bloodseg"]["schema"] == "wbc"
+    assert set(np.unique(mask)) <= {0, 1, 2} and len(np.unique(mask)) == 3

@@ -1,0 +1,225 @@
+"""Segment widget end to end: image layer → worker thread → schema Labels layer; rerun, cancel, responsiveness."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from napari_bloodseg.schemas import WBC
+
+TILE = 128  # the 96 px test crop is one tile: each run takes well under a second on CPU
+
+
+def _segment(widget, wait_idle, *, model: str = "unet", tile: int = TILE) -> None:
+    widget.set_model(model)
+    widget.set_device("cpu")
+    widget.tile_spin.setValue(tile)
+    assert widget.run() is not None
+    wait_idle(widget)
+
+
+def _reference(image: np.ndarray, tile: int = TILE) -> np.ndarray:
+    """What the core library says for the same model, device and tiling."""
+    from napari_bloodseg.inference import Predictor
+    from napari_bloodseg.models import get_model
+
+    model, card = get_model("unet")
+    return Predictor(model, card, device="cpu", tile_size=tile, overlap=min(64, tile // 4)).predict(image).labels
+
+
+def test_segment_makes_schema_labels_layer(viewer, dock, wait_idle, wbc_pair):
+    from napari.layers import Labels
+    from napari.utils.colormaps import DirectLabelColormap
+
+    image, _ = wbc_pair
+    viewer.add_image(image, name="cell", rgb=True)
+    widget = dock("Segment")
+    _segment(widget, wait_idle)
+
+    assert widget.last_status == "done"
+    assert [layer.name for layer in viewer.layers] == ["cell", "cell [unet]"]
+    layer = viewer.layers["cell [unet]"]
+    assert isinstance(layer, Labels)
+    assert layer.data.shape == image.shape[:2]
+    assert layer.data.dtype == np.uint8
+    assert set(np.unique(layer.data)) <= {0, 1, 2}
+    np.testing.assert_array_equal(layer.data, _reference(image))
+
+    # the schema's fixed colours and class names, and what the other widgets need to know
+    assert isinstance(layer.colormap, DirectLabelColormap)
+    for value, rgba in enumerate(WBC.colors[1:], start=1):
+        np.testing.assert_allclose(layer.colormap.map(np.array([value]))[0], np.array(rgba) / 255, atol=1e-6)
+    assert list(layer.features["class"]) == list(WBC.class_names)
+    info = layer.metadata["bloodseg"]
+    assert (info["schema"], info["role"], info["source"], info["model"]) == ("wbc", "prediction", "cell", "unet")
+    assert info["corrected"] is False
+    # napari's status bar names the class under the cursor
+    y, x = np.argwhere(layer.data == layer.data[48, 48])[0]
+    assert f"class: {WBC.class_names[layer.data[y, x]]}" in str(layer.get_status((y, x)))
+    # the label says what really ran
+    assert widget.device_used.text() == info["device"]
+    assert widget.device_used.text().startswith("cpu")
+    assert widget.progress.value() == widget.progress.maximum()
+
+
+def test_rerun_updates_layer_reuses_predictor_and_spares_corrected(viewer, dock, wait_idle, wbc_pair, monkeypatch):
+    import napari_bloodseg.models as models
+    from napari_bloodseg.plugin.editing import set_corrected
+
+    loads = []
+    real_get_model = models.get_model
+    monkeypatch.setattr(models, "get_model", lambda *a, **k: loads.append(a) or real_get_model(*a, **k))
+
+    image, _ = wbc_pair
+    viewer.add_image(image, name="cell", rgb=True)
+    widget = dock("Segment")
+    _segment(widget, wait_idle)
+    layer = viewer.layers["cell [unet]"]
+    first = layer.data.copy()
+    predictor = next(iter(widget._predictors.values()))
+
+    # a rerun replaces the data of the same layer (here: something else put there) and adds no copy
+    layer.data = ((first + 1) % 3).astype(np.uint8)
+    widget.uncertainty_check.setChecked(True)
+    _segment(widget, wait_idle)
+    assert viewer.layers["cell [unet]"] is layer
+    np.testing.assert_array_equal(layer.data, first)
+    assert len(loads) == 1, "weights must load once per (model, device, tile)"
+    assert list(widget._predictors.values()) == [predictor]
+
+    unc = viewer.layers["cell [unet] uncertainty"]
+    assert unc.data.shape == image.shape[:2]
+    assert unc.data.dtype == np.float32
+    assert 0.0 <= float(unc.data.min()) and float(unc.data.max()) <= 1.0 - 1.0 / 3 + 1e-3
+
+    # "new layer" keeps the earlier result
+    widget.new_layer_check.setChecked(True)
+    widget.uncertainty_check.setChecked(False)
+    _segment(widget, wait_idle)
+    labels = [lyr.name for lyr in viewer.layers if lyr.__class__.__name__ == "Labels"]
+    assert labels == ["cell [unet]", "cell [unet] [1]"]
+
+    # a layer marked corrected is never overwritten: the new result goes to a new layer
+    widget.new_layer_check.setChecked(False)
+    layer.paint((10, 10), 2, refresh=True)
+    painted = layer.data.copy()
+    set_corrected(layer, True)
+    _segment(widget, wait_idle)
+    np.testing.assert_array_equal(layer.data, painted)
+    assert len([lyr for lyr in viewer.layers if lyr.__class__.__name__ == "Labels"]) == 3
+
+
+def test_chosen_images_only_and_different_sizes(viewer, dock, wait_idle):
+    from napari_bloodseg.data import synthetic_wbc
+
+    a, _ = synthetic_wbc(size=96, seed=1)
+    b, _ = synthetic_wbc(size=(64, 80), seed=2)
+    viewer.add_image(a, name="a", rgb=True)
+    viewer.add_image(b, name="b", rgb=True)
+    widget = dock("Segment")
+    assert widget.all_images.isChecked()
+    _segment(widget, wait_idle)
+    assert viewer.layers["a [unet]"].data.shape == (96, 96)
+    assert viewer.layers["b [unet]"].data.shape == (64, 80)
+
+    widget.select_images(["b"])
+    _segment(widget, wait_idle)
+    assert [layer.name for layer in widget.last_layers] == ["b [unet]"]
+
+
+def test_cancel_mid_run_adds_nothing_and_changes_nothing(viewer, dock, wait_idle, qtbot):
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 255, (1024, 1024, 3), dtype=np.uint8)
+    viewer.add_image(big, name="big", rgb=True)
+    earlier = viewer.add_labels(np.full((1024, 1024), 2, np.uint8), name="big [unet]")
+    before = [layer.name for layer in viewer.layers]
+    widget = dock("Segment")
+    widget.set_model("unet")
+    widget.set_device("cpu")
+    widget.tile_spin.setValue(256)
+    widget.uncertainty_check.setChecked(True)
+
+    widget.run()
+    qtbot.waitUntil(lambda: widget.progress.value() > 0, timeout=30_000)  # really mid-run: tiles are done
+    assert widget.running and widget.cancel_btn.isEnabled()
+    widget.cancel()
+    wait_idle(widget, timeout=30_000)
+
+    assert widget.last_status == "cancelled"
+    assert "Cancelled" in widget.status.text()
+    assert [layer.name for layer in viewer.layers] == before
+    assert np.all(earlier.data == 2)
+    assert widget.run_btn.isEnabled() and not widget.cancel_btn.isEnabled()
+
+
+def test_event_loop_keeps_turning_during_a_slow_run(viewer, dock, wait_idle, qtbot):
+    """A heartbeat QTimer must keep firing while a 1500x1500 image is segmented on the CPU."""
+    from qtpy.QtCore import QTimer
+
+    rng = np.random.default_rng(1)
+    viewer.add_image(rng.integers(0, 255, (1500, 1500, 3), dtype=np.uint8), name="field", rgb=True)
+    widget = dock("Segment")
+    widget.set_model("unet")
+    widget.set_device("cpu")
+    widget.tile_spin.setValue(256)
+
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    try:
+        widget.run()
+        qtbot.waitUntil(lambda: widget.progress.value() > 0, timeout=30_000)
+        qtbot.wait(1500)  # keep measuring while tiles run
+        still_running = widget.running
+        widget.cancel()
+        wait_idle(widget, timeout=30_000)
+    finally:
+        timer.stop()
+    assert still_running, "the run must still be going while the heartbeat is measured"
+    gaps = np.diff(ticks)
+    assert len(ticks) > 40
+    assert gaps.max() < 0.5, f"event loop stalled for {gaps.max():.2f} s"
+
+
+def test_unavailable_device_is_a_notification_not_a_layer(viewer, dock, wait_idle, notes, wbc_pair):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    viewer.add_image(wbc_pair[0], name="cell", rgb=True)
+    widget = dock("Segment")
+    widget.set_model("unet")
+    widget.set_device("cuda")
+    widget.run()
+    wait_idle(widget)
+    assert widget.last_status == "error"
+    assert any("cuda" in msg for msg in notes.errors)
+    assert [layer.name for layer in viewer.layers] == ["cell"]
+
+
+def test_nothing_to_segment_or_not_2d(viewer, dock, notes):
+    widget = dock("Segment")
+    assert widget.run() is None
+    assert notes.warnings
+    viewer.add_image(np.zeros((3, 32, 32), np.uint8), name="stack")
+    assert widget.run() is None
+    assert any("only 2-D" in msg for msg in notes.errors)
+    assert [layer.name for layer in viewer.layers] == ["stack"]
+
+
+def test_model_combo_lists_models_and_architectures(viewer, dock):
+    from napari_bloodseg.models import ARCHITECTURES, list_models
+
+    widget = dock("Segment")
+    specs = [widget.model_combo.itemData(i) for i in range(widget.model_combo.count())]
+    for info in list_models():
+        assert info.name in specs
+    for arch in ARCHITECTURES:
+        assert arch in specs and f"{arch}:rbc" in specs
+    widget.set_model("segnet:rbc")
+    assert "rbc" in widget.model_info.text() and "untrained" in widget.model_info.text()
+    assert "(rbc, segnet, untrained)" in widget.model_combo.currentText()
