@@ -63,6 +63,40 @@ def small_rgb(rng: np.random.Generator) -> np.ndarray:
     return rng.integers(0, 256, size=(37, 53, 3), dtype=np.uint8)
 
 
+def make_live_model(arch: str, num_classes: int, sample: np.ndarray, *, width: int = 4, seed: int = 0):
+    """A seeded untrained network whose eval-mode output really varies across ``sample`` (uint8 RGB).
+
+    A freshly initialised network in eval mode gives nearly the same logits everywhere (its BatchNorm running
+    statistics are the defaults), so any comparison of its labels would pass trivially. Here BN statistics are
+    measured on ``sample``, and for two classes the head bias is set so that about half of ``sample`` is
+    foreground.
+    """
+    import torch
+
+    from napari_bloodseg.models import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(arch, num_classes=num_classes, width=width)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average: one pass sets the statistics
+    x = (torch.from_numpy(np.ascontiguousarray(sample)).permute(2, 0, 1)[None].float() / 255 - 0.5) / 0.25
+    with torch.no_grad():
+        model.train()(x)
+        model.eval()
+        if num_classes == 2:
+            logits = model(x)[0]
+            model.head.bias[0] += (logits[1] - logits[0]).median()
+    return model
+
+
+@pytest.fixture
+def live_model():
+    """Factory: ``live_model(arch, num_classes, sample)`` (see :func:`make_live_model`)."""
+    return make_live_model
+
+
 @pytest.fixture
 def tiny_unet():
     """A seeded, untrained width-4 U-Net for WBC (3 classes), in eval mode."""

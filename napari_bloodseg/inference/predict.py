@@ -189,7 +189,10 @@ class Predictor:
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize an (H, W, 3) image to ``size`` = (h, w) with antialiasing; keeps uint8 as uint8."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+    arr = np.ascontiguousarray(image)
+    if not arr.flags.writeable:  # PIL-read images are read-only views: torch would print a warning to the user
+        arr = arr.copy()
+    x = torch.from_numpy(arr).permute(2, 0, 1)[None].float()
     y = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)[0].permute(1, 2, 0)
     if image.dtype == np.uint8:
         return y.round().clamp(0, 255).to(torch.uint8).numpy()

@@ -1,0 +1,59 @@
+import pytest
+import torch
+
+from napari_bloodseg.inference import DEVICE_CHOICES, available_devices, describe, resolve_device
+from napari_bloodseg.inference import device as device_mod
+
+
+@pytest.fixture
+def no_accelerators(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(device_mod, "mps_available", lambda: False)
+
+
+def test_choices():
+    assert DEVICE_CHOICES == ("auto", "cpu", "cuda", "mps")
+
+
+@pytest.mark.skipif(torch.cuda.is_available() or device_mod.mps_available(), reason="machine has an accelerator")
+def test_auto_is_cpu_on_this_machine():
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device(None) == torch.device("cpu")
+    assert available_devices() == ["cpu"]
+
+
+def test_auto_without_accelerators(no_accelerators):
+    assert resolve_device("auto").type == "cpu"
+    assert resolve_device("AUTO").type == "cpu"
+
+
+def test_auto_prefers_cuda_then_mps(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(device_mod, "mps_available", lambda: True)
+    assert resolve_device("auto").type == "cuda"
+    assert available_devices() == ["mps", "cuda", "cpu"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto").type == "mps"
+
+
+@pytest.mark.parametrize(("name", "message"), [("cuda", "no CUDA GPU"), ("cuda:1", "no CUDA GPU"), ("mps", "MPS")])
+def test_explicit_accelerator_that_is_absent(no_accelerators, name, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_device(name)
+
+
+def test_explicit_cpu_and_device_objects(no_accelerators):
+    assert resolve_device("cpu") == torch.device("cpu")
+    dev = torch.device("cpu")
+    assert resolve_device(dev) is dev
+
+
+def test_unknown_device():
+    with pytest.raises(ValueError, match=r"unknown device 'tpu'; choose one of auto, cpu, cuda, mps"):
+        resolve_device("tpu")
+
+
+def test_describe_and_autocast():
+    assert describe(torch.device("cpu")) == f"cpu ({torch.get_num_threads()} threads)"
+    assert device_mod.autocast_dtype(torch.device("cpu")) is None  # CPU stays fp32
+    assert device_mod.autocast_dtype(torch.device("mps")) == torch.float16

@@ -1,0 +1,289 @@
+import numpy as np
+import pytest
+import torch
+
+from napari_bloodseg.data import synthetic_rbc
+from napari_bloodseg.inference import Cancelled, Predictor, resize_image, segment, tile_starts
+from napari_bloodseg.inference import predict as predict_mod
+from napari_bloodseg.models import ModelCard
+
+
+def _far_from_seams(n: int, tile: int, overlap: int, margin: int) -> np.ndarray:
+    """(n, n) mask of pixels at least ``margin`` px from every interior tile boundary (image edges are no seams)."""
+    starts = tile_starts(n, tile, tile - overlap)
+    edges = sorted(({s for s in starts} | {s + tile for s in starts}) - {0, n})
+    far = np.ones(n, bool)
+    for e in edges:
+        far[max(e - margin, 0) : e + margin] = False
+    return far[:, None] & far[None, :]
+
+
+def test_tiled_equals_untiled_away_from_seams(live_model):
+    # 1024 px, tile 384: a multiple of the network stride (16) like the 4000 px fields of the issue; the
+    # 4000 x 4000 run itself is in benchmarks/tiled_memory.py (too slow for a unit test on 2 cores)
+    n, tile, overlap = 1024, 384, 64
+    image, _ = synthetic_rbc((n, n), seed=1)
+    model = live_model("unet", 2, image[:384, :384])
+    whole = Predictor(model, device="cpu", tile_size=0).predict(image, return_probs=True)
+    tiled = Predictor(model, device="cpu", tile_size=tile, overlap=overlap).predict(image, return_probs=True)
+    assert 0.2 < whole.labels.mean() < 0.8  # both classes well represented: the comparison is not trivially true
+    # beyond the blending ramp plus a little receptive field, a pixel sees exactly what the untiled pass sees
+    far = _far_from_seams(n, tile, overlap, margin=overlap + 32)
+    assert far.mean() > 0.2
+    np.testing.assert_array_equal(tiled.labels[far], whole.labels[far])
+    assert np.abs(tiled.probs.astype(np.float32) - whole.probs.astype(np.float32))[:, far].max() < 2e-3
+    # in the seam bands the blend of two views differs a little (much less for a trained net than this random one)
+    assert (tiled.labels == whole.labels).mean() > 0.95
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: for sizes that are no multiple of the network stride the untiled pass pads centred while tiles "
+    "start at 0 (and the last one flush with the end), so their pooling grids differ and labels differ even far "
+    "from seams; see the test-suite report for the proposed fix",
+)
+def test_tiled_equals_untiled_away_from_seams_unaligned_size(live_model):
+    n, tile, overlap = 500, 256, 64
+    image, _ = synthetic_rbc((n, n), seed=2)
+    model = live_model("unet", 2, image[:256, :256])
+    whole = Predictor(model, device="cpu", tile_size=0).predict(image).labels
+    tiled = Predictor(model, device="cpu", tile_size=tile, overlap=overlap).predict(image).labels
+    far = _far_from_seams(n, tile, overlap, margin=overlap + 32)
+    np.testing.assert_array_equal(tiled[far], whole[far])
+
+
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (5, 7), (88, 116), (300, 300), (530, 700)])
+def test_any_size(tiny_unet, rng, h, w):
+    image = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    pred = Predictor(tiny_unet, device="cpu", tile_size=256, overlap=32).predict(image)
+    assert pred.labels.shape == (h, w) and pred.labels.dtype == np.uint8
+    assert pred.labels.max() < 3
+    assert pred.probs is None
+    assert pred.device.startswith("cpu") and pred.seconds >= 0
+
+
+def test_uint8_and_float_inputs_agree(tiny_unet, wbc_sample):
+    image, _ = wbc_sample
+    p = Predictor(tiny_unet, device="cpu")
+    a = p.predict(image, return_probs=True).probs.astype(np.float32)
+    b = p.predict(image.astype(np.float32) / 255.0, return_probs=True).probs.astype(np.float32)
+    np.testing.assert_allclose(a, b, atol=1e-3)
+
+
+def test_return_probs(tiny_unet, wbc_sample):
+    image, _ = wbc_sample
+    pred = Predictor(tiny_unet, device="cpu", tile_size=64, overlap=16).predict(image, return_probs=True)
+    assert pred.probs.shape == (3, 120, 120) and pred.probs.dtype == np.float16
+    np.testing.assert_allclose(pred.probs.astype(np.float32).sum(0), 1.0, atol=5e-3)
+    top = np.sort(pred.probs.astype(np.float32), axis=0)
+    clear = top[-1] - top[-2] > 1e-2  # argmax of float16-rounded probs is only defined off ties
+    np.testing.assert_array_equal(pred.probs.argmax(0)[clear], pred.labels[clear])
+
+
+def test_bad_input(tiny_unet):
+    p = Predictor(tiny_unet, device="cpu")
+    with pytest.raises(ValueError, match=r"expected an \(H, W, 3\) RGB image"):
+        p.predict(np.zeros((10, 10), np.uint8))
+    with pytest.raises(ValueError, match="scale must be positive"):
+        p.predict(np.zeros((10, 10, 3), np.uint8), scale=0)
+
+
+def _spy_forward(monkeypatch, predictor):
+    shapes = []
+    real = predictor._forward
+
+    def spy(tiles):
+        shapes.append(tiles.shape)
+        return real(tiles)
+
+    monkeypatch.setattr(predictor, "_forward", spy)
+    return shapes
+
+
+def test_scale_runs_smaller_and_returns_original_size(tiny_unet, monkeypatch, rng):
+    image = rng.integers(0, 256, size=(200, 300, 3), dtype=np.uint8)
+    p = Predictor(tiny_unet, device="cpu", tile_size=0)
+    shapes = _spy_forward(monkeypatch, p)
+    pred = p.predict(image, scale=0.5, return_probs=True)
+    assert shapes == [(1, 100, 150, 3)]  # the network saw the half-size image
+    assert pred.labels.shape == (200, 300) and pred.probs.shape == (3, 200, 300)
+
+
+def test_card_input_scale_applies_on_top(tiny_unet, monkeypatch, rng):
+    card = ModelCard(name="m", config=tiny_unet.config, schema="wbc", input_scale=0.5)
+    p = Predictor(tiny_unet, card, device="cpu", tile_size=0)
+    shapes = _spy_forward(monkeypatch, p)
+    assert p.predict(rng.integers(0, 256, size=(80, 120, 3), dtype=np.uint8), scale=0.5).labels.shape == (80, 120)
+    assert shapes == [(1, 20, 30, 3)]
+
+
+def test_scale_for_cell_size(tiny_unet):
+    card = ModelCard(name="m", config=tiny_unet.config, schema="wbc", cell_size_px=80.0)
+    p = Predictor(tiny_unet, card, device="cpu")
+    assert p.scale_for_cell_size(160) == pytest.approx(0.5)  # cells twice as big as in training: halve
+    assert p.scale_for_cell_size(None) == 1.0
+    assert Predictor(tiny_unet, device="cpu").scale_for_cell_size(160) == 1.0  # no card: no basis
+
+
+def test_progress_counts_increase_to_total(tiny_unet, rng):
+    image = rng.integers(0, 256, size=(150, 230, 3), dtype=np.uint8)
+    calls = []
+    Predictor(tiny_unet, device="cpu", tile_size=64, overlap=16, batch_size=2).predict(
+        image, progress=lambda done, total: calls.append((done, total))
+    )
+    n_tiles = len(tile_starts(150, 64, 48)) * len(tile_starts(230, 64, 48))  # 3 x 5 = 15
+    assert n_tiles == 15
+    assert {t for _, t in calls} == {15}
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and len(set(done)) == len(done) and done[-1] == 15
+
+
+def test_cancel_raises(tiny_unet, rng):
+    image = rng.integers(0, 256, size=(150, 230, 3), dtype=np.uint8)
+    p = Predictor(tiny_unet, device="cpu", tile_size=64, overlap=16, batch_size=1)
+    asked = []
+
+    def cancel():
+        asked.append(1)
+        return len(asked) >= 3  # the user presses cancel during the third tile
+
+    calls = []
+    with pytest.raises(Cancelled):
+        p.predict(image, cancel=cancel, progress=lambda d, t: calls.append(d))
+    assert calls == [1, 2]  # stopped at once, not after the image
+    assert p.predict(image, cancel=lambda: False).labels.shape == (150, 230)
+
+
+def test_segment_convenience(tiny_unet, wbc_sample):
+    image, _ = wbc_sample
+    pred = segment(tiny_unet, image, device="cpu", tile_size=64, return_probs=True)
+    ref = Predictor(tiny_unet, device="cpu", tile_size=64).predict(image, return_probs=True)
+    np.testing.assert_array_equal(pred.labels, ref.labels)
+    assert pred.probs.shape == (3, 120, 120)
+
+
+def test_tta_is_rotation_equivariant(live_model, wbc_sample):
+    image = wbc_sample[0][:64, :64]  # square and a multiple of the stride: no padding to break the symmetry
+    model = live_model("unet", 3, image)
+    rotated = np.ascontiguousarray(np.rot90(image))
+    plain = Predictor(model, device="cpu", tile_size=0)
+    a, b = (plain.predict(im, return_probs=True).probs.astype(np.float32) for im in (image, rotated))
+    assert np.abs(np.rot90(a, axes=(1, 2)) - b).max() > 0.05  # without TTA the net is not rotation-invariant
+    tta = Predictor(model, device="cpu", tile_size=0, tta=True)
+    a, b = (tta.predict(im, return_probs=True).probs.astype(np.float32) for im in (image, rotated))
+    np.testing.assert_allclose(np.rot90(a, axes=(1, 2)), b, atol=2e-3)
+
+
+def test_resize_image_accepts_read_only_arrays(monkeypatch, rng):
+    # images read with PIL are read-only; handing one to torch.from_numpy prints a UserWarning on the CLI
+    image = rng.integers(0, 256, size=(40, 60, 3), dtype=np.uint8)
+    image.flags.writeable = False
+    real = torch.from_numpy
+
+    def strict_from_numpy(arr):
+        assert arr.flags.writeable, "read-only array passed to torch.from_numpy"
+        return real(arr)
+
+    monkeypatch.setattr(torch, "from_numpy", strict_from_numpy)
+    assert resize_image(image, (20, 30)).shape == (20, 30, 3)
+
+
+def test_resize_image_keeps_dtype(rng):
+    u8 = rng.integers(0, 256, size=(40, 60, 3), dtype=np.uint8)
+    out = resize_image(u8, (20, 30))
+    assert out.shape == (20, 30, 3) and out.dtype == np.uint8
+    flat = np.full((40, 60, 3), 0.25, np.float32)
+    np.testing.assert_allclose(resize_image(flat, (13, 17)), 0.25, atol=1e-6)
+    assert resize_image(flat, (13, 17)).dtype == np.float32
+
+
+# --- out-of-memory fallback -------------------------------------------------------------------------------------
+
+
+def _fake_gpu_predictor(model, monkeypatch, oom_while, log):
+    """A Predictor that believes it is on 'cuda': ``_forward`` raises CUDA OOM while ``oom_while(tile_shape)``."""
+    p = Predictor(model, device="cpu", tile_size=512, overlap=32, batch_size=4, log=log)
+    real_forward = p._forward
+    attempts = []
+
+    def forward(tiles):
+        attempts.append((p.device.type, tiles.shape))
+        if p.device.type == "cuda":
+            if oom_while(tiles.shape):
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            p.device = torch.device("cpu")  # run the real maths on the CPU, then pretend again
+            try:
+                return real_forward(tiles)
+            finally:
+                p.device = torch.device("cuda")
+        return real_forward(tiles)
+
+    p.device = torch.device("cuda")
+    monkeypatch.setattr(p, "_forward", forward)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: None)
+    monkeypatch.setattr(predict_mod, "describe", lambda dev: str(dev))
+    return p, attempts
+
+
+def test_oom_halves_the_tile_then_succeeds(tiny_unet, monkeypatch, rng):
+    image = rng.integers(0, 256, size=(600, 600, 3), dtype=np.uint8)
+    messages = []
+    p, attempts = _fake_gpu_predictor(tiny_unet, monkeypatch, lambda shape: shape[1] > 256, messages.append)
+    pred = p.predict(image)
+    assert pred.labels.shape == (600, 600)
+    assert [m for m in messages if "out of memory" in m] == ["cuda out of memory at tile 512: retrying with tile 256"]
+    assert p.tile_size == 256 and p.batch_size == 1 and p.device.type == "cuda"
+    assert attempts[0][1][1] == 512 and all(s[1] == 256 for _, s in attempts[1:])
+    ref = Predictor(tiny_unet, device="cpu", tile_size=256, overlap=32, batch_size=1).predict(image)
+    np.testing.assert_array_equal(pred.labels, ref.labels)
+
+
+def test_oom_everywhere_falls_back_to_cpu(tiny_unet, monkeypatch, rng):
+    image = rng.integers(0, 256, size=(300, 400, 3), dtype=np.uint8)
+    messages = []
+    p, attempts = _fake_gpu_predictor(tiny_unet, monkeypatch, lambda shape: True, messages.append)
+    pred = p.predict(image)  # never crashes
+    assert messages == [
+        "cuda out of memory at tile 512: retrying with tile 256",
+        "cuda out of memory at tile 256: retrying with tile 128",
+        "cuda out of memory even at tile 128: moving to the CPU",
+    ]
+    assert p.device.type == "cpu" and pred.device == "cpu"
+    assert [d for d, _ in attempts[:3]] == ["cuda"] * 3 and attempts[-1][0] == "cpu"
+    ref = Predictor(tiny_unet, device="cpu", tile_size=128, overlap=32, batch_size=1).predict(image)
+    np.testing.assert_array_equal(pred.labels, ref.labels)
+
+
+def test_oom_untiled_retries_tiled(tiny_unet, monkeypatch, rng):
+    image = rng.integers(0, 256, size=(300, 300, 3), dtype=np.uint8)
+    messages = []
+    p, _ = _fake_gpu_predictor(tiny_unet, monkeypatch, lambda shape: shape[1] > 256, messages.append)
+    p.tile_size = 0
+    assert p.predict(image).labels.shape == (300, 300)
+    assert messages == ["cuda out of memory at tile full: retrying with tile 256"]
+
+
+def test_other_gpu_errors_are_not_swallowed(tiny_unet, monkeypatch, rng):
+    p, _ = _fake_gpu_predictor(tiny_unet, monkeypatch, lambda shape: False, lambda m: None)
+
+    def broken(tiles):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(p, "_forward", broken)
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        p.predict(rng.integers(0, 256, size=(50, 50, 3), dtype=np.uint8))
+
+
+def test_cpu_oom_is_raised_not_retried_forever(tiny_unet, monkeypatch, rng):
+    p = Predictor(tiny_unet, device="cpu")
+    calls = []
+
+    def oom(tiles):
+        calls.append(1)
+        raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 1 GB. out of memory")
+
+    monkeypatch.setattr(p, "_forward", oom)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        p.predict(rng.integers(0, 256, size=(50, 50, 3), dtype=np.uint8))
+    assert calls == [1]
