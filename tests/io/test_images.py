@@ -133,3 +133,15 @@ def test_list_images_sorted_filtered_deduplicated(tmp_path):
     out = list_images([tmp_path, tmp_path / "b.png"])
     assert [p.name for p in out] == ["a.BMP", "b.png", "c.tif", "d.jpeg"]
     assert {".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff"} == set(IMAGE_SUFFIXES)
+
+
+def test_real_rbc_field(shared_data):
+    path = sorted((shared_data / "rbc").glob("*.jpg"))[0]
+    image = read_image(path, as_float=False)
+    assert image.dtype == np.uint8 and image.shape == (1200, 1600, 3)
+    assert image.std() > 5  # a real smear, not a blank frame
+
+
+def test_real_dataset1_bmp(shared_data):
+    image = read_image(shared_data / "wbc" / "dataset1" / "001.bmp")
+    assert image.shape == (120, 120, 3) and image.dtype == np.float32 and 0 <= image.min() <= image.max() <= 1

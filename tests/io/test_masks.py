@@ -138,3 +138,28 @@ def test_write_refuses_bad_input(tmp_path):
     with pytest.raises(MaskError, match=r"x\.jpg: masks are written as \.png or \.tif, not \.jpg"):
         write_mask(tmp_path / "x.jpg", LABELS, "wbc")  # lossy JPEG would corrupt the grey levels
     assert list(tmp_path.iterdir()) == []
+
+
+def test_real_dataset2_masks_with_stray_values(shared_data):
+    folder = shared_data / "wbc" / "dataset2-dev"
+    masks = sorted(folder.glob("*.png"))
+    assert len(masks) == 20
+    stray = 0
+    for path in masks:
+        raw = np.asarray(Image.open(path))
+        stray += not set(np.unique(raw).tolist()) <= {0, 128, 255}
+        labels, schema = read_mask(path, shape=(300, 300))
+        assert schema is WBC
+        assert labels.shape == (300, 300) and set(np.unique(labels).tolist()) <= {0, 1, 2}
+        # snapping moves only the stray pixels: every clean pixel keeps its level
+        clean = np.isin(raw, (0, 128, 255))
+        np.testing.assert_array_equal(labels[clean], WBC.from_disk(raw[clean]))
+        assert {1, 2} <= set(np.unique(labels).tolist())  # every crop holds a cell with a nucleus
+    assert stray >= 1  # the folder really exercises the snapping
+
+
+def test_real_rbc_mask(shared_data):
+    path = sorted((shared_data / "rbc").glob("*.png"))[0]
+    labels, schema = read_mask(path, shape=(1200, 1600))
+    assert schema is RBC
+    assert set(np.unique(labels).tolist()) == {0, 1}

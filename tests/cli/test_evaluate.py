@@ -1,0 +1,208 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from napari_bloodseg.cli.main import main
+from napari_bloodseg.io import read_mask, write_mask
+
+TOP_KEYS = {"model", "schema", "n_images", "seconds", "device", "per_class", "pixel_accuracy", "images"}
+CLASS_KEYS = {"jaccard", "dice", "jaccard_sem", "dice_sem"}
+
+
+def _check_shape(report: dict, classes: list[str], n: int) -> None:
+    """The report shape the issue asks for (extra keys such as ``errors`` or class-vs-rest accuracy are allowed)."""
+    assert TOP_KEYS <= set(report)
+    assert isinstance(report["seconds"], float) and report["seconds"] >= 0
+    assert isinstance(report["device"], str) and isinstance(report["pixel_accuracy"], float)
+    assert report["n_images"] == n == len(report["images"])
+    assert list(report["per_class"]) == classes
+    for entry in report["per_class"].values():
+        assert CLASS_KEYS <= set(entry) and all(isinstance(entry[k], float) for k in CLASS_KEYS)
+    for image in report["images"]:
+        assert {"name", "per_class"} <= set(image) and isinstance(image["name"], str)
+        assert list(image["per_class"]) == classes
+        assert all({"jaccard", "dice"} <= set(v) for v in image["per_class"].values())
+
+
+def _truth(wbc_dir: Path, i: int) -> np.ndarray:
+    return read_mask(wbc_dir / f"{i:03d}.png", "wbc")[0]
+
+
+def _sem2(a: float, b: float) -> float:
+    return abs(a - b) / 2  # SEM (ddof=1) of two values
+
+
+def test_evaluate_pred_folder(wbc_dir, tmp_path, capsys):
+    pred = tmp_path / "pred"
+    t1, t2 = _truth(wbc_dir, 1), _truth(wbc_dir, 2)
+    write_mask(pred / "001.png", t1, "wbc")  # perfect
+    write_mask(pred / "002.png", np.where(t2 == 2, 1, t2), "wbc")  # nucleus called cytoplasm
+    out = tmp_path / "report.json"
+    rc = main(["evaluate", "--masks", str(wbc_dir), "--pred", str(pred), "--json", str(out)])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    _check_shape(report, ["cytoplasm", "nucleus", "cell"], 2)
+    assert (report["model"], report["schema"], report["device"]) == (None, "wbc", "none")
+    assert [im["name"] for im in report["images"]] == ["001", "002"]
+    # image 002: cytoplasm TP = #cyto, FP = #nucleus, FN 0 -> J = #cyto / (#cyto + #nucleus); nucleus missed -> 0;
+    # the cell is exact -> 1. Image 001 is perfect: every class 1.
+    n_cyto, n_nuc = int((t2 == 1).sum()), int((t2 == 2).sum())
+    j = n_cyto / (n_cyto + n_nuc)
+    d = 2 * n_cyto / (2 * n_cyto + n_nuc)
+    im2 = report["images"][1]["per_class"]
+    assert im2["cytoplasm"]["jaccard"] == pytest.approx(j) and im2["cytoplasm"]["dice"] == pytest.approx(d)
+    assert im2["nucleus"]["jaccard"] == 0.0 and im2["cell"]["jaccard"] == 1.0
+    pc = report["per_class"]
+    assert pc["cytoplasm"]["jaccard"] == pytest.approx((1 + j) / 2)
+    assert pc["cytoplasm"]["jaccard_sem"] == pytest.approx(_sem2(1, j))
+    assert pc["cytoplasm"]["dice_sem"] == pytest.approx(_sem2(1, d))
+    assert pc["nucleus"]["jaccard"] == pytest.approx(0.5) and pc["nucleus"]["jaccard_sem"] == pytest.approx(0.5)
+    assert pc["cell"]["jaccard"] == 1.0 and pc["cell"]["jaccard_sem"] == 0.0
+    # the overall accuracy: 002 gets every pixel right except the nucleus
+    acc2 = 1 - n_nuc / t2.size
+    assert report["pixel_accuracy"] == pytest.approx((1 + acc2) / 2)
+    captured = capsys.readouterr()
+    assert "cytoplasm" in captured.out and "overall pixel accuracy" in captured.out
+    assert "report written to" in captured.err
+
+
+def test_evaluate_model_on_images(wbc_dir, constant_models, tmp_path):
+    out = tmp_path / "r.json"
+    argv = ["evaluate", "--masks", str(wbc_dir), "--model", "all-cyto", "--images", str(wbc_dir), "--json", str(out)]
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    _check_shape(report, ["cytoplasm", "nucleus", "cell"], 3)
+    assert report["model"] == "all-cyto" and report["schema"] == "wbc" and report["device"].startswith("cpu")
+    # everything predicted cytoplasm: J(cyto) = #cyto / N, J(nucleus) = 0, J(cell) = #cell / N
+    for image in report["images"]:
+        t = _truth(wbc_dir, int(image["name"]))
+        pc = image["per_class"]
+        assert pc["cytoplasm"]["jaccard"] == pytest.approx((t == 1).mean())
+        assert pc["nucleus"]["jaccard"] == 0.0
+        assert pc["cell"]["jaccard"] == pytest.approx((t > 0).mean())
+    expected = [(_truth(wbc_dir, i) == 1).mean() for i in (1, 2, 3)]
+    assert report["per_class"]["cytoplasm"]["jaccard"] == pytest.approx(np.mean(expected))
+    sem = np.std(expected, ddof=1) / np.sqrt(3)
+    assert report["per_class"]["cytoplasm"]["jaccard_sem"] == pytest.approx(sem)
+
+
+def test_evaluate_rbc_reports_cell_only(rbc_dir, constant_models, tmp_path):
+    out = tmp_path / "r.json"
+    argv = ["evaluate", "--masks", str(rbc_dir), "--model", "all-cell", "--images", str(rbc_dir), "--json", str(out)]
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    _check_shape(report, ["cell"], 2)
+    assert report["schema"] == "rbc"
+    t = read_mask(rbc_dir / "field-0.png", "rbc")[0]
+    assert report["images"][0]["per_class"]["cell"]["jaccard"] == pytest.approx(t.mean())
+
+
+def test_evaluate_rbc_pred_folder_guesses_schema(rbc_dir, tmp_path):
+    pred = tmp_path / "pred"
+    for i in range(2):
+        write_mask(pred / f"field-{i}.png", read_mask(rbc_dir / f"field-{i}.png", "rbc")[0], "rbc")
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "--masks", str(rbc_dir), "--pred", str(pred), "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    _check_shape(report, ["cell"], 2)
+    assert report["per_class"]["cell"]["jaccard"] == 1.0
+
+
+def test_bad_files_are_reported_and_the_rest_scored(wbc_dir, tmp_path, capsys, clean_error):
+    pred = tmp_path / "pred"
+    write_mask(pred / "001.png", _truth(wbc_dir, 1), "wbc")
+    write_mask(pred / "002.png", np.zeros((50, 50), np.uint8), "wbc")  # wrong size
+    (pred / "003.png").write_bytes(b"\x89PNG broken")  # unreadable
+    write_mask(pred / "077.png", np.zeros((10, 10), np.uint8), "wbc")  # no expert mask of that name
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "--masks", str(wbc_dir), "--pred", str(pred), "--json", str(out)]) == 2
+    clean_error(
+        capsys.readouterr().err,
+        "002.png: mask is 88x116 but its image is 50x50",
+        "003.png: cannot read image",
+        "077: no expert mask",
+    )
+    report = json.loads(out.read_text())
+    _check_shape(report, ["cytoplasm", "nucleus", "cell"], 1)
+    assert report["images"][0]["name"] == "001" and len(report["errors"]) == 3
+
+
+def test_unreadable_image_with_model(wbc_dir, constant_models, tmp_path, capsys, clean_error):
+    (wbc_dir / "002.bmp").write_bytes(b"BM broken")
+    out = tmp_path / "r.json"
+    argv = ["evaluate", "--masks", str(wbc_dir), "--model", "all-cyto", "--images", str(wbc_dir), "--json", str(out)]
+    assert main(argv) == 2
+    clean_error(capsys.readouterr().err, "002.bmp: cannot read image")
+    assert [im["name"] for im in json.loads(out.read_text())["images"]] == ["001", "003"]
+
+
+def test_wrong_size_image_with_model(wbc_dir, constant_models, tmp_path, capsys, clean_error):
+    Image.new("RGB", (30, 20)).save(wbc_dir / "003.bmp")  # its mask is 120x120
+    argv = ["evaluate", "--masks", str(wbc_dir), "--model", "all-cyto", "--images", str(wbc_dir)]
+    assert main(argv) == 2
+    clean_error(capsys.readouterr().err, "003.png: mask is 120x120 but its image is 20x30")
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--model", "nonexistent", "--images", "{wbc}"], "unknown model 'nonexistent'"),
+        (["--images", "{wbc}"], "--images needs --model"),
+        (["--pred", "{empty}"], "no images or predictions found"),
+        (["--pred", "{missing}"], "not a folder"),
+        (["--model", "unet", "--images", "{empty}"], "no images or predictions found"),
+    ],
+)
+def test_usage_errors(wbc_dir, tmp_path, capsys, clean_error, extra, needle):
+    (tmp_path / "empty").mkdir()
+    paths = {"wbc": str(wbc_dir), "empty": str(tmp_path / "empty"), "missing": str(tmp_path / "missing")}
+    out = tmp_path / "r.json"
+    argv = ["evaluate", "--masks", str(wbc_dir), *[a.format(**paths) for a in extra], "--json", str(out)]
+    assert main(argv) == 2
+    clean_error(capsys.readouterr().err, needle)
+    assert not out.exists()
+
+
+def test_empty_masks_folder(tmp_path, capsys, clean_error):
+    (tmp_path / "empty").mkdir()
+    assert main(["evaluate", "--masks", str(tmp_path / "empty"), "--pred", str(tmp_path / "empty")]) == 2
+    clean_error(capsys.readouterr().err, "no masks found")
+
+
+def test_console_script(tmp_path):
+    """The installed ``bloodseg`` script: exit code 2, one clean line on stderr, no traceback."""
+    script = Path(sys.executable).parent / "bloodseg"
+    if not script.exists():
+        pytest.skip("bloodseg console script not installed in this environment")
+    (tmp_path / "empty").mkdir()
+    proc = subprocess.run(
+        [str(script), "evaluate", "--masks", str(tmp_path / "empty"), "--pred", str(tmp_path / "empty")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"bloodseg: error: no masks found in {tmp_path / 'empty'}"]
+    assert proc.stdout == ""
+
+
+def test_dataset1_end_to_end_with_untrained_unet(shared_data, tmp_path, capsys):
+    """All 270 Dataset 1 images through `bloodseg evaluate` with a randomly initialised U-Net (about 10 s)."""
+    d1 = shared_data / "wbc" / "dataset1"
+    out = tmp_path / "d1.json"
+    rc = main(["evaluate", "--masks", str(d1), "--model", "unet", "--images", str(d1), "--json", str(out)])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    _check_shape(report, ["cytoplasm", "nucleus", "cell"], 270)
+    assert report["model"] == "unet" and report["device"].startswith("cpu")
+    assert [im["name"] for im in report["images"]] == sorted(p.stem for p in d1.glob("*.bmp"))
+    for entry in report["per_class"].values():
+        assert 0.0 <= entry["jaccard"] <= entry["dice"] <= 1.0  # Dice >= Jaccard always
+    assert "unet is untrained" in capsys.readouterr().err

@@ -1,0 +1,79 @@
+import pytest
+
+from napari_bloodseg.cli.main import main
+from napari_bloodseg.models import list_models
+
+
+def _lines(capsys):
+    return capsys.readouterr().out.splitlines()
+
+
+def test_models_lines_start_with_the_name(constant_models, capsys):
+    assert main(["models"]) == 0
+    lines = _lines(capsys)
+    rows = [ln.split("\t") for ln in lines if not ln.startswith("#")]
+    names = [r[0] for r in rows]
+    # installed models (shipped first, then the user's), then the bare architectures
+    expected_installed = [m.name for m in list_models()]
+    assert names == [*expected_installed, "unet", "segnet", "deconvnet"]
+    assert {"all-cyto", "all-cell"} <= set(expected_installed)
+    by_name = {r[0]: r for r in rows}
+    assert by_name["all-cyto"][1:5] == ["wbc", "unet", "user", "v1"]
+    assert by_name["all-cell"][1] == "rbc"
+    assert by_name["all-cyto"][5] == str(constant_models / "all-cyto")
+    assert by_name["segnet"][3] == "untrained"
+    assert all(len(r) == 6 for r in rows)
+    assert lines[-1] == f"# user models: {constant_models}"
+
+
+def test_models_list_action_is_the_default(constant_models, capsys):
+    main(["models"])
+    default = _lines(capsys)
+    assert main(["models", "list"]) == 0
+    assert _lines(capsys) == default
+
+
+def test_models_with_an_empty_user_folder(tmp_model_dir, capsys):
+    assert main(["models"]) == 0
+    names = [ln.split("\t")[0] for ln in _lines(capsys) if not ln.startswith("#")]
+    assert names[-3:] == ["unet", "segnet", "deconvnet"]
+    assert all(m.source == "shipped" for m in list_models())
+
+
+def test_rename_and_delete_user_model(constant_models, capsys):
+    assert main(["models", "rename", "all-cyto", "cyto-v2"]) == 0
+    assert (constant_models / "cyto-v2.safetensors").exists() and not (constant_models / "all-cyto.json").exists()
+    capsys.readouterr()
+    main(["models"])
+    names = [ln.split("\t")[0] for ln in _lines(capsys)]
+    assert "cyto-v2" in names and "all-cyto" not in names
+    assert main(["models", "delete", "cyto-v2"]) == 0
+    assert not any(p.name.startswith("cyto-v2") for p in constant_models.iterdir())
+
+
+def test_export_and_import(constant_models, tmp_path, capsys):
+    assert main(["models", "export", "all-cell", str(tmp_path / "exported")]) == 0
+    assert sorted(p.name for p in (tmp_path / "exported").iterdir()) == ["all-cell.json", "all-cell.safetensors"]
+    assert main(["models", "import", str(tmp_path / "exported" / "all-cell"), "cells-copy"]) == 0
+    assert "cells-copy" in [m.name for m in list_models()]
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["rename", "only-one"], "wrong number of arguments"),
+        (["delete", "no-such-model"], "unknown model 'no-such-model'"),
+        (["delete", "unet"], "not a model in the user model folder"),
+    ],
+)
+def test_models_errors(constant_models, capsys, clean_error, argv, needle):
+    assert main(["models", *argv]) == 2
+    clean_error(capsys.readouterr().err, needle)
+
+
+def test_import_broken_model_is_refused(constant_models, tmp_path, capsys, clean_error):
+    (tmp_path / "bad.json").write_text('{"name": "bad", "config": {"architecture": "unet"}, "schema": "wbc"}')
+    (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
+    assert main(["models", "import", str(tmp_path / "bad")]) == 2
+    clean_error(capsys.readouterr().err, "corrupt safetensors file")
+    assert "bad" not in [m.name for m in list_models()]

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from napari_bloodseg.cli.main import main
+from napari_bloodseg.inference import Predictor
+from napari_bloodseg.io import read_image
+from napari_bloodseg.models import get_model
+
+
+def _grey(path):
+    return np.asarray(Image.open(path))
+
+
+def test_predict_writes_one_png_per_image_in_schema_grey(wbc_dir, constant_models, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["predict", "--model", "all-cyto", "--out", str(out), str(wbc_dir)]) == 0
+    # the folder holds NNN.bmp images and NNN.png masks: only the images are segmented
+    assert sorted(p.name for p in out.iterdir()) == ["001.png", "002.png", "003.png"]
+    for i, shape in enumerate([(96, 96), (88, 116), (120, 120)], start=1):
+        mask = _grey(out / f"{i:03d}.png")
+        assert mask.shape == shape and mask.dtype == np.uint8
+        assert (mask == 128).all()  # cytoplasm is 128 in the WBC convention
+    err = capsys.readouterr().err
+    assert "all-cyto (wbc)" in err and "wrote 3 masks" in err
+
+
+def test_predict_rbc_model_writes_0_255(rbc_dir, constant_models, tmp_path):
+    out = tmp_path / "out"
+    assert main(["predict", "--model", "all-cell", "--out", str(out), str(rbc_dir / "field-0.jpg")]) == 0
+    assert (_grey(out / "field-0.png") == 255).all()
+
+
+def test_predict_untrained_model_matches_library(wbc_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["predict", "--model", "segnet", "--tile-size", "64", "--out", str(out), str(wbc_dir)]) == 0
+    assert "bloodseg: warning: segnet is untrained" in capsys.readouterr().err
+    with pytest.warns(UserWarning):
+        model, card = get_model("segnet")
+    predictor = Predictor(model, card, device="cpu", tile_size=64)
+    for i in (1, 2, 3):
+        mask = _grey(out / f"{i:03d}.png")
+        assert set(np.unique(mask).tolist()) <= {0, 128, 255}
+        labels = predictor.predict(read_image(wbc_dir / f"{i:03d}.bmp", as_float=False)).labels
+        np.testing.assert_array_equal(mask, np.array([0, 128, 255], np.uint8)[labels])
+
+
+def test_predict_scale_keeps_original_size(wbc_dir, constant_models, tmp_path):
+    out = tmp_path / "out"
+    args = ["predict", "--model", "all-cyto", "--scale", "0.5", "--out", str(out), str(wbc_dir / "002.bmp")]
+    assert main(args) == 0
+    assert _grey(out / "002.png").shape == (88, 116)
+
+
+def test_predict_never_overwrites_silently(wbc_dir, constant_models, tmp_path, capsys, clean_error):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "002.png").write_bytes(b"precious")
+    assert main(["predict", "--model", "all-cyto", "--out", str(out), str(wbc_dir)]) == 2
+    clean_error(capsys.readouterr().err, "002.png exists (use --overwrite to replace it)")
+    assert (out / "002.png").read_bytes() == b"precious"
+    assert (_grey(out / "001.png") == 128).all() and (_grey(out / "003.png") == 128).all()  # the rest was done
+    assert main(["predict", "--model", "all-cyto", "--overwrite", "--out", str(out), str(wbc_dir)]) == 0
+    assert (_grey(out / "002.png") == 128).all()
+
+
+def test_bad_file_in_batch(wbc_dir, constant_models, tmp_path, capsys, clean_error):
+    bad = tmp_path / "broken.bmp"
+    bad.write_bytes(b"BM not really")
+    out = tmp_path / "out"
+    args = ["predict", "--model", "all-cyto", "--out", str(out), str(wbc_dir / "001.bmp"), str(bad)]
+    args.append(str(tmp_path / "missing.png"))
+    assert main(args) == 2
+    clean_error(capsys.readouterr().err, "broken.bmp: cannot read image", "missing.png: no such file")
+    assert sorted(p.name for p in out.iterdir()) == ["001.png"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--model", "no-such-model"], "unknown model 'no-such-model'"),
+        (["--model", "all-cyto", "--cell-size", "40"], "no cell_size_px"),
+        (["--model", "all-cyto", "--scale", "-1"], "--scale must be positive"),
+    ],
+)
+def test_usage_errors(wbc_dir, constant_models, tmp_path, capsys, clean_error, argv, needle):
+    out = tmp_path / "out"
+    assert main(["predict", *argv, "--out", str(out), str(wbc_dir)]) == 2
+    clean_error(capsys.readouterr().err, needle)
+    assert not out.exists()
+
+
+def test_empty_folder(tmp_path, capsys, clean_error):
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", "--model", "unet", "--out", str(tmp_path / "o"), str(tmp_path / "empty")]) == 2
+    clean_error(capsys.readouterr().err, "no images found")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="machine has CUDA")
+def test_absent_device(wbc_dir, constant_models, tmp_path, capsys, clean_error):
+    assert main(["predict", "--model", "all-cyto", "--device", "cuda", "--out", str(tmp_path), str(wbc_dir)]) == 2
+    clean_error(capsys.readouterr().err, "no CUDA GPU")
