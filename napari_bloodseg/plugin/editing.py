@@ -111,6 +111,7 @@ class EditWidget(QWidget):
         layout.addWidget(self.corrected_check)
         layout.addWidget(self.help_label)
         layout.addStretch(1)
+        self.setMinimumHeight(190)  # class buttons and the shortcut text stay readable in a shared dock area
 
         self.layer_combo.currentIndexChanged.connect(self._on_combo)
         self.class_group.idClicked.connect(self._on_class_clicked)
@@ -210,12 +211,14 @@ class EditWidget(QWidget):
             return
         sch = layer_schema(layer)
         for value, name in enumerate(sch.class_names):
-            btn = QPushButton(f"{name}  (Alt+{value})" if value < 10 else name)
+            btn = QPushButton(name)
             btn.setCheckable(True)
+            btn.setMinimumHeight(26)
             btn.setIcon(_swatch(sch.colors[value]))
-            btn.setToolTip(f"Paint label value {value}: {name}")
+            key = f" (Alt+{value})" if value < 10 else ""
+            btn.setToolTip(f"Paint label value {value}: {name}{key}")
             self.class_group.addButton(btn, value)
-            self.class_grid.addWidget(btn, value // 2, value % 2)
+            self.class_grid.addWidget(btn, value // 3, value % 3)
             self._buttons.append(btn)
 
     def _sync_class(self, *_: Any) -> None:

@@ -164,6 +164,7 @@ class EvaluateWidget(QWidget):
         self.summary_table = QTableWidget(0, 6)
         self.summary_table.setHorizontalHeaderLabels(["class", "Jaccard", "± SEM", "Dice", "± SEM", "n"])
         self.summary_table.verticalHeader().setVisible(False)
+        self.summary_table.setMinimumHeight(60)
         self.summary_table.setMaximumHeight(130)
         self.plot = ScoreBars()
         self.image_table = QTableWidget(0, 0)

@@ -141,6 +141,8 @@ class SegmentWidget(QWidget):
         self.image_list.setToolTip("Untick 'All image layers' and tick the images to segment")
         # model, device
         self.model_combo = QComboBox()
+        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(18)  # long model names must not widen the whole dock
         self.model_info = QLabel()
         self.model_info.setWordWrap(True)
         self.refresh_models_btn = QPushButton("Refresh")
@@ -178,7 +180,7 @@ class SegmentWidget(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
-        self.progress.setTextVisible(False)
+        self.progress.setFormat("%p%")
         self.status = QLabel("Ready")
         self.status.setWordWrap(True)
 
@@ -211,8 +213,8 @@ class SegmentWidget(QWidget):
         self._fill_devices()
         self.refresh_models()
         self.refresh_images()
-        self.all_images.toggled.connect(lambda on: self.image_list.setEnabled(not on))
-        self.image_list.setEnabled(False)
+        self.all_images.toggled.connect(lambda on: self.image_list.setVisible(not on))
+        self.image_list.setVisible(False)
         self.model_combo.currentIndexChanged.connect(self._show_model_info)
         self.refresh_models_btn.clicked.connect(self.refresh_models)
         self.run_btn.clicked.connect(self.run)

@@ -1,0 +1,104 @@
+#!/usr/bin/env python
+"""Render the README screenshots of the docked widgets on segmented synthetic smears into docs/images/.
+
+    xvfb-run -a -s "-screen 0 1280x1024x24" .venv/bin/python scripts/screenshots.py [--out docs/images]
+
+Writes ``segment.png`` (Segment widget after a run) and ``evaluate.png`` (scores, bar chart and error layer).
+The model is the Segment widget's default: the first shipped WBC model, or an untrained U-Net when none is
+installed (whose output is noise: regenerate the pictures once trained models ship). Only synthetic data is used,
+so no dataset image ends up in the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from launch_napari import PLUGIN, grab, has_display, settle, wait_for
+
+REPO = Path(__file__).resolve().parents[1]
+N_CROPS = 3
+
+
+def add_crops(viewer) -> list[str]:
+    """Synthetic WBC crops with their expert masks, named as the reader would name a Dataset 1 folder."""
+    from napari_bloodseg.data import synthetic_wbc
+    from napari_bloodseg.plugin.layers import schema_layer_kwargs
+
+    names = []
+    for i in range(N_CROPS):
+        name = f"{i + 1:03d}"
+        image, mask = synthetic_wbc(size=240, seed=3 + i)
+        viewer.add_image(image, name=name, rgb=True)
+        viewer.add_labels(mask, **schema_layer_kwargs("wbc", f"{name} mask", role="mask", source=name))
+        names.append(name)
+    return names
+
+
+def show_only(viewer, names: set[str]) -> None:
+    for layer in viewer.layers:
+        layer.visible = layer.name in names
+
+
+def _narrow_docks(viewer, docks, width: int = 470) -> None:
+    """Give the canvas more of the 1280 px window than napari's default dock width leaves it."""
+    from qtpy.QtCore import Qt
+
+    window = viewer.window._qt_window
+    window.resizeDocks(list(docks.values()), [width] * len(docks), Qt.Orientation.Horizontal)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="render docs/images/*.png")
+    p.add_argument("--out", type=Path, default=REPO / "docs" / "images")
+    args = p.parse_args(argv)
+    if not has_display():
+        print('screenshots: no display; run under xvfb-run -a -s "-screen 0 1280x1024x24"', file=sys.stderr)
+        return 2
+
+    import napari
+
+    viewer = napari.Viewer(title="napari-bloodseg", show=True)
+    viewer.window._qt_window.resize(1280, 900)
+    names = add_crops(viewer)
+    docks, widgets = {}, {}
+    for name, tabify in (("Segment", False), ("Evaluate", True), ("Correct", False)):
+        docks[name], widgets[name] = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=tabify)
+    segment, evaluate, correct = widgets["Segment"], widgets["Evaluate"], widgets["Correct"]
+
+    if segment.run() is None or not wait_for(lambda: not segment.running, timeout=600):
+        print("screenshots: segmentation did not finish", file=sys.stderr)
+        return 1
+    model = segment.model_spec()
+    first = f"{names[0]} [{model}]"
+    show_only(viewer, {names[0], first})
+    viewer.layers.selection.active = viewer.layers[first]
+    correct.set_target(viewer.layers[first])
+    settle(viewer)
+    _narrow_docks(viewer, docks)
+    settle(viewer)
+    docks["Segment"].raise_()
+    written = []
+    if grab(viewer, args.out / "segment.png"):
+        written.append(args.out / "segment.png")
+
+    evaluate.refresh_layers()
+    evaluate.error_check.setChecked(True)
+    if evaluate.evaluate() is None or not wait_for(lambda: evaluate.worker is None, timeout=600):
+        print("screenshots: evaluation did not finish", file=sys.stderr)
+        return 1
+    show_only(viewer, {names[0], f"{first} errors"})
+    docks["Correct"].hide()  # the whole dock height for tables and chart
+    docks["Evaluate"].raise_()
+    settle(viewer)
+    if grab(viewer, args.out / "evaluate.png"):
+        written.append(args.out / "evaluate.png")
+    viewer.close()
+    for path in written:
+        print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+    return 0 if len(written) == 2 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
