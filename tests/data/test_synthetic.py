@@ -1,7 +1,13 @@
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from napari_bloodseg.data import synthetic_rbc, synthetic_wbc
+from napari_bloodseg.io import find_pairs, read_image, read_mask
+from napari_bloodseg.schemas import get_schema
 
 
 @pytest.mark.parametrize(("size", "shape"), [(120, (120, 120)), ((88, 116), (88, 116)), (300, (300, 300))])
@@ -44,3 +50,36 @@ def test_images_match_their_masks():
     field, cells = synthetic_rbc((200, 240), seed=4)
     green = field[..., 1].astype(float)
     assert green[cells == 1].mean() < green[cells == 0].mean() - 30
+
+
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data"
+
+
+def _load_script():
+    path = SAMPLE_DIR.parent / "scripts" / "make_sample_data.py"
+    spec = importlib.util.spec_from_file_location("make_sample_data", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(not (SAMPLE_DIR / "README.md").exists(), reason="sample_data/ not generated in this checkout")
+def test_shipped_sample_data_is_what_the_script_makes(tmp_path):
+    pairs = find_pairs(SAMPLE_DIR)
+    assert len(pairs) == 4 and all(mask is not None for _, mask in pairs)
+    assert sum(p.stat().st_size for p in SAMPLE_DIR.iterdir()) < 1_000_000
+    for image_path, mask_path in pairs:
+        image = read_image(image_path, as_float=False)
+        schema = "rbc" if "rbc" in image_path.name else "wbc"
+        labels, _ = read_mask(mask_path, schema, shape=image.shape)
+        grey = np.asarray(Image.open(mask_path))
+        assert set(np.unique(grey).tolist()) == set(get_schema(schema).grey_levels)  # on-disk convention
+    _load_script().make(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in SAMPLE_DIR.iterdir())
+    for fresh in tmp_path.iterdir():
+        kept = SAMPLE_DIR / fresh.name
+        if fresh.suffix == ".md":
+            assert fresh.read_text() == kept.read_text()
+        else:  # decoded pixels, so a different zlib/libjpeg build does not matter
+            a, b = (np.asarray(Image.open(p)).astype(int) for p in (fresh, kept))
+            assert np.abs(a - b).max() <= (3 if fresh.suffix == ".jpg" else 0), fresh.name

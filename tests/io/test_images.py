@@ -138,7 +138,7 @@ def test_list_images_sorted_filtered_deduplicated(tmp_path):
 def test_real_rbc_field(shared_data):
     path = sorted((shared_data / "rbc").glob("*.jpg"))[0]
     image = read_image(path, as_float=False)
-    assert image.dtype == np.uint8 and image.shape == (1200, 1600, 3)
+    assert image.dtype == np.uint8 and image.shape in {(1200, 1600, 3), (1383, 1944, 3)}  # the two field sizes
     assert image.std() > 5  # a real smear, not a blank frame
 
 

@@ -160,6 +160,8 @@ def test_real_dataset2_masks_with_stray_values(shared_data):
 
 def test_real_rbc_mask(shared_data):
     path = sorted((shared_data / "rbc").glob("*.png"))[0]
-    labels, schema = read_mask(path, shape=(1200, 1600))
+    with Image.open(path.with_suffix(".jpg")) as im:
+        shape = im.height, im.width
+    labels, schema = read_mask(path, shape=shape)
     assert schema is RBC
     assert set(np.unique(labels).tolist()) == {0, 1}

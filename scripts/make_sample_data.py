@@ -1,0 +1,98 @@
+"""Write the small synthetic sample files in ``sample_data/`` (demos, docs, a first look at the CLI).
+
+    python scripts/make_sample_data.py [--out sample_data]
+
+Three 120 px WBC crops and one 600x800 RBC field, each with its mask in the schema's on-disk grey convention
+(WBC 0/128/255, RBC 0/255) written by ``napari_bloodseg.io.write_mask``, named ``<stem>.png`` /
+``<stem>.jpg`` + ``<stem>_mask.png`` so ``bloodseg evaluate`` and the napari reader pair them by stem.
+Deterministic: the same seeds give the same files. Existing files are replaced.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from PIL import Image
+
+from napari_bloodseg.data import synthetic_rbc, synthetic_wbc
+from napari_bloodseg.io import write_mask
+from napari_bloodseg.io.atomic import atomic_write
+
+ROOT = Path(__file__).resolve().parents[1]
+
+README = """\
+# Sample data (synthetic)
+
+Every file here is **synthetic**: drawn by `napari_bloodseg.data.synthetic_wbc` / `synthetic_rbc` and written
+by `scripts/make_sample_data.py` (run it again to regenerate them; the seeds are fixed). No real patient or
+dataset image is stored in this repository.
+
+| files | what |
+|---|---|
+| `synthetic_wbc_00N.png`, `..._mask.png` | 120x120 white-cell crops; mask 0/128/255 = background/cytoplasm/nucleus |
+| `synthetic_rbc_000.jpg`, `..._mask.png` | a 600x800 smear field; mask 0/255 = background/cell |
+
+They pair by file stem, so for example
+
+    bloodseg evaluate --masks sample_data --model unet --images sample_data/synthetic_wbc_00?.png
+    bloodseg predict --model unet:rbc --out predictions sample_data/synthetic_rbc_000.jpg
+
+run end to end (a bare `unet` is untrained and gives meaningless output: use a trained model from
+`bloodseg models`). They show how the tools work; they are not training data.
+
+## Real public data
+
+The white-cell datasets of Zheng X., Wang Y., Wang G., Liu J., *Fast and robust segmentation of white blood
+cell images by self-supervised learning*, Micron 107:55–71 (2018), can be fetched into a local cache:
+
+```python
+from napari_bloodseg.data import fetch_zheng_wbc
+
+folder = fetch_zheng_wbc("wbc-dataset1")  # or "wbc-dataset2"; returns a folder of NNN.bmp + NNN.png pairs
+```
+
+Dataset 1 images are from Jiangxi Tecom Science Corporation, China; Dataset 2 images are from the CellaVision
+blog. The authors publish both in the `zxaoyou/segmentation_WBC` repository (GPL-3.0); please cite the paper and
+acknowledge both sources when you use them. See `docs/data.md` for the other data the project uses.
+"""
+
+
+def _save_image(path: Path, image, **kwargs) -> None:
+    atomic_write(
+        path,
+        lambda tmp: Image.fromarray(image).save(tmp, format=path.suffix[1:].upper().replace("JPG", "JPEG"), **kwargs),
+        overwrite=True,
+    )
+
+
+def make(out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i in range(3):
+        image, labels = synthetic_wbc(120, seed=100 + i)
+        stem = out / f"synthetic_wbc_{i:03d}"
+        _save_image(stem.with_suffix(".png"), image, optimize=True)
+        written += [stem.with_suffix(".png"), write_mask(f"{stem}_mask.png", labels, "wbc", overwrite=True)]
+    image, labels = synthetic_rbc((600, 800), seed=200)
+    stem = out / "synthetic_rbc_000"
+    _save_image(stem.with_suffix(".jpg"), image, quality=90)
+    written += [stem.with_suffix(".jpg"), write_mask(f"{stem}_mask.png", labels, "rbc", overwrite=True)]
+    readme = out / "README.md"
+    atomic_write(readme, lambda tmp: tmp.write_text(README), overwrite=True)
+    return [*written, readme]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "sample_data")
+    args = ap.parse_args()
+    files = make(args.out)
+    total = sum(p.stat().st_size for p in files)
+    for p in files:
+        print(f"{p.stat().st_size / 1024:7.1f} KB  {p}")
+    print(f"{total / 1024:7.1f} KB  in {len(files)} files")
+
+
+if __name__ == "__main__":
+    main()
