@@ -274,8 +274,17 @@ class EvaluateWidget(QWidget):
             show_warning("No prediction/mask pairs: masks pair with predictions by image name")
             return None
         schema = layer_schema(pairs[0][1])
+        # copies: the user may keep painting while the worker scores
         items = [
-            (p.name, np.array(p.data, copy=True), np.array(t.data, copy=True), layer_schema(t), p, t) for p, t in pairs
+            (
+                p.name,
+                np.array(p.data, copy=True),
+                np.array(t.data, copy=True),
+                layer_schema(t),
+                meta(p).get("schema"),
+                p,
+            )
+            for p, t in pairs
         ]
         model = ", ".join(sorted({str(meta(p).get("model")) for p, _ in pairs if meta(p).get("model")})) or None
         worker = create_worker(
@@ -301,10 +310,12 @@ class EvaluateWidget(QWidget):
 
         t0 = time.perf_counter()
         names, scores, errors, error_maps = [], [], [], []
-        for name, pred, truth, truth_schema, pred_layer, _truth_layer in items:
+        for name, pred, truth, truth_schema, pred_schema, pred_layer in items:
             try:
                 if truth_schema.name != schema.name:
                     raise ValueError(f"mask is {truth_schema.name}, the others are {schema.name}")
+                if pred_schema and pred_schema != truth_schema.name:
+                    raise ValueError(f"prediction is {pred_schema} but its mask is {truth_schema.name}")
                 if pred.shape != truth.shape:
                     raise ValueError(f"prediction is {pred.shape}, mask is {truth.shape}")
                 scores.append(score_image(pred, truth, schema))

@@ -82,6 +82,21 @@ def model_choices() -> list[ModelChoice]:
     return out
 
 
+def _weights_stamp(choice: ModelChoice) -> float:
+    """Modification time of a model's weights: a model re-trained or fine-tuned while napari runs is reloaded."""
+    if choice.source == "untrained":
+        return 0.0
+    try:
+        from ..models import find_model
+        from ..models.files import model_paths
+
+        info = find_model(choice.spec)
+        weights, _ = model_paths(info.path) if info.path else (None, None)
+        return weights.stat().st_mtime if weights is not None and weights.exists() else 0.0
+    except (OSError, ValueError):
+        return 0.0
+
+
 @dataclass
 class _Job:
     name: str
@@ -122,7 +137,7 @@ class SegmentWidget(QWidget):
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self._predictors: OrderedDict[tuple[str, str, int], Predictor] = OrderedDict()
+        self._predictors: OrderedDict[tuple[str, str, int, float], Predictor] = OrderedDict()
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._signals = _Signals(self)
@@ -402,7 +417,7 @@ class SegmentWidget(QWidget):
         from ..inference import Predictor
         from ..models import UntrainedModelWarning, get_model
 
-        key = (choice.spec, device, tile)
+        key = (choice.spec, device, tile, _weights_stamp(choice))
         with self._lock:
             pred = self._predictors.get(key)
             if pred is not None:

@@ -130,12 +130,18 @@ def test_bad_pair_is_skipped_with_a_notification(viewer, dock, wait_idle, notes)
     viewer.add_labels(
         np.zeros((31, 30), np.uint8), **schema_layer_kwargs("wbc", "odd [net]", role="prediction", model="net")
     )
+    # an RBC prediction paired with a WBC mask: a schema mismatch, not a score
+    viewer.add_labels(np.zeros((30, 30), np.uint8), **schema_layer_kwargs("wbc", "cross mask", role="mask"))
+    viewer.add_labels(
+        np.zeros((30, 30), np.uint8), **schema_layer_kwargs("rbc", "cross [m:rbc]", role="prediction", model="m")
+    )
     widget = dock("Evaluate")
     widget.evaluate()
     wait_idle(widget)
     assert widget.report["n_images"] == 1
     assert [img["name"] for img in widget.report["images"]] == [pairs[0][0]]
-    assert any("odd [net]" in e for e in widget.report["errors"])
+    assert any("odd [net]" in e and "(31, 30)" in e for e in widget.report["errors"])
+    assert any("cross [m:rbc]" in e and "rbc" in e for e in widget.report["errors"])
     assert any("odd [net]" in msg for msg in notes.warnings)
 
 

@@ -223,3 +223,39 @@ def test_model_combo_lists_models_and_architectures(viewer, dock):
     widget.set_model("segnet:rbc")
     assert "rbc" in widget.model_info.text() and "untrained" in widget.model_info.text()
     assert "(rbc, segnet, untrained)" in widget.model_combo.currentText()
+
+
+def test_user_model_listed_and_reloaded_when_retrained(viewer, dock, wait_idle, wbc_pair, tmp_path, monkeypatch):
+    import os
+
+    import torch
+
+    from napari_bloodseg.models import ModelCard, build_model, save_model
+
+    monkeypatch.setenv("BLOODSEG_MODEL_DIR", str(tmp_path))
+
+    def save(seed: int, version: str) -> None:
+        torch.manual_seed(seed)
+        model = build_model("unet", num_classes=3, width=8)
+        card = ModelCard(name="my-unet", config=model.config, schema="wbc", version=version)
+        save_model(model, card, tmp_path / "my-unet", overwrite=True)
+
+    save(1, "3")
+    viewer.add_image(wbc_pair[0], name="cell", rgb=True)
+    widget = dock("Segment")
+    widget.refresh_models()
+    assert "my-unet  (wbc, unet, v3, user)" in [
+        widget.model_combo.itemText(i) for i in range(widget.model_combo.count())
+    ]
+    _segment(widget, wait_idle, model="my-unet")
+    first = next(iter(widget._predictors.values()))
+    assert viewer.layers["cell [my-unet]"].metadata["bloodseg"]["model"] == "my-unet"
+
+    save(2, "4")  # fine-tuned while napari is open: the next run must use the new weights
+    weights = tmp_path / "my-unet.safetensors"
+    os.utime(weights, (weights.stat().st_atime, weights.stat().st_mtime + 5))
+    _segment(widget, wait_idle, model="my-unet")
+    newest = list(widget._predictors.values())[-1]
+    assert newest is not first
+    pairs = zip(first.model.parameters(), newest.model.parameters(), strict=True)
+    assert any(not torch.equal(a, b) for a, b in pairs), "the re-trained weights were not loaded"
