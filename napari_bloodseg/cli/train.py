@@ -30,6 +30,15 @@ def add_parser(sub) -> None:
     p.add_argument("--patch-size", type=int, default=128)
     p.add_argument("--width", type=int, default=16, help="channels of the first level (doubling per level)")
     p.add_argument("--depth", type=int, default=4, help="number of poolings")
+    p.add_argument("--colour-jitter", type=float, default=0.5, help="stain/colour augmentation strength (0: off)")
+    p.add_argument(
+        "--scale-jitter",
+        type=float,
+        nargs=2,
+        default=(0.9, 1.12),
+        metavar=("LO", "HI"),
+        help="random resize range for augmentation",
+    )
     p.add_argument(
         "--input-scale", type=float, default=1.0, help="resize data by this factor (e.g. 0.5 for big fields)"
     )
@@ -54,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         patch_size=args.patch_size,
+        colour_strength=args.colour_jitter,
+        scale_range=tuple(args.scale_jitter),
         seed=args.seed,
         device=args.device,
         max_minutes=args.max_minutes,

@@ -35,8 +35,9 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     patch_size: int = 128
-    scale_range: tuple[float, float] = (0.8, 1.25)
-    colour_strength: float = 1.0
+    # lighter than it could be: on Dataset 1 (150-step ablation) strong jitter cost 0.02 cytoplasm Dice
+    scale_range: tuple[float, float] = (0.9, 1.12)
+    colour_strength: float = 0.5
     dice_weight: float = 1.0
     freeze: str = "none"  # "encoder" freezes the down path (fine-tuning with very few images)
     seed: int = 0
