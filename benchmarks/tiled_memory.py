@@ -12,7 +12,10 @@ on the pixels farther than overlap + 32 px from every interior tile boundary and
 The network is untrained (no weights are downloaded) but not inert: its BatchNorm statistics are measured on a
 crop of the field, so its labels vary across the image and a tiled/untiled mismatch would show.
 
-    python benchmarks/tiled_memory.py            # about 1-3 minutes on 2 CPU cores
+    python benchmarks/tiled_memory.py [--threads N]   # about 1-3 minutes on 2 CPU cores
+
+On a shared machine, pass --threads 1 when another process is busy: two OpenMP threads competing with it
+spin-wait and the timings then measure the contention, not the tiling.
 """
 
 from __future__ import annotations
@@ -94,11 +97,13 @@ def _model(calibration_crop: np.ndarray):
     return model.eval()
 
 
-def child(mode: str, image_path: str, labels_out: str) -> None:
+def child(mode: str, image_path: str, labels_out: str, threads: int) -> None:
     import torch
 
     from napari_bloodseg.inference import Predictor
 
+    if threads > 0:
+        torch.set_num_threads(threads)
     image = np.load(image_path)
     model = _model(np.ascontiguousarray(image[:512, :512]))
     predictor = Predictor(model, device="cpu", tile_size=TILE if mode == "tiled" else 0, overlap=OVERLAP)
@@ -141,9 +146,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--child", nargs=3, metavar=("MODE", "IMAGE", "LABELS"), help=argparse.SUPPRESS)
     ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 4000])
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args()
     if args.child:
-        child(*args.child)
+        child(*args.child, args.threads)
         return
 
     from napari_bloodseg.data import synthetic_rbc
@@ -160,7 +166,7 @@ def main() -> None:
             np.save(images[n], image)
         for mode, n in runs:
             out = tmp / f"{mode}{n}.npy"
-            cmd = [sys.executable, __file__, "--child", mode, str(images[n]), str(out)]
+            cmd = [sys.executable, __file__, "--child", mode, str(images[n]), str(out), "--threads", str(args.threads)]
             proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
             if proc.returncode != 0:
                 sys.exit(f"{mode} {n}: child failed\n{proc.stderr}")

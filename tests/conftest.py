@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+#: One intra-op thread by default: the suite's tensors are small, and on a small shared machine two OpenMP
+#: threads competing with another busy process spin-wait (measured 7x slower). BLOODSEG_TEST_THREADS overrides.
+torch.set_num_threads(int(os.environ.get("BLOODSEG_TEST_THREADS", "1")))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Real public data, mounted beside the repository on the development machine; a fresh clone has none.

@@ -38,6 +38,7 @@ def test_tiled_equals_untiled_away_from_seams(live_model):
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="known: for sizes that are no multiple of the network stride the untiled pass pads centred while tiles "
     "start at 0 (and the last one flush with the end), so their pooling grids differ and labels differ even far "
     "from seams; see the test-suite report for the proposed fix",
