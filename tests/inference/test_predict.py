@@ -40,8 +40,9 @@ def test_tiled_equals_untiled_away_from_seams(live_model):
     strict=True,
     raises=AssertionError,
     reason="known: for sizes that are no multiple of the network stride the untiled pass pads centred while tiles "
-    "start at 0 (and the last one flush with the end), so their pooling grids differ and labels differ even far "
-    "from seams; see the test-suite report for the proposed fix",
+    "start at 0 (the last one flush with the end), so the pooling grids differ and labels differ even far from "
+    "seams. Fix: pad bottom/right in SegmentationNet.forward and keep every tile start on a multiple of the stride "
+    "(e.g. pad the image to a multiple of the stride before tiling).",
 )
 def test_tiled_equals_untiled_away_from_seams_unaligned_size(live_model):
     n, tile, overlap = 500, 256, 64
