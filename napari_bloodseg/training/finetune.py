@@ -127,9 +127,9 @@ def finetune(
     cfg = cfg or TrainConfig(epochs=12, batch_size=8, lr=1e-3, colour_strength=0.5, max_minutes=0.8)
     t0 = time.perf_counter()
     info = find_model(base)
-    shared_model, base_card = get_model(info)
     if info.source == "untrained":
         raise FinetuneError(f"{base} is untrained: fine-tune a trained model (or use `bloodseg train`)")
+    shared_model, base_card = get_model(info)
     check_samples(train + val, shared_model.num_classes)
     model = copy.deepcopy(shared_model)  # the cached base stays untouched
     factor = auto_scale(base_card, train + val) if scale == "auto" else float(scale)

@@ -1,0 +1,95 @@
+"""`bloodseg train`, `bloodseg finetune` and `bloodseg models` management, in-process."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from napari_bloodseg.cli.main import main
+from napari_bloodseg.data import synthetic_wbc
+from napari_bloodseg.io import write_mask
+from napari_bloodseg.models import list_models
+
+
+@pytest.fixture
+def folder(tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    for i in range(5):
+        img, lab = synthetic_wbc(48, seed=i)
+        Image.fromarray(img).save(d / f"{i:03d}.bmp")
+        write_mask(d / f"{i:03d}.png", lab, "wbc")
+    return d
+
+
+def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys):
+    out = tmp_path / "m"
+    rc = main(
+        [
+            "train",
+            "--model",
+            "unet",
+            "--data",
+            str(folder),
+            "--width",
+            "4",
+            "--depth",
+            "3",
+            "--epochs",
+            "2",
+            "--steps-per-epoch",
+            "2",
+            "--batch-size",
+            "2",
+            "--patch-size",
+            "48",
+            "--val-fraction",
+            "0.2",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["training"]["epochs_run"] == 2 and card["architecture"] == "unet"
+    assert main(["models", "import", str(out), "base"]) == 0
+    rc = main(
+        [
+            "finetune",
+            "--model",
+            "base",
+            "--data",
+            str(folder),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "2",
+            "--scale",
+            "1",
+            "--device",
+            "cpu",
+            "--name",
+            "base-v2",
+        ]
+    )
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "before:" in text and "after:" in text and "base-v2" in text
+    assert {"base", "base-v2"} <= {m.name for m in list_models()}
+    assert main(["models", "rename", "base-v2", "base-lab"]) == 0
+    assert main(["models", "delete", "base-lab"]) == 0
+    assert "base-lab" not in {m.name for m in list_models()}
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
+    assert main(["train", "--model", "unet", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a folder" in err[0]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["finetune", "--model", "unet", "--data", str(empty), "--name", "x"]) == 2
+    assert main(["models", "delete", "no-such-model"]) == 2
+    assert main(["models", "rename", "only-one-arg"]) == 2
+    assert "Traceback" not in capsys.readouterr().err

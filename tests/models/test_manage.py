@@ -1,0 +1,47 @@
+import pytest
+import torch
+
+from napari_bloodseg.models import ModelCard, ModelFileError, build_model, list_models, save_model
+from napari_bloodseg.models.files import model_paths
+from napari_bloodseg.models.manage import delete_model, export_model, import_model, rename_model
+
+
+@pytest.fixture
+def user_model(tmp_model_dir):
+    torch.manual_seed(0)
+    m = build_model("segnet", num_classes=2, width=4)
+    save_model(m, ModelCard(name="mine", config=m.config, schema="rbc"), tmp_model_dir / "mine")
+    return tmp_model_dir / "mine"
+
+
+def names():
+    return {m.name for m in list_models()}
+
+
+def test_rename_export_import_delete_round_trip(user_model, tmp_path):
+    rename_model("mine", "ours")
+    assert "ours" in names() and "mine" not in names()
+    exported = export_model("ours", tmp_path / "out")
+    assert all(p.exists() for p in model_paths(exported))
+    with pytest.raises(ModelFileError, match="exists"):
+        import_model(exported)  # "ours" is installed already
+    import_model(exported, "theirs")
+    assert {"ours", "theirs"} <= names()
+    delete_model("ours")
+    assert "ours" not in names() and not any(p.exists() for p in model_paths(user_model.with_name("ours")))
+
+
+def test_import_refuses_a_broken_model(user_model, tmp_path):
+    exported = export_model("mine", tmp_path / "out")
+    weights = model_paths(exported)[0]
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ModelFileError):
+        import_model(exported, "broken")
+    assert "broken" not in names()
+
+
+def test_untrained_architectures_cannot_be_changed():
+    with pytest.raises(ModelFileError):
+        delete_model("unet")
+    with pytest.raises(ModelFileError, match="nothing to export"):
+        export_model("segnet", "/tmp/never")

@@ -1,0 +1,42 @@
+import numpy as np
+import torch
+
+from napari_bloodseg.schemas import IGNORE_INDEX
+from napari_bloodseg.training.augment import colour_jitter, dihedral, random_crop_pad, scale_jitter
+
+
+def test_dihedral_gives_eight_distinct_invertible_transforms():
+    x = torch.arange(12.0).view(3, 4)
+    outs = {tuple(dihedral(x, k).flatten().tolist()) + tuple(dihedral(x, k).shape) for k in range(8)}
+    assert len(outs) == 8
+    for k in range(8):  # the same transform on image and labels keeps them aligned
+        img, lab = torch.stack([x, x * 2]), x
+        assert torch.equal(dihedral(img, k)[1], dihedral(lab, k) * 2)
+
+
+def test_crop_pad_pads_labels_with_ignore_and_keeps_pixels_aligned():
+    rng = np.random.default_rng(0)
+    img = torch.rand(3, 20, 30)
+    lab = torch.randint(0, 3, (20, 30), dtype=torch.uint8)
+    out_img, out_lab = random_crop_pad(img, lab, 32, rng)
+    assert out_img.shape == (3, 32, 32) and out_lab.shape == (32, 32)
+    assert (out_lab == IGNORE_INDEX).sum() > 0  # 12 rows and 2 columns were padded
+    valid = out_lab != IGNORE_INDEX
+    assert valid.sum() == 20 * 30
+
+
+def test_scale_jitter_resizes_image_and_labels_together():
+    rng = np.random.default_rng(3)
+    img, lab = torch.rand(3, 40, 40), torch.randint(0, 3, (40, 40), dtype=torch.uint8)
+    out_img, out_lab = scale_jitter(img, lab, 1.5, 1.5, rng)
+    assert out_img.shape[1:] == out_lab.shape == (60, 60)
+    assert set(out_lab.unique().tolist()) <= {0, 1, 2}  # nearest: no blended label values
+
+
+def test_colour_jitter_changes_colours_but_stays_in_range():
+    rng = np.random.default_rng(1)
+    x = torch.rand(4, 3, 16, 16)
+    y = colour_jitter(x, 1.0, rng)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    assert (y - x).abs().mean() > 0.01
+    assert torch.equal(colour_jitter(x, 0.0, rng), x)

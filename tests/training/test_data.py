@@ -1,0 +1,40 @@
+import numpy as np
+
+from napari_bloodseg.training import load_samples, split_names, split_samples
+from napari_bloodseg.training.data import resize_labels, typical_cell_size
+
+
+def test_split_is_reproducible_disjoint_and_independent_of_order():
+    names = [f"{i:03d}" for i in range(100)]
+    a = split_names(names, (0.15, 0.1), seed=0)
+    b = split_names(list(reversed(names)), (0.15, 0.1), seed=0)
+    assert a == b
+    assert [len(p) for p in a] == [15, 10, 75]
+    assert not set(a[0]) & set(a[1]) and not set(a[0]) & set(a[2])
+    assert split_names(names, (0.15, 0.1), seed=1)[0] != a[0]
+
+
+def test_split_samples_keeps_test_ids_out_of_training(wbc_samples):
+    train, val, test = split_samples(wbc_samples, 1 / 6, 2 / 6, seed=0)
+    assert len(test) == 2 and len(val) == 1 and len(train) == 3
+    assert not {s.name for s in test} & {s.name for s in train + val}
+
+
+def test_load_samples_reads_pairs_and_rescales(wbc_folder):
+    samples = load_samples(wbc_folder, "wbc")
+    assert len(samples) == 6 and samples[0].image.shape == (48, 48, 3)
+    assert set(np.unique(samples[0].labels)) <= {0, 1, 2}
+    half = load_samples(wbc_folder, "wbc", scale=0.5)
+    assert half[0].image.shape == (24, 24, 3) and half[0].labels.shape == (24, 24)
+
+
+def test_resize_labels_keeps_values_and_cell_size_scales():
+    lab = np.zeros((40, 40), np.uint8)
+    lab[10:30, 10:30] = 2
+    assert set(np.unique(resize_labels(lab, (80, 80)))) == {0, 2}
+    from napari_bloodseg.training import Sample
+
+    small = typical_cell_size([Sample("a", np.zeros((40, 40, 3), np.uint8), lab)])
+    big = typical_cell_size([Sample("a", np.zeros((80, 80, 3), np.uint8), resize_labels(lab, (80, 80)))])
+    assert abs(big / small - 2) < 0.05
+    assert abs(small - 2 * np.sqrt(400 / np.pi)) < 0.01

@@ -1,0 +1,103 @@
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from napari_bloodseg.inference import Cancelled, Predictor
+from napari_bloodseg.models import ModelCard, build_model, get_model, list_models, save_model
+from napari_bloodseg.models.files import model_paths
+from napari_bloodseg.training import Sample, TrainConfig
+from napari_bloodseg.training.finetune import FinetuneError, auto_scale, finetune
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def base_model(tmp_model_dir):
+    torch.manual_seed(0)
+    model = build_model("unet", num_classes=3, width=4, depth=3)
+    card = ModelCard(name="base", config=model.config, schema="wbc", cell_size_px=30.0)
+    save_model(model, card, tmp_model_dir / "base")
+    return tmp_model_dir / "base"
+
+
+CFG = TrainConfig(epochs=4, steps_per_epoch=3, batch_size=4, patch_size=48, lr=1e-2, seed=0, device="cpu")
+
+
+def test_finetune_saves_a_new_version_and_leaves_the_base_alone(base_model, wbc_samples, tmp_model_dir):
+    weights, card_path = model_paths(base_model)
+    before_hash = (_sha(weights), _sha(card_path))
+    res = finetune("base", wbc_samples[:4], wbc_samples[4:], name="base-ft", cfg=CFG, scale=1.0)
+    assert (_sha(weights), _sha(card_path)) == before_hash
+    assert res.path == tmp_model_dir / "base-ft" and model_paths(res.path)[0].exists()
+    assert res.card.base_model == "base" and res.card.version == "2"
+    assert res.card.training["n_train"] == 4 and res.before and res.after
+    assert "base-ft" in {m.name for m in list_models()}  # usable at once by name
+    losses = [h.loss for h in res.history]
+    assert losses[-1] < losses[0]
+    base, base_card = get_model("base")
+    new, new_card = get_model("base-ft")
+    img = wbc_samples[0].image
+    p_base = Predictor(base, base_card, device="cpu").predict(img, return_probs=True).probs
+    p_new = Predictor(new, new_card, device="cpu").predict(img, return_probs=True).probs
+    assert np.abs(p_base.astype(np.float32) - p_new.astype(np.float32)).max() > 0.05
+
+
+def test_cancel_leaves_no_partial_model(base_model, wbc_samples, tmp_model_dir):
+    state = {"n": 0}
+
+    def cancel():
+        state["n"] += 1
+        return state["n"] > 3
+
+    with pytest.raises(Cancelled):
+        finetune("base", wbc_samples[:4], [], name="never", cfg=CFG, scale=1.0, cancel=cancel)
+    assert not any(p.name.startswith("never") for p in tmp_model_dir.iterdir())
+    assert not any(p.name.startswith(".") for p in tmp_model_dir.iterdir())  # no temp file left
+
+
+def test_partial_labels_train_only_where_annotated(base_model, wbc_samples):
+    partial = []
+    for s in wbc_samples[:4]:
+        lab = s.labels.copy()
+        lab[: lab.shape[0] // 2] = 255  # only the lower half was corrected
+        partial.append(Sample(s.name, s.image, lab))
+    res = finetune("base", partial, [], name="partial", cfg=CFG, scale=1.0)
+    assert res.path is not None and np.isfinite(res.history[-1].loss)
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [("empty", "no labelled pixels"), ("size", "labels are"), ("classes", "do not exist"), ("none", "no corrected")],
+)
+def test_guard_rails_refuse_with_a_clear_message(base_model, wbc_samples, tmp_model_dir, case, message):
+    s = wbc_samples[0]
+    bad = {
+        "empty": [Sample("a", s.image, np.full_like(s.labels, 255))],
+        "size": [Sample("a", s.image, s.labels[:-2])],
+        "classes": [Sample("a", s.image, np.where(s.labels > 0, 7, 0).astype(np.uint8))],
+        "none": [],
+    }[case]
+    with pytest.raises(FinetuneError, match=message):
+        finetune("base", bad, [], name="x", cfg=CFG, scale=1.0)
+    assert not model_paths(tmp_model_dir / "x")[1].exists()
+
+
+def test_existing_name_and_untrained_base_are_refused(base_model, wbc_samples):
+    with pytest.raises(FinetuneError, match="exists"):
+        finetune("base", wbc_samples[:2], [], name="base", cfg=CFG, scale=1.0)
+    with pytest.raises(FinetuneError, match="untrained"):
+        finetune("unet", wbc_samples[:2], [], name="y", cfg=CFG, scale=1.0)
+
+
+def test_auto_scale_matches_cell_sizes(wbc_samples):
+    card = ModelCard(name="b", config={"architecture": "unet"}, schema="wbc", cell_size_px=None)
+    assert auto_scale(card, wbc_samples) == 1.0  # unknown training size: leave the data alone
+    from napari_bloodseg.training.data import typical_cell_size
+
+    mine = typical_cell_size(wbc_samples)
+    card.cell_size_px = mine / 2.5
+    assert auto_scale(card, wbc_samples) == pytest.approx(0.4, rel=1e-6)

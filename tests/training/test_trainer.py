@@ -1,0 +1,82 @@
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from napari_bloodseg.inference import Cancelled
+from napari_bloodseg.models import ModelCard, build_model
+from napari_bloodseg.training import TrainConfig, fit
+from napari_bloodseg.training.trainer import warmup_cosine
+
+from .conftest import first_last_loss
+
+
+def _model_and_card():
+    torch.manual_seed(0)
+    model = build_model("unet", num_classes=3, width=4, depth=3)
+    return model, ModelCard(name="t", config=model.config, schema="wbc")
+
+
+def test_fit_lowers_the_loss_and_keeps_the_best_validation_state(wbc_samples):
+    model, card = _model_and_card()
+    cfg = TrainConfig(epochs=6, steps_per_epoch=4, batch_size=4, patch_size=48, lr=1e-2, seed=0, device="cpu")
+    res = fit(model, card, wbc_samples[:4], wbc_samples[4:], cfg)
+    first, last = first_last_loss(res.history)
+    assert last < first * 0.9
+    scores = [h.score for h in res.history]
+    assert res.best_score == max(scores) and res.history[res.best_epoch - 1].score == res.best_score
+    assert not model.training
+
+
+def test_fit_is_reproducible_with_a_seed(wbc_samples):
+    cfg = TrainConfig(epochs=2, steps_per_epoch=2, batch_size=2, patch_size=48, seed=7, device="cpu")
+    runs = []
+    for _ in range(2):
+        model, card = _model_and_card()
+        fit(model, card, wbc_samples[:4], [], cfg)
+        runs.append(copy.deepcopy(model.state_dict()))
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+def test_cancel_stops_training(wbc_samples):
+    model, card = _model_and_card()
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        return len(calls) > 2
+
+    cfg = TrainConfig(epochs=5, steps_per_epoch=3, batch_size=2, patch_size=48, device="cpu")
+    with pytest.raises(Cancelled):
+        fit(model, card, wbc_samples[:4], [], cfg, cancel=cancel)
+    assert len(calls) == 3
+
+
+def test_unlabelled_training_data_is_refused(wbc_samples):
+    model, card = _model_and_card()
+    for s in wbc_samples:
+        s.labels[:] = 255
+    with pytest.raises(ValueError, match="no labelled pixels"):
+        fit(model, card, wbc_samples, [], TrainConfig(epochs=1, device="cpu"))
+
+
+def test_encoder_freeze_leaves_encoder_weights_unchanged(wbc_samples):
+    model, card = _model_and_card()
+    before = copy.deepcopy(model.state_dict())
+    cfg = TrainConfig(epochs=1, steps_per_epoch=2, batch_size=2, patch_size=48, freeze="encoder", device="cpu")
+    fit(model, card, wbc_samples[:4], [], cfg)
+    after = model.state_dict()
+    enc = [k for k in before if k.startswith("down.") and k.endswith("weight")]
+    dec = [k for k in before if k.startswith("merge.") and k.endswith("weight")]
+    assert enc and all(torch.equal(before[k], after[k]) for k in enc)
+    assert any(not torch.equal(before[k], after[k]) for k in dec)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_schedule_warms_up_then_anneals():
+    f = warmup_cosine(0.1)
+    values = [f(p) for p in np.linspace(0, 1, 101)]
+    assert values[0] < values[10] and abs(values[10] - 1.0) < 1e-6
+    assert values[-1] == pytest.approx(0.01, abs=1e-6)
+    assert all(a >= b for a, b in zip(values[10:], values[11:], strict=False))
