@@ -44,6 +44,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-every", type=int, default=1, help="validate every N epochs (and after the last)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this long (keeps the best so far)")
     p.add_argument("--name", default=None, help="model name in its card (default: the --out file name)")
     p.add_argument("--out", required=True, type=Path, help="output path; writes OUT.safetensors + OUT.json")
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         max_minutes=args.max_minutes,
+        val_every=args.val_every,
     )
     bar = tqdm(total=args.epochs, desc=f"train {args.model}", unit="epoch", file=sys.stderr)
 
