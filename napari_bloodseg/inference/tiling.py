@@ -8,19 +8,32 @@ ramps down towards tile edges, so seams vanish and tiled labels equal untiled on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 
-def tile_starts(length: int, tile: int, stride: int) -> list[int]:
-    """Start offsets covering ``[0, length)`` with tiles of ``tile``; the last tile is flush with the end."""
+def tile_spans(length: int, tile: int, step: int, align: int = 1) -> list[tuple[int, int]]:
+    """``(start, size)`` of tiles covering ``[0, length)``.
+
+    Starts are multiples of ``step`` rounded down to ``align`` (the network's total stride), so every tile sees
+    the same pooling grid as one pass over the whole image; the last tile ends at the image end and may be
+    shorter. That is what makes tiled labels equal untiled ones away from the seams, at any image size.
+    """
     if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile, stride))
-    starts.append(length - tile)
-    return starts
+        return [(0, length)]
+    step = max(step - step % align, align)
+    spans, start = [], 0
+    while True:
+        spans.append((start, min(tile, length - start)))
+        if start + tile >= length:
+            return spans
+        start += step
+
+
+def tile_starts(length: int, tile: int, stride: int, align: int = 1) -> list[int]:
+    return [s for s, _ in tile_spans(length, tile, stride, align)]
 
 
 def ramp_1d(n: int, overlap: int) -> np.ndarray:
@@ -30,16 +43,6 @@ def ramp_1d(n: int, overlap: int) -> np.ndarray:
     i = np.arange(n, dtype=np.float32)
     ramp = np.minimum((i + 0.5) / overlap, (n - i - 0.5) / overlap)
     return np.clip(ramp, 1e-3, 1.0).astype(np.float32)
-
-
-def iter_tile_rows(height: int, width: int, tile: int, overlap: int) -> Iterator[tuple[int, int, int, list[int]]]:
-    """Yield ``(y0, rows_done_until, th, xs)`` per tile row."""
-    th, tw = min(tile, height), min(tile, width)
-    ys = tile_starts(height, th, max(th - overlap, 1))
-    xs = tile_starts(width, tw, max(tw - overlap, 1))
-    for i, y0 in enumerate(ys):
-        done = ys[i + 1] if i + 1 < len(ys) else height
-        yield y0, done, th, xs
 
 
 def sliding_window(
@@ -52,34 +55,47 @@ def sliding_window(
     batch_size: int,
     on_rows: Callable[[int, int, np.ndarray], None],
     progress: Callable[[int, int], None] | None = None,
+    align: int = 1,
 ) -> None:
-    """Run ``run_batch`` (N,th,tw,3 array → N,C,th,tw probabilities on CPU) over tiles of ``image`` (H,W,3).
+    """Run ``run_batch`` (N,h,w,3 array → N,C,h,w probabilities on CPU) over tiles of ``image`` (H,W,3).
 
     ``on_rows(y0, y1, probs)`` receives each finished band of blended probabilities (C, y1-y0, W), in order.
+    ``align`` is the network's stride (tile starts are kept on its grid).
     """
     height, width = image.shape[:2]
-    rows = list(iter_tile_rows(height, width, tile, overlap))
-    th, tw, xs = rows[0][2], min(tile, width), rows[0][3]
+    step = max(tile - overlap, 1)
+    rows = tile_spans(height, tile, step, align)
+    cols = tile_spans(width, tile, step, align)
     ov_y = overlap if len(rows) > 1 else 0
-    ov_x = overlap if len(xs) > 1 else 0
-    weight = torch.from_numpy(np.outer(ramp_1d(th, ov_y), ramp_1d(tw, ov_x)))
-    acc = torch.zeros((num_classes, th, width), dtype=torch.float32)
-    wsum = torch.zeros((th, width), dtype=torch.float32)
-    total, done_tiles = len(rows) * len(xs), 0
-    for y0, done, _, xs in rows:
+    ov_x = overlap if len(cols) > 1 else 0
+    weights: dict[tuple[int, int], torch.Tensor] = {}
+    band_h = max(h for _, h in rows)
+    acc = torch.zeros((num_classes, band_h, width), dtype=torch.float32)
+    wsum = torch.zeros((band_h, width), dtype=torch.float32)
+    total, done_tiles = len(rows) * len(cols), 0
+    for i, (y0, th) in enumerate(rows):
+        done = rows[i + 1][0] if i + 1 < len(rows) else height
         band = np.asarray(image[y0 : y0 + th])  # one slice per row: friendly to memmap/zarr/dask sources
-        for b in range(0, len(xs), batch_size):
-            chunk = xs[b : b + batch_size]
-            tiles = np.stack([band[:, x : x + tw] for x in chunk])
-            probs = run_batch(tiles)
-            for x, p in zip(chunk, probs, strict=True):
-                acc[:, :, x : x + tw] += p * weight
-                wsum[:, x : x + tw] += weight
-            done_tiles += len(chunk)
-            if progress is not None:
-                progress(done_tiles, total)
+        by_width: dict[int, list[int]] = {}
+        for x, tw in cols:
+            by_width.setdefault(tw, []).append(x)
+        for tw, xs in by_width.items():  # tiles of one size batch together (the last column may be narrower)
+            w = weights.get((th, tw))
+            if w is None:
+                w = weights[(th, tw)] = torch.from_numpy(np.outer(ramp_1d(th, ov_y), ramp_1d(tw, ov_x)))
+            for b in range(0, len(xs), batch_size):
+                chunk = xs[b : b + batch_size]
+                probs = run_batch(np.stack([band[:, x : x + tw] for x in chunk]))
+                for x, p in zip(chunk, probs, strict=True):
+                    acc[:, :th, x : x + tw] += p * w
+                    wsum[:th, x : x + tw] += w
+                done_tiles += len(chunk)
+                if progress is not None:
+                    progress(done_tiles, total)
         n = done - y0
         on_rows(y0, done, (acc[:, :n] / wsum[:n]).numpy())
-        # roll the band up by n rows, zeroing what enters at the bottom
-        acc = torch.cat([acc[:, n:], torch.zeros((num_classes, n, width))], dim=1)
-        wsum = torch.cat([wsum[n:], torch.zeros((n, width))], dim=0)
+        # roll the band up by n rows in place, zeroing what enters at the bottom
+        acc[:, : band_h - n] = acc[:, n:].clone()
+        acc[:, band_h - n :] = 0
+        wsum[: band_h - n] = wsum[n:].clone()
+        wsum[band_h - n :] = 0

@@ -52,8 +52,9 @@ class SegmentationNet(nn.Module):
         if ph or pw:
             # reflect keeps image statistics at the border; it needs the pad smaller than the side
             mode = "reflect" if ph < h and pw < w else "replicate"
-            x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode=mode)
+            # bottom/right only: the pooling grid stays anchored at the image origin, as in every tile
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
         y = self.forward_padded(x)
         if ph or pw:
-            y = y[..., ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]
+            y = y[..., :h, :w]
         return y

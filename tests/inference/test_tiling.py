@@ -3,25 +3,38 @@ import pytest
 import torch
 
 from napari_bloodseg.inference import sliding_window, tile_starts
-from napari_bloodseg.inference.tiling import ramp_1d
+from napari_bloodseg.inference.tiling import ramp_1d, tile_spans
 
 
-@pytest.mark.parametrize(("length", "tile", "stride"), [(1000, 512, 448), (512, 512, 448), (513, 512, 448), (7, 4, 3)])
-def test_tile_starts_cover_and_end_flush(length, tile, stride):
-    starts = tile_starts(length, tile, stride)
-    assert starts[0] == 0 and starts[-1] == length - tile
-    assert starts == sorted(set(starts))
-    assert all(b - a <= stride for a, b in zip(starts, starts[1:], strict=False))  # no gaps, overlap kept
+@pytest.mark.parametrize(
+    ("length", "tile", "stride", "align"),
+    [
+        (1000, 512, 448, 1),
+        (512, 512, 448, 1),
+        (513, 512, 448, 16),
+        (7, 4, 3, 1),
+        (1000, 384, 320, 16),
+        (530, 256, 200, 16),
+    ],
+)
+def test_tile_spans_cover_on_the_network_grid(length, tile, stride, align):
+    spans = tile_spans(length, tile, stride, align)
+    starts = [s for s, _ in spans]
+    assert starts[0] == 0 and spans[-1][0] + spans[-1][1] == length  # the last tile ends at the image end
+    assert all(s % align == 0 for s in starts)  # same pooling grid as one pass over the whole image
+    assert all(0 < size <= tile for _, size in spans)
+    assert all(a[0] + a[1] > b[0] for a, b in zip(spans, spans[1:], strict=False))  # overlapping, no gaps
     covered = np.zeros(length, bool)
-    for s in starts:
-        covered[s : s + tile] = True
+    for s, size in spans:
+        covered[s : s + size] = True
     assert covered.all()
 
 
 def test_tile_starts_examples():
-    assert tile_starts(1000, 512, 448) == [0, 448, 488]
+    assert tile_starts(1000, 512, 448) == [0, 448, 896]
     assert tile_starts(300, 512, 448) == [0]
-    assert tile_starts(4000, 512, 448)[-2:] == [3136, 3488]
+    assert tile_starts(1000, 384, 330, align=16) == [0, 320, 640]  # step 330 snapped down to the 16 px grid
+    assert tile_spans(1000, 384, 320, 16)[-1] == (640, 360)
 
 
 def test_ramp():
@@ -102,4 +115,6 @@ def test_batches_hold_at_most_batch_size_tiles(rng):
         return _pointwise(tiles)
 
     sliding_window(image, run, 2, tile=64, overlap=16, batch_size=2, on_rows=lambda *a: None)
-    assert all(s[0] <= 2 and s[1:] == (64, 64, 3) for s in sizes)
+    assert all(s[0] <= 2 and s[1] <= 64 and s[2] <= 64 and s[3] == 3 for s in sizes)
+    # rows: 0, 48, 96, 144 (56 tall); columns: 0, 48, ..., 240 (60 wide): the end tiles are smaller, never padded
+    assert {s[1:3] for s in sizes} == {(64, 64), (64, 60), (56, 64), (56, 60)}
