@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from qtpy.QtWidgets import QWidget
 
-from ..schemas import LabelSchema
+from ..schemas import IGNORE_INDEX, LabelSchema
 from .layers import layer_schema, meta
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -88,6 +88,8 @@ class EditWidget(QWidget):
         self.viewer = napari_viewer
         self._target: Labels | None = None
         self._buttons: list[Any] = []
+        #: paints IGNORE_INDEX (255): "not annotated", skipped by fine-tuning and evaluation
+        self.unlabelled_btn: Any = None
 
         self.layer_combo = QComboBox()
         self.layer_combo.setToolTip("Labels layer to correct (follows the layer selected in the layer list)")
@@ -201,11 +203,12 @@ class EditWidget(QWidget):
     def _build_buttons(self) -> None:
         from qtpy.QtWidgets import QPushButton
 
-        for btn in self._buttons:
+        for btn in [*self._buttons, *([self.unlabelled_btn] if self.unlabelled_btn is not None else [])]:
             self.class_group.removeButton(btn)
             btn.setParent(None)
             btn.deleteLater()
         self._buttons = []
+        self.unlabelled_btn = None
         layer = self._target
         if layer is None:
             return
@@ -220,6 +223,17 @@ class EditWidget(QWidget):
             self.class_group.addButton(btn, value)
             self.class_grid.addWidget(btn, value // 3, value % 3)
             self._buttons.append(btn)
+        btn = QPushButton("unlabelled")
+        btn.setCheckable(True)
+        btn.setMinimumHeight(26)
+        btn.setToolTip(
+            f"Paint label value {IGNORE_INDEX}: not annotated (transparent). Fine-tuning and evaluation skip these "
+            "pixels, so only part of an image needs correcting"
+        )
+        self.class_group.addButton(btn, IGNORE_INDEX)
+        n = sch.num_classes
+        self.class_grid.addWidget(btn, n // 3, n % 3)
+        self.unlabelled_btn = btn
 
     def _sync_class(self, *_: Any) -> None:
         layer = self._target

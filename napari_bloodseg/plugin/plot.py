@@ -1,4 +1,5 @@
-"""A tiny QPainter bar chart (mean ± SEM per class), so the evaluate widget needs no plotting library."""
+"""Tiny QPainter plots, so the widgets need no plotting library: a bar chart (mean ± SEM per class, evaluate
+widget) and a live loss curve (fine-tune widget)."""
 
 from __future__ import annotations
 
@@ -86,4 +87,80 @@ class ScoreBars(QWidget):
                 Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
                 cls,
             )
+        p.end()
+
+
+class LossCurve(QWidget):
+    """Training loss over optimiser steps: a thin line per step, dots for the epoch means (live while training)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.steps: list[tuple[int, float]] = []
+        self.epochs: list[tuple[int, float]] = []
+        self.total_steps = 0
+        self.setMinimumHeight(120)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+
+    def clear(self, total_steps: int = 0) -> None:
+        self.steps, self.epochs, self.total_steps = [], [], int(total_steps)
+        self.update()
+
+    def add_step(self, step: int, loss: float) -> None:
+        if loss == loss:  # NaN never reaches the plot
+            self.steps.append((int(step), float(loss)))
+            self.update()
+
+    def add_epoch(self, step: int, loss: float) -> None:
+        """Mean loss of an epoch, drawn at the step it ended on."""
+        if loss == loss:
+            self.epochs.append((int(step), float(loss)))
+            self.update()
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        fg = self.palette().windowText().color()
+        w, h = self.width(), self.height()
+        left, right, top, bottom = 40, 8, 18, 18
+        plot = QRectF(left, top, max(w - left - right, 10), max(h - top - bottom, 10))
+        p.setPen(QPen(fg, 1))
+        p.drawLine(QPointF(plot.left(), plot.top()), QPointF(plot.left(), plot.bottom()))
+        p.drawLine(QPointF(plot.left(), plot.bottom()), QPointF(plot.right(), plot.bottom()))
+        p.drawText(QPointF(plot.left() + 4, 13), "loss")
+        values = [v for _, v in self.steps] + [v for _, v in self.epochs]
+        if not values:
+            p.drawText(plot, Qt.AlignmentFlag.AlignCenter, "loss curve appears while training")
+            p.end()
+            return
+        lo, hi = min(values), max(values)
+        if hi - lo < 1e-9:
+            lo, hi = lo - 0.5, hi + 0.5
+        x_max = max(self.total_steps, max(s for s, _ in self.steps + self.epochs), 1)
+
+        def pt(step: int, value: float) -> QPointF:
+            return QPointF(
+                plot.left() + plot.width() * step / x_max, plot.bottom() - plot.height() * (value - lo) / (hi - lo)
+            )
+
+        for v in (lo, hi):
+            y = pt(0, v).y()
+            p.drawText(
+                QRectF(0, y - 8, left - 4, 16), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{v:.3g}"
+            )
+        p.drawText(
+            QRectF(plot.left(), plot.bottom() + 2, plot.width(), bottom - 2),
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
+            f"step {self.steps[-1][0] if self.steps else 0} of {self.total_steps or '?'}",
+        )
+        step_colour = QColor(SERIES_COLORS[0])
+        step_colour.setAlpha(150)
+        p.setPen(QPen(step_colour, 1.2))
+        for (s0, v0), (s1, v1) in zip(self.steps, self.steps[1:], strict=False):
+            p.drawLine(pt(s0, v0), pt(s1, v1))
+        if len(self.steps) == 1:
+            p.drawEllipse(pt(*self.steps[0]), 2, 2)
+        p.setPen(QPen(QColor(SERIES_COLORS[1]), 1.5))
+        p.setBrush(QColor(SERIES_COLORS[1]))
+        for s, v in self.epochs:
+            p.drawEllipse(pt(s, v), 2.5, 2.5)
         p.end()

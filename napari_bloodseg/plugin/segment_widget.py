@@ -35,6 +35,7 @@ from qtpy.QtWidgets import (
 )
 
 from .layers import META_KEY, find_layer, image_rgb, meta, schema_layer_kwargs
+from .model_events import model_events
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -232,6 +233,7 @@ class SegmentWidget(QWidget):
         self.image_list.setVisible(False)
         self.model_combo.currentIndexChanged.connect(self._show_model_info)
         self.refresh_models_btn.clicked.connect(self.refresh_models)
+        model_events().changed.connect(self._on_models_changed)  # fine-tuned, renamed, deleted, imported
         self.run_btn.clicked.connect(self.run)
         self.cancel_btn.clicked.connect(self.cancel)
         self.viewer.layers.events.inserted.connect(self._on_layers_changed)
@@ -264,6 +266,9 @@ class SegmentWidget(QWidget):
             trained = [i for i, c in enumerate(self._choices) if c.source != "untrained"]
             self.model_combo.setCurrentIndex(trained[0] if trained else 0)
         self._show_model_info()
+
+    def _on_models_changed(self, *_: Any) -> None:
+        self.refresh_models()
 
     def _show_model_info(self, *_: Any) -> None:
         from ..schemas import get_schema

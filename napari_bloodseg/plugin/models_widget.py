@@ -1,0 +1,251 @@
+"""Models widget: list installed models; rename, delete, export and import user models.
+
+The operations are :mod:`napari_bloodseg.models.manage` (as ``bloodseg models rename|delete|export|import``).
+Shipped models are read-only (they can be exported, and a copy imported); refusals come back as notifications.
+Every change is announced on :mod:`.model_events`, so the Segment and Fine-tune widgets re-list their models.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .model_events import model_events, notify_models_changed
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+    from ..models import ModelInfo
+
+COLUMNS = ("name", "schema", "architecture", "source", "version")
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+#: what may go wrong in a model operation: shown to the user as a notification, never as a traceback
+_EXPECTED = (ValueError, OSError)  # ModelFileError is a ValueError; FileExistsError an OSError
+
+
+class ModelsWidget(QWidget):
+    """Dock widget: a table of models and Rename / Delete / Export / Import buttons."""
+
+    def __init__(self, napari_viewer: napari.Viewer | None = None) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self._models: list[ModelInfo] = []
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setMinimumHeight(120)
+        self.folder_label = QLabel()
+        self.folder_label.setWordWrap(True)
+        self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.rename_btn = QPushButton("Rename …")
+        self.delete_btn = QPushButton("Delete …")
+        self.export_btn = QPushButton("Export …")
+        self.import_btn = QPushButton("Import …")
+        self.refresh_btn = QPushButton("Refresh")
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+
+        row1 = QHBoxLayout()
+        for btn in (self.rename_btn, self.delete_btn, self.export_btn):
+            row1.addWidget(btn)
+        row2 = QHBoxLayout()
+        row2.addWidget(self.import_btn)
+        row2.addWidget(self.refresh_btn)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("<b>Models</b> (shipped ones are read-only)"))
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.folder_label)
+        layout.addLayout(row1)
+        layout.addLayout(row2)
+        layout.addWidget(self.status)
+
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+        self.rename_btn.clicked.connect(self._rename_clicked)
+        self.delete_btn.clicked.connect(self._delete_clicked)
+        self.export_btn.clicked.connect(self._export_clicked)
+        self.import_btn.clicked.connect(self._import_clicked)
+        self.refresh_btn.clicked.connect(self.refresh)
+        model_events().changed.connect(self._on_models_changed)
+        self.refresh()
+
+    # -- listing ------------------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Re-scan shipped and user models, keeping the selected one when it still exists."""
+        from ..models import list_models, user_model_dir
+
+        current = self.selected_name()
+        try:
+            self._models = list_models()
+        except Exception as exc:  # noqa: BLE001 - a broken model folder must not break the widget
+            self._models = []
+            self.status.setText(f"Could not list models: {exc}")
+        self.table.setRowCount(len(self._models))
+        for r, info in enumerate(self._models):
+            for c, key in enumerate(COLUMNS):
+                item = QTableWidgetItem(str(getattr(info, key)))
+                item.setToolTip(str(info.path) if info.path else "")
+                self.table.setItem(r, c, item)
+        self.table.resizeColumnsToContents()
+        self.folder_label.setText(f"User models: {user_model_dir()}")
+        names = self.names()
+        if current in names:
+            self.select(current)
+        self._update_buttons()
+
+    def _on_models_changed(self, *_: Any) -> None:
+        self.refresh()
+
+    def names(self) -> list[str]:
+        return [m.name for m in self._models]
+
+    def info(self, name: str | None) -> ModelInfo | None:
+        return next((m for m in self._models if m.name == name), None)
+
+    def selected_name(self) -> str | None:
+        rows = {i.row() for i in self.table.selectedIndexes()}
+        if len(rows) != 1:
+            return None
+        r = rows.pop()
+        return self._models[r].name if 0 <= r < len(self._models) else None
+
+    def select(self, name: str) -> None:
+        """Select a model's row by name (scripts, tests)."""
+        self.table.clearSelection()
+        if name in self.names():
+            self.table.selectRow(self.names().index(name))
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        info = self.info(self.selected_name())
+        user = info is not None and info.source == "user"
+        self.rename_btn.setEnabled(user)
+        self.delete_btn.setEnabled(user)
+        self.export_btn.setEnabled(info is not None)
+        tip = "" if user or info is None else "shipped models are read-only: export one and import a copy to change it"
+        self.rename_btn.setToolTip(tip)
+        self.delete_btn.setToolTip(tip)
+
+    # -- operations (no dialogs: scripts and tests call these) ---------------------------------------------------
+    def _done(self, message: str, changed: str = "") -> None:
+        from napari.utils.notifications import show_info
+
+        self.status.setText(message)
+        show_info(message)
+        notify_models_changed(changed)  # refreshes this table too
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        from napari.utils.notifications import show_error
+
+        self.status.setText(f"{what} failed: {exc}")
+        show_error(f"{what} failed: {exc}")
+
+    def rename(self, old: str, new: str) -> Path | None:
+        from ..models.manage import rename_model
+
+        new = new.strip()
+        try:
+            if not MODEL_NAME.match(new):
+                raise ValueError(f"{new!r} is not a usable model name: letters, digits, '.', '_', '-' and '+' only")
+            path = rename_model(old, new)
+        except _EXPECTED as exc:
+            self._failed(f"Renaming {old}", exc)
+            return None
+        self._done(f"Renamed {old} to {new}", new)
+        self.select(new)
+        return path
+
+    def delete(self, name: str) -> bool:
+        from ..models.manage import delete_model
+
+        try:
+            delete_model(name)
+        except _EXPECTED as exc:
+            self._failed(f"Deleting {name}", exc)
+            return False
+        self._done(f"Deleted {name}", name)
+        return True
+
+    def export(self, name: str, folder: str | Path) -> Path | None:
+        from ..models.manage import export_model
+
+        try:
+            path = export_model(name, folder)
+        except _EXPECTED as exc:
+            self._failed(f"Exporting {name}", exc)
+            return None
+        self.status.setText(f"Exported {name} to {path.parent}")
+        from napari.utils.notifications import show_info
+
+        show_info(f"Exported {name} to {path.parent}")
+        return path
+
+    def import_(self, path: str | Path, name: str | None = None) -> Path | None:
+        from ..models.manage import import_model
+
+        try:
+            if name is not None and not MODEL_NAME.match(name):
+                raise ValueError(f"{name!r} is not a usable model name")
+            target = import_model(path, name)
+        except _EXPECTED as exc:
+            self._failed(f"Importing {Path(path).name}", exc)
+            return None
+        self._done(f"Imported {target.name}", target.name)
+        self.select(target.name)
+        return target
+
+    # -- buttons (dialogs) --------------------------------------------------------------------------------------
+    def _rename_clicked(self) -> None:
+        old = self.selected_name()
+        if old is None:
+            return
+        new, ok = QInputDialog.getText(self, "Rename model", f"New name for {old}:", text=old)
+        if ok and new.strip() and new.strip() != old:
+            self.rename(old, new)
+
+    def _delete_clicked(self) -> None:
+        name = self.selected_name()
+        if name is None:
+            return
+        answer = QMessageBox.question(
+            self,
+            "Delete model",
+            f"Delete the user model {name}? Its files are removed.",
+            QMessageBox.Yes | QMessageBox.No,
+        )
+        if answer == QMessageBox.Yes:
+            self.delete(name)
+
+    def _export_clicked(self) -> None:
+        name = self.selected_name()
+        if name is None:
+            return
+        folder = QFileDialog.getExistingDirectory(self, f"Export {name} to folder")
+        if folder:
+            self.export(name, folder)
+
+    def _import_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Import a model file", "", "bloodseg models (*.safetensors *.json);;All files (*)"
+        )
+        if path:
+            self.import_(path)

@@ -1,0 +1,311 @@
+"""Fine-tune widget end to end on synthetic crops and a tiny user base model in a temporary model folder."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import numpy as np
+import pytest
+
+from napari_bloodseg.plugin.layers import schema_layer_kwargs
+
+BASE = "tiny-wbc"
+SIZE = 96
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def base_model(tmp_model_dir):
+    """An untrained width-4 U-Net saved as a *trained* user model (so fine-tuning accepts it)."""
+    import torch
+
+    from napari_bloodseg.models import ModelCard, build_model, save_model
+
+    torch.manual_seed(0)
+    model = build_model("unet", num_classes=3, width=4)
+    save_model(model, ModelCard(name=BASE, config=model.config, schema="wbc"), tmp_model_dir / BASE)
+    return tmp_model_dir / f"{BASE}.safetensors"
+
+
+def model_files(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def add_corrected(viewer, n: int, *, seed: int = 10, corrected: bool = True) -> list[str]:
+    """n synthetic crops, each with a prediction layer holding the exact mask, marked corrected."""
+    from napari_bloodseg.data import synthetic_wbc
+
+    names = []
+    for i in range(n):
+        name = f"c{i}"
+        image, mask = synthetic_wbc(size=SIZE, seed=seed + i)
+        viewer.add_image(image, name=name, rgb=True)
+        kwargs = schema_layer_kwargs("wbc", f"{name} [{BASE}]", role="prediction", source=name, model=BASE)
+        kwargs["metadata"]["bloodseg"]["corrected"] = corrected
+        viewer.add_labels(mask, **kwargs)
+        names.append(name)
+    return names
+
+
+def configure(widget, *, epochs: int, lr: float = 1e-2, batch: int = 4, budget: int = 0) -> None:
+    widget.set_base(BASE)
+    widget.epochs_spin.setValue(epochs)
+    widget.lr_spin.setValue(lr)
+    widget.batch_spin.setValue(batch)
+    widget.budget_spin.setValue(budget)
+
+
+def predict(name: str, image: np.ndarray) -> np.ndarray:
+    from napari_bloodseg.inference import Predictor
+    from napari_bloodseg.models import get_model
+
+    model, card = get_model(name)
+    return Predictor(model, card, device="cpu", tile_size=0).predict(image).labels
+
+
+def test_finetune_from_layers_saves_new_model_and_updates_segment_list(
+    viewer, dock, wait_idle, base_model, tmp_model_dir, notes
+):
+    import shutil
+
+    from napari_bloodseg.data import synthetic_wbc
+
+    for suffix in (".safetensors", ".json"):  # a second trained model, listed before the base
+        shutil.copy(tmp_model_dir / f"{BASE}{suffix}", tmp_model_dir / f"a-first{suffix}")
+    names = add_corrected(viewer, 4)
+    other, _ = synthetic_wbc(size=SIZE, seed=99)
+    viewer.add_image(other, name="other", rgb=True)
+    seg = dock("Segment")
+    widget = dock("Fine-tune")
+
+    # pairs found by name, corrected ones ticked; the unpaired image is not a pair
+    assert [p.image.name for p in widget.ticked_pairs()] == names
+    assert all("✓ corrected" in widget.pair_list.item(i).text() for i in range(widget.pair_list.count()))
+    assert widget.val_spin.value() == pytest.approx(0.2) and widget.budget_spin.value() == 50
+    # the base follows the model that made the ticked segmentations, not the first one listed
+    assert widget.base_combo.itemData(0) != BASE and widget.base_name() == BASE
+    # trained models only: the bare architectures are not offered as a base
+    assert "unet" not in [widget.base_combo.itemData(i) for i in range(widget.base_combo.count())]
+    configure(widget, epochs=12)
+    widget.val_spin.setValue(0.25)  # 3 training images, 1 for before/after
+    assert widget.name_edit.text() == f"{BASE}-ft1"
+    base_hash = sha256(base_model)
+
+    assert widget.run() is not None
+    assert widget.running and widget.cancel_btn.isEnabled() and not widget.run_btn.isEnabled()
+    wait_idle(widget)
+
+    assert widget.last_status == "done", widget.status.text()
+    res = widget.last_result
+    new = tmp_model_dir / f"{BASE}-ft1.safetensors"
+    assert new.is_file() and (tmp_model_dir / f"{BASE}-ft1.json").is_file()
+    assert res.card.name == f"{BASE}-ft1" and res.card.base_model == BASE
+    assert sha256(base_model) == base_hash, "the base model file must never change"
+    assert not notes.errors
+
+    # the live curve got every step and every epoch mean, and the loss went down
+    total = 12  # 3 training images, batch 4: one step per epoch
+    assert len(widget.losses) == total and [s for s, _ in widget.curve.steps] == list(range(1, total + 1))
+    assert [v for _, v in widget.curve.epochs] == pytest.approx([h.loss for h in res.history])
+    assert np.mean(widget.losses[-4:]) < np.mean(widget.losses[:4])
+    assert widget.progress.value() == widget.progress.maximum()
+
+    # before/after Dice per class on the validation image, as in the table
+    assert res.card.training["val_ids"] == [n for n in names if n not in res.card.training["train_ids"]]
+    table = {
+        widget.metrics_table.item(r, 0).text(): (
+            widget.metrics_table.item(r, 1).text(),
+            widget.metrics_table.item(r, 2).text(),
+        )
+        for r in range(widget.metrics_table.rowCount())
+    }
+    assert set(table) == set(res.after["per_class"])
+    for cls, (before, after) in table.items():
+        assert before == f"{res.before['per_class'][cls]['dice']:.3f}"
+        assert after == f"{res.after['per_class'][cls]['dice']:.3f}"
+    assert res.after["per_class"]["cell"]["dice"] > res.before["per_class"]["cell"]["dice"] + 0.2
+    assert "not on this machine" in widget.guard_label.text()  # the tiny base records no training data
+
+    # the new model predicts something else than the base on the held-out crop
+    val_image = viewer.layers[res.card.training["val_ids"][0]].data
+    assert not np.array_equal(predict(f"{BASE}-ft1", val_image), predict(BASE, val_image))
+
+    # it shows up at once in the Segment widget, and the next default name moves on
+    specs = [seg.model_combo.itemData(i) for i in range(seg.model_combo.count())]
+    assert f"{BASE}-ft1" in specs
+    assert widget.base_combo.findData(f"{BASE}-ft1") >= 0
+    assert widget.name_edit.text() == f"{BASE}-ft2"
+
+    # "Apply to remaining images" segments only the image that was not used for training
+    assert widget.apply_btn.isEnabled()
+    assert widget.remaining_images() == ["other"]
+    assert widget.apply_to_remaining() is not None
+    wait_idle(seg)
+    assert seg.last_status == "done"
+    assert [layer.name for layer in seg.last_layers] == [f"other [{BASE}-ft1]"]
+    assert seg.model_spec() == f"{BASE}-ft1"
+    np.testing.assert_array_equal(viewer.layers[f"other [{BASE}-ft1]"].data, predict(f"{BASE}-ft1", other))
+
+
+def test_cancel_mid_run_saves_nothing_and_napari_stays_responsive(
+    viewer, dock, wait_idle, base_model, tmp_model_dir, qtbot
+):
+    from qtpy.QtCore import QTimer
+
+    add_corrected(viewer, 2)
+    widget = dock("Fine-tune")
+    configure(widget, epochs=5000, batch=2)
+    widget.all_train_check.setChecked(True)
+    before = model_files(tmp_model_dir)
+
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    try:
+        widget.run()
+        qtbot.waitUntil(lambda: len(widget.losses) >= 3, timeout=30_000)  # really mid-run
+        t0 = time.perf_counter()
+        qtbot.waitUntil(lambda: time.perf_counter() - t0 > 0.6, timeout=5_000)
+        assert widget.running
+        widget.cancel()
+        wait_idle(widget, timeout=30_000)
+    finally:
+        timer.stop()
+
+    assert widget.last_status == "cancelled"
+    assert widget.status.text() == "Cancelled, nothing saved"
+    assert model_files(tmp_model_dir) == before
+    assert widget.last_result is None and not widget.apply_btn.isEnabled()
+    assert len(widget.curve.steps) >= 3
+    assert widget.run_btn.isEnabled() and not widget.cancel_btn.isEnabled()
+    gaps = np.diff(ticks)
+    # a worker-thread run keeps the GUI turning; training in the GUI thread would stall it for the whole run
+    assert len(ticks) > 20 and gaps.max() < 1.0, f"event loop stalled for {gaps.max():.2f} s"
+
+
+def test_guard_rails_refuse_with_a_notification_and_save_nothing(
+    viewer, dock, wait_idle, base_model, tmp_model_dir, notes, tmp_path
+):
+    from napari_bloodseg.data import synthetic_rbc, synthetic_wbc
+
+    image, _ = synthetic_wbc(size=SIZE, seed=1)
+    viewer.add_image(image, name="cell", rgb=True)
+    widget = dock("Fine-tune")
+    configure(widget, epochs=2)
+    before = model_files(tmp_model_dir)
+
+    def refused(fragment: str) -> None:
+        n = len(notes.errors)
+        assert widget.run() is None
+        assert widget.worker is None and widget.last_status == "refused"
+        assert len(notes.errors) == n + 1 and fragment in notes.errors[-1], notes.errors[-1:]
+        assert model_files(tmp_model_dir) == before
+
+    # nothing ticked (no pairs at all)
+    refused("no pair ticked")
+
+    # no labelled pixels: everything painted "unlabelled" (255)
+    kw = schema_layer_kwargs("wbc", "cell [x]", role="prediction", source="cell")
+    kw["metadata"]["bloodseg"]["corrected"] = True
+    labels = viewer.add_labels(np.full((SIZE, SIZE), 255, np.uint8), **kw)
+    assert [p.labels.name for p in widget.ticked_pairs()] == ["cell [x]"]
+    refused("no labelled pixels")
+
+    # a segmentation that does not cover its image pixel for pixel
+    viewer.layers.remove(labels)
+    viewer.add_labels(np.ones((64, 64), np.uint8), **kw)
+    refused("is 64x64 but its image 'cell' is 96x96")
+
+    # an RBC segmentation (2 classes) against a WBC base
+    viewer.layers.remove("cell [x]")
+    rbc_image, rbc_mask = synthetic_rbc((SIZE, SIZE), seed=2)
+    viewer.layers["cell"].data = rbc_image
+    kw_rbc = schema_layer_kwargs("rbc", "cell mask", role="mask", source="cell")
+    viewer.add_labels(rbc_mask, **kw_rbc)
+    assert [p.labels.name for p in widget.ticked_pairs()] == ["cell mask"]  # expert masks are ticked too
+    refused("is a rbc segmentation")
+
+    # label values that are no class of the base model's schema (no schema recorded on the layer)
+    viewer.layers.remove("cell mask")
+    viewer.add_labels(np.full((SIZE, SIZE), 7, np.uint8), name="cell mask")
+    assert not widget.ticked_pairs()  # neither marked corrected nor known to be an expert mask
+    widget.select_pairs(["cell mask"])
+    refused("not classes of the wbc schema")
+
+    # a name that exists already (checked before any training time is spent)
+    viewer.layers["cell mask"].data = synthetic_wbc(size=SIZE, seed=1)[1]
+    widget.name_edit.setText(BASE)
+    refused("exists already")
+    widget.name_edit.setText("bad/name")
+    refused("not a usable model name")
+
+    # a folder without image+mask pairs: refused in the worker, still a notification and no file
+    widget.name_edit.setText("from-folder")
+    (tmp_path / "empty").mkdir()
+    widget.set_folder(tmp_path / "empty")
+    assert widget.run() is not None
+    wait_idle(widget)
+    assert widget.last_status == "refused"
+    assert "no image+mask pairs" in notes.errors[-1]
+    assert model_files(tmp_model_dir) == before
+
+
+def test_finetune_from_a_folder_and_partial_labels(viewer, dock, wait_idle, base_model, tmp_model_dir, tmp_path):
+    """Folder mode trains on image+mask files; 255 ('unlabelled' in the Correct widget) does not count."""
+    from PIL import Image as PILImage
+
+    from napari_bloodseg.data import synthetic_wbc
+    from napari_bloodseg.schemas import WBC
+    from napari_bloodseg.training.finetune import FinetuneResult
+
+    # the Correct widget offers "unlabelled" (value 255) next to the schema's classes
+    image, mask = synthetic_wbc(size=SIZE, seed=4)
+    viewer.add_image(image, name="cell", rgb=True)
+    layer = viewer.add_labels(mask, **schema_layer_kwargs("wbc", "cell [x]", role="prediction", source="cell"))
+    widget = dock("Fine-tune")
+    correct = dock("Correct")
+    # not marked corrected yet: listed, not ticked; marking it corrected ticks it
+    assert widget.pair_list.count() == 1 and not widget.ticked_pairs()
+    assert "not marked corrected" in widget.pair_list.item(0).text()
+    correct.corrected_check.setChecked(True)
+    assert [p.labels.name for p in widget.ticked_pairs()] == ["cell [x]"]
+    assert "✓ corrected" in widget.pair_list.item(0).text()
+    assert "1 marked corrected" in widget.pairs_label.text()
+
+    correct.unlabelled_btn.click()
+    assert layer.selected_label == 255 and layer.mode == "paint"
+    layer.data[:, : SIZE // 2] = 255  # only the right half was checked
+
+    from napari_bloodseg.plugin.finetune_widget import find_layer_pairs, pair_samples
+
+    (sample,) = pair_samples(find_layer_pairs(viewer), "wbc", BASE)
+    assert (sample.labels[:, : SIZE // 2] == 255).all() and (
+        sample.labels[:, SIZE // 2 :] == mask[:, SIZE // 2 :]
+    ).all()
+
+    data = tmp_path / "corrected"
+    for sub in ("images", "masks"):
+        (data / sub).mkdir(parents=True)
+    for i in range(2):
+        img, msk = synthetic_wbc(size=SIZE, seed=20 + i)
+        PILImage.fromarray(img).save(data / "images" / f"s{i}.png")
+        PILImage.fromarray(WBC.to_disk(msk)).save(data / "masks" / f"s{i}.png")
+    configure(widget, epochs=2)
+    widget.all_train_check.setChecked(True)
+    widget.set_folder(data)
+    widget.name_edit.setText("folder-ft")
+    assert widget.run() is not None
+    wait_idle(widget)
+    assert widget.last_status == "done", widget.status.text()
+    assert isinstance(widget.last_result, FinetuneResult)
+    assert (tmp_model_dir / "folder-ft.safetensors").is_file()
+    assert widget.last_result.card.training["data"] == str(data)
+    assert widget.last_result.card.training["train_ids"] == ["s0", "s1"]
+    assert widget.metrics_table.rowCount() == 0 and "no validation part" in widget.status.text()
+    assert widget.remaining_images() == ["cell"]  # from a folder: every image layer is "remaining"

@@ -1,0 +1,130 @@
+"""Models widget: rename / delete / export / import user models through its buttons; shipped models are read-only."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def save_tiny(folder, name: str, seed: int = 0):
+    import torch
+
+    from napari_bloodseg.models import ModelCard, build_model, save_model
+
+    torch.manual_seed(seed)
+    model = build_model("unet", num_classes=3, width=4)
+    save_model(model, ModelCard(name=name, config=model.config, schema="wbc", version="2"), folder / name)
+    return folder / f"{name}.safetensors"
+
+
+@pytest.fixture
+def shipped(tmp_path, monkeypatch):
+    """A temporary shipped-model folder with one model, instead of the package's own."""
+    import napari_bloodseg.models.manage as manage
+    import napari_bloodseg.models.zoo as zoo
+
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    save_tiny(folder, "ship-wbc")
+    monkeypatch.setattr(zoo, "SHIPPED_DIR", folder)
+    monkeypatch.setattr(manage, "SHIPPED_DIR", folder)
+    return folder
+
+
+def rows(widget) -> list[list[str]]:
+    return [
+        [widget.table.item(r, c).text() for c in range(widget.table.columnCount())]
+        for r in range(widget.table.rowCount())
+    ]
+
+
+def segment_specs(seg) -> list[str]:
+    return [seg.model_combo.itemData(i) for i in range(seg.model_combo.count())]
+
+
+def test_rename_export_delete_import_user_model(viewer, dock, tmp_model_dir, shipped, tmp_path, monkeypatch, notes):
+    from qtpy.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+    weights = save_tiny(tmp_model_dir, "mine")
+    original = weights.read_bytes()
+    seg = dock("Segment")
+    widget = dock("Models")
+    assert rows(widget) == [
+        ["ship-wbc", "wbc", "unet", "shipped", "2"],
+        ["mine", "wbc", "unet", "user", "2"],
+    ]
+    assert str(tmp_model_dir) in widget.folder_label.text()
+    assert "mine" in segment_specs(seg)
+
+    # rename (the dialog answers "renamed"): files move, the card follows, every list updates
+    widget.select("mine")
+    assert widget.rename_btn.isEnabled() and widget.delete_btn.isEnabled()
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("renamed", True))
+    widget.rename_btn.click()
+    assert sorted(p.name for p in tmp_model_dir.iterdir()) == ["renamed.json", "renamed.safetensors"]
+    assert (tmp_model_dir / "renamed.safetensors").read_bytes() == original
+    from napari_bloodseg.models import read_card
+
+    assert read_card(tmp_model_dir / "renamed").name == "renamed"
+    assert [r[0] for r in rows(widget)] == ["ship-wbc", "renamed"]
+    assert widget.selected_name() == "renamed"
+    assert "renamed" in segment_specs(seg) and "mine" not in segment_specs(seg)
+
+    # export to a folder
+    out = tmp_path / "exported"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(out))
+    widget.export_btn.click()
+    assert (out / "renamed.safetensors").read_bytes() == original
+    assert (out / "renamed.json").is_file()
+    # exporting again into the same folder is refused, not overwritten
+    widget.export_btn.click()
+    assert "exists" in notes.errors[-1]
+
+    # delete (after the confirmation dialog)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
+    widget.delete_btn.click()
+    assert list(tmp_model_dir.iterdir()) == []
+    assert [r[0] for r in rows(widget)] == ["ship-wbc"]
+    assert "renamed" not in segment_specs(seg)
+
+    # import the exported copy back
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(out / "renamed.safetensors"), ""))
+    widget.import_btn.click()
+    assert (tmp_model_dir / "renamed.safetensors").read_bytes() == original
+    assert [r[0] for r in rows(widget)] == ["ship-wbc", "renamed"]
+    assert "renamed" in segment_specs(seg)
+    # importing it a second time is refused: the name is taken
+    widget.import_btn.click()
+    assert "exists already" in notes.errors[-1]
+
+    # renaming onto a taken or unusable name is refused with a notification
+    widget.select("renamed")
+    assert widget.rename("renamed", "ship-wbc") is None
+    assert "exists already" in notes.errors[-1]
+    assert widget.rename("renamed", "../escape") is None
+    assert "not a usable model name" in notes.errors[-1]
+    assert sorted(p.name for p in tmp_model_dir.iterdir()) == ["renamed.json", "renamed.safetensors"]
+
+
+def test_shipped_models_are_read_only(viewer, dock, tmp_model_dir, shipped, notes, tmp_path):
+    widget = dock("Models")
+    widget.select("ship-wbc")
+    assert widget.selected_name() == "ship-wbc"
+    assert not widget.rename_btn.isEnabled() and not widget.delete_btn.isEnabled()
+    assert widget.export_btn.isEnabled()
+    assert "read-only" in widget.delete_btn.toolTip()
+    before = sorted(p.name for p in shipped.iterdir())
+
+    # even called directly, the core refuses and the user sees why (a notification, not a traceback)
+    assert widget.delete("ship-wbc") is False
+    assert "shipped model" in notes.errors[-1]
+    assert widget.rename("ship-wbc", "other") is None
+    assert "shipped model" in notes.errors[-1]
+    assert sorted(p.name for p in shipped.iterdir()) == before
+    assert [r[0] for r in rows(widget)] == ["ship-wbc"]
+
+    # a shipped model can be exported (to import a copy that can be changed)
+    assert widget.export("ship-wbc", tmp_path / "out") == tmp_path / "out" / "ship-wbc"
+    assert widget.import_(tmp_path / "out" / "ship-wbc.safetensors", name="my-copy") is not None
+    assert [r[:4] for r in rows(widget)] == [["ship-wbc", "wbc", "unet", "shipped"], ["my-copy", "wbc", "unet", "user"]]
+    assert widget.delete("my-copy") is True
+    assert list(tmp_model_dir.iterdir()) == []
