@@ -13,6 +13,19 @@ def conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
     )
 
 
+def pool_keep_switches(x: torch.Tensor, switches: list) -> torch.Tensor:
+    """2x2 max-pool that remembers where each maximum came from (SegNet/DeconvNet "switches")."""
+    y, idx = F.max_pool2d(x, 2, 2, return_indices=True)
+    switches.append((idx, x.shape[-2:]))
+    return y
+
+
+def unpool_with_switches(x: torch.Tensor, switches: list) -> torch.Tensor:
+    """Put each value back where the matching pooling took its maximum from (last pooled, first unpooled)."""
+    idx, size = switches.pop()
+    return F.max_unpool2d(x, idx, 2, 2, output_size=size)
+
+
 class SegmentationNet(nn.Module):
     """Base class: subclasses implement ``forward_padded`` on inputs whose H and W divide ``stride``."""
 

@@ -4,10 +4,9 @@ unpools with those indices (no learned upsampling, no skip features), BN after e
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ._base import SegmentationNet, conv_bn_relu
+from ._base import SegmentationNet, conv_bn_relu, pool_keep_switches, unpool_with_switches
 
 
 class SegNet(SegmentationNet):
@@ -32,12 +31,9 @@ class SegNet(SegmentationNet):
         self.head = nn.Conv2d(chans[0], num_classes, 1)
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
-        switches = []
+        switches: list = []
         for enc in self.encoders:
-            x = enc(x)
-            x, idx = F.max_pool2d(x, 2, 2, return_indices=True)
-            switches.append((idx, x.shape[-2] * 2, x.shape[-1] * 2))
+            x = pool_keep_switches(enc(x), switches)
         for dec in self.decoders:
-            idx, h, w = switches.pop()
-            x = dec(F.max_unpool2d(x, idx, 2, 2, output_size=(h, w)))
+            x = dec(unpool_with_switches(x, switches))
         return self.head(x)
