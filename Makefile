@@ -20,5 +20,9 @@ test: .venv/.installed  ## the whole suite under a virtual X server (GUI tests n
 lint: .venv/.installed
 	.venv/bin/ruff check napari_bloodseg tests scripts benchmarks
 
+bench:  ## inference benchmark tables (benchmarks/README.md); installs the bench extra (monai, psutil, zarr, dask)
+	bash scripts/setup_env.sh bench
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
+
 clean:
 	rm -rf .venv build dist *.egg-info .pytest_cache

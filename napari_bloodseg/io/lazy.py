@@ -1,0 +1,242 @@
+"""Images too big for memory: open them lazily, segment them band by band, write labels straight to disk.
+
+:func:`open_lazy` returns an (H, W, 3) uint8 array-like that reads only the rows asked for:
+
+* uncompressed TIFF (contiguous strips): a read-only ``numpy.memmap`` (``tifffile.memmap``);
+* compressed or tiled TIFF, pyramids included (level 0 by default): a zarr array over the TIFF
+  (``tifffile.imread(..., aszarr=True)``; needs ``zarr``, part of the ``bench`` extra; without it the file is
+  read whole, with a warning);
+* ``.npy``: ``numpy.load(..., mmap_mode="r")``; a ``.zarr`` folder: ``zarr.open``;
+* any other format (PNG, JPEG, BMP) is decoded whole: those codecs cannot decode rows lazily.
+
+Grey, RGBA, channel-first, 16-bit and float sources are wrapped in :class:`RGBView`, which converts each slice
+as :func:`napari_bloodseg.io.images.to_rgb_uint8` converts a whole image (the intensity range is found in one
+banded pass first, so every band is scaled alike).
+
+:func:`open_label_output` creates an (H, W) uint8 array on disk (uncompressed TIFF memmap, ``.npy`` memmap or
+zarr) for ``Predictor.predict(image, out=...)``; :func:`predict_file` does both for one file. Labels are written
+as label values (0..n-1, what ``read_mask`` reads back as is), not the schema's grey levels.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .images import ImageReadError, read_image
+
+#: Formats that open lazily (others are decoded whole).
+LAZY_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
+#: Rows per band when scanning a source for its intensity range.
+_SCAN_ROWS = 256
+
+
+def _open_zarr_level(obj: Any, level: int) -> Any:
+    """A zarr group (multiscale/pyramid) → its ``level`` array; an array is returned as is."""
+    if hasattr(obj, "shape"):
+        return obj
+    keys = sorted(obj.array_keys()) if hasattr(obj, "array_keys") else sorted(obj.keys())
+    key = str(level) if str(level) in keys else (keys[level] if level < len(keys) else None)
+    if key is None:
+        raise ImageReadError(f"no level {level} in zarr group (arrays: {', '.join(keys) or 'none'})")
+    return obj[key]
+
+
+def _open_tiff(path: Path, level: int) -> Any:
+    import tifffile
+
+    if level == 0:
+        try:
+            return tifffile.memmap(path, mode="r")
+        except ValueError:
+            pass  # compressed, tiled or otherwise not contiguous on disk: go through zarr
+    try:
+        import zarr
+    except ImportError:
+        warnings.warn(
+            f"{path}: compressed or tiled TIFF and zarr is not installed: reading it whole into memory "
+            "(pip install zarr to stream it)",
+            stacklevel=3,
+        )
+        return tifffile.imread(path, level=level)
+    return _open_zarr_level(zarr.open(tifffile.imread(path, aszarr=True), mode="r"), level)
+
+
+def open_lazy(path: str | Path, *, level: int = 0) -> Any:
+    """Open an image as an (H, W, 3) uint8 array-like that reads rows on demand (see the module docstring).
+
+    ``level`` picks a pyramid level of multi-resolution TIFF/zarr files (0: full resolution).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".tif", ".tiff"):
+            raw = _open_tiff(path, level)
+        elif suffix == ".npy":
+            raw = np.load(path, mmap_mode="r")
+        elif suffix == ".zarr" or path.is_dir():
+            import zarr
+
+            raw = _open_zarr_level(zarr.open(str(path), mode="r"), level)
+        else:
+            return read_image(path, as_float=False)
+    except ImageReadError:
+        raise
+    except Exception as exc:  # tifffile/zarr raise many types for corrupt or odd files
+        raise ImageReadError(f"{path}: cannot open lazily ({type(exc).__name__}: {exc})") from None
+    return as_rgb_uint8(raw, str(path))
+
+
+def as_rgb_uint8(raw: Any, name: str = "image") -> Any:
+    """``raw`` itself when it already is (H, W, 3) uint8, else an :class:`RGBView` over it."""
+    if raw.ndim == 3 and raw.shape[-1] == 3 and np.dtype(raw.dtype) == np.uint8:
+        return raw
+    return RGBView(raw, name)
+
+
+class RGBView:
+    """Read-only (H, W, 3) uint8 view of a lazy grey/RGB(A), channel-first, 16-bit or float array.
+
+    Slicing reads only the rows asked for and converts them; ``numpy.asarray(view)`` converts everything.
+    """
+
+    dtype = np.dtype(np.uint8)
+    ndim = 3
+
+    def __init__(self, raw: Any, name: str = "image") -> None:
+        shape = tuple(raw.shape)
+        self._channel_first = len(shape) == 3 and shape[0] in (1, 3, 4) and shape[-1] not in (1, 3, 4)
+        if self._channel_first:
+            shape = (*shape[1:], shape[0])
+        if len(shape) == 2:
+            shape = (*shape, 1)
+        if len(shape) != 3 or shape[-1] not in (1, 2, 3, 4):
+            raise ImageReadError(f"{name}: expected a 2-D grey or RGB(A) image, got shape {tuple(raw.shape)}")
+        self._raw, self._name, self._channels = raw, name, shape[-1]
+        self.shape = (shape[0], shape[1], 3)
+        self._src_dtype = np.dtype(raw.dtype)
+        self._top: float | None = None  # intensity scale, found on first read for non-uint8 sources
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"RGBView({self._name!r}, shape={self.shape}, source dtype={self._src_dtype})"
+
+    def _read_rows(self, rows: slice) -> np.ndarray:
+        """Source rows as an (n, W, c) numpy array."""
+        if self._channel_first:
+            return np.moveaxis(np.asarray(self._raw[:, rows]), 0, -1)
+        block = np.asarray(self._raw[rows])
+        return block[..., None] if block.ndim == 2 else block
+
+    def _scan_top(self) -> float:
+        """The divisor that maps the source range to [0, 255], as ``to_rgb_uint8`` chooses it for the whole image."""
+        dt = self._src_dtype
+        if dt == np.uint8 or dt.kind == "b":
+            return 255.0
+        peak = 0.0
+        for y in range(0, self.shape[0], _SCAN_ROWS):
+            block = self._read_rows(slice(y, y + _SCAN_ROWS))
+            if self._channels in (2, 4):  # alpha does not count
+                block = block[..., : self._channels - 1]
+            peak = max(peak, float(block.max(initial=0)))
+        if np.issubdtype(dt, np.integer):
+            top = 65535.0 if peak > 255 else 255.0
+            if dt.itemsize > 2 and peak > 65535:
+                top = peak
+            return top
+        return 255.0 if peak > 1.0 else 1.0  # floats: [0, 255] or [0, 1]
+
+    def _convert(self, a: np.ndarray) -> np.ndarray:
+        if a.shape[-1] == 2:  # grey + alpha
+            a = a[..., :1]
+        if a.shape[-1] == 4:
+            a = a[..., :3]
+        if a.shape[-1] == 1:
+            a = np.repeat(a, 3, axis=-1)
+        if a.dtype == np.uint8:
+            return np.ascontiguousarray(a)
+        if a.dtype == bool:
+            return a.astype(np.uint8) * 255
+        if self._top is None:
+            self._top = self._scan_top()
+        if np.issubdtype(a.dtype, np.integer):
+            return (a.astype(np.float32) * (255.0 / self._top) + 0.5).clip(0, 255).astype(np.uint8)
+        f = a.astype(np.float32)
+        if self._top > 1.0:
+            f = f / 255.0
+        return (f.clip(0, 1) * 255 + 0.5).astype(np.uint8)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        rows, rest = (key[0] if key else slice(None)), key[1:]
+        if isinstance(rows, (int, np.integer)):
+            i = int(rows) + (self.shape[0] if rows < 0 else 0)
+            if not 0 <= i < self.shape[0]:
+                raise IndexError(f"row {rows} out of range for {self.shape[0]} rows")
+            return self._convert(self._read_rows(slice(i, i + 1)))[(0, *rest)]
+        if not isinstance(rows, slice):
+            raise TypeError("RGBView takes a row slice or index first (e.g. view[y0:y1], view[y, x0:x1])")
+        return self._convert(self._read_rows(rows))[(slice(None), *rest)]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[:]
+        return out.astype(dtype) if dtype is not None else out
+
+
+def open_label_output(path: str | Path, shape: tuple[int, int], *, overwrite: bool = False) -> Any:
+    """Create an (H, W) uint8 label array on disk: ``.tif``/``.tiff`` (uncompressed, memory-mapped), ``.npy``
+    (memory-mapped) or ``.zarr`` (chunked). Memory maps are flushed by :func:`close_output` (or when freed)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+    h, w = (int(s) for s in shape)
+    suffix = path.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        if path.exists():
+            path.unlink()
+        return tifffile.memmap(path, shape=(h, w), dtype=np.uint8, photometric="minisblack")
+    if suffix == ".npy":
+        return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(h, w))
+    if suffix == ".zarr":
+        import zarr
+
+        return zarr.open_array(str(path), mode="w", shape=(h, w), dtype=np.uint8, chunks=(512, min(w, 4096)))
+    raise ValueError(f"{path}: label output must be .tif, .tiff, .npy or .zarr")
+
+
+def close_output(out: Any) -> None:
+    """Flush a memory-mapped output to disk (zarr arrays write through and need nothing)."""
+    flush = getattr(out, "flush", None)
+    if callable(flush):
+        flush()
+
+
+def predict_file(
+    predictor: Any,
+    src: str | Path,
+    dst: str | Path,
+    *,
+    scale: float = 1.0,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+):
+    """Segment the image file ``src`` into the label file ``dst`` without holding either in memory (at overall
+    scale 1; see ``Predictor.predict``). Returns the :class:`~napari_bloodseg.inference.Prediction`, whose
+    ``labels`` is the on-disk array."""
+    image = open_lazy(src)
+    out = open_label_output(dst, image.shape[:2], overwrite=overwrite)
+    try:
+        return predictor.predict(image, scale=scale, out=out, progress=progress, cancel=cancel)
+    finally:
+        close_output(out)
