@@ -43,25 +43,36 @@ def to_rgb_uint8(arr: np.ndarray, name: str = "image") -> np.ndarray:
         a = a[..., None]
     if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4):
         raise ImageReadError(f"{name}: expected a 2-D grey or RGB(A) image, got shape {a.shape}")
+    a = rgb_channels(a)
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
+    if a.dtype == bool:
+        return a.astype(np.uint8) * 255
+    return scale_to_uint8(a, value_top(a.dtype, float(a.max(initial=0))))
+
+
+def rgb_channels(a: np.ndarray) -> np.ndarray:
+    """(H, W, 1|2|3|4) → (H, W, 3): alpha dropped, grey repeated."""
     if a.shape[-1] == 2:  # grey + alpha
         a = a[..., :1]
     if a.shape[-1] == 4:
         a = a[..., :3]
     if a.shape[-1] == 1:
         a = np.repeat(a, 3, axis=-1)
-    if a.dtype == np.uint8:
-        return np.ascontiguousarray(a)
-    if a.dtype == bool:
-        return a.astype(np.uint8) * 255
-    if np.issubdtype(a.dtype, np.integer):
-        top = 65535 if a.max(initial=0) > 255 else 255
-        if a.dtype.itemsize > 2 and a.max(initial=0) > 65535:
-            top = int(a.max())
-        return (a.astype(np.float32) * (255.0 / top) + 0.5).clip(0, 255).astype(np.uint8)
-    f = a.astype(np.float32)
-    if f.max(initial=0) > 1.0:
-        f = f / 255.0
-    return (f.clip(0, 1) * 255 + 0.5).astype(np.uint8)
+    return a
+
+
+def value_top(dtype: np.dtype, peak: float) -> float:
+    """The value that means full intensity: 255 or 65535 for integers (more for wider data), 1 or 255 for floats."""
+    if np.issubdtype(dtype, np.integer):
+        if peak <= 255:
+            return 255.0
+        return peak if np.dtype(dtype).itemsize > 2 and peak > 65535 else 65535.0
+    return 255.0 if peak > 1.0 else 1.0
+
+
+def scale_to_uint8(a: np.ndarray, top: float) -> np.ndarray:
+    return (a.astype(np.float32) * (255.0 / top) + 0.5).clip(0, 255).astype(np.uint8)
 
 
 def read_image(path: str | Path, *, as_float: bool = True) -> np.ndarray:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .images import ImageReadError, read_image
+from .images import ImageReadError, read_image, rgb_channels, scale_to_uint8, value_top
 
 #: Formats that open lazily (others are decoded whole).
 LAZY_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
@@ -147,32 +147,17 @@ class RGBView:
             if self._channels in (2, 4):  # alpha does not count
                 block = block[..., : self._channels - 1]
             peak = max(peak, float(block.max(initial=0)))
-        if np.issubdtype(dt, np.integer):
-            top = 65535.0 if peak > 255 else 255.0
-            if dt.itemsize > 2 and peak > 65535:
-                top = peak
-            return top
-        return 255.0 if peak > 1.0 else 1.0  # floats: [0, 255] or [0, 1]
+        return value_top(dt, peak)
 
     def _convert(self, a: np.ndarray) -> np.ndarray:
-        if a.shape[-1] == 2:  # grey + alpha
-            a = a[..., :1]
-        if a.shape[-1] == 4:
-            a = a[..., :3]
-        if a.shape[-1] == 1:
-            a = np.repeat(a, 3, axis=-1)
+        a = rgb_channels(a)
         if a.dtype == np.uint8:
             return np.ascontiguousarray(a)
         if a.dtype == bool:
             return a.astype(np.uint8) * 255
-        if self._top is None:
+        if self._top is None:  # one scale for the whole image, so bands of a streamed image match
             self._top = self._scan_top()
-        if np.issubdtype(a.dtype, np.integer):
-            return (a.astype(np.float32) * (255.0 / self._top) + 0.5).clip(0, 255).astype(np.uint8)
-        f = a.astype(np.float32)
-        if self._top > 1.0:
-            f = f / 255.0
-        return (f.clip(0, 1) * 255 + 0.5).astype(np.uint8)
+        return scale_to_uint8(a, self._top)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
