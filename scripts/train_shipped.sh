@@ -17,4 +17,4 @@ run rbc-deconvnet && $BS train --model deconvnet $RBC --width 8 --epochs 16 --st
   --patch-size 192 --colour-jitter 1.0 --scale-jitter 0.8 1.25 --val-every 4 --out "$OUT/rbc-deconvnet"
 run wbc-unet      && $BS train --model unet      $WBC --width 16 --epochs 50 --out "$OUT/wbc-unet"
 run wbc-segnet    && $BS train --model segnet    $WBC --width 16 --epochs 80 --out "$OUT/wbc-segnet"
-run wbc-deconvnet && $BS train --model deconvnet $WBC --width 16 --epochs 60 --out "$OUT/wbc-deconvnet"
+run wbc-deconvnet && $BS train --model deconvnet $WBC --width 16 --epochs 60 --max-minutes 12 --out "$OUT/wbc-deconvnet"
