@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,18 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import _status_kb, peak_rss_mb  # noqa: E402
+
 TILE, OVERLAP = 512, 64
-
-
-def _status_kb(key: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 def _reset_peak() -> bool:
@@ -53,19 +44,6 @@ def _reset_peak() -> bool:
         return True
     except OSError:
         return False
-
-
-def _peak_mb() -> float:
-    hwm = _status_kb("VmHWM")
-    if hwm is not None:
-        return hwm / 1024
-    try:
-        import psutil
-
-        info = psutil.Process().memory_info()
-        return getattr(info, "peak_wset", info.rss) / 2**20
-    except ImportError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
 def _rss_mb() -> float:
@@ -113,7 +91,7 @@ def child(mode: str, image_path: str, labels_out: str, threads: int) -> None:
     t0 = time.perf_counter()
     labels = predictor.predict(image).labels
     seconds = time.perf_counter() - t0
-    peak = _peak_mb()
+    peak = peak_rss_mb()
     np.save(labels_out, labels)
     print(
         json.dumps(
