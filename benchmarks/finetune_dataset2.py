@@ -23,9 +23,14 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--base", default="wbc-unet")
-    ap.add_argument("--seconds", type=float, default=45.0, help="time budget of the training loop")
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--seconds", type=float, default=None, help="time budget of the training loop (default: the CLI's)")
+    ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--freeze", default="none")
+    ap.add_argument("--replay", type=int, default=-1, help="Dataset 1 images replayed (-1: as many as tuned)")
+    ap.add_argument("--no-guard", action="store_true", help="report the Dataset 1 drop but do not refuse")
     args = ap.parse_args()
     os.environ["BLOODSEG_MODEL_DIR"] = tempfile.mkdtemp(prefix="bloodseg-ft-")
 
@@ -33,8 +38,8 @@ def main() -> int:
     from napari_bloodseg.inference import Predictor
     from napari_bloodseg.metrics import score_image
     from napari_bloodseg.models import get_model
-    from napari_bloodseg.training import TrainConfig, load_samples, split_names
-    from napari_bloodseg.training.finetune import finetune
+    from napari_bloodseg.training import load_samples, split_names
+    from napari_bloodseg.training.finetune import finetune, finetune_config
 
     d2 = load_samples(args.data / "wbc/dataset2-dev", "wbc")
     tune_ids, _ = split_names([s.name for s in d2], (0.5,), seed=args.seed)
@@ -51,16 +56,24 @@ def main() -> int:
     # the base at its native scale, and at the scale fine-tuning picks, so the gain is not just rescaling
     before = evaluate(args.base)
     t0 = time.perf_counter()
-    cfg = TrainConfig(
-        epochs=args.epochs,
-        batch_size=8,
-        lr=1e-3,
-        colour_strength=0.5,
+    given = {"epochs": args.epochs, "lr": args.lr, "max_minutes": args.seconds and args.seconds / 60}
+    cfg = finetune_config(
         seed=args.seed,
         device="cpu",
-        max_minutes=args.seconds / 60,
+        freeze_bn=args.freeze_bn,
+        freeze=args.freeze,
+        **{k: v for k, v in given.items() if v is not None},
     )
-    res = finetune(args.base, tune[:8], tune[8:], cfg=cfg, name="d2-ft", data_source="dataset2-dev (10 images)")
+    res = finetune(
+        args.base,
+        tune[:8],
+        tune[8:],
+        cfg=cfg,
+        name="d2-ft",
+        data_source="dataset2-dev (10 images)",
+        replay=args.replay,
+        max_base_drop=1.0 if args.no_guard else 0.01,
+    )
     seconds = time.perf_counter() - t0
     after = evaluate("d2-ft")
     scale = res.card.input_scale
@@ -88,7 +101,7 @@ def main() -> int:
             + ", ".join(f"{c} {b[c]['dice']:.4f} -> {a[c]['dice']:.4f}" for c in b)
         )
     print(
-        f"fine-tuning wall time: {seconds:.1f} s (training loop budget {args.seconds:.0f} s, CPU "
+        f"fine-tuning wall time: {seconds:.1f} s (training loop budget {cfg.max_minutes * 60:.0f} s, CPU "
         f"{os.cpu_count()} cores)"
     )
     return 0

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..training.finetune import FINETUNE_DEFAULTS
 from .common import UsageError
 
 
@@ -19,11 +20,19 @@ def add_parser(sub) -> None:
     e = p.add_mutually_exclusive_group()
     e.add_argument("--epochs", type=int, default=None)
     e.add_argument("--steps", type=int, default=None, help="total optimiser steps instead of epochs")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=FINETUNE_DEFAULTS["lr"])
+    p.add_argument("--batch-size", type=int, default=FINETUNE_DEFAULTS["batch_size"])
     p.add_argument("--freeze", choices=["encoder", "none"], default="none")
     p.add_argument("--scale", default="auto", help="resize factor for --data, or 'auto' (from cell sizes)")
-    p.add_argument("--max-seconds", type=float, default=50.0, help="time budget of the training loop")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=FINETUNE_DEFAULTS["max_minutes"] * 60,
+        help="time budget of the training loop (0: none)",
+    )
+    p.add_argument(
+        "--update-bn", action="store_true", help="let BatchNorm statistics follow the new images (default: frozen)"
+    )
     p.add_argument("--no-guard", action="store_true", help="save even if the base domain gets worse")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--seed", type=int, default=0)
@@ -33,8 +42,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..models import ModelFileError
-    from ..training import TrainConfig, load_samples, split_samples
-    from ..training.finetune import FinetuneError, finetune
+    from ..training import load_samples, split_samples
+    from ..training.finetune import FinetuneError, finetune, finetune_config
 
     if not args.data.is_dir():
         raise UsageError(f"{args.data}: not a folder")
@@ -48,17 +57,17 @@ def run(args: argparse.Namespace) -> int:
         else:
             train, val, _ = split_samples(samples, args.val_fraction, 0.0, args.seed)
         steps = None
-        epochs = args.epochs or 30
+        epochs = args.epochs or FINETUNE_DEFAULTS["epochs"]
         if args.steps:
             steps, epochs = max(1, min(args.steps, 10)), max(1, -(-args.steps // min(args.steps, 10)))
         scale = args.scale if args.scale == "auto" else float(args.scale)
-        cfg = TrainConfig(
+        cfg = finetune_config(
             epochs=epochs,
             steps_per_epoch=steps,
             batch_size=args.batch_size,
             lr=args.lr,
-            colour_strength=0.5,
             freeze=args.freeze,
+            freeze_bn=not args.update_bn,
             seed=args.seed,
             device=args.device,
             max_minutes=args.max_seconds / 60 if args.max_seconds else None,

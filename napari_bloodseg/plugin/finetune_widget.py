@@ -253,6 +253,8 @@ class FinetuneWidget(QWidget):
         self.name_edit = QLineEdit()
         self.name_edit.setToolTip("Name of the new model in the user model folder")
         # settings
+        from ..training.finetune import FINETUNE_DEFAULTS
+
         self.val_spin = QDoubleSpinBox()
         self.val_spin.setRange(0.05, 0.9)
         self.val_spin.setSingleStep(0.05)
@@ -262,10 +264,10 @@ class FinetuneWidget(QWidget):
         self.all_train_check.setToolTip("No validation part: no before/after scores, the last state is kept")
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 10000)
-        self.epochs_spin.setValue(30)
+        self.epochs_spin.setValue(FINETUNE_DEFAULTS["epochs"])
         self.budget_spin = QSpinBox()
         self.budget_spin.setRange(0, 24 * 3600)
-        self.budget_spin.setValue(50)
+        self.budget_spin.setValue(int(FINETUNE_DEFAULTS["max_minutes"] * 60))
         self.budget_spin.setSuffix(" s")
         self.budget_spin.setSpecialValueText("no limit")
         self.budget_spin.setToolTip("Time budget of the training loop; the learning rate anneals within it")
@@ -273,10 +275,10 @@ class FinetuneWidget(QWidget):
         self.lr_spin.setDecimals(5)
         self.lr_spin.setRange(1e-5, 0.1)
         self.lr_spin.setSingleStep(1e-4)
-        self.lr_spin.setValue(1e-3)
+        self.lr_spin.setValue(FINETUNE_DEFAULTS["lr"])
         self.batch_spin = QSpinBox()
         self.batch_spin.setRange(1, 64)
-        self.batch_spin.setValue(8)
+        self.batch_spin.setValue(FINETUNE_DEFAULTS["batch_size"])
         self.batch_spin.setToolTip("Patches per step; lower it if memory runs out")
         self.freeze_check = QCheckBox("Freeze encoder (train the decoder only; for very few images)")
         self.guard_check = QCheckBox("Protect the base model's own domain (guard)")
@@ -537,14 +539,13 @@ class FinetuneWidget(QWidget):
         return str(self._run.get("status", ""))
 
     def _config(self) -> TrainConfig:
-        from ..training import TrainConfig
+        from ..training.finetune import finetune_config
 
         budget = int(self.budget_spin.value())
-        return TrainConfig(
+        return finetune_config(
             epochs=int(self.epochs_spin.value()),
             batch_size=int(self.batch_spin.value()),
             lr=float(self.lr_spin.value()),
-            colour_strength=0.5,
             freeze="encoder" if self.freeze_check.isChecked() else "none",
             seed=0,
             device="auto",

@@ -45,6 +45,23 @@ class FinetuneResult:
     history: list[EpochLog] = field(default_factory=list)
 
 
+#: fine-tuning defaults (CLI, widget, library): measured on Dataset 1 -> 2 (docs/finetuning.md). The time
+#: budget, not the epoch count, normally ends the run; BatchNorm statistics stay the base model's.
+FINETUNE_DEFAULTS: dict[str, Any] = {
+    "epochs": 100,
+    "batch_size": 8,
+    "lr": 1e-3,
+    "colour_strength": 0.5,
+    "max_minutes": 45 / 60,
+    "freeze_bn": True,
+}
+
+
+def finetune_config(**overrides: Any) -> TrainConfig:
+    """TrainConfig for fine-tuning: FINETUNE_DEFAULTS with ``overrides`` on top."""
+    return TrainConfig(**{**FINETUNE_DEFAULTS, **overrides})
+
+
 def check_samples(samples: list[Sample], num_classes: int) -> None:
     """Refuse inputs that cannot teach anything, with messages a user can act on."""
     if not samples:
@@ -64,15 +81,26 @@ def check_samples(samples: list[Sample], num_classes: int) -> None:
         raise FinetuneError("the corrected labels contain no labelled pixels")
 
 
-def base_domain_samples(card: ModelCard, n_replay: int, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
-    """(replay, guard) images from the base model's own data, if it is on this machine (else empty lists).
+def _base_data_folder(recorded: str | None) -> Path | None:
+    """The base model's training folder: as recorded, or (for the shipped models, trained from a checkout)
+    relative to the checkout, so the guard works from any working directory."""
+    if not recorded:
+        return None
+    for candidate in (Path(recorded), Path(__file__).resolve().parents[2] / recorded):
+        if candidate.is_dir():
+            return candidate
+    return None
 
-    Replay images come from the base's training part and guard images from its validation part, so the
-    guard measures images the fine-tune never trained on; the base's test ids are never touched.
+
+def base_domain_samples(card: ModelCard, n_replay: int, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
+    """(replay pool, guard) images from the base model's own data, if it is on this machine (else empty lists).
+
+    The replay pool is the base's training part (``n_replay`` < 0: all of it) and guard images its validation
+    part, so the guard measures images the fine-tune never trained on; the base's test ids are never touched.
     """
     info = card.training or {}
-    data, val_ids = info.get("data"), info.get("val_ids")
-    if not data or not isinstance(val_ids, list) or not Path(data).is_dir():
+    data, val_ids = _base_data_folder(info.get("data")), info.get("val_ids")
+    if data is None or not isinstance(val_ids, list):
         return [], []
     try:
         samples = load_samples(data, card.schema, scale=card.input_scale or 1.0)
@@ -81,7 +109,8 @@ def base_domain_samples(card: ModelCard, n_replay: int, seed: int = 0) -> tuple[
     held = set(val_ids) | set(info.get("test_ids") or [])
     pool = [s for s in samples if s.name not in held]
     rng = np.random.default_rng(seed)
-    replay = [pool[i] for i in rng.permutation(len(pool))[:n_replay]] if n_replay > 0 else []
+    keep = len(pool) if n_replay < 0 else n_replay
+    replay = [pool[i] for i in rng.permutation(len(pool))[:keep]]
     return replay, [s for s in samples if s.name in set(val_ids)]
 
 
@@ -122,9 +151,10 @@ def finetune(
     """Fine-tune ``base`` (name/path) on corrected samples at their native resolution; save as ``name``.
 
     Nothing is written unless training completes and passes the guard, so cancel leaves no partial model.
-    ``replay`` base-domain training images are mixed in (-1: as many as the corrected ones; 0: none).
+    ``replay`` base-domain training images form a pool that fills half of every batch (-1: the base's whole
+    training part, when it is on this machine; 0: none).
     """
-    cfg = cfg or TrainConfig(epochs=12, batch_size=8, lr=1e-3, colour_strength=0.5, max_minutes=0.8)
+    cfg = cfg or finetune_config()
     t0 = time.perf_counter()
     info = find_model(base)
     if info.source == "untrained":
@@ -139,14 +169,16 @@ def finetune(
     card = copy.deepcopy(base_card)
     card.input_scale = 1.0  # validation below runs on already-rescaled data
     before = validate(model, card, val_s, cfg.device) if val_s else None
-    replay_s, base_val = base_domain_samples(base_card, replay if replay >= 0 else len(train), cfg.seed)
+    replay_s, base_val = base_domain_samples(base_card, replay, cfg.seed)
     if not guard:
         base_val = []
     work = copy.deepcopy(base_card)
     work.input_scale = 1.0
     base_before = validate(model, work, base_val, cfg.device) if base_val else None
 
-    result = fit(model, card, train_s + replay_s, val_s, cfg, on_epoch=on_epoch, on_step=on_step, cancel=cancel)
+    result = fit(
+        model, card, train_s, val_s, cfg, on_epoch=on_epoch, on_step=on_step, cancel=cancel, replay=replay_s or None
+    )
     after = validate(model, card, val_s, cfg.device) if val_s else None
     base_after = validate(model, work, base_val, cfg.device) if base_val else None
     if base_before and base_after:

@@ -101,3 +101,29 @@ def test_auto_scale_matches_cell_sizes(wbc_samples):
     mine = typical_cell_size(wbc_samples)
     card.cell_size_px = mine / 2.5
     assert auto_scale(card, wbc_samples) == pytest.approx(0.4, rel=1e-6)
+
+
+def _base_with_data(tmp_model_dir, wbc_folder) -> str:
+    """A trained-looking base whose card names its (synthetic) training folder and validation ids."""
+    torch.manual_seed(0)
+    model = build_model("unet", num_classes=3, width=4, depth=3)
+    card = ModelCard(
+        name="based",
+        config=model.config,
+        schema="wbc",
+        training={"data": str(wbc_folder), "val_ids": ["000", "001"], "test_ids": ["005"]},
+    )
+    save_model(model, card, tmp_model_dir / "based")
+    return str(tmp_model_dir / "based")
+
+
+def test_base_domain_guard_replays_the_base_training_part_and_refuses_a_drop(tmp_model_dir, wbc_folder, wbc_samples):
+    base = _base_with_data(tmp_model_dir, wbc_folder)
+    wreck = [Sample(s.name, s.image, np.full_like(s.labels, 2)) for s in wbc_samples]  # "everything is nucleus"
+    cfg = TrainConfig(epochs=6, steps_per_epoch=3, batch_size=4, patch_size=48, lr=5e-2, device="cpu")
+    with pytest.raises(FinetuneError, match="lower the base model's own validation Dice"):
+        finetune(base, wreck[:4], wreck[4:], cfg=cfg, name="wrecked", replay=0)
+    assert not any(p.exists() for p in model_paths(tmp_model_dir / "wrecked"))
+    res = finetune(base, wreck[:4], wreck[4:], cfg=cfg, name="allowed", max_base_drop=1.0)
+    assert res.card.training["replayed_base_images"] == 3  # 6 images minus 2 validation and 1 test id
+    assert res.base_before is not None and res.base_after is not None

@@ -80,3 +80,35 @@ def test_schedule_warms_up_then_anneals():
     assert values[0] < values[10] and abs(values[10] - 1.0) < 1e-6
     assert values[-1] == pytest.approx(0.01, abs=1e-6)
     assert all(a >= b for a, b in zip(values[10:], values[11:], strict=False))
+
+
+def test_frozen_batchnorm_keeps_the_running_statistics(wbc_samples):
+    model, card = _model_and_card()
+    bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    stats = [m.running_mean.clone() for m in bn]
+    weights = copy.deepcopy(model.state_dict())
+    cfg = TrainConfig(epochs=2, steps_per_epoch=2, batch_size=2, patch_size=48, device="cpu", freeze_bn=True)
+    fit(model, card, wbc_samples[:4], wbc_samples[4:], cfg)  # validation in between must not unfreeze them
+    assert all(torch.equal(m.running_mean, s) for m, s in zip(bn, stats, strict=True))
+    assert any(not torch.equal(weights[k], v) for k, v in model.state_dict().items() if "weight" in k)
+
+
+def test_replay_fills_half_of_every_batch_from_the_whole_pool(wbc_samples, monkeypatch):
+    from napari_bloodseg.training import trainer
+
+    drawn = []
+    real_batch = trainer._batch
+
+    def spy(samples, idx, cfg, rng, norm):
+        drawn.append(("replay" if samples is pool else "own", list(idx)))
+        return real_batch(samples, idx, cfg, rng, norm)
+
+    monkeypatch.setattr(trainer, "_batch", spy)
+    own, pool = wbc_samples[:2], wbc_samples[2:] * 3  # 12 replay images
+    model, card = _model_and_card()
+    cfg = TrainConfig(epochs=3, steps_per_epoch=2, batch_size=4, patch_size=48, device="cpu")
+    fit(model, card, own, [], cfg, replay=pool)
+    assert [k for k, _ in drawn] == ["own", "replay"] * 6
+    assert all(len(i) == 2 for _, i in drawn)
+    replayed = [i for k, idx in drawn if k == "replay" for i in idx]
+    assert sorted(replayed) == list(range(12))  # every pool image once before any repeats
