@@ -6,7 +6,7 @@
 Per class: Jaccard (IoU) and Dice mean ± SEM over images, and class-vs-rest pixel accuracy (what the papers
 called "Jaccard"). Prints a Markdown table; run from the repo root:
 
-    .venv/bin/python benchmarks/accuracy.py [--data ../shared/data] [--tta] [--json out.json]
+    .venv/bin/python benchmarks/accuracy.py [--data ../shared/data] [--tta auto|on|off] [--json out.json]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from napari_bloodseg.models import get_model, list_models  # noqa: E402
 from napari_bloodseg.training import load_samples  # noqa: E402
 
 
-def run(model_name: str, samples, scale: float, tta: bool) -> dict:
+def run(model_name: str, samples, scale: float, tta: bool | str) -> dict:
     model, card = get_model(model_name)
     pred = Predictor(model, card, device="cpu", tta=tta)
     t0 = time.perf_counter()
@@ -54,7 +54,7 @@ def rows(report: dict, label: str) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--tta", action="store_true")
+    ap.add_argument("--tta", choices=["auto", "on", "off"], default="auto", help="auto: as users get it (crops only)")
     ap.add_argument("--d2-scale", type=float, default=0.4)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -73,7 +73,7 @@ def main() -> int:
     for m in models:
         _, card = get_model(m.name)
         test_ids = set(card.training.get("test_ids") or [])
-        tag = f"{m.name}{' +TTA' if args.tta else ''}"
+        tag = f"{m.name}{' +TTA' if args.tta == 'on' else ' TTA off' if args.tta == 'off' else ''}"
         if m.schema == "wbc":
             test = [s for s in d1 if s.name in test_ids]
             jobs = [
@@ -85,7 +85,7 @@ def main() -> int:
         for label, samples, scale in jobs:
             if not samples:
                 continue
-            rep = run(m.name, samples, scale, args.tta)
+            rep = run(m.name, samples, scale, {"on": True, "off": False}.get(args.tta, "auto"))
             reports[f"{m.name} · {label}"] = rep
             lines += rows(rep, f"{tag} · {label}")
             print(f"{tag} · {label}: {rep['seconds']:.1f} s", file=sys.stderr)

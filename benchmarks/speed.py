@@ -120,7 +120,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", help="networks and/or shipped model names (default: all)")
     ap.add_argument("--device", choices=("cpu", "cuda", "all"), default="all", help="all: CPU, and CUDA if present")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    ap.add_argument("--tile", type=int, default=512)
+    ap.add_argument("--tile", type=int, default=1024)
     ap.add_argument("--overlap", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--no-fuse", action="store_true", help="run the network as trained (no inference rewrites)")

@@ -27,10 +27,16 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def add_inference_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tile-size", type=int, default=512, help="tile side for big images (0: whole image at once)")
+    p.add_argument("--tile-size", type=int, default=1024, help="tile side for big images (0: whole image at once)")
     p.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
-    p.add_argument("--tta", action="store_true", help="test-time augmentation: average 8 rotations/flips (8x slower)")
+    p.add_argument(
+        "--tta",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="test-time augmentation, the mean of 8 rotations/flips (8x the cost); auto: only for single-cell "
+        "crops (network input up to 0.1 MP)",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--scale", type=float, default=None, help="resize factor applied before the network")
     g.add_argument(
@@ -66,7 +72,7 @@ def make_predictor(args: argparse.Namespace, model, card):
             tile_size=args.tile_size,
             overlap=args.overlap,
             batch_size=args.batch_size,
-            tta=args.tta,
+            tta={"on": True, "off": False}.get(args.tta, "auto"),
             log=lambda m: print(f"bloodseg: {m}", file=sys.stderr),
         )
     except ValueError as exc:

@@ -99,7 +99,7 @@ def _batch(samples: list[Sample], idx: list[int], cfg: TrainConfig, rng: np.rand
 def validate(model: SegmentationNet, card: ModelCard, samples: list[Sample], device: str = "auto") -> dict[str, Any]:
     """Score whole validation images with the same Predictor users run (so selection matches inference)."""
     modes = {m: m.training for m in model.modules()}  # per module: frozen BatchNorm stays in eval mode
-    predictor = Predictor(model, card, device=device, tile_size=512, overlap=64)
+    predictor = Predictor(model, card, device=device, tile_size=1024, overlap=64, tta=False)  # selection: plain
     scores = [
         score_image(predictor.predict(s.image, scale=1 / predictor.input_scale).labels, s.labels, card.schema)
         for s in samples

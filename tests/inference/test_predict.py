@@ -88,9 +88,9 @@ def _spy_forward(monkeypatch, predictor):
     shapes = []
     real = predictor._forward
 
-    def spy(tiles):
+    def spy(tiles, tta=False):
         shapes.append(tiles.shape)
-        return real(tiles)
+        return real(tiles, tta)
 
     monkeypatch.setattr(predictor, "_forward", spy)
     return shapes
@@ -162,12 +162,26 @@ def test_tta_is_rotation_equivariant(live_model, wbc_sample):
     image = wbc_sample[0][:64, :64]  # square and a multiple of the stride: no padding to break the symmetry
     model = live_model("unet", 3, image)
     rotated = np.ascontiguousarray(np.rot90(image))
-    plain = Predictor(model, device="cpu", tile_size=0)
+    plain = Predictor(model, device="cpu", tile_size=0, tta=False)
     a, b = (plain.predict(im, return_probs=True).probs.astype(np.float32) for im in (image, rotated))
     assert np.abs(np.rot90(a, axes=(1, 2)) - b).max() > 0.05  # without TTA the net is not rotation-invariant
     tta = Predictor(model, device="cpu", tile_size=0, tta=True)
     a, b = (tta.predict(im, return_probs=True).probs.astype(np.float32) for im in (image, rotated))
     np.testing.assert_allclose(np.rot90(a, axes=(1, 2)), b, atol=2e-3)
+
+
+def test_auto_tta_runs_on_single_cell_crops_only(live_model, wbc_sample, rng):
+    crop = wbc_sample[0][:64, :64]
+    model = live_model("unet", 3, crop)
+    auto, on, off = (Predictor(model, device="cpu", tile_size=0, tta=t) for t in ("auto", True, False))
+    assert auto.uses_tta(64, 64) and auto.uses_tta(300, 300) and not auto.uses_tta(400, 300)
+    small = auto.predict(crop, return_probs=True).probs
+    np.testing.assert_array_equal(small, on.predict(crop, return_probs=True).probs)
+    assert not np.array_equal(small, off.predict(crop, return_probs=True).probs)
+    field = rng.integers(0, 256, size=(400, 300, 3), dtype=np.uint8)  # 0.12 MP: a field, not a crop
+    np.testing.assert_array_equal(auto.predict(field).labels, off.predict(field).labels)
+    with pytest.raises(ValueError, match="tta must be"):
+        Predictor(model, device="cpu", tta="sometimes")
 
 
 def test_resize_image_accepts_read_only_arrays(monkeypatch, rng):
@@ -202,17 +216,17 @@ def _fake_gpu_predictor(model, monkeypatch, oom_while, log):
     real_forward = p._forward
     attempts = []
 
-    def forward(tiles):
+    def forward(tiles, tta=False):
         attempts.append((p.device.type, tiles.shape))
         if p.device.type == "cuda":
             if oom_while(tiles.shape):
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
             p.device = torch.device("cpu")  # run the real maths on the CPU, then pretend again
             try:
-                return real_forward(tiles)
+                return real_forward(tiles, tta)
             finally:
                 p.device = torch.device("cuda")
-        return real_forward(tiles)
+        return real_forward(tiles, tta)
 
     p.device = torch.device("cuda")
     monkeypatch.setattr(p, "_forward", forward)
@@ -263,7 +277,7 @@ def test_oom_untiled_retries_tiled(tiny_unet, monkeypatch, rng):
 def test_other_gpu_errors_are_not_swallowed(tiny_unet, monkeypatch, rng):
     p, _ = _fake_gpu_predictor(tiny_unet, monkeypatch, lambda shape: False, lambda m: None)
 
-    def broken(tiles):
+    def broken(tiles, tta=False):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
     monkeypatch.setattr(p, "_forward", broken)
@@ -275,7 +289,7 @@ def test_cpu_oom_is_raised_not_retried_forever(tiny_unet, monkeypatch, rng):
     p = Predictor(tiny_unet, device="cpu")
     calls = []
 
-    def oom(tiles):
+    def oom(tiles, tta=False):
         calls.append(1)
         raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 1 GB. out of memory")
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from napari_bloodseg.plugin.layers import schema_layer_kwargs
+from napari_bloodseg.training.finetune import FINETUNE_DEFAULTS
 
 BASE = "tiny-wbc"
 SIZE = 96
@@ -85,7 +86,8 @@ def test_finetune_from_layers_saves_new_model_and_updates_segment_list(
     # pairs found by name, corrected ones ticked; the unpaired image is not a pair
     assert [p.image.name for p in widget.ticked_pairs()] == names
     assert all("✓ corrected" in widget.pair_list.item(i).text() for i in range(widget.pair_list.count()))
-    assert widget.val_spin.value() == pytest.approx(0.2) and widget.budget_spin.value() == 50
+    assert widget.val_spin.value() == pytest.approx(0.2)
+    assert widget.budget_spin.value() == round(FINETUNE_DEFAULTS["max_minutes"] * 60)
     # the base follows the model that made the ticked segmentations, not the first one listed
     assert widget.base_combo.itemData(0) != BASE and widget.base_name() == BASE
     # trained models only: the bare architectures are not offered as a base
