@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Retrain the shipped models exactly as they were made (CPU, 2 threads; fixed epoch counts, so
-# the result does not depend on machine load; ~45 min in all on an idle 2-core machine).
+# Retrain the shipped models exactly as they were made (CPU, 2 threads; epoch counts with a 14-minute cap, so
+# an idle machine repeats the result; ~35 min in all on an idle 2-core machine).
 # WBC: Zheng et al. 2018 Dataset 1 (270 of 300 images); 15 % test ids held out entirely, 10 % for selection.
 # RBC: 90 smear fields, trained and run at half resolution (cells ~55 px instead of ~110 px).
 set -euo pipefail
@@ -17,4 +17,4 @@ run rbc-deconvnet && $BS train --model deconvnet $RBC --width 8 --epochs 48 --st
   --patch-size 192 --colour-jitter 1.0 --scale-jitter 0.8 1.25 --val-every 8 --max-minutes 16 --out "$OUT/rbc-deconvnet"
 run wbc-unet      && $BS train --model unet      $WBC --width 8 --epochs 150 --max-minutes 14 --val-every 2 --out "$OUT/wbc-unet"
 run wbc-segnet    && $BS train --model segnet    $WBC --width 8 --epochs 150 --max-minutes 14 --val-every 2 --out "$OUT/wbc-segnet"
-run wbc-deconvnet && $BS train --model deconvnet $WBC --width 16 --epochs 60 --max-minutes 12 --out "$OUT/wbc-deconvnet"
+run wbc-deconvnet && $BS train --model deconvnet $WBC --width 8 --epochs 150 --max-minutes 14 --val-every 2 --out "$OUT/wbc-deconvnet"
