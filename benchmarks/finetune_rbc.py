@@ -35,6 +35,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--base", default="rbc-deconvnet")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--scale", default="auto", help="fine-tuning scale: auto (from cell sizes) or a factor")
     args = ap.parse_args()
     os.environ["BLOODSEG_MODEL_DIR"] = tempfile.mkdtemp(prefix="bloodseg-ft-")
 
@@ -70,6 +71,7 @@ def main() -> int:
         cfg=finetune_config(seed=args.seed, device="cpu"),
         name="rbc-ft",
         data_source="re-stained RBC test fields (5)",
+        scale=args.scale if args.scale == "auto" else float(args.scale),
     )
     seconds = time.perf_counter() - t0
     after = evaluate("rbc-ft")

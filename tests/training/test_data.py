@@ -1,6 +1,6 @@
 import numpy as np
 
-from napari_bloodseg.training import load_samples, split_names, split_samples
+from napari_bloodseg.training import Sample, load_samples, split_names, split_samples
 from napari_bloodseg.training.data import resize_labels, typical_cell_size
 
 
@@ -38,3 +38,14 @@ def test_resize_labels_keeps_values_and_cell_size_scales():
     big = typical_cell_size([Sample("a", np.zeros((80, 80, 3), np.uint8), resize_labels(lab, (80, 80)))])
     assert abs(big / small - 2) < 0.05
     assert abs(small - 2 * np.sqrt(400 / np.pi)) < 0.01
+
+
+def test_typical_cell_size_of_a_field_is_one_cell_not_the_whole_foreground():
+    # a smear field: many separate cells (and a speck of noise), as in the RBC masks
+    yy, xx = np.mgrid[:200, :200]
+    lab = np.zeros((200, 200), np.uint8)
+    for cy, cx in [(30, 30), (30, 100), (100, 60), (150, 150), (160, 40)]:
+        lab[(yy - cy) ** 2 + (xx - cx) ** 2 <= 15**2] = 1
+    lab[190:192, 190:192] = 1
+    size = typical_cell_size([Sample("field", np.zeros((200, 200, 3), np.uint8), lab)])
+    assert abs(size - 30) < 1.5  # one cell's diameter, not the 67 px of all five together
