@@ -76,19 +76,19 @@ def child(args: argparse.Namespace) -> None:
         device=args.child_device,
         tile_size=args.tile,
         overlap=args.overlap,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or None,
         fuse=not args.no_fuse,
         compile=args.compile,
     )
     real_forward, net_pixels = predictor._forward, [0]
 
-    def counting_forward(tiles):
+    def counting_forward(tiles, tta=False):
         net_pixels[0] += tiles.shape[0] * tiles.shape[1] * tiles.shape[2]
-        return real_forward(tiles)
+        return real_forward(tiles, tta)
 
     predictor._forward = counting_forward
     # warm-up on one full batch of full-size tiles: oneDNN primitive creation, cuDNN autotuning (or compilation)
-    warm_w = args.tile + (args.batch_size - 1) * (args.tile - args.overlap)
+    warm_w = args.tile + (predictor.batch_size - 1) * (args.tile - args.overlap)
     predictor.predict(image[: min(args.tile, side), : min(warm_w, side)])
     if args.child_device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
@@ -122,7 +122,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--tile", type=int, default=1024)
     ap.add_argument("--overlap", type=int, default=64)
-    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--batch-size", type=int, default=0, help="tiles per pass (0: the default, 1 on CPU, 4 on GPU)")
     ap.add_argument("--no-fuse", action="store_true", help="run the network as trained (no inference rewrites)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the network (compile time not timed)")
     ap.add_argument("--repeat", type=int, default=0, help="timed runs per size, best kept (0: 3/2/1 by size)")
@@ -148,7 +148,7 @@ def main() -> None:
     t_start = time.perf_counter()
     print(f"# Inference speed: {machine_line(devices[-1])}")
     print(
-        f"tile {args.tile}, overlap {args.overlap}, batch {args.batch_size}, "
+        f"tile {args.tile}, overlap {args.overlap}, batch {args.batch_size or 'default (CPU 1, GPU 4)'}, "
         f"{'unfused' if args.no_fuse else 'fused'} network{', torch.compile' if args.compile else ''}; "
         "each size in a fresh process; peak RSS = absolute VmHWM (torch + model + image + inference)"
     )

@@ -29,7 +29,9 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 def add_inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tile-size", type=int, default=1024, help="tile side for big images (0: whole image at once)")
     p.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
-    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="tiles per forward pass (default: 1 on a CPU, 4 on a GPU)"
+    )
     p.add_argument(
         "--tta",
         choices=["auto", "on", "off"],
