@@ -284,8 +284,8 @@ class FinetuneWidget(QWidget):
         self.guard_check = QCheckBox("Protect the base model's own domain (guard)")
         self.guard_check.setChecked(True)
         self.guard_check.setToolTip(
-            "When the base model's validation images are on this machine, some are replayed while training and "
-            "nothing is saved if their Dice drops by more than 0.01"
+            "When the base model's own images are on this machine, half of every batch comes from its training part "
+            "and nothing is saved if its validation Dice drops by more than 0.01"
         )
         # run
         self.run_btn = QPushButton("Fine-tune")

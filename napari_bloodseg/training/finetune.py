@@ -4,9 +4,10 @@ original model or the original domain.
 - The base model is never modified: a deep copy is trained and saved under a new name in the user model dir.
 - Magnification is matched automatically: the corrected cells' size is compared with the base model's
   training cell size, the data are rescaled to it, and the new card's ``input_scale`` records that.
-- Guard rail: when the base model's own validation images are on this machine (its card names them), a few
-  of them are replayed in every batch and the base-domain Dice is measured before and after; a drop of more
-  than ``max_base_drop`` refuses to save (unless the guard is switched off).
+- Guard rail: when the base model's own data are on this machine (its card names them), half of every batch
+  comes from its training part (the replay pool), BatchNorm statistics stay frozen, and the Dice on its
+  validation part is measured before and after; a drop of more than ``max_base_drop`` refuses to save (unless
+  the guard is switched off).
 - Pixels labelled IGNORE_INDEX (partial corrections) do not count in the loss.
 """
 
