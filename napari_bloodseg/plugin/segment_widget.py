@@ -407,7 +407,8 @@ class SegmentWidget(QWidget):
             jobs,
             choice,
             device,
-            (tile, tta),
+            tile,
+            tta,
             float(self.scale_spin.value()),
             float(self.cell_spin.value()),
             self.uncertainty_check.isChecked(),
@@ -443,8 +444,6 @@ class SegmentWidget(QWidget):
         # the zoo shares one cached model per file: the Predictor moves its copy, never the shared one
         overlap = min(64, tile // 4) if tile else 0
         pred = Predictor(copy.deepcopy(model), card, device=device, tile_size=tile, overlap=overlap, tta=tta)
-        if pred.device.type == "cpu":
-            pred.batch_size = 1  # no speed-up from batching on a CPU; one tile per step keeps Cancel prompt
         with self._lock:
             self._predictors[key] = pred
             while len(self._predictors) > MAX_PREDICTORS:
@@ -456,7 +455,8 @@ class SegmentWidget(QWidget):
         jobs: list[_Job],
         choice: ModelChoice,
         device: str,
-        tiling: tuple[int, bool | str],
+        tile: int,
+        tta: bool | str,
         scale: float,
         cell: float,
         unc: bool,
@@ -470,7 +470,7 @@ class SegmentWidget(QWidget):
         from ..models import ModelFileError
 
         try:
-            predictor = self._get_predictor(choice, device, *tiling)
+            predictor = self._get_predictor(choice, device, tile, tta)
             yield predictor.device_name
             if cell > 0 and predictor.card and predictor.card.cell_size_px:
                 scale = predictor.scale_for_cell_size(cell)
