@@ -7,11 +7,19 @@
 * every ``ConvTranspose2d`` with stride 1 (DeconvNet's 3x3 "deconvolutions") becomes the equivalent ``Conv2d``
   (kernel flipped, in/out swapped), which oneDNN runs much faster than its transposed-convolution path on CPU,
   and whose following BatchNorm then folds too;
-* every ``ConvTranspose2d`` with kernel 2, stride 2 and no padding (the U-Net up-sampling) becomes a 1x1
-  convolution to 4x the channels followed by ``pixel_shuffle(2)``: the same sums;
 * every ``MaxPool2d(2)`` (U-Net) becomes the element-wise maximum of the four stride-2 slices, which is exact and
   was ~6x faster than PyTorch's CPU ``max_pool2d`` kernel on NCHW tensors here (that kernel also computes indices).
 
+For a CPU (``device="cpu"`` and oneDNN present) it goes further, with the fused kernels PyTorch's own compiler
+emits, called directly (no compilation):
+
+* every convolution followed by a ReLU runs as one oneDNN convolution with the ReLU applied on the way out, and
+  every other ``Conv2d`` (1x1 heads) goes through oneDNN too (PyTorch's default sends 1x1 to a slow im2col path);
+* every U-Net :class:`~napari_bloodseg.models.unet.SkipMerge` splits its first convolution over the skip and
+  the up-sampled input (``conv(cat(a, b)) = conv_a(a) + conv_b(b)``, the sum and ReLU fused into the second):
+  the concatenated tensor, a full copy of both, is never built.
+
+On the shipped U-Net (1024^2 tile, 1 thread) the CPU kernels take a forward pass from ~0.51 to ~0.42 s/MP.
 Outputs agree with the original to float rounding (about 1e-5 relative). The copy holds no gradients and is meant
 for ``torch.inference_mode`` only.
 """
@@ -24,23 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-class _Conv1x1Shuffle(nn.Module):
-    """``ConvTranspose2d(cin, cout, 2, stride=2)`` as a 1x1 convolution to ``4 * cout`` channels + pixel shuffle."""
-
-    def __init__(self, up: nn.ConvTranspose2d) -> None:
-        super().__init__()
-        cin, cout = up.in_channels, up.out_channels
-        # y[o, 2i+a, 2j+b] = sum_c x[c, i, j] W[c, o, a, b]; pixel_shuffle reads channel o*4 + a*2 + b
-        w = up.weight.detach().permute(1, 2, 3, 0).reshape(cout * 4, cin, 1, 1)
-        self.conv = nn.Conv2d(cin, cout * 4, 1, bias=up.bias is not None).to(up.weight.device, up.weight.dtype)
-        with torch.no_grad():
-            self.conv.weight.copy_(w)
-            if up.bias is not None:
-                self.conv.bias.copy_(up.bias.detach().repeat_interleave(4))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pixel_shuffle(self.conv(x), 2)
+from ..models.unet import SkipMerge
 
 
 class _MaxPool2x2(nn.Module):
@@ -66,18 +58,6 @@ def _plain_pool2(m: nn.Module) -> bool:
         and m.dilation in (1, (1, 1))
         and not m.ceil_mode
         and not m.return_indices
-    )
-
-
-def _foldable_up(m: nn.Module) -> bool:
-    return (
-        isinstance(m, nn.ConvTranspose2d)
-        and m.kernel_size == (2, 2)
-        and m.stride == (2, 2)
-        and m.padding == (0, 0)
-        and m.output_padding == (0, 0)
-        and m.dilation == (1, 1)
-        and m.groups == 1
     )
 
 
@@ -123,10 +103,7 @@ def _fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 def _replace_modules(module: nn.Module) -> int:
     n = 0
     for name, child in module.named_children():
-        if _foldable_up(child):
-            module._modules[name] = _Conv1x1Shuffle(child)
-            n += 1
-        elif _stride1_transposed(child):
+        if _stride1_transposed(child):
             module._modules[name] = _as_conv(child)
             n += 1
         elif _plain_pool2(child):
@@ -156,10 +133,103 @@ def _fold_bns(module: nn.Module) -> int:
     return n + sum(_fold_bns(child) for child in module.children())
 
 
-def fuse_for_inference(model: nn.Module) -> tuple[nn.Module, int]:
-    """A rewritten eval-mode copy of ``model`` and the number of rewrites made (0: the copy is unchanged)."""
+def cpu_kernels_available() -> bool:
+    """Whether this PyTorch build has the fused oneDNN convolution ops (x86 and ARM CPU wheels do)."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+
+
+def _conv_args(conv: nn.Conv2d) -> tuple[list[int], list[int], list[int], int]:
+    return list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups
+
+
+class _OneDnnConv(nn.Module):
+    """A ``Conv2d`` (``padding_mode="zeros"``) run by oneDNN, with its ReLU fused when ``act == "relu"``."""
+
+    def __init__(self, conv: nn.Conv2d, act: str = "none") -> None:
+        super().__init__()
+        self.register_buffer("weight", conv.weight.detach().contiguous())
+        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().contiguous())
+        self.args, self.act = _conv_args(conv), act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._convolution_pointwise(x, self.weight, self.bias, *self.args, self.act, [], "")
+
+
+class _SplitSkipMerge(nn.Module):
+    """:class:`SkipMerge` without the concatenation: ``relu(conv_skip(skip) + conv_up(up) + bias)``, then the rest."""
+
+    def __init__(self, merge: SkipMerge) -> None:
+        super().__init__()
+        conv = merge[0][0]
+        n_skip = conv.in_channels // 2
+        self.register_buffer("w_skip", conv.weight.detach()[:, :n_skip].contiguous())
+        self.register_buffer("w_up", conv.weight.detach()[:, n_skip:].contiguous())
+        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().contiguous())
+        self.args = _conv_args(conv)
+        self.rest = nn.Sequential(*list(merge)[1:])
+
+    def forward(self, skip: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        if skip.shape[1] != self.w_skip.shape[1]:
+            raise ValueError(f"skip has {skip.shape[1]} channels, the merge expects {self.w_skip.shape[1]}")
+        ops = torch.ops.mkldnn._convolution_pointwise
+        t = ops(up, self.w_up, None, *self.args, "none", [], "")
+        x = ops.binary(skip, t, self.w_skip, self.bias, *self.args, "add", None, "relu", [], "")
+        return self.rest(x)
+
+
+def _onednn_ready(conv: nn.Module) -> bool:
+    return type(conv) is nn.Conv2d and conv.padding_mode == "zeros" and isinstance(conv.padding, tuple)
+
+
+def _splittable(m: nn.Module) -> bool:
+    """A SkipMerge whose first layer became (Conv2d, Identity, ReLU) after BatchNorm folding."""
+    if not isinstance(m, SkipMerge) or not isinstance(m[0], nn.Sequential) or len(m[0]) != 3:
+        return False
+    conv, bn, act = m[0]
+    even = conv.in_channels % 2 == 0  # U-Net: skip and up-sampled path have the same width
+    return _onednn_ready(conv) and isinstance(bn, nn.Identity) and isinstance(act, nn.ReLU) and even
+
+
+def _use_cpu_kernels(module: nn.Module) -> int:
+    n = 0
+    for name, child in module.named_children():
+        if _splittable(child):
+            module._modules[name] = _SplitSkipMerge(child)
+            n += 1 + _use_cpu_kernels(module._modules[name])
+        elif isinstance(child, nn.Sequential):
+            keys = list(child._modules)
+            for i, key in enumerate(keys):
+                conv = child._modules[key]
+                if not _onednn_ready(conv):
+                    continue
+                j = i + 1  # a ReLU right after, or after the Identity a folded BatchNorm left
+                while j < len(keys) and isinstance(child._modules[keys[j]], nn.Identity):
+                    j += 1
+                if j < len(keys) and isinstance(child._modules[keys[j]], nn.ReLU):
+                    child._modules[key] = _OneDnnConv(conv, "relu")
+                    child._modules[keys[j]] = nn.Identity()
+                else:
+                    child._modules[key] = _OneDnnConv(conv)
+                n += 1
+            n += _use_cpu_kernels(child)
+        elif _onednn_ready(child):
+            module._modules[name] = _OneDnnConv(child)
+            n += 1
+        else:
+            n += _use_cpu_kernels(child)
+    return n
+
+
+def fuse_for_inference(model: nn.Module, device: torch.device | str | None = None) -> tuple[nn.Module, int]:
+    """A rewritten eval-mode copy of ``model`` and the number of rewrites made (0: the copy is unchanged).
+
+    ``device``: where the copy will run; on ``"cpu"`` the oneDNN kernels above are used too (the copy then only
+    runs on a CPU, in float32).
+    """
     fused = copy.deepcopy(model).eval()
     n = _replace_modules(fused) + _fold_bns(fused)
+    if device is not None and torch.device(device).type == "cpu" and cpu_kernels_available():
+        n += _use_cpu_kernels(fused)
     for p in fused.parameters():
         p.requires_grad_(False)
     return fused, n

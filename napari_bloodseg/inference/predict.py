@@ -86,7 +86,7 @@ class Predictor:
         self.log = log or (lambda msg: None)
 
     def _prepare_net(self) -> torch.nn.Module:
-        net = fuse_for_inference(self.model)[0] if self.fuse else self.model
+        net = fuse_for_inference(self.model, self.device)[0] if self.fuse else self.model
         return torch.compile(net, dynamic=False) if self.compile else net
 
     @property

@@ -12,6 +12,21 @@ def _double(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(conv_bn_relu(cin, cout), conv_bn_relu(cout, cout))
 
 
+class SkipMerge(nn.Sequential):
+    """Double conv over the channel concatenation of a skip connection and the up-sampled path.
+
+    A module of its own (same state-dict keys as the plain ``Sequential``) so inference can rewrite it: on a CPU,
+    :mod:`napari_bloodseg.inference.optimize` splits the first convolution over the two inputs and never builds
+    the concatenation.
+    """
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(*_double(cin, cout))
+
+    def forward(self, skip: torch.Tensor, up: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(torch.cat([skip, up], dim=1))
+
+
 class UNet(SegmentationNet):
     architecture = "unet"
 
@@ -22,7 +37,7 @@ class UNet(SegmentationNet):
         self.down.extend(_double(chans[i], chans[i + 1]) for i in range(depth))
         self.pool = nn.MaxPool2d(2)
         self.up = nn.ModuleList(nn.ConvTranspose2d(chans[i + 1], chans[i], 2, stride=2) for i in reversed(range(depth)))
-        self.merge = nn.ModuleList(_double(2 * chans[i], chans[i]) for i in reversed(range(depth)))
+        self.merge = nn.ModuleList(SkipMerge(2 * chans[i], chans[i]) for i in reversed(range(depth)))
         self.head = nn.Conv2d(chans[0], num_classes, 1)
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
@@ -32,5 +47,5 @@ class UNet(SegmentationNet):
             skips.append(x)
         skips.pop()
         for up, merge in zip(self.up, self.merge, strict=True):
-            x = merge(torch.cat([skips.pop(), up(x)], dim=1))
+            x = merge(skips.pop(), up(x))
         return self.head(x)

@@ -6,17 +6,23 @@ import torch
 from torch import nn
 
 from napari_bloodseg.inference import Predictor
-from napari_bloodseg.inference.optimize import fuse_for_inference
+from napari_bloodseg.inference.optimize import cpu_kernels_available, fuse_for_inference
 
 
 @pytest.mark.parametrize("arch", ["unet", "segnet", "deconvnet"])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_fused_network_gives_the_same_logits(live_model, wbc_sample, arch, channels_last):
+@pytest.mark.parametrize("device", [None, "cpu"])  # "cpu": oneDNN fused kernels and the split U-Net merge too
+def test_fused_network_gives_the_same_logits(live_model, wbc_sample, arch, channels_last, device):
     image = wbc_sample[0][:96, :112]
     model = live_model(arch, 3, image)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    fused, n = fuse_for_inference(model)
+    fused, n = fuse_for_inference(model, device)
     assert n > 0
+    if device == "cpu" and cpu_kernels_available():
+        kinds = {type(m).__name__ for m in fused.modules()}
+        assert "_OneDnnConv" in kinds
+        assert ("_SplitSkipMerge" in kinds) == (arch == "unet")
+        assert not any(isinstance(m, nn.ReLU) for m in fused.modules())  # every ReLU went into a convolution
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules() if not isinstance(m, nn.Identity))
     x = (torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255 - 0.5) / 0.25
     x64 = x.double()
