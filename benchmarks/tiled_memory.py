@@ -110,10 +110,10 @@ def child(mode: str, image_path: str, labels_out: str, threads: int) -> None:
 
 
 def _far_from_seams(n: int) -> np.ndarray:
-    from napari_bloodseg.inference import tile_starts
+    from napari_bloodseg.inference.tiling import tile_spans
 
-    starts = tile_starts(n, TILE, TILE - OVERLAP)
-    edges = sorted(({s for s in starts} | {s + TILE for s in starts}) - {0, n})
+    spans = tile_spans(n, TILE, OVERLAP, 16)
+    edges = sorted(({s for s, _ in spans} | {s + size for s, size in spans}) - {0, n})
     far = np.ones(n, bool)
     for e in edges:
         far[max(e - OVERLAP - 32, 0) : e + OVERLAP + 32] = False

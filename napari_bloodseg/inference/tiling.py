@@ -8,32 +8,41 @@ ramps down towards tile edges, so seams vanish and tiled labels equal untiled on
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
 
-def tile_spans(length: int, tile: int, step: int, align: int = 1) -> list[tuple[int, int]]:
-    """``(start, size)`` of tiles covering ``[0, length)``.
+def tile_spans(length: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:
+    """``(start, size)`` of the fewest tiles of at most ``tile`` px that cover ``[0, length)`` with ``overlap``.
 
-    Starts are multiples of ``step`` rounded down to ``align`` (the network's total stride), so every tile sees
-    the same pooling grid as one pass over the whole image; the last tile ends at the image end and may be
-    shorter. That is what makes tiled labels equal untiled ones away from the seams, at any image size.
+    The tiles share the length evenly (2000 px at tile 1024: three of 720, not 1024 + 1024 + an 80 px sliver that
+    costs as much per pixel as a small image), neighbours overlap by ``overlap`` px, and starts are multiples of
+    ``align`` (the network's total stride), so every tile sees the same pooling grid as one pass over the whole
+    image: that is what makes tiled labels equal untiled ones away from the seams, at any image size. The last
+    tile ends at the image end and may be a little shorter.
     """
     if length <= tile:
         return [(0, length)]
-    step = max(step - step % align, align)
-    spans, start = [], 0
+    align = max(int(align), 1)
+    n = math.ceil((length - overlap) / max(tile - overlap, 1))
     while True:
-        spans.append((start, min(tile, length - start)))
-        if start + tile >= length:
-            return spans
-        start += step
+        step = math.ceil(math.ceil((length - overlap) / n) / align) * align
+        if step + overlap <= tile or step <= align:
+            break
+        n += 1
+    spans = []
+    for start in range(0, length, step):
+        spans.append((start, min(step + overlap, length - start)))
+        if start + step + overlap >= length:
+            break
+    return spans
 
 
-def tile_starts(length: int, tile: int, stride: int, align: int = 1) -> list[int]:
-    return [s for s, _ in tile_spans(length, tile, stride, align)]
+def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
+    return [s for s, _ in tile_spans(length, tile, overlap, align)]
 
 
 def ramp_1d(n: int, overlap: int) -> np.ndarray:
@@ -53,19 +62,19 @@ def sliding_window(
     tile: int,
     overlap: int,
     batch_size: int,
-    on_rows: Callable[[int, int, np.ndarray], None],
+    on_rows: Callable[[int, int, torch.Tensor], None],
     progress: Callable[[int, int], None] | None = None,
     align: int = 1,
 ) -> None:
     """Run ``run_batch`` (N,h,w,3 array → N,C,h,w probabilities on CPU) over tiles of ``image`` (H,W,3).
 
-    ``on_rows(y0, y1, probs)`` receives each finished band of blended probabilities (C, y1-y0, W), in order.
+    ``on_rows(y0, y1, probs)`` receives each finished band of blended probabilities, a (C, y1-y0, W) float32
+    tensor that is only valid during the call, in order.
     ``align`` is the network's stride (tile starts are kept on its grid).
     """
     height, width = image.shape[:2]
-    step = max(tile - overlap, 1)
-    rows = tile_spans(height, tile, step, align)
-    cols = tile_spans(width, tile, step, align)
+    rows = tile_spans(height, tile, overlap, align)
+    cols = tile_spans(width, tile, overlap, align)
     ov_y = overlap if len(rows) > 1 else 0
     ov_x = overlap if len(cols) > 1 else 0
     weights: dict[tuple[int, int], torch.Tensor] = {}
@@ -87,13 +96,13 @@ def sliding_window(
                 chunk = xs[b : b + batch_size]
                 probs = run_batch(np.stack([band[:, x : x + tw] for x in chunk]))
                 for x, p in zip(chunk, probs, strict=True):
-                    acc[:, :th, x : x + tw] += p * w
+                    acc[:, :th, x : x + tw].addcmul_(p, w)
                     wsum[:th, x : x + tw] += w
                 done_tiles += len(chunk)
                 if progress is not None:
                     progress(done_tiles, total)
         n = done - y0
-        on_rows(y0, done, (acc[:, :n] / wsum[:n]).numpy())
+        on_rows(y0, done, acc[:, :n].div_(wsum[:n]))
         # roll the band up by n rows in place, zeroing what enters at the bottom
         acc[:, : band_h - n] = acc[:, n:].clone()
         acc[:, band_h - n :] = 0

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -7,23 +9,31 @@ from napari_bloodseg.inference.tiling import ramp_1d, tile_spans
 
 
 @pytest.mark.parametrize(
-    ("length", "tile", "stride", "align"),
+    ("length", "tile", "overlap", "align"),
     [
-        (1000, 512, 448, 1),
-        (512, 512, 448, 1),
-        (513, 512, 448, 16),
-        (7, 4, 3, 1),
-        (1000, 384, 320, 16),
-        (530, 256, 200, 16),
+        (1000, 512, 64, 1),
+        (512, 512, 64, 1),
+        (513, 512, 64, 16),
+        (7, 4, 1, 1),
+        (1000, 384, 64, 16),
+        (530, 256, 56, 16),
+        (2000, 1024, 64, 16),
+        (8000, 1024, 64, 16),
+        (4001, 1000, 100, 8),
     ],
 )
-def test_tile_spans_cover_on_the_network_grid(length, tile, stride, align):
-    spans = tile_spans(length, tile, stride, align)
+def test_tile_spans_cover_on_the_network_grid(length, tile, overlap, align):
+    spans = tile_spans(length, tile, overlap, align)
     starts = [s for s, _ in spans]
+    sizes = [size for _, size in spans]
     assert starts[0] == 0 and spans[-1][0] + spans[-1][1] == length  # the last tile ends at the image end
     assert all(s % align == 0 for s in starts)  # same pooling grid as one pass over the whole image
-    assert all(0 < size <= tile for _, size in spans)
-    assert all(a[0] + a[1] > b[0] for a, b in zip(spans, spans[1:], strict=False))  # overlapping, no gaps
+    assert all(0 < size <= tile for size in sizes)
+    if len(spans) > 1:
+        assert all(a[0] + a[1] - b[0] >= overlap for a, b in zip(spans, spans[1:], strict=False))  # real overlap
+        # the fewest tiles that can do it, sharing the length evenly: no sliver at the end
+        assert len(spans) == math.ceil((length - overlap) / (tile - overlap)) or sizes[0] + align > tile
+        assert sizes[-1] >= sizes[0] - len(spans) * align
     covered = np.zeros(length, bool)
     for s, size in spans:
         covered[s : s + size] = True
@@ -31,10 +41,11 @@ def test_tile_spans_cover_on_the_network_grid(length, tile, stride, align):
 
 
 def test_tile_starts_examples():
-    assert tile_starts(1000, 512, 448) == [0, 448, 896]
-    assert tile_starts(300, 512, 448) == [0]
-    assert tile_starts(1000, 384, 330, align=16) == [0, 320, 640]  # step 330 snapped down to the 16 px grid
-    assert tile_spans(1000, 384, 320, 16)[-1] == (640, 360)
+    assert tile_starts(1000, 512, 64) == [0, 312, 624]  # three tiles of 376, not 512 + 512 + a sliver
+    assert tile_starts(300, 512, 64) == [0]
+    assert tile_starts(1000, 384, 64, align=16) == [0, 320, 640]  # step 312 moved up to the 16 px grid
+    assert tile_spans(1000, 384, 64, 16)[-1] == (640, 360)
+    assert tile_spans(2000, 1024, 64, 16) == [(0, 720), (656, 720), (1312, 688)]
 
 
 def test_ramp():
@@ -99,9 +110,7 @@ def test_blending_reproduces_a_pointwise_model_exactly(rng, h, w, tile, overlap)
     assert all(y1 - y0 <= tile for y0, y1 in bands)
     # one slice of the source per tile row
     assert len(source.slices) == len(bands)
-    n_tiles = len(tile_starts(h, min(tile, h), min(tile, h) - overlap)) * len(
-        tile_starts(w, min(tile, w), min(tile, w) - overlap)
-    )
+    n_tiles = len(tile_starts(h, tile, overlap)) * len(tile_starts(w, tile, overlap))
     assert calls[-1] == (n_tiles, n_tiles)
     assert [d for d, _ in calls] == sorted({d for d, _ in calls})
 
@@ -116,5 +125,5 @@ def test_batches_hold_at_most_batch_size_tiles(rng):
 
     sliding_window(image, run, 2, tile=64, overlap=16, batch_size=2, on_rows=lambda *a: None)
     assert all(s[0] <= 2 and s[1] <= 64 and s[2] <= 64 and s[3] == 3 for s in sizes)
-    # rows: 0, 48, 96, 144 (56 tall); columns: 0, 48, ..., 240 (60 wide): the end tiles are smaller, never padded
-    assert {s[1:3] for s in sizes} == {(64, 64), (64, 60), (56, 64), (56, 60)}
+    # rows: 4 tiles of 62 share the 200 px; columns: 0, 48, ..., 240, the last 60 wide: never padded
+    assert {s[1:3] for s in sizes} == {(62, 64), (62, 60)}
