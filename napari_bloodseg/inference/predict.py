@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ from .tiling import sliding_window
 #: ``tta="auto"`` averages the 8 rotations/flips when the network input is at most this many pixels: single-cell
 #: crops (Dataset 1: ~0.01 MP) gain ~0.005 cytoplasm Dice for milliseconds; big fields run once, at full speed
 TTA_AUTO_MAX_PIXELS = 100_000
+#: TTA views of one shape share a forward pass up to this many input values (N x 3 x H x W): all 8 views of any
+#: crop that ``tta="auto"`` augments
+TTA_BATCH_MAX_VALUES = 8 * 3 * TTA_AUTO_MAX_PIXELS
 
 
 class Cancelled(RuntimeError):
@@ -125,13 +129,22 @@ class Predictor:
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             if not tta:
                 return torch.softmax(self._net(x).float(), dim=1).cpu()
-            # test-time augmentation: mean of the 8 rotations/flips (cells have no orientation), 8x the cost
+            # test-time augmentation: mean of the 8 rotations/flips (cells have no orientation), 8x the cost; views
+            # of one shape go through the network together when small (a 120 px crop: 37 ms instead of 59 ms)
+            views = [torch.rot90(x.flip(-1) if k >= 4 else x, k % 4, (-2, -1)) for k in range(8)]
+            by_shape: dict[tuple[int, ...], list[int]] = {}
+            for k, v in enumerate(views):
+                by_shape.setdefault(tuple(v.shape), []).append(k)
             probs = torch.zeros((x.shape[0], self.num_classes, *x.shape[-2:]), device=x.device)
-            for k in range(8):
-                xk = x.flip(-1) if k >= 4 else x
-                y = torch.softmax(self._net(torch.rot90(xk, k % 4, (-2, -1))).float(), dim=1)
-                y = torch.rot90(y, -(k % 4), (-2, -1))
-                probs += y.flip(-1) if k >= 4 else y
+            for shape, ks in by_shape.items():
+                together = len(ks) if math.prod(shape) * len(ks) <= TTA_BATCH_MAX_VALUES else 1
+                for i in range(0, len(ks), together):
+                    group = ks[i : i + together]
+                    batch = torch.cat([views[k] for k in group]).contiguous(memory_format=torch.channels_last)
+                    out = torch.softmax(self._net(batch).float(), dim=1)
+                    for k, y in zip(group, out.split(x.shape[0]), strict=True):
+                        y = torch.rot90(y, -(k % 4), (-2, -1))
+                        probs += y.flip(-1) if k >= 4 else y
             return (probs / 8).cpu()
 
     def _run(self, image, want_probs: bool, progress, cancel, out=None) -> tuple[np.ndarray, np.ndarray | None]:

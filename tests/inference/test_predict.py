@@ -170,6 +170,22 @@ def test_tta_is_rotation_equivariant(live_model, wbc_sample):
     np.testing.assert_allclose(np.rot90(a, axes=(1, 2)), b, atol=2e-3)
 
 
+@pytest.mark.parametrize("batched", [True, False])
+def test_tta_is_the_mean_of_the_eight_views(live_model, wbc_sample, monkeypatch, batched):
+    image = wbc_sample[0][:64, :80]  # not square: rotated views have another shape and batch apart
+    model = live_model("unet", 3, image)
+    if not batched:
+        monkeypatch.setattr(predict_mod, "TTA_BATCH_MAX_VALUES", 0)  # one view per forward pass
+    got = Predictor(model, device="cpu", tile_size=0, tta=True).predict(image, return_probs=True).probs
+    plain = Predictor(model, device="cpu", tile_size=0, tta=False)
+    views = []
+    for k in range(8):
+        im = np.ascontiguousarray(np.rot90(image[:, ::-1] if k >= 4 else image, k % 4))
+        p = np.rot90(plain.predict(im, return_probs=True).probs.astype(np.float32), -(k % 4), axes=(1, 2))
+        views.append(p[:, :, ::-1] if k >= 4 else p)
+    np.testing.assert_allclose(got.astype(np.float32), np.mean(views, axis=0), atol=2e-3)
+
+
 def test_auto_tta_runs_on_single_cell_crops_only(live_model, wbc_sample, rng):
     crop = wbc_sample[0][:64, :64]
     model = live_model("unet", 3, crop)
