@@ -23,7 +23,12 @@ def add_parser(sub) -> None:
     p.add_argument("--lr", type=float, default=FINETUNE_DEFAULTS["lr"])
     p.add_argument("--batch-size", type=int, default=FINETUNE_DEFAULTS["batch_size"])
     p.add_argument("--freeze", choices=["encoder", "none"], default="none")
-    p.add_argument("--scale", default="auto", help="resize factor for --data, or 'auto' (from cell sizes)")
+    p.add_argument(
+        "--scale",
+        default="auto",
+        help="factor from --data pixels to the network input, the base's input scale included (rbc-deconvnet on "
+        "fields like its own: 0.5), or 'auto' (from cell sizes)",
+    )
     p.add_argument(
         "--max-seconds",
         type=float,

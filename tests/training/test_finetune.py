@@ -101,6 +101,26 @@ def test_auto_scale_matches_cell_sizes(wbc_samples):
     mine = typical_cell_size(wbc_samples)
     card.cell_size_px = mine / 2.5
     assert auto_scale(card, wbc_samples) == pytest.approx(0.4, rel=1e-6)
+    # a base that runs at half resolution (like rbc-deconvnet): its input scale is part of the factor
+    card.input_scale = 0.5
+    assert auto_scale(card, wbc_samples) == pytest.approx(0.2, rel=1e-6)
+    card.cell_size_px = mine * 1.05  # within 10 %: the base's own scale, exactly
+    assert auto_scale(card, wbc_samples) == 0.5
+
+
+def test_finetuned_card_runs_the_data_at_the_scale_it_was_trained_at(tmp_model_dir, wbc_samples):
+    from napari_bloodseg.training.data import typical_cell_size
+
+    torch.manual_seed(0)
+    model = build_model("unet", num_classes=3, width=4, depth=3)
+    mine = typical_cell_size(wbc_samples[:3])
+    card = ModelCard(name="half", config=model.config, schema="wbc", input_scale=0.5, cell_size_px=mine / 1.6)
+    save_model(model, card, tmp_model_dir / "half")
+    res = finetune(str(tmp_model_dir / "half"), wbc_samples[:2], wbc_samples[2:3], cfg=CFG, name="half-ft")
+    # trained on the data resized by 0.5 / 1.6; the new card must apply exactly that to the user's images
+    assert res.card.training["scale"] == pytest.approx(0.5 / 1.6, rel=1e-6)
+    assert res.card.input_scale == pytest.approx(0.5 / 1.6, rel=1e-6)
+    assert res.card.cell_size_px == pytest.approx(mine, abs=0.1)  # the user's cells, in the user's pixels
 
 
 def _base_with_data(tmp_model_dir, wbc_folder) -> str:
@@ -127,3 +147,17 @@ def test_base_domain_guard_replays_the_base_training_part_and_refuses_a_drop(tmp
     res = finetune(base, wreck[:4], wreck[4:], cfg=cfg, name="allowed", max_base_drop=1.0)
     assert res.card.training["replayed_base_images"] == 3  # 6 images minus 2 validation and 1 test id
     assert res.base_before is not None and res.base_after is not None
+
+
+def test_finetune_augments_like_the_base_was_trained(tmp_model_dir, wbc_samples):
+    torch.manual_seed(0)
+    model = build_model("unet", num_classes=3, width=4, depth=3)
+    settings = {"patch_size": 40, "colour_strength": 0.9, "scale_range": [0.8, 1.25], "lr": 0.5}
+    card = ModelCard(name="aug", config=model.config, schema="wbc", training={"settings": settings})
+    save_model(model, card, tmp_model_dir / "aug")
+    res = finetune(str(tmp_model_dir / "aug"), wbc_samples[:2], [], cfg=CFG, name="aug-ft", scale=1.0)
+    got = res.card.training["settings"]
+    assert (got["patch_size"], got["colour_strength"], tuple(got["scale_range"])) == (40, 0.9, (0.8, 1.25))
+    assert got["lr"] == CFG.lr  # only the augmentation is the base's: the schedule stays the fine-tune's
+    res = finetune(str(tmp_model_dir / "aug"), wbc_samples[:2], [], cfg=CFG, name="aug-ft2", scale=1.0, like_base=False)
+    assert res.card.training["settings"]["patch_size"] == CFG.patch_size
