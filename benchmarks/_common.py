@@ -17,9 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-#: The networks at the width the shipped models use (their cards say width 16, depth 4).
+#: The networks, built at the width the shipped models use (read from the wbc-unet card: 8 since version 2).
 NETWORKS = ("unet", "segnet", "deconvnet")
-SHIPPED_WIDTH = 16
+SHIPPED_WIDTH = int(json.loads((REPO / "napari_bloodseg/pretrained/wbc-unet.json").read_text())["config"]["width"])
 
 
 def cpu_model() -> str:
@@ -144,7 +144,7 @@ def calibrated(model, sample: np.ndarray):
 
 
 def load_model(spec: str, num_classes: int = 3):
-    """(model, card, label) for a network name (untrained, width 16) or a shipped model name."""
+    """(model, card, label) for a network name (untrained, at SHIPPED_WIDTH) or a shipped model name."""
     import warnings
 
     import torch

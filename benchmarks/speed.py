@@ -1,9 +1,10 @@
 """Inference speed and peak memory per network and shipped model, from 0.25 to 64 megapixels, CPU and GPU.
 
 For every device (CPU with its thread count; CUDA with bf16 autocast when a GPU is present), model and image
-size, one fresh child process builds the Predictor (defaults: tile 512, overlap 64, batch 4, fused network),
-warms it up on one batch of full tiles, times ``predict`` on a square synthetic smear of that many megapixels (best of
-``--repeat``; by default 3 runs below 1 MP, 2 at 1 MP, else 1) and reports its absolute peak RSS (VmHWM:
+size, one fresh child process builds the Predictor (defaults: tiles of at most 1024 px shared evenly, overlap 64,
+one tile per pass on a CPU and 4 on a GPU, fused network), warms it up on one batch of full tiles, times
+``predict`` on a square synthetic smear of that many megapixels (best of ``--repeat``; by default 3 runs below
+1 MP, 2 at 1 MP, else 1) and reports its absolute peak RSS (VmHWM:
 torch, the model and the uint8 image included) and on a GPU ``torch.cuda.max_memory_allocated``.
 
 Throughput is also given as achieved GFLOP/s: the network's FLOPs per pixel (``FlopCounterMode`` on one tile)
@@ -11,7 +12,7 @@ times the pixels the network really processed (tile overlap and a model's input 
 seconds, and as a fraction of this machine's dense matmul peak measured at the start of the same run with the
 same thread count (fp32 2048^2 on CPU, bf16 8192^2 on GPU).
 
-The networks are untrained (speed does not depend on the weights) at the shipped width (16); shipped models are
+The networks are untrained (speed does not depend on the weights) at the shipped width (8); shipped models are
 loaded from ``napari_bloodseg/pretrained`` (their card's input scale applies, e.g. 0.5 for the RBC model).
 
     .venv/bin/python benchmarks/speed.py                   # everything: ~15-30 min on 2 idle CPU cores
