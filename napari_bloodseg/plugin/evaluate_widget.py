@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..schemas import IGNORE_INDEX, LabelSchema
+from .background import BackgroundRun
 from .layers import META_KEY, find_layer, layer_schema, meta, pair_key, strip_tags
 from .plot import ScoreBars
 
@@ -142,14 +143,14 @@ def report_csv(report: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-class EvaluateWidget(QWidget):
+class EvaluateWidget(BackgroundRun, QWidget):
     """Dock widget: predictions × expert masks → per-class Jaccard/Dice table, bar chart, CSV, error layers."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
         self.report: dict[str, Any] | None = None
-        self.worker: Any = None
+        self._init_background()
 
         self.pred_list = QListWidget()
         self.truth_list = QListWidget()
@@ -264,10 +265,9 @@ class EvaluateWidget(QWidget):
     # -- scoring ------------------------------------------------------------------------------------------------
     def evaluate(self) -> Any:
         """Score the ticked pairs in a worker thread; returns the worker (None when there is nothing to score)."""
-        from napari.qt.threading import create_worker
         from napari.utils.notifications import show_warning
 
-        if self.worker is not None:
+        if self.running:
             return None
         pairs, _ = self.pairs()
         if not pairs:
@@ -287,20 +287,15 @@ class EvaluateWidget(QWidget):
             for p, t in pairs
         ]
         model = ", ".join(sorted({str(meta(p).get("model")) for p, _ in pairs if meta(p).get("model")})) or None
-        worker = create_worker(
+        return self._start_worker(
             self._score,
             items,
             schema,
             model,
             self.error_check.isChecked(),
-            _start_thread=False,
-            _connect={"returned": self._on_report, "errored": self._on_error, "finished": self._on_finished},
+            connect={"returned": self._on_report, "errored": self._on_error, "finished": self._on_finished},
+            message=f"Scoring {len(items)} pair(s) …",
         )
-        self.worker = worker
-        self.run_btn.setEnabled(False)
-        self.status.setText(f"Scoring {len(items)} pair(s) …")
-        worker.start()
-        return worker
 
     @staticmethod
     def _score(items, schema: LabelSchema, model: str | None, want_errors: bool):
@@ -350,8 +345,7 @@ class EvaluateWidget(QWidget):
         self.status.setText(f"Failed: {type(exc).__name__}: {exc}")
 
     def _on_finished(self) -> None:
-        self.worker = None
-        self.run_btn.setEnabled(True)
+        self._worker_done()
 
     def _fill_tables(self, report: dict[str, Any]) -> None:
         classes = list(report["per_class"])

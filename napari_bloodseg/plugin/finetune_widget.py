@@ -13,7 +13,6 @@ of image+mask pairs. After a run the new model appears in every model list (see 
 from __future__ import annotations
 
 import re
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..schemas import get_schema
+from .background import BackgroundRun
 from .evaluate_widget import layer_key
 from .layers import image_rgb, labels_in_schema, meta, pair_key
 from .model_events import model_events, notify_models_changed
@@ -199,14 +199,14 @@ def _num(value: float | None) -> str:
     return "–" if value is None or value != value else f"{value:.3f}"
 
 
-class FinetuneWidget(QWidget):
-    """Dock widget: corrected layers (or a folder) + trained base model → a new fine-tuned model."""
+class FinetuneWidget(BackgroundRun, QWidget):
+    """Dock widget: corrected layers (or a folder) + trained base model → a new fine-tuned model. Cancel stops at
+    the next training step; nothing is saved."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.worker: Any = None
-        self._cancel = threading.Event()
+        self._init_background()
         self._signals = _Signals(self)
         self._signals.step.connect(self._on_step)
         self._signals.epoch.connect(self._on_epoch)
@@ -528,11 +528,7 @@ class FinetuneWidget(QWidget):
             self._ticks[pair.key] = pair.labels.name in labels_names
         self.refresh_pairs()
 
-    # -- running ------------------------------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self.worker is not None
-
+    # -- running (running, cancel: BackgroundRun) ----------------------------------------------------------------
     @property
     def last_status(self) -> str:
         """``"running"``, ``"done"``, ``"cancelled"``, ``"refused"`` or ``"error"`` for the last run."""
@@ -571,7 +567,6 @@ class FinetuneWidget(QWidget):
 
     def run(self) -> Any:
         """Check the inputs and start fine-tuning in a worker thread; returns the worker (None when refused)."""
-        from napari.qt.threading import create_worker
         from napari.utils.notifications import show_warning
 
         from ..training.finetune import FinetuneError, check_samples
@@ -614,7 +609,6 @@ class FinetuneWidget(QWidget):
             job.folder = job.source = folder
             self._used_images = []
 
-        self._cancel.clear()
         self.losses = []
         self.last_result = None
         self.curve.clear()
@@ -622,23 +616,12 @@ class FinetuneWidget(QWidget):
         self.guard_label.setText("")
         self.apply_btn.setEnabled(False)
         self._run = {"status": "running", "t0": time.perf_counter(), "step": 0, "budget": job.cfg.max_minutes}
-        worker = create_worker(
+        return self._start_worker(
             self._work,
             job,
-            _start_thread=False,
-            _connect={"yielded": self._on_yielded, "errored": self._on_error, "finished": self._on_finished},
+            connect={"yielded": self._on_yielded, "errored": self._on_error, "finished": self._on_finished},
+            message=f"Fine-tuning {info.name} → {name} …",
         )
-        self.worker = worker
-        self._set_running(True)
-        self.status.setText(f"Fine-tuning {info.name} → {name} …")
-        worker.start()
-        return worker
-
-    def cancel(self) -> None:
-        """Stop at the next training step; nothing is saved."""
-        if self.running:
-            self._cancel.set()
-            self.status.setText("Cancelling …")
 
     def _work(self, job: _Job):
         """Worker thread: (load and split a folder,) fine-tune, yield the result or a failure."""
@@ -766,14 +749,7 @@ class FinetuneWidget(QWidget):
             self.progress.setValue(1000)
             if self._auto_name:
                 self._set_default_name()
-        self.worker = None
-        self._set_running(False)
-
-    def _set_running(self, on: bool) -> None:
-        self.run_btn.setEnabled(not on)
-        self.cancel_btn.setEnabled(on)
-        if on:
-            self.progress.setValue(0)
+        self._worker_done()
 
     # -- after a run --------------------------------------------------------------------------------------------
     def segment_widget(self, create: bool = True) -> Any:

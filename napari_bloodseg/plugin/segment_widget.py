@@ -34,6 +34,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .background import BackgroundRun
 from .layers import META_KEY, find_layer, image_rgb, meta, schema_layer_kwargs
 from .model_events import model_events
 
@@ -132,18 +133,18 @@ class _Signals(QObject):
     progress = Signal(float)
 
 
-class SegmentWidget(QWidget):
-    """Dock widget: images → model → device/scale/tile → Run/Cancel → Labels layers."""
+class SegmentWidget(BackgroundRun, QWidget):
+    """Dock widget: images → model → device/scale/tile → Run/Cancel → Labels layers. Cancel stops at the next
+    tile; nothing of the image in progress is kept."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
         self._predictors: OrderedDict[tuple[str, str, int, float], Predictor] = OrderedDict()
         self._lock = threading.Lock()
-        self._cancel = threading.Event()
+        self._init_background()
         self._signals = _Signals(self)
         self._signals.progress.connect(self._on_progress)
-        self.worker: Any = None
         #: layers made or updated by the last run (for scripts and tests)
         self.last_layers: list[Labels] = []
         self._run_stats: dict[str, Any] = {}
@@ -363,11 +364,7 @@ class SegmentWidget(QWidget):
         ticked = set(self._ticked_names())
         return [layer for layer in layers if layer.name in ticked]
 
-    # -- running ------------------------------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self.worker is not None
-
+    # -- running (running, cancel: BackgroundRun) ----------------------------------------------------------------
     @property
     def last_status(self) -> str:
         """``"running"``, ``"done"``, ``"cancelled"`` or ``"error"`` for the last run ("" before any)."""
@@ -375,7 +372,6 @@ class SegmentWidget(QWidget):
 
     def run(self) -> Any:
         """Start segmenting the chosen images in a worker thread; returns the worker (None if nothing to do)."""
-        from napari.qt.threading import create_worker
         from napari.utils.notifications import show_error, show_warning
 
         if self.running:
@@ -399,10 +395,9 @@ class SegmentWidget(QWidget):
         device = str(self.device_combo.currentData())
         tile = int(self.tile_spin.value())
         tta = self.tta_combo.currentData()
-        self._cancel.clear()
         self.last_layers = []
         self._run_stats = {"n": len(jobs), "done": 0, "t0": time.perf_counter(), "status": "running"}
-        worker = create_worker(
+        return self._start_worker(
             self._work,
             jobs,
             choice,
@@ -412,20 +407,9 @@ class SegmentWidget(QWidget):
             float(self.scale_spin.value()),
             float(self.cell_spin.value()),
             self.uncertainty_check.isChecked(),
-            _start_thread=False,
-            _connect={"yielded": self._on_yielded, "errored": self._on_error, "finished": self._on_finished},
+            connect={"yielded": self._on_yielded, "errored": self._on_error, "finished": self._on_finished},
+            message=f"Segmenting {len(jobs)} image(s) with {choice.spec} …",
         )
-        self.worker = worker
-        self._set_running(True)
-        self.status.setText(f"Segmenting {len(jobs)} image(s) with {choice.spec} …")
-        worker.start()
-        return worker
-
-    def cancel(self) -> None:
-        """Ask the run to stop at its next tile; nothing of the image in progress is kept."""
-        if self.running:
-            self._cancel.set()
-            self.status.setText("Cancelling …")
 
     def _get_predictor(self, choice: ModelChoice, device: str, tile: int, tta: bool | str = "auto") -> Predictor:
         """Cached per (model, device, tile, tta) so weights are loaded and moved to the device once (worker thread)."""
@@ -596,11 +580,4 @@ class SegmentWidget(QWidget):
             stats["status"] = "done"
             self.status.setText(f"Segmented {done} image(s) in {seconds:.1f} s on {self.device_used.text()}")
             self.progress.setValue(1000)
-        self.worker = None
-        self._set_running(False)
-
-    def _set_running(self, on: bool) -> None:
-        self.run_btn.setEnabled(not on)
-        self.cancel_btn.setEnabled(on)
-        if on:
-            self.progress.setValue(0)
+        self._worker_done()
