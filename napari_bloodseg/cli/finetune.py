@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..training.finetune import FINETUNE_DEFAULTS
+from ..training.finetune_defaults import FINETUNE_DEFAULTS
 from .common import UsageError
 
 

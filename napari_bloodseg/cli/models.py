@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
             for arch in ARCHITECTURES:
                 print(f"{arch}\twbc|rbc\t{arch}\tuntrained\tv0\t(random weights: train or fine-tune before use)")
             print(f"# user models: {user_model_dir()}")
+    except BrokenPipeError:
+        raise
     except (ModelFileError, FileExistsError, OSError) as exc:
         raise UsageError(str(exc)) from None
     return 0

@@ -1,12 +1,36 @@
-"""Running a network on images of any size, on GPU or CPU."""
+"""Running a network on images of any size, on GPU or CPU.
 
-from .device import DEVICE_CHOICES, available_devices, describe, resolve_device
-from .predict import Cancelled, Prediction, Predictor, resize_image, segment
-from .tiling import sliding_window, tile_starts
+Names load on first use (PEP 562): importing the package, as the CLI does to build ``--help``, does not import
+torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .device import DEVICE_CHOICES, available_devices, describe, resolve_device
+    from .predict import Cancelled, Prediction, Predictor, resize_image, segment
+    from .tiling import sliding_window, tile_starts
+
+_EXPORTS = {
+    "DEVICE_CHOICES": ".device",
+    "available_devices": ".device",
+    "describe": ".device",
+    "resolve_device": ".device",
+    "Cancelled": ".predict",
+    "Prediction": ".predict",
+    "Predictor": ".predict",
+    "resize_image": ".predict",
+    "segment": ".predict",
+    "sliding_window": ".tiling",
+    "tile_starts": ".tiling",
+}
 
 __all__ = [
-    "DEVICE_CHOICES",
     "Cancelled",
+    "DEVICE_CHOICES",
     "Prediction",
     "Predictor",
     "available_devices",
@@ -17,3 +41,15 @@ __all__ = [
     "sliding_window",
     "tile_starts",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    import torch
+
+#: no torch import at module level: the CLI builds its --device option from this without loading torch
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
 
 
 def available_devices() -> list[str]:
+    import torch
+
     out = ["cpu"]
     if torch.cuda.is_available():
         out.insert(0, "cuda")
@@ -22,6 +30,8 @@ def available_devices() -> list[str]:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    import torch
+
     if isinstance(device, torch.device):
         return device
     name = (device or "auto").lower()
@@ -41,6 +51,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def describe(device: torch.device) -> str:
     """Human label, e.g. 'cuda:0 (NVIDIA H100)' or 'cpu (2 threads)'."""
+    import torch
+
     if device.type == "cuda":
         idx = device.index if device.index is not None else torch.cuda.current_device()
         return f"cuda:{idx} ({torch.cuda.get_device_name(idx)})"
@@ -51,6 +63,8 @@ def describe(device: torch.device) -> str:
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """Mixed precision on GPUs only: bf16 where supported, else fp16. CPU stays fp32 (bf16 is slow on most CPUs)."""
+    import torch
+
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "mps":

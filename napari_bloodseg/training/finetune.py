@@ -29,6 +29,7 @@ from ..models.files import model_paths
 from ..models.zoo import find_model
 from ..schemas import IGNORE_INDEX
 from .data import Sample, load_samples, rescale_sample, typical_cell_size
+from .finetune_defaults import FINETUNE_DEFAULTS
 from .trainer import EpochLog, TrainConfig, fit, selection_score, validate
 
 
@@ -46,18 +47,6 @@ class FinetuneResult:
     base_after: dict[str, Any] | None = None
     seconds: float = 0.0
     history: list[EpochLog] = field(default_factory=list)
-
-
-#: fine-tuning defaults (CLI, widget, library): measured on Dataset 1 -> 2 (docs/finetuning.md). The time
-#: budget, not the epoch count, normally ends the run; BatchNorm statistics stay the base model's.
-FINETUNE_DEFAULTS: dict[str, Any] = {
-    "epochs": 100,
-    "batch_size": 8,
-    "lr": 1e-3,
-    "colour_strength": 0.5,
-    "max_minutes": 45 / 60,
-    "freeze_bn": True,
-}
 
 
 def finetune_config(**overrides: Any) -> TrainConfig:
