@@ -66,10 +66,11 @@ def sliding_window(
     progress: Callable[[int, int], None] | None = None,
     align: int = 1,
 ) -> None:
-    """Run ``run_batch`` (N,h,w,3 array → N,C,h,w probabilities on CPU) over tiles of ``image`` (H,W,3).
+    """Run ``run_batch`` (N,h,w,3 array → N,C,h,w probabilities) over tiles of ``image`` (H,W,3).
 
     ``on_rows(y0, y1, probs)`` receives each finished band of blended probabilities, a (C, y1-y0, W) float32
-    tensor that is only valid during the call, in order.
+    tensor that is only valid during the call, in order. Blending happens on the device ``run_batch`` returns
+    its probabilities on (a GPU keeps them there; only the caller decides what comes back to the host).
     ``align`` is the network's stride (tile starts are kept on its grid).
     """
     height, width = image.shape[:2]
@@ -79,8 +80,7 @@ def sliding_window(
     ov_x = overlap if len(cols) > 1 else 0
     weights: dict[tuple[int, int], torch.Tensor] = {}
     band_h = max(h for _, h in rows)
-    acc = torch.zeros((num_classes, band_h, width), dtype=torch.float32)
-    wsum = torch.zeros((band_h, width), dtype=torch.float32)
+    acc = wsum = None  # allocated on the device of the first probabilities
     total, done_tiles = len(rows) * len(cols), 0
     for i, (y0, th) in enumerate(rows):
         done = rows[i + 1][0] if i + 1 < len(rows) else height
@@ -89,12 +89,16 @@ def sliding_window(
         for x, tw in cols:
             by_width.setdefault(tw, []).append(x)
         for tw, xs in by_width.items():  # tiles of one size batch together (the last column may be narrower)
-            w = weights.get((th, tw))
-            if w is None:
-                w = weights[(th, tw)] = torch.from_numpy(np.outer(ramp_1d(th, ov_y), ramp_1d(tw, ov_x)))
             for b in range(0, len(xs), batch_size):
                 chunk = xs[b : b + batch_size]
                 probs = run_batch(np.stack([band[:, x : x + tw] for x in chunk]))
+                if acc is None or wsum is None:
+                    acc = torch.zeros((num_classes, band_h, width), dtype=torch.float32, device=probs.device)
+                    wsum = torch.zeros((band_h, width), dtype=torch.float32, device=probs.device)
+                w = weights.get((th, tw))
+                if w is None:
+                    ramp = np.outer(ramp_1d(th, ov_y), ramp_1d(tw, ov_x))
+                    w = weights[(th, tw)] = torch.from_numpy(ramp).to(acc.device)
                 for x, p in zip(chunk, probs, strict=True):
                     acc[:, :th, x : x + tw].addcmul_(p, w)
                     wsum[:th, x : x + tw] += w
@@ -102,6 +106,7 @@ def sliding_window(
                 if progress is not None:
                     progress(done_tiles, total)
         n = done - y0
+        assert acc is not None and wsum is not None  # every band row has at least one tile
         on_rows(y0, done, acc[:, :n].div_(wsum[:n]))
         # roll the band up by n rows in place, zeroing what enters at the bottom
         acc[:, : band_h - n] = acc[:, n:].clone()

@@ -127,3 +127,17 @@ def test_batches_hold_at_most_batch_size_tiles(rng):
     assert all(s[0] <= 2 and s[1] <= 64 and s[2] <= 64 and s[3] == 3 for s in sizes)
     # rows: 4 tiles of 62 share the 200 px; columns: 0, 48, ..., 240, the last 60 wide: never padded
     assert {s[1:3] for s in sizes} == {(62, 64), (62, 60)}
+
+
+def test_blending_stays_on_the_device_of_the_probabilities(rng):
+    # a GPU run blends on the GPU: here the "meta" device (shapes only) stands in for one
+    image = rng.integers(0, 256, size=(150, 230, 3), dtype=np.uint8)
+    seen = []
+
+    def run(tiles):
+        return torch.empty((tiles.shape[0], 2, tiles.shape[1], tiles.shape[2]), device="meta")
+
+    sliding_window(
+        image, run, 2, tile=64, overlap=16, batch_size=2, on_rows=lambda y0, y1, p: seen.append((p.device.type, y1))
+    )
+    assert {d for d, _ in seen} == {"meta"} and seen[-1][1] == 150
