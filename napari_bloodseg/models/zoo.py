@@ -18,6 +18,9 @@ from .files import CARD_SUFFIX, ModelCard, ModelFileError, load_model, model_pat
 from .registry import ARCHITECTURES, build_model
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+#: the model the widgets start on: the most accurate shipped one (docs/benchmarks.md), for the crops and smears
+#: most users bring
+DEFAULT_MODEL = "wbc-unet"
 
 
 class UntrainedModelWarning(UserWarning):

@@ -378,6 +378,7 @@ class FinetuneWidget(BackgroundRun, QWidget):
     def refresh_models(self) -> None:
         """Re-list trained models (shipped + user), keeping the current choice when it still exists."""
         from ..models import list_models
+        from ..models.zoo import DEFAULT_MODEL
 
         current = self.base_name()
         try:
@@ -394,6 +395,8 @@ class FinetuneWidget(BackgroundRun, QWidget):
         names = [m.name for m in self._models]
         if current in names:
             self.base_combo.setCurrentIndex(names.index(current))
+        elif DEFAULT_MODEL in names:  # not the alphabetically first (rbc-deconvnet)
+            self.base_combo.setCurrentIndex(names.index(DEFAULT_MODEL))
         self._on_base_changed()
 
     def _on_models_changed(self, *_: Any) -> None:

@@ -84,6 +84,23 @@ def model_choices() -> list[ModelChoice]:
     return out
 
 
+def default_choice(choices: list[ModelChoice]) -> int:
+    """Index the widget starts on: the shipped WBC U-Net, else the first trained WBC model, else the first trained
+    model, else the first entry (the list is alphabetical, so without this rbc-deconvnet came first)."""
+    from ..models.zoo import DEFAULT_MODEL
+
+    trained = [i for i, c in enumerate(choices) if c.source != "untrained"]
+    for keep in (
+        lambda c: c.spec == DEFAULT_MODEL,
+        lambda c: c.schema == "wbc",
+        lambda c: True,
+    ):
+        found = [i for i in trained if keep(choices[i])]
+        if found:
+            return found[0]
+    return 0
+
+
 def _weights_stamp(choice: ModelChoice) -> float:
     """Modification time of a model's weights: a model re-trained or fine-tuned while napari runs is reloaded."""
     if choice.source == "untrained":
@@ -271,9 +288,8 @@ class SegmentWidget(BackgroundRun, QWidget):
         specs = [c.spec for c in self._choices]
         if current in specs:
             self.model_combo.setCurrentIndex(specs.index(current))
-        else:  # first trained WBC model if any, else the first entry
-            trained = [i for i, c in enumerate(self._choices) if c.source != "untrained"]
-            self.model_combo.setCurrentIndex(trained[0] if trained else 0)
+        else:
+            self.model_combo.setCurrentIndex(default_choice(self._choices))
         self._show_model_info()
 
     def _on_models_changed(self, *_: Any) -> None:

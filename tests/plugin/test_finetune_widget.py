@@ -311,3 +311,8 @@ def test_finetune_from_a_folder_and_partial_labels(viewer, dock, wait_idle, base
     assert widget.last_result.card.training["train_ids"] == ["s0", "s1"]
     assert widget.metrics_table.rowCount() == 0 and "no validation part" in widget.status.text()
     assert widget.remaining_images() == ["cell"]  # from a folder: every image layer is "remaining"
+
+
+def test_base_starts_on_the_shipped_wbc_unet(viewer, dock):
+    widget = dock("Fine-tune")
+    assert widget.base_name() == "wbc-unet"  # not the alphabetically first model (rbc-deconvnet)

@@ -220,6 +220,7 @@ def test_model_combo_lists_models_and_architectures(viewer, dock):
         assert info.name in specs
     for arch in ARCHITECTURES:
         assert arch in specs and f"{arch}:rbc" in specs
+    assert widget.model_spec() == "wbc-unet"  # the shipped default, not the alphabetically first model
     widget.set_model("segnet:rbc")
     assert "rbc" in widget.model_info.text() and "untrained" in widget.model_info.text()
     assert "(rbc, segnet, untrained)" in widget.model_combo.currentText()
@@ -259,3 +260,15 @@ def test_user_model_listed_and_reloaded_when_retrained(viewer, dock, wait_idle, 
     assert newest is not first
     pairs = zip(first.model.parameters(), newest.model.parameters(), strict=True)
     assert any(not torch.equal(a, b) for a, b in pairs), "the re-trained weights were not loaded"
+
+
+def test_default_choice_prefers_the_shipped_unet_then_wbc_then_trained():
+    from napari_bloodseg.plugin.segment_widget import ModelChoice, default_choice
+
+    def c(spec, schema, source="shipped"):
+        return ModelChoice(spec, schema, "unet", source, "1")
+
+    assert default_choice([c("rbc-deconvnet", "rbc"), c("wbc-segnet", "wbc"), c("wbc-unet", "wbc")]) == 2
+    assert default_choice([c("rbc-deconvnet", "rbc"), c("lab-net", "wbc", "user")]) == 1
+    assert default_choice([c("unet", "wbc", "untrained"), c("rbc-deconvnet", "rbc")]) == 1
+    assert default_choice([c("unet", "wbc", "untrained")]) == 0
