@@ -4,8 +4,7 @@
     xvfb-run -a -s "-screen 0 1280x1024x24" .venv/bin/python scripts/screenshots.py [--out docs/images]
 
 Writes ``segment.png`` (Segment widget after a run) and ``evaluate.png`` (scores, bar chart and error layer).
-The model is the Segment widget's default: the first shipped WBC model, or an untrained U-Net when none is
-installed (whose output is noise: regenerate the pictures once trained models ship). Only synthetic data is used,
+The model is the Segment widget's default, the shipped ``wbc-unet``. Only synthetic data is used,
 so no dataset image ends up in the repository.
 """
 
@@ -29,7 +28,7 @@ def add_crops(viewer) -> list[str]:
     names = []
     for i in range(N_CROPS):
         name = f"{i + 1:03d}"
-        image, mask = synthetic_wbc(size=240, seed=3 + i)
+        image, mask = synthetic_wbc(size=120, seed=3 + i)  # Dataset 1 crop size: the models' magnification
         viewer.add_image(image, name=name, rgb=True)
         viewer.add_labels(mask, **schema_layer_kwargs("wbc", f"{name} mask", role="mask", source=name))
         names.append(name)
