@@ -18,6 +18,7 @@ from pathlib import Path
 
 PLUGIN = "napari-bloodseg"
 SAMPLES = {"wbc": "synthetic-wbc", "rbc": "synthetic-rbc"}
+MODELS = {"wbc": "wbc-unet", "rbc": "rbc-deconvnet"}  # the shipped model for each sample's kind of image
 
 
 def has_display() -> bool:
@@ -61,6 +62,7 @@ def build_viewer(sample: str, segment: bool, show: bool = True):
     # Segment and Evaluate share a tabbed dock (Segment in front), Correct sits below them
     for name, tabify in (("Segment", False), ("Evaluate", True), ("Correct", False)):
         docks[name], widgets[name] = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=tabify)
+    widgets["Segment"].set_model(MODELS[sample])
     if segment:
         seg = widgets["Segment"]
         if seg.run() is not None:
