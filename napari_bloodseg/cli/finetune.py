@@ -65,7 +65,10 @@ def run(args: argparse.Namespace) -> int:
         epochs = args.epochs or FINETUNE_DEFAULTS["epochs"]
         if args.steps:
             steps, epochs = max(1, min(args.steps, 10)), max(1, -(-args.steps // min(args.steps, 10)))
-        scale = args.scale if args.scale == "auto" else float(args.scale)
+        try:
+            scale = args.scale if args.scale == "auto" else float(args.scale)
+        except ValueError:
+            raise UsageError(f"--scale must be 'auto' or a positive number, not {args.scale!r}") from None
         cfg = finetune_config(
             epochs=epochs,
             steps_per_epoch=steps,

@@ -178,6 +178,8 @@ def finetune(
     model = copy.deepcopy(shared_model)  # the cached base stays untouched
     # the data go to the network at ``factor`` (base input scale included): "auto" matches cell sizes
     factor = auto_scale(base_card, train + val) if scale == "auto" else float(scale)
+    if not factor > 0:  # also NaN
+        raise FinetuneError(f"scale must be 'auto' or a positive factor, not {scale!r}")
     train_s = [rescale_sample(s, factor) for s in train]
     val_s = [rescale_sample(s, factor) for s in val]
 

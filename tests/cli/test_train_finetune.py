@@ -93,3 +93,12 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     assert main(["models", "delete", "no-such-model"]) == 2
     assert main(["models", "rename", "only-one-arg"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_finetune_bad_scale_exits_2_with_one_line(folder, tmp_model_dir, capsys):
+    for bad, message in (("abc", "--scale must be"), ("0", "positive factor"), ("-1", "positive factor")):
+        args = ["finetune", "--model", "wbc-unet", "--data", str(folder), "--name", "x", "--scale", bad]
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0]
+    assert not any(tmp_model_dir.iterdir())  # nothing saved

@@ -86,11 +86,15 @@ def test_guard_rails_refuse_with_a_clear_message(base_model, wbc_samples, tmp_mo
     assert not model_paths(tmp_model_dir / "x")[1].exists()
 
 
-def test_existing_name_and_untrained_base_are_refused(base_model, wbc_samples):
+def test_existing_name_untrained_base_and_bad_scale_are_refused(base_model, wbc_samples, tmp_model_dir):
     with pytest.raises(FinetuneError, match="exists"):
         finetune("base", wbc_samples[:2], [], name="base", cfg=CFG, scale=1.0)
     with pytest.raises(FinetuneError, match="untrained"):
         finetune("unet", wbc_samples[:2], [], name="y", cfg=CFG, scale=1.0)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(FinetuneError, match="positive"):
+            finetune("base", wbc_samples[:2], [], name="z", cfg=CFG, scale=bad)
+    assert not any(p.exists() for p in model_paths(tmp_model_dir / "z"))
 
 
 def test_auto_scale_matches_cell_sizes(wbc_samples):
