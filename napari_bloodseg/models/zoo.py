@@ -8,19 +8,34 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..schemas import get_schema
-from ._base import SegmentationNet
 from .files import CARD_SUFFIX, ModelCard, ModelFileError, load_model, model_paths, read_card
 from .registry import ARCHITECTURES, build_model
+
+if TYPE_CHECKING:
+    from ._base import SegmentationNet
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 #: the model the widgets start on: the most accurate shipped one (docs/benchmarks.md), for the crops and smears
 #: most users bring
 DEFAULT_MODEL = "wbc-unet"
+
+
+def default_index(models: Sequence[tuple[str, str]]) -> int | None:
+    """Which of the trained ``(name, schema)`` models a widget starts on: :data:`DEFAULT_MODEL`, else the first
+    WBC model, else the first one; None for an empty list. One rule for every widget: the lists are alphabetical,
+    so without it ``rbc-deconvnet`` came first."""
+    for keep in (lambda n, s: n == DEFAULT_MODEL, lambda n, s: s == "wbc", lambda n, s: True):
+        for i, (name, schema) in enumerate(models):
+            if keep(name, schema):
+                return i
+    return None
 
 
 class UntrainedModelWarning(UserWarning):

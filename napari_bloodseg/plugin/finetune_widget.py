@@ -378,7 +378,7 @@ class FinetuneWidget(BackgroundRun, QWidget):
     def refresh_models(self) -> None:
         """Re-list trained models (shipped + user), keeping the current choice when it still exists."""
         from ..models import list_models
-        from ..models.zoo import DEFAULT_MODEL
+        from ..models.zoo import default_index
 
         current = self.base_name()
         try:
@@ -395,8 +395,8 @@ class FinetuneWidget(BackgroundRun, QWidget):
         names = [m.name for m in self._models]
         if current in names:
             self.base_combo.setCurrentIndex(names.index(current))
-        elif DEFAULT_MODEL in names:  # not the alphabetically first (rbc-deconvnet)
-            self.base_combo.setCurrentIndex(names.index(DEFAULT_MODEL))
+        elif (pick := default_index([(m.name, m.schema) for m in self._models])) is not None:
+            self.base_combo.setCurrentIndex(pick)
         self._on_base_changed()
 
     def _on_models_changed(self, *_: Any) -> None:

@@ -85,20 +85,13 @@ def model_choices() -> list[ModelChoice]:
 
 
 def default_choice(choices: list[ModelChoice]) -> int:
-    """Index the widget starts on: the shipped WBC U-Net, else the first trained WBC model, else the first trained
-    model, else the first entry (the list is alphabetical, so without this rbc-deconvnet came first)."""
-    from ..models.zoo import DEFAULT_MODEL
+    """Index the widget starts on: the trained model :func:`~napari_bloodseg.models.zoo.default_index` picks,
+    else the first entry."""
+    from ..models.zoo import default_index
 
     trained = [i for i, c in enumerate(choices) if c.source != "untrained"]
-    for keep in (
-        lambda c: c.spec == DEFAULT_MODEL,
-        lambda c: c.schema == "wbc",
-        lambda c: True,
-    ):
-        found = [i for i in trained if keep(choices[i])]
-        if found:
-            return found[0]
-    return 0
+    pick = default_index([(choices[i].spec, choices[i].schema) for i in trained])
+    return trained[pick] if pick is not None else 0
 
 
 def _weights_stamp(choice: ModelChoice) -> float:

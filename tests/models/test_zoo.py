@@ -141,3 +141,12 @@ def test_shipped_models_load():
     for info in models:
         model, card = load_model(info.path)
         assert card.schema == info.schema and model.num_classes == card.label_schema.num_classes
+
+
+def test_default_index_prefers_the_default_then_wbc_then_first():
+    from napari_bloodseg.models.zoo import DEFAULT_MODEL, default_index
+
+    assert default_index([("rbc-deconvnet", "rbc"), ("wbc-segnet", "wbc"), (DEFAULT_MODEL, "wbc")]) == 2
+    assert default_index([("rbc-deconvnet", "rbc"), ("lab-net", "wbc"), ("lab-net-2", "wbc")]) == 1
+    assert default_index([("rbc-deconvnet", "rbc"), ("rbc-unet", "rbc")]) == 0
+    assert default_index([]) is None
