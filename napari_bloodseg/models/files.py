@@ -11,15 +11,17 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..io.atomic import atomic_write
 from ..schemas import LabelSchema, get_schema
-from ._base import SegmentationNet
 from .registry import build_model
+
+if TYPE_CHECKING:  # torch loads with the weights, not with the cards (listing models stays fast)
+    import torch
+
+    from ._base import SegmentationNet
 
 FORMAT_VERSION = 1
 WEIGHTS_SUFFIX = ".safetensors"

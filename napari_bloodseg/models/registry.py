@@ -1,15 +1,39 @@
-"""Architecture registry: ``build_model("unet", num_classes=3, width=16)``."""
+"""Architecture registry: ``build_model("unet", num_classes=3, width=16)``.
+
+The names are known without importing torch (listing models, the CLI's ``models`` command); a network class
+loads when it is first looked up.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
-from ._base import SegmentationNet
-from .deconvnet import DeconvNet
-from .segnet import SegNet
-from .unet import UNet
+if TYPE_CHECKING:
+    from ._base import SegmentationNet
 
-ARCHITECTURES: dict[str, type[SegmentationNet]] = {cls.architecture: cls for cls in (UNet, SegNet, DeconvNet)}
+_CLASSES = {"unet": (".unet", "UNet"), "segnet": (".segnet", "SegNet"), "deconvnet": (".deconvnet", "DeconvNet")}
+
+
+class _Architectures(Mapping[str, "type[SegmentationNet]"]):
+    """Architecture name → network class, imported on first lookup."""
+
+    def __getitem__(self, name: str) -> type[SegmentationNet]:
+        module, cls = _CLASSES[name]
+        return getattr(importlib.import_module(module, __package__), cls)
+
+    def __contains__(self, name: object) -> bool:  # Mapping's default would import the class
+        return name in _CLASSES
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_CLASSES)
+
+    def __len__(self) -> int:
+        return len(_CLASSES)
+
+
+ARCHITECTURES: Mapping[str, type[SegmentationNet]] = _Architectures()
 
 
 def build_model(architecture: str, /, **config: Any) -> SegmentationNet:

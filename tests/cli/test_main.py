@@ -1,4 +1,4 @@
-"""The console script itself: quick --help, quiet in a pipe."""
+"""The console script itself: quick --help and model listing, quiet in a pipe."""
 
 import os
 import subprocess
@@ -11,6 +11,17 @@ def test_help_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_listing_models_does_not_import_torch():
+    # `bloodseg models` and the widgets' model lists read JSON cards only: no 1-2 s torch import
+    code = (
+        "import io, sys, contextlib; from napari_bloodseg.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out: main(['models'])\n"
+        "print('wbc-unet' in out.getvalue(), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]
 
 
 def test_a_closed_pipe_ends_quietly():
