@@ -206,16 +206,19 @@ def main() -> None:
     print()
     for device in devices:
         for spec_label in dict.fromkeys(r["model"] for r in results if "error" not in r):
-            per = {
-                r["mp"]: r["seconds"] / (r["pixels"] / 1e6)
+            runs = [
+                r
                 for r in results
                 if "error" not in r and r["model"] == spec_label and r["device_kind"] == device and r["mp"] >= 1
-            }
-            if len(per) >= 2:
-                spread = max(per.values()) / min(per.values())
+            ]
+            if len(runs) >= 2:
+                per = {r["mp"]: r["seconds"] / (r["pixels"] / 1e6) for r in runs}
+                # the same per megapixel the network really ran on: what is left once tile overlap is taken out
+                per_net = [r["seconds"] / (r["net_pixels"] / 1e6) for r in runs]
                 print(
-                    f"{device} {spec_label}: s/MP from {min(per):g} to {max(per):g} MP spans x{spread:.2f} "
-                    "(flat within 20 % means <= x1.20)"
+                    f"{device} {spec_label}: s/MP from {min(per):g} to {max(per):g} MP spans "
+                    f"x{max(per.values()) / min(per.values()):.2f} (flat within 20 % means <= x1.20); per MP of "
+                    f"network input (tile overlap taken out) x{max(per_net) / min(per_net):.2f}"
                 )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"total {time.perf_counter() - t_start:.0f} s; load average {load:.1f} at the end")

@@ -78,6 +78,8 @@ class Predictor:
         norm = (card.normalisation if card else None) or {"mean": [0.5] * 3, "std": [0.25] * 3}
         self.mean = torch.tensor(norm["mean"], dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(norm["std"], dtype=torch.float32).view(1, 3, 1, 1)
+        # (x / 255 - mean) / std as one multiply-add per pixel (it was 4 passes over each tile), by input dtype
+        self._norm = {u8: (1 / (255.0 if u8 else 1.0) / self.std, -self.mean / self.std) for u8 in (True, False)}
         # tiles per forward pass: a GPU wants several; on a CPU one 1024² tile already fills the cores and more
         # only spill the caches (16 MP, 2 threads: 5.5 s with 1 tile per pass, 7.0 s with 4)
         if batch_size is None:
@@ -123,9 +125,8 @@ class Predictor:
         # NHWC memory (channels-last) throughout: the permuted view already is, and oneDNN ran this project's
         # networks ~1.3-2x faster from a channels-last input than from a contiguous NCHW one (2-core CPU)
         x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
-        if tiles.dtype == np.uint8:
-            x = x / 255.0
-        x = (x - self.mean.to(self.device)) / self.std.to(self.device)
+        scale, shift = self._norm[tiles.dtype == np.uint8]
+        x = torch.addcmul(shift.to(x.device), x, scale.to(x.device))  # not in place: x may share the caller's array
         dtype = autocast_dtype(self.device) if self.amp else None
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             if not tta:

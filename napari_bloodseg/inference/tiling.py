@@ -3,7 +3,9 @@
 Only one band (tile height x image width x classes) of blended probabilities is held at a time; finished rows
 are reduced to labels at once. Memory is therefore bounded by the image width, not its area, and the image may
 be any array-like that slices (numpy, memmap, zarr, dask). Tiles overlap and are blended with a weight that
-ramps down towards tile edges, so seams vanish and tiled labels equal untiled ones away from the seams.
+ramps down towards tile edges, so seams vanish and tiled labels equal untiled ones away from the seams. The
+weights are normalised up front (those of the tiles covering a pixel sum to 1), so blending is one
+multiply-add per tile pixel, with no running weight sum to keep or divide by.
 """
 
 from __future__ import annotations
@@ -54,6 +56,17 @@ def ramp_1d(n: int, overlap: int) -> np.ndarray:
     return np.clip(ramp, 1e-3, 1.0).astype(np.float32)
 
 
+def blend_weights(spans: list[tuple[int, int]], length: int, overlap: int) -> list[np.ndarray]:
+    """Per span, its :func:`ramp_1d` divided by the sum of all spans' ramps at each pixel. A tile's 2-D weight is
+    the outer product of its row and column weights, so the weights over any pixel sum to 1 (the grid makes
+    the 2-D sum the product of the 1-D sums): blending needs no weight sum, at image borders included."""
+    ramps = [ramp_1d(size, overlap).astype(np.float64) for _, size in spans]
+    total = np.zeros(length, np.float64)
+    for (start, size), r in zip(spans, ramps, strict=True):
+        total[start : start + size] += r
+    return [(r / total[s : s + n]).astype(np.float32) for (s, n), r in zip(spans, ramps, strict=True)]
+
+
 def sliding_window(
     image: np.ndarray,
     run_batch: Callable[[np.ndarray], torch.Tensor],
@@ -76,40 +89,38 @@ def sliding_window(
     height, width = image.shape[:2]
     rows = tile_spans(height, tile, overlap, align)
     cols = tile_spans(width, tile, overlap, align)
-    ov_y = overlap if len(rows) > 1 else 0
-    ov_x = overlap if len(cols) > 1 else 0
-    weights: dict[tuple[int, int], torch.Tensor] = {}
+    row_w, col_w = blend_weights(rows, height, overlap), blend_weights(cols, width, overlap)
+    weights: dict[tuple[bytes, bytes], torch.Tensor] = {}  # interior tiles share one: a handful in all
     band_h = max(h for _, h in rows)
-    acc = wsum = None  # allocated on the device of the first probabilities
+    acc = None  # allocated on the device of the first probabilities
     total, done_tiles = len(rows) * len(cols), 0
     for i, (y0, th) in enumerate(rows):
         done = rows[i + 1][0] if i + 1 < len(rows) else height
         band = np.asarray(image[y0 : y0 + th])  # one slice per row: friendly to memmap/zarr/dask sources
         by_width: dict[int, list[int]] = {}
-        for x, tw in cols:
-            by_width.setdefault(tw, []).append(x)
-        for tw, xs in by_width.items():  # tiles of one size batch together (the last column may be narrower)
-            for b in range(0, len(xs), batch_size):
-                chunk = xs[b : b + batch_size]
-                probs = run_batch(np.stack([band[:, x : x + tw] for x in chunk]))
-                if acc is None or wsum is None:
+        for j, (_, tw) in enumerate(cols):
+            by_width.setdefault(tw, []).append(j)
+        for tw, js in by_width.items():  # tiles of one size batch together (the last column may be narrower)
+            for b in range(0, len(js), batch_size):
+                chunk = js[b : b + batch_size]
+                probs = run_batch(np.stack([band[:, cols[j][0] : cols[j][0] + tw] for j in chunk]))
+                if acc is None:
                     acc = torch.zeros((num_classes, band_h, width), dtype=torch.float32, device=probs.device)
-                    wsum = torch.zeros((band_h, width), dtype=torch.float32, device=probs.device)
-                w = weights.get((th, tw))
-                if w is None:
-                    ramp = np.outer(ramp_1d(th, ov_y), ramp_1d(tw, ov_x))
-                    w = weights[(th, tw)] = torch.from_numpy(ramp).to(acc.device)
-                for x, p in zip(chunk, probs, strict=True):
+                for j, p in zip(chunk, probs, strict=True):
+                    key = (row_w[i].tobytes(), col_w[j].tobytes())
+                    w = weights.get(key)
+                    if w is None:
+                        w = torch.from_numpy(np.outer(row_w[i], col_w[j])).to(acc.device)
+                        if len(weights) < 16:
+                            weights[key] = w
+                    x = cols[j][0]
                     acc[:, :th, x : x + tw].addcmul_(p, w)
-                    wsum[:th, x : x + tw] += w
                 done_tiles += len(chunk)
                 if progress is not None:
                     progress(done_tiles, total)
         n = done - y0
-        assert acc is not None and wsum is not None  # every band row has at least one tile
-        on_rows(y0, done, acc[:, :n].div_(wsum[:n]))
+        assert acc is not None  # every band row has at least one tile
+        on_rows(y0, done, acc[:, :n])
         # roll the band up by n rows in place, zeroing what enters at the bottom
         acc[:, : band_h - n] = acc[:, n:].clone()
         acc[:, band_h - n :] = 0
-        wsum[: band_h - n] = wsum[n:].clone()
-        wsum[band_h - n :] = 0

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from napari_bloodseg.inference import sliding_window, tile_starts
-from napari_bloodseg.inference.tiling import ramp_1d, tile_spans
+from napari_bloodseg.inference.tiling import blend_weights, ramp_1d, tile_spans
 
 
 @pytest.mark.parametrize(
@@ -76,6 +76,21 @@ class SliceOnly:
 
     def __array__(self, *args, **kwargs):
         raise AssertionError("the whole image must never be loaded at once")
+
+
+@pytest.mark.parametrize(
+    ("length", "tile", "overlap"), [(2000, 1024, 64), (300, 128, 64), (100, 1024, 64), (90, 40, 20)]
+)
+def test_blend_weights_sum_to_one_at_every_pixel(length, tile, overlap):
+    spans = tile_spans(length, tile, overlap)
+    weights = blend_weights(spans, length, overlap)
+    total = np.zeros(length)
+    for (start, size), w in zip(spans, weights, strict=True):
+        assert w.shape == (size,) and (w > 0).all()
+        total[start : start + size] += w
+    np.testing.assert_allclose(total, 1.0, rtol=1e-6)
+    if len(spans) > 1:  # the ramp survives where tiles overlap: seams are blended, not cut
+        assert weights[0][-1] < 0.05 and weights[1][0] < 0.05
 
 
 @pytest.mark.parametrize(("h", "w", "tile", "overlap"), [(300, 500, 128, 32), (97, 61, 40, 12), (50, 50, 64, 16)])
