@@ -12,6 +12,7 @@ from qtpy.QtWidgets import QWidget
 
 from ..schemas import IGNORE_INDEX, LabelSchema
 from .layers import layer_schema, meta
+from .scroll import ScrollPanel
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -70,7 +71,7 @@ def _swatch(rgba: tuple[int, int, int, int]):
     return QIcon(pix)
 
 
-class EditWidget(QWidget):
+class EditWidget(ScrollPanel):
     """Class picker + corrected toggle for the active segmentation layer."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
@@ -108,7 +109,7 @@ class EditWidget(QWidget):
         form = QFormLayout()
         form.addRow("Layer", self.layer_combo)
         form.addRow("Paint class", self.class_box)
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(self.content)
         layout.addLayout(form)
         layout.addWidget(self.corrected_check)
         layout.addWidget(self.help_label)

@@ -27,13 +27,13 @@ from qtpy.QtWidgets import (
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
-    QWidget,
 )
 
 from ..schemas import IGNORE_INDEX, LabelSchema
 from .background import BackgroundRun
 from .layers import META_KEY, find_layer, layer_schema, meta, pair_key, strip_tags
 from .plot import ScoreBars
+from .scroll import ScrollPanel
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -143,7 +143,7 @@ def report_csv(report: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-class EvaluateWidget(BackgroundRun, QWidget):
+class EvaluateWidget(BackgroundRun, ScrollPanel):
     """Dock widget: predictions × expert masks → per-class Jaccard/Dice table, bar chart, CSV, error layers."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
@@ -183,7 +183,7 @@ class EvaluateWidget(BackgroundRun, QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_btn)
         buttons.addWidget(self.export_btn)
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(self.content)
         layout.addLayout(lists)
         layout.addWidget(self.pairs_label)
         layout.addWidget(self.error_check)

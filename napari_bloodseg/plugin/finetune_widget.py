@@ -48,6 +48,7 @@ from .evaluate_widget import layer_key
 from .layers import image_rgb, labels_in_schema, meta, pair_key
 from .model_events import model_events, notify_models_changed
 from .plot import LossCurve
+from .scroll import ScrollPanel
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -199,7 +200,7 @@ def _num(value: float | None) -> str:
     return "–" if value is None or value != value else f"{value:.3f}"
 
 
-class FinetuneWidget(BackgroundRun, QWidget):
+class FinetuneWidget(BackgroundRun, ScrollPanel):
     """Dock widget: corrected layers (or a folder) + trained base model → a new fine-tuned model. Cancel stops at
     the next training step; nothing is saved."""
 
@@ -336,7 +337,7 @@ class FinetuneWidget(BackgroundRun, QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_btn)
         buttons.addWidget(self.cancel_btn)
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(self.content)
         layout.addLayout(source_row)
         layout.addWidget(self.pair_list)
         layout.addWidget(self.pairs_label)

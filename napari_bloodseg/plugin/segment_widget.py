@@ -31,12 +31,12 @@ from qtpy.QtWidgets import (
     QPushButton,
     QSpinBox,
     QVBoxLayout,
-    QWidget,
 )
 
 from .background import BackgroundRun
 from .layers import META_KEY, find_layer, image_rgb, meta, schema_layer_kwargs
 from .model_events import model_events
+from .scroll import ScrollPanel
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -143,7 +143,7 @@ class _Signals(QObject):
     progress = Signal(float)
 
 
-class SegmentWidget(BackgroundRun, QWidget):
+class SegmentWidget(BackgroundRun, ScrollPanel):
     """Dock widget: images → model → device/scale/tile → Run/Cancel → Labels layers. Cancel stops at the next
     tile; nothing of the image in progress is kept."""
 
@@ -233,7 +233,7 @@ class SegmentWidget(BackgroundRun, QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_btn)
         buttons.addWidget(self.cancel_btn)
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(self.content)
         layout.addWidget(QLabel("<b>Images</b>"))
         layout.addWidget(self.all_images)
         layout.addWidget(self.image_list)
