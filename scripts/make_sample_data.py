@@ -2,8 +2,8 @@
 
     python scripts/make_sample_data.py [--out sample_data]
 
-Three 120 px WBC crops and one 600x800 RBC field, each with its mask in the schema's on-disk grey convention
-(WBC 0/128/255, RBC 0/255) written by ``napari_bloodseg.io.write_mask``, named ``<stem>.png`` /
+Three 120 px WBC crops and one 1200x1600 RBC field (the napari sample's), each with its mask in the schema's
+on-disk grey convention (WBC 0/128/255, RBC 0/255) written by ``napari_bloodseg.io.write_mask``, named ``<stem>.png`` /
 ``<stem>.jpg`` + ``<stem>_mask.png`` so ``bloodseg evaluate`` and the napari reader pair them by stem.
 Deterministic: the same seeds give the same files. Existing files are replaced.
 """
@@ -31,15 +31,16 @@ dataset image is stored in this repository.
 | files | what |
 |---|---|
 | `synthetic_wbc_00N.png`, `..._mask.png` | 120x120 white-cell crops; mask 0/128/255 = background/cytoplasm/nucleus |
-| `synthetic_rbc_000.jpg`, `..._mask.png` | a 600x800 smear field; mask 0/255 = background/cell |
+| `synthetic_rbc_000.jpg`, `..._mask.png` | a 1200x1600 smear field (~100 px cells); mask 0/255 = background/cell |
 
-They pair by file stem, so for example
+They pair by file stem, so with the shipped models
 
-    bloodseg evaluate --masks sample_data --model unet --images sample_data/synthetic_wbc_00?.png
-    bloodseg predict --model unet:rbc --out predictions sample_data/synthetic_rbc_000.jpg
+    bloodseg evaluate --masks sample_data --model wbc-unet --images sample_data/synthetic_wbc_00?.png
+    bloodseg evaluate --masks sample_data --model rbc-deconvnet --images sample_data/synthetic_rbc_000.jpg
+    bloodseg predict --model rbc-deconvnet --out predictions sample_data/synthetic_rbc_000.jpg
 
-run end to end (a bare `unet` is untrained and gives meaningless output: use a trained model from
-`bloodseg models`). They show how the tools work; they are not training data.
+run end to end. They show how the tools work; they are not training data, and synthetic cells are easier than
+real ones (docs/benchmarks.md has the measured accuracy).
 
 ## Real public data
 
@@ -74,7 +75,7 @@ def make(out: Path) -> list[Path]:
         stem = out / f"synthetic_wbc_{i:03d}"
         _save_image(stem.with_suffix(".png"), image, optimize=True)
         written += [stem.with_suffix(".png"), write_mask(f"{stem}_mask.png", labels, "wbc", overwrite=True)]
-    image, labels = synthetic_rbc((600, 800), seed=200)
+    image, labels = synthetic_rbc((1200, 1600), seed=1)  # the napari RBC sample: cells ~100 px like real fields
     stem = out / "synthetic_rbc_000"
     _save_image(stem.with_suffix(".jpg"), image, quality=90)
     written += [stem.with_suffix(".jpg"), write_mask(f"{stem}_mask.png", labels, "rbc", overwrite=True)]
