@@ -47,6 +47,7 @@ def add_parser(sub) -> None:
     p.add_argument("--val-every", type=int, default=1, help="validate every N epochs (and after the last)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this long (keeps the best so far)")
     p.add_argument("--name", default=None, help="model name in its card (default: the --out file name)")
+    p.add_argument("--version", default="1", help="version label in the model card (shipped models count releases)")
     p.add_argument("--out", required=True, type=Path, help="output path; writes OUT.safetensors + OUT.json")
     p.set_defaults(func=run)
 
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             val_data=args.val,
             input_scale=args.input_scale,
             name=args.name,
+            version=args.version,
             on_epoch=on_epoch,
         )
     except KeyboardInterrupt:

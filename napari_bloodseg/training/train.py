@@ -43,6 +43,7 @@ def train_model(
     input_scale: float = 1.0,
     name: str | None = None,
     description: str = "",
+    version: str = "1",
     on_epoch: Callable[[EpochLog], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> tuple[ModelCard, FitResult]:
@@ -70,6 +71,7 @@ def train_model(
         cell_size_px=round(typical_cell_size(samples) / input_scale, 1),
         input_scale=input_scale,
         description=description,
+        version=str(version),
     )
     t0 = time.perf_counter()
 

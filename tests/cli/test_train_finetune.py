@@ -47,13 +47,15 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
             "0.2",
             "--device",
             "cpu",
+            "--version",
+            "7",
             "--out",
             str(out),
         ]
     )
     assert rc == 0
     card = json.loads(out.with_suffix(".json").read_text())
-    assert card["training"]["epochs_run"] == 2 and card["architecture"] == "unet"
+    assert card["training"]["epochs_run"] == 2 and card["architecture"] == "unet" and card["version"] == "7"
     assert main(["models", "import", str(out), "base"]) == 0
     rc = main(
         [
