@@ -25,7 +25,8 @@ def main() -> int:
     ap.add_argument("--base", default="wbc-unet")
     ap.add_argument("--seconds", type=float, default=None, help="time budget of the training loop (default: the CLI's)")
     ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="split of the 20 images (and training seed, unless given)")
+    ap.add_argument("--train-seed", type=int, default=None, help="training seed (default: --seed)")
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--freeze", default="none")
@@ -58,7 +59,7 @@ def main() -> int:
     t0 = time.perf_counter()
     given = {"epochs": args.epochs, "lr": args.lr, "max_minutes": args.seconds and args.seconds / 60}
     cfg = finetune_config(
-        seed=args.seed,
+        seed=args.seed if args.train_seed is None else args.train_seed,
         device="cpu",
         freeze_bn=args.freeze_bn,
         freeze=args.freeze,
@@ -100,6 +101,8 @@ def main() -> int:
             "Dataset 1 validation Dice (guard): "
             + ", ".join(f"{c} {b[c]['dice']:.4f} -> {a[c]['dice']:.4f}" for c in b)
         )
+    if res.weight_mix < 1:
+        print(f"weights mixed {res.weight_mix:g} : {1 - res.weight_mix:g} with the base to pass the guard (WiSE-FT)")
     print(
         f"fine-tuning wall time: {seconds:.1f} s (training loop budget {cfg.max_minutes * 60:.0f} s, CPU "
         f"{os.cpu_count()} cores)"

@@ -105,6 +105,11 @@ def run(args: argparse.Namespace) -> int:
     if res.base_before:
         print(f"base-domain validation before: {fmt(res.base_before)}")
         print(f"base-domain validation after:  {fmt(res.base_after)}")
+    if res.weight_mix < 1:
+        print(
+            f"the full fine-tune lowered the base domain beyond the guard: saved the weights mixed "
+            f"{res.weight_mix:g} : {1 - res.weight_mix:g} with the base instead (WiSE-FT)"
+        )
     print(
         f"saved {res.card.name} (v{res.card.version}) to {res.path} in {res.seconds:.1f} s; "
         f"use it as --model {res.card.name}"

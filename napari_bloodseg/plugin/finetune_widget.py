@@ -723,6 +723,12 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
             self.guard_label.setText(
                 f"Guard: base-domain validation ({res.base_after.get('n_images', 0)} images) checked: "
                 "the base model's own domain did not get worse beyond the limit"
+                + (
+                    f" once the fine-tuned weights were mixed {res.weight_mix:g} : {1 - res.weight_mix:g} with the "
+                    "base (the full fine-tune went beyond it)"
+                    if res.weight_mix < 1
+                    else ""
+                )
             )
         elif res.card.training.get("guard"):
             self.guard_label.setText(

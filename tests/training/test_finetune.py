@@ -9,6 +9,7 @@ from napari_bloodseg.models import ModelCard, build_model, get_model, list_model
 from napari_bloodseg.models.files import model_paths
 from napari_bloodseg.training import Sample, TrainConfig
 from napari_bloodseg.training.finetune import FinetuneError, auto_scale, finetune
+from napari_bloodseg.training.trainer import selection_score
 
 
 def _sha(path) -> str:
@@ -145,12 +146,35 @@ def test_base_domain_guard_replays_the_base_training_part_and_refuses_a_drop(tmp
     base = _base_with_data(tmp_model_dir, wbc_folder)
     wreck = [Sample(s.name, s.image, np.full_like(s.labels, 2)) for s in wbc_samples]  # "everything is nucleus"
     cfg = TrainConfig(epochs=6, steps_per_epoch=3, batch_size=4, patch_size=48, lr=5e-2, device="cpu")
-    with pytest.raises(FinetuneError, match="lower the base model's own validation Dice"):
-        finetune(base, wreck[:4], wreck[4:], cfg=cfg, name="wrecked", replay=0)
+    # a guard nothing can pass (it asks for a gain): refused, even the weakest mix with the base
+    with pytest.raises(FinetuneError, match="lower the base model's own validation Dice.*mixed 0.25"):
+        finetune(base, wreck[:4], wreck[4:], cfg=cfg, name="wrecked", replay=0, max_base_drop=-1.0)
     assert not any(p.exists() for p in model_paths(tmp_model_dir / "wrecked"))
     res = finetune(base, wreck[:4], wreck[4:], cfg=cfg, name="allowed", max_base_drop=1.0)
     assert res.card.training["replayed_base_images"] == 3  # 6 images minus 2 validation and 1 test id
     assert res.base_before is not None and res.base_after is not None
+    assert res.weight_mix == 1.0 and res.card.training["weight_mix"] == 1.0
+
+
+def test_a_fine_tune_beyond_the_guard_is_mixed_with_the_base_until_it_passes(tmp_model_dir, wbc_folder, wbc_samples):
+    base = _base_with_data(tmp_model_dir, wbc_folder)
+    wreck = [Sample(s.name, s.image, np.full_like(s.labels, 2)) for s in wbc_samples]
+    cfg = TrainConfig(epochs=6, steps_per_epoch=3, batch_size=4, patch_size=48, lr=5e-2, device="cpu", seed=3)
+    full = finetune(base, wreck[:4], wreck[4:], cfg=cfg, name="full", replay=0, max_base_drop=1.0)
+    full_drop = selection_score(full.base_before) - selection_score(full.base_after)
+    assert full_drop > 0.02  # the wreck really hurts the base domain
+    limit = full_drop / 4
+    res = finetune(base, wreck[:4], wreck[4:], cfg=cfg, name="mixed", replay=0, max_base_drop=limit)
+    assert res.weight_mix < 1 and res.card.training["weight_mix"] == res.weight_mix
+    assert selection_score(res.base_before) - selection_score(res.base_after) <= limit
+    assert "mixed" in res.card.description
+    # what was saved is the mix: its weights lie between the base's and the full fine-tune's
+    mixed, _ = get_model(str(res.path))
+    tuned, _ = get_model(str(full.path))
+    start, _ = get_model(base)
+    key = next(k for k, v in start.state_dict().items() if v.is_floating_point() and v.numel() > 8)
+    a, b, m = start.state_dict()[key], tuned.state_dict()[key], mixed.state_dict()[key]
+    torch.testing.assert_close(m, a + res.weight_mix * (b - a), rtol=1e-4, atol=1e-5)
 
 
 def test_finetune_augments_like_the_base_was_trained(tmp_model_dir, wbc_samples):
