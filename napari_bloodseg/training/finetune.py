@@ -147,7 +147,10 @@ def mix_weights(base: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], s
     (Wortsman et al., WiSE-FT, CVPR 2022): between a model and its fine-tuned self, a mix usually keeps most of
     the new domain's gain and much of the old domain's accuracy. On Dataset 2 (split seed 1) the full fine-tune
     lowered Dataset 1 validation Dice by 0.026; the half mix by 0.0095, and scored higher on the new images."""
-    return {k: base[k] + share * (v - base[k]) if v.is_floating_point() else v for k, v in tuned.items()}
+    out = {}
+    for k, v in tuned.items():  # the base may sit on the CPU (the cached copy) and the tuned model on a GPU
+        out[k] = base[k].to(v.device) + share * (v - base[k].to(v.device)) if v.is_floating_point() else v
+    return out
 
 
 def next_free_name(base_name: str) -> str:

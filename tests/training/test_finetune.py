@@ -189,3 +189,14 @@ def test_finetune_augments_like_the_base_was_trained(tmp_model_dir, wbc_samples)
     assert got["lr"] == CFG.lr  # only the augmentation is the base's: the schedule stays the fine-tune's
     res = finetune(str(tmp_model_dir / "aug"), wbc_samples[:2], [], cfg=CFG, name="aug-ft2", scale=1.0, like_base=False)
     assert res.card.training["settings"]["patch_size"] == CFG.patch_size
+
+
+def test_mix_weights_moves_the_base_to_the_tuned_device_and_keeps_counters():
+    from napari_bloodseg.training.finetune import mix_weights
+
+    base = {"w": torch.zeros(3), "n": torch.tensor(1)}
+    mixed = mix_weights(base, {"w": torch.full((3,), 4.0), "n": torch.tensor(5)}, 0.25)
+    torch.testing.assert_close(mixed["w"], torch.full((3,), 1.0))
+    assert int(mixed["n"]) == 5  # integer buffers (BatchNorm's batch counter) are not averaged
+    on_meta = mix_weights(base, {"w": torch.ones(3, device="meta"), "n": torch.tensor(5)}, 0.5)
+    assert on_meta["w"].device.type == "meta"  # a tuned model on a GPU: the CPU base follows it there
