@@ -15,6 +15,7 @@ from ..models import ModelCard, SegmentationNet
 from ..schemas import LabelSchema
 from .device import autocast_dtype, describe, resolve_device
 from .optimize import fuse_for_inference
+from .resample import ResizedRows, RowUpsampler, scaled_size
 from .tiling import sliding_window
 
 #: ``tta="auto"`` averages the 8 rotations/flips when the network input is at most this many pixels: single-cell
@@ -149,13 +150,22 @@ class Predictor:
                         probs += y.flip(-1) if k >= 4 else y
             return probs / 8
 
-    def _run(self, image, want_probs: bool, progress, cancel, out=None) -> tuple[np.ndarray, np.ndarray | None]:
+    def _run(
+        self, image, want_probs: bool, progress, cancel, out=None, size: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Tiled inference over ``image``; labels (and probabilities) at ``size`` (default: the image's own),
+        upsampled band by band as rows finish when the image is a resized view."""
         h, w = image.shape[:2]
         tta = self.uses_tta(h, w)
-        labels = np.empty((h, w), np.uint8) if out is None else out
-        probs = np.empty((self.num_classes, h, w), np.float16) if want_probs else None
+        full = size or (h, w)
+        labels = np.empty(full, np.uint8) if out is None else out
+        probs = np.empty((self.num_classes, *full), np.float16) if want_probs else None
+        upsampler = RowUpsampler((h, w), full, labels, probs) if full != (h, w) else None
 
         def on_rows(y0: int, y1: int, p: torch.Tensor) -> None:
+            if upsampler is not None:
+                upsampler.feed(y0, y1, p)
+                return
             labels[y0:y1] = p.max(dim=0).indices.to(torch.uint8).cpu().numpy()  # ~10x faster than argmax
             if probs is not None:
                 probs[:, y0:y1] = p.cpu().numpy()
@@ -179,10 +189,10 @@ class Predictor:
         )
         return labels, probs
 
-    def _run_with_fallback(self, image, want_probs, progress, cancel, out=None):
+    def _run_with_fallback(self, image, want_probs, progress, cancel, out=None, size=None):
         while True:
             try:
-                return self._run(image, want_probs, progress, cancel, out)
+                return self._run(image, want_probs, progress, cancel, out, size)
             except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
                 if self.device.type == "cpu" or not _is_oom(exc):
                     raise
@@ -218,8 +228,8 @@ class Predictor:
         ``image`` may be any array-like that slices to numpy (a numpy memmap, a zarr or dask array, see
         :func:`napari_bloodseg.io.lazy.open_lazy`): it is read one band of tile rows at a time. ``out``, an (H, W)
         array-like that takes slice assignment (numpy memmap, zarr array), receives the uint8 labels band by band
-        and is returned as ``labels``; with both, an image bigger than memory streams from disk to disk at
-        overall scale 1. (At another scale the resized image and its probabilities are held in memory.)
+        and is returned as ``labels``; with both, an image bigger than memory streams from disk to disk, at any
+        scale (resizing happens band by band, :mod:`.resample`).
         """
         if image.ndim != 3 or image.shape[-1] != 3:
             raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
@@ -230,15 +240,9 @@ class Predictor:
         if scale <= 0:
             raise ValueError("scale must be positive")
         scale = scale * self.input_scale
-        if abs(scale - 1.0) > 1e-3:
-            small = resize_image(image, (max(round(h * scale), 8), max(round(w * scale), 8)))
-            _, p = self._run_with_fallback(small, True, progress, cancel)
-            pt = F.interpolate(torch.from_numpy(p).float()[None], size=(h, w), mode="bilinear", align_corners=False)[0]
-            labels = pt.max(0).indices.to(torch.uint8).numpy()
-            probs = pt.numpy().astype(np.float16) if return_probs else None
-            if out is not None:
-                out[:] = labels
-                labels = out
+        if abs(scale - 1.0) > 1e-3:  # resized band by band on the way in and out: memory stays bounded
+            small = ResizedRows(image, scaled_size(h, w, scale))
+            labels, probs = self._run_with_fallback(small, return_probs, progress, cancel, out, (h, w))
         else:
             labels, probs = self._run_with_fallback(image, return_probs, progress, cancel, out)
         if self.device.type == "cuda":

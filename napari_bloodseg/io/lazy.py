@@ -216,9 +216,9 @@ def predict_file(
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ):
-    """Segment the image file ``src`` into the label file ``dst`` without holding either in memory (at overall
-    scale 1; see ``Predictor.predict``). Returns the :class:`~napari_bloodseg.inference.Prediction`, whose
-    ``labels`` is the on-disk array."""
+    """Segment the image file ``src`` into the label file ``dst`` without holding either in memory, at any scale
+    (see ``Predictor.predict``). Returns the :class:`~napari_bloodseg.inference.Prediction`, whose ``labels`` is
+    the on-disk array."""
     image = open_lazy(src)
     out = open_label_output(dst, image.shape[:2], overwrite=overwrite)
     try:

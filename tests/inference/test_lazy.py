@@ -3,9 +3,12 @@
 import numpy as np
 import pytest
 import tifffile
+import torch
+import torch.nn.functional as F
 
 from napari_bloodseg.data import synthetic_rbc
 from napari_bloodseg.inference import Predictor
+from napari_bloodseg.inference.resample import ResizedRows
 from napari_bloodseg.io import read_image
 from napari_bloodseg.io.lazy import RGBView, close_output, open_label_output, open_lazy, predict_file
 
@@ -123,6 +126,19 @@ def test_reads_and_writes_one_band_at_a_time(field, predictor, reference):
     assert len(image.reads) > 1 and all(stop - start <= TILE for start, stop, _ in image.reads)
     assert all(stop - start <= TILE for start, stop, _ in out.writes)
     assert sorted(out.writes) == out.writes and out.writes[0][0] == 0 and out.writes[-1][1] == field.shape[0]
+
+
+def test_streams_one_band_at_a_time_at_another_scale(field, predictor):
+    """A model at its own input scale (rbc-deconvnet: 0.5) or a user scale: resized in and out band by band, with the
+    labels of resizing the whole image first and upsampling whole probabilities (float16 rounding aside)."""
+    image, out = _Spy(field), _Spy(np.zeros(field.shape[:2], np.uint8))
+    predictor.predict(image, scale=0.75, out=out)
+    small = ResizedRows(field, (225, 315))[:]  # equal to resize_image to rounding: test_resample.py
+    probs = torch.from_numpy(predictor.predict(small, return_probs=True).probs).float()[None]
+    whole = F.interpolate(probs, size=field.shape[:2], mode="bilinear", align_corners=False)[0].argmax(0).numpy()
+    assert (out.array == whole).mean() > 0.999 and 0.05 < whole.mean() < 0.95
+    assert len(image.reads) > 1 and all(stop - start <= 2 * TILE + 8 for start, stop, _ in image.reads)
+    assert len(out.writes) > 1 and sorted(out.writes) == out.writes and out.writes[-1][1] == field.shape[0]
 
 
 @pytest.mark.parametrize(
