@@ -18,7 +18,6 @@ from pathlib import Path
 
 PLUGIN = "napari-bloodseg"
 SAMPLES = {"wbc": "synthetic-wbc", "rbc": "synthetic-rbc"}
-MODELS = {"wbc": "wbc-unet", "rbc": "rbc-deconvnet"}  # the shipped model for each sample's kind of image
 
 
 def has_display() -> bool:
@@ -62,7 +61,8 @@ def build_viewer(sample: str, segment: bool, show: bool = True):
     # Segment and Evaluate share a tabbed dock (Segment in front), Correct sits below them
     for name, tabify in (("Segment", False), ("Evaluate", True), ("Correct", False)):
         docks[name], widgets[name] = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=tabify)
-    widgets["Segment"].set_model(MODELS[sample])
+    # the Segment widget picks the shipped model for the sample's kind of image itself (a crop: wbc-unet, a
+    # field: rbc-deconvnet), and keeps following what the user opens until they choose a model
     if segment:
         seg = widgets["Segment"]
         if seg.run() is not None:

@@ -22,18 +22,35 @@ if TYPE_CHECKING:
     from ._base import SegmentationNet
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
-#: the model the widgets start on: the most accurate shipped one (docs/benchmarks.md), for the crops and smears
-#: most users bring
-DEFAULT_MODEL = "wbc-unet"
+#: the model the widgets start on per schema: the most accurate shipped one (docs/benchmarks.md); WBC first, for
+#: the single-cell crops most users bring
+DEFAULT_MODELS = {"wbc": "wbc-unet", "rbc": "rbc-deconvnet"}
+DEFAULT_MODEL = DEFAULT_MODELS["wbc"]
+#: Images of at least this many pixels are taken for smear fields (red cells, the RBC models' data: 1.9-2.7 MP),
+#: smaller ones for single-cell crops (WBC: Dataset 1 ~0.01 MP, Dataset 2 0.09 MP)
+FIELD_MIN_PIXELS = 500_000
 
 
-def default_index(models: Sequence[tuple[str, str]]) -> int | None:
-    """Which of the trained ``(name, schema)`` models a widget starts on: :data:`DEFAULT_MODEL`, else the first
-    WBC model, else the first one; None for an empty list. One rule for every widget: the lists are alphabetical,
-    so without it ``rbc-deconvnet`` came first."""
-    for keep in (lambda n, s: n == DEFAULT_MODEL, lambda n, s: s == "wbc", lambda n, s: True):
-        for i, (name, schema) in enumerate(models):
-            if keep(name, schema):
+def schema_for_image(height: int, width: int) -> str:
+    """The schema whose models were trained on images like this one: ``"rbc"`` for a smear field, else ``"wbc"``."""
+    return "rbc" if height * width >= FIELD_MIN_PIXELS else "wbc"
+
+
+def default_index(models: Sequence[tuple[str, str]], schema: str = "wbc") -> int | None:
+    """Which of the trained ``(name, schema)`` models a widget starts on: the schema's entry in
+    :data:`DEFAULT_MODELS`, else its first model, else :data:`DEFAULT_MODEL`, else the first WBC model, else the
+    first one; None for an empty list. One rule for every widget: the lists are alphabetical, so without it
+    ``rbc-deconvnet`` came first for WBC crops."""
+    rules = (
+        lambda n, s: n == DEFAULT_MODELS.get(schema),
+        lambda n, s: s == schema,
+        lambda n, s: n == DEFAULT_MODEL,
+        lambda n, s: s == "wbc",
+        lambda n, s: True,
+    )
+    for keep in rules:
+        for i, (name, model_schema) in enumerate(models):
+            if keep(name, model_schema):
                 return i
     return None
 

@@ -84,14 +84,26 @@ def model_choices() -> list[ModelChoice]:
     return out
 
 
-def default_choice(choices: list[ModelChoice]) -> int:
-    """Index the widget starts on: the trained model :func:`~napari_bloodseg.models.zoo.default_index` picks,
-    else the first entry."""
+def default_choice(choices: list[ModelChoice], schema: str = "wbc") -> int:
+    """Index the widget starts on for images of ``schema``: the trained model
+    :func:`~napari_bloodseg.models.zoo.default_index` picks, else the first entry."""
     from ..models.zoo import default_index
 
     trained = [i for i, c in enumerate(choices) if c.source != "untrained"]
-    pick = default_index([(choices[i].spec, choices[i].schema) for i in trained])
+    pick = default_index([(choices[i].spec, choices[i].schema) for i in trained], schema)
     return trained[pick] if pick is not None else 0
+
+
+def image_kind(layers: list[Image]) -> str | None:
+    """``"rbc"`` when every layer is a smear field, ``"wbc"`` when every one is a single-cell crop, None when
+    they are mixed or there are none (:func:`~napari_bloodseg.models.zoo.schema_for_image`)."""
+    from ..models.zoo import schema_for_image
+
+    kinds = set()
+    for layer in layers:
+        shape = layer.data[0].shape if getattr(layer, "multiscale", False) else layer.data.shape
+        kinds.add(schema_for_image(*shape[-3:-1] if layer.rgb else shape[-2:]))
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 def _weights_stamp(choice: ModelChoice) -> float:
@@ -159,6 +171,8 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         self.last_layers: list[Labels] = []
         self._run_stats: dict[str, Any] = {}
         self._choices: list[ModelChoice] = []
+        #: the user chose a model: stop suggesting one from the kind of image open
+        self._model_picked = False
 
         # images
         self.all_images = QCheckBox("All image layers")
@@ -249,8 +263,11 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         self.refresh_models()
         self.refresh_images()
         self.all_images.toggled.connect(lambda on: self.image_list.setVisible(not on))
+        self.all_images.toggled.connect(self.suggest_model)
+        self.image_list.itemChanged.connect(self.suggest_model)
         self.image_list.setVisible(False)
         self.model_combo.currentIndexChanged.connect(self._show_model_info)
+        self.model_combo.activated.connect(self._on_model_picked)  # the user's choice, not ours
         self.refresh_models_btn.clicked.connect(self.refresh_models)
         model_events().changed.connect(self._on_models_changed)  # fine-tuned, renamed, deleted, imported
         self.run_btn.clicked.connect(self.run)
@@ -258,6 +275,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         self.viewer.layers.events.inserted.connect(self._on_layers_changed)
         self.viewer.layers.events.removed.connect(self._on_layers_changed)
         self.viewer.layers.events.reordered.connect(self._on_layers_changed)
+        self.suggest_model()  # for the images already open; after the connections, so the model info follows
 
     # -- choices ------------------------------------------------------------------------------------------------
     def _fill_devices(self) -> None:
@@ -287,6 +305,26 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
 
     def _on_models_changed(self, *_: Any) -> None:
         self.refresh_models()
+
+    def _on_model_picked(self, *_: Any) -> None:
+        self._model_picked = True
+
+    def suggest_model(self, *_: Any) -> None:
+        """Until the user picks a model, follow the images open: smear fields get the RBC default
+        (``rbc-deconvnet``), single-cell crops the WBC one, and the status line says why."""
+        if self._model_picked or self.running or not self._choices:
+            return
+        kind = image_kind(self.selected_images())
+        if kind is None:
+            return
+        idx = default_choice(self._choices, kind)
+        if idx == self.model_combo.currentIndex() or self._choices[idx].schema != kind:
+            return
+        self.model_combo.setCurrentIndex(idx)
+        what = "smear fields" if kind == "rbc" else "single-cell crops"
+        self.status.setText(
+            f"Model set to {self._choices[idx].spec} for {what}; choose another above to keep your own choice"
+        )
 
     def _show_model_info(self, *_: Any) -> None:
         from ..schemas import get_schema
@@ -320,6 +358,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             self.model_combo.addItem(choice.label, spec)
             idx = self.model_combo.count() - 1
         self.model_combo.setCurrentIndex(idx)
+        self._model_picked = True
 
     def set_device(self, name: str) -> None:
         self.device_combo.setCurrentIndex(self.device_combo.findData(name))
@@ -339,6 +378,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         if value is not None and getattr(event, "type", "") == "inserted":
             value.events.name.connect(self._on_layers_changed)
         self.refresh_images()
+        self.suggest_model()
 
     def refresh_images(self) -> None:
         """Re-list image layers, keeping ticks by name."""

@@ -150,3 +150,20 @@ def test_default_index_prefers_the_default_then_wbc_then_first():
     assert default_index([("rbc-deconvnet", "rbc"), ("lab-net", "wbc"), ("lab-net-2", "wbc")]) == 1
     assert default_index([("rbc-deconvnet", "rbc"), ("rbc-unet", "rbc")]) == 0
     assert default_index([]) is None
+
+
+def test_default_index_for_a_schema_prefers_its_default_then_its_models():
+    from napari_bloodseg.models.zoo import default_index
+
+    shipped = [("rbc-deconvnet", "rbc"), ("rbc-unet", "rbc"), ("wbc-segnet", "wbc"), ("wbc-unet", "wbc")]
+    assert default_index(shipped, "rbc") == 0 and default_index(shipped, "wbc") == 3
+    assert default_index([("lab-rbc", "rbc"), ("rbc-unet", "rbc")], "rbc") == 0
+    assert default_index([("wbc-segnet", "wbc"), ("my-rbc", "rbc")], "rbc") == 1
+    assert default_index([("wbc-segnet", "wbc"), ("wbc-unet", "wbc")], "rbc") == 1  # none for the schema: as before
+
+
+def test_schema_for_image_tells_fields_from_crops():
+    from napari_bloodseg.models.zoo import schema_for_image
+
+    assert schema_for_image(120, 100) == "wbc" and schema_for_image(300, 300) == "wbc"  # Dataset 1 and 2 crops
+    assert schema_for_image(1200, 1600) == "rbc" and schema_for_image(1383, 1944) == "rbc"  # the RBC fields

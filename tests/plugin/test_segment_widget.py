@@ -272,3 +272,28 @@ def test_default_choice_prefers_the_shipped_unet_then_wbc_then_trained():
     assert default_choice([c("rbc-deconvnet", "rbc"), c("lab-net", "wbc", "user")]) == 1
     assert default_choice([c("unet", "wbc", "untrained"), c("rbc-deconvnet", "rbc")]) == 1
     assert default_choice([c("unet", "wbc", "untrained")]) == 0
+    assert default_choice([c("rbc-deconvnet", "rbc"), c("wbc-unet", "wbc")], "rbc") == 0
+
+
+def test_model_follows_the_kind_of_image_until_the_user_picks_one(viewer, dock, wbc_pair):
+    widget = dock("Segment")
+    crop, field = wbc_pair[0], np.zeros((800, 700, 3), np.uint8)  # 0.56 MP: a smear field
+    viewer.add_image(crop, name="crop", rgb=True)
+    assert widget.model_spec() == "wbc-unet"
+    viewer.add_image(field, name="field", rgb=True)
+    assert widget.model_spec() == "wbc-unet"  # a crop and a field: no single kind, nothing changes
+    viewer.layers.remove("crop")
+    assert widget.model_spec() == "rbc-deconvnet" and "smear fields" in widget.status.text()
+    assert "schema <b>rbc</b>" in widget.model_info.text()
+    from napari_bloodseg.plugin.segment_widget import SegmentWidget
+
+    fresh = SegmentWidget(viewer)  # a widget opened with only a field open starts on the RBC model
+    assert fresh is not widget and fresh.model_spec() == "rbc-deconvnet" and "rbc" in fresh.model_info.text()
+    fresh.deleteLater()
+    viewer.add_image(crop, name="crop", rgb=True)
+    widget.select_images(["crop"])
+    assert widget.model_spec() == "wbc-unet"
+    widget.model_combo.setCurrentIndex(widget.model_combo.findData("wbc-segnet"))  # a click on the combo does
+    widget.model_combo.activated.emit(widget.model_combo.currentIndex())  # both: sets the index, then says so
+    widget.select_images(["field"])
+    assert widget.model_spec() == "wbc-segnet"  # the user's choice stays
