@@ -1,4 +1,8 @@
-"""``bloodseg predict``: one mask PNG per image, in the on-disk grey convention of the model's schema."""
+"""``bloodseg predict``: one mask PNG per image, in the on-disk grey convention of the model's schema.
+
+Images too big to hold comfortably (TIFF, ``.npy`` or ``.zarr`` of :data:`STREAM_MIN_PIXELS` or more, or any of
+those with ``--stream``) stream from disk to a TIFF mask band by band: memory stays bounded by the image width.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,9 @@ from .common import (
     scale_from_args,
 )
 
+#: Lazily readable images of at least this many pixels (10000 x 10000) are streamed to a TIFF mask.
+STREAM_MIN_PIXELS = 100_000_000
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="segment images and write mask PNGs")
@@ -23,6 +30,12 @@ def add_parser(sub) -> None:
     add_inference_args(p)
     p.add_argument("--out", required=True, type=Path, help="output folder for <image stem>.png masks")
     p.add_argument("--overwrite", action="store_true", help="replace existing masks in --out")
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="stream every TIFF/.npy/.zarr image from disk to a <stem>.tif mask (automatic from 100 MP: a PNG "
+        "cannot be written band by band)",
+    )
     p.add_argument("images", nargs="+", help="image files or folders")
     p.set_defaults(func=run)
 
@@ -42,10 +55,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"bloodseg: {card.name} ({card.schema}) on {predictor.device_name}", file=sys.stderr)
     failures = 0
     for path in tqdm(images, desc="predict", unit="img", disable=len(images) < 2 or not sys.stderr.isatty()):
-        out = args.out / f"{Path(path).stem}.png"
         try:
+            stream = _streamed(path, args.stream)
+            out = args.out / f"{Path(path).stem}{'.tif' if stream else '.png'}"
             if out.exists() and not args.overwrite:
                 raise FileExistsError(f"{out} exists (use --overwrite to replace it)")
+            if stream:
+                _stream(predictor, path, out, scale, card.schema, args.overwrite)
+                continue
             image = read_image(path, as_float=False)
             pred = predictor.predict(image, scale=scale)
             write_mask(out, pred.labels, card.schema, overwrite=args.overwrite)
@@ -54,3 +71,30 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
     print(f"bloodseg: wrote {len(images) - failures} masks to {args.out}", file=sys.stderr)
     return 2 if failures else 0
+
+
+def _streamed(path: str | Path, forced: bool) -> bool:
+    """Whether ``path`` streams: a lazily readable format, and ``--stream`` or big enough to need it."""
+    from ..io.lazy import LAZY_SUFFIXES, open_lazy
+
+    if Path(path).suffix.lower() not in LAZY_SUFFIXES:
+        return False
+    if forced:
+        return True
+    height, width = open_lazy(path).shape[:2]
+    return height * width >= STREAM_MIN_PIXELS
+
+
+def _stream(predictor, path: str | Path, out: Path, scale: float, schema: str, overwrite: bool) -> None:
+    """One big image, disk to disk, with a progress bar over its tiles (it may take minutes)."""
+    from tqdm import tqdm
+
+    from ..io.lazy import predict_file
+
+    with tqdm(desc=Path(path).name, unit="tile", disable=not sys.stderr.isatty()) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        predict_file(predictor, path, out, scale=scale, overwrite=overwrite, progress=progress, schema=schema)

@@ -206,6 +206,23 @@ def close_output(out: Any) -> None:
         flush()
 
 
+class _GreyLevels:
+    """A label output that stores the schema's grey levels (the experts' on-disk convention) instead of label
+    values, band by band as the Predictor writes them."""
+
+    def __init__(self, out: Any, schema: Any) -> None:
+        from ..schemas import get_schema
+
+        self.out, self.shape, self.dtype = out, out.shape, out.dtype
+        self.lut = get_schema(schema).to_disk(np.arange(256, dtype=np.uint8))
+
+    def __setitem__(self, key: Any, labels: np.ndarray) -> None:
+        self.out[key] = self.lut[np.asarray(labels, dtype=np.uint8)]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return self.out[key]
+
+
 def predict_file(
     predictor: Any,
     src: str | Path,
@@ -215,13 +232,32 @@ def predict_file(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    schema: Any = None,
 ):
     """Segment the image file ``src`` into the label file ``dst`` without holding either in memory, at any scale
     (see ``Predictor.predict``). Returns the :class:`~napari_bloodseg.inference.Prediction`, whose ``labels`` is
-    the on-disk array."""
+    the on-disk array.
+
+    With ``schema`` the file holds that schema's grey levels (WBC 0/128/255, RBC 0/255, what ``read_mask`` and
+    ``bloodseg predict`` use), else label values. A ``.tif``/``.npy`` is written beside ``dst`` and renamed onto it
+    when complete, so a cancel or crash leaves no partial mask; a ``.zarr`` folder is written in place."""
+    from dataclasses import replace
+
+    from .atomic import atomic_path
+
     image = open_lazy(src)
-    out = open_label_output(dst, image.shape[:2], overwrite=overwrite)
-    try:
-        return predictor.predict(image, scale=scale, out=out, progress=progress, cancel=cancel)
-    finally:
-        close_output(out)
+    dst = Path(dst)
+
+    def run(path: Path, overwrite: bool):
+        out = open_label_output(path, image.shape[:2], overwrite=overwrite)
+        try:
+            target = _GreyLevels(out, schema) if schema is not None else out
+            pred = predictor.predict(image, scale=scale, out=target, progress=progress, cancel=cancel)
+            return replace(pred, labels=out)
+        finally:
+            close_output(out)
+
+    if dst.suffix.lower() == ".zarr":
+        return run(dst, overwrite)
+    with atomic_path(dst, overwrite=overwrite) as tmp:
+        return run(tmp, True)

@@ -101,3 +101,36 @@ def test_empty_folder(tmp_path, capsys, clean_error):
 def test_absent_device(wbc_dir, constant_models, tmp_path, capsys, clean_error):
     assert main(["predict", "--model", "all-cyto", "--device", "cuda", "--out", str(tmp_path), str(wbc_dir)]) == 2
     clean_error(capsys.readouterr().err, "no CUDA GPU")
+
+
+@pytest.mark.parametrize("scale", ["1", "0.6"])
+def test_stream_writes_the_same_mask_as_a_tiff(rbc_dir, tmp_model_dir, live_model, tmp_path, scale):
+    import tifffile
+
+    from napari_bloodseg.models import ModelCard, save_model
+
+    field = read_image(rbc_dir / "field-0.jpg", as_float=False)
+    tifffile.imwrite(tmp_path / "field.tif", field)
+    model = live_model("unet", 2, field.copy())  # labels vary across the field (read_image arrays are read-only)
+    save_model(model, ModelCard(name="live", config=model.config, schema="rbc"), tmp_model_dir / "live")
+    common = ["predict", "--model", "live", "--tile-size", "64", "--scale", scale, "--out"]
+    assert main([*common, str(tmp_path / "png"), str(tmp_path / "field.tif")]) == 0
+    assert main([*common, str(tmp_path / "tif"), "--stream", str(tmp_path / "field.tif")]) == 0
+    whole, streamed = _grey(tmp_path / "png/field.png"), tifffile.imread(tmp_path / "tif/field.tif")
+    assert set(np.unique(whole)) == {0, 255}  # both classes: the comparison means something
+    np.testing.assert_array_equal(streamed, whole)
+    assert sorted(p.name for p in (tmp_path / "tif").iterdir()) == ["field.tif"]  # no temporary file left
+
+
+def test_big_images_stream_without_asking(rbc_dir, tmp_path, monkeypatch):
+    import tifffile
+
+    from napari_bloodseg.cli import predict as predict_cli
+
+    tifffile.imwrite(tmp_path / "big.tif", read_image(rbc_dir / "field-0.jpg", as_float=False))
+    monkeypatch.setattr(predict_cli, "STREAM_MIN_PIXELS", 160 * 200)
+    assert main(["predict", "--model", "segnet:rbc", "--out", str(tmp_path / "o"), str(tmp_path / "big.tif")]) == 0
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["big.tif"]
+    monkeypatch.setattr(predict_cli, "STREAM_MIN_PIXELS", 160 * 200 + 1)
+    assert main(["predict", "--model", "segnet:rbc", "--out", str(tmp_path / "p"), str(tmp_path / "big.tif")]) == 0
+    assert [p.name for p in (tmp_path / "p").iterdir()] == ["big.png"]

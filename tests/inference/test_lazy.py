@@ -172,3 +172,14 @@ def test_other_formats_are_read_whole(tmp_path, field):
     image = open_lazy(tmp_path / "field.png")
     assert isinstance(image, np.ndarray)
     np.testing.assert_array_equal(image, field)
+
+
+def test_predict_file_writes_grey_levels_and_nothing_when_cancelled(tmp_path, field, predictor, reference):
+    from napari_bloodseg.inference import Cancelled
+
+    tifffile.imwrite(tmp_path / "field.tif", field)
+    predict_file(predictor, tmp_path / "field.tif", tmp_path / "mask.tif", schema="rbc")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "mask.tif"), reference * 255)  # RBC grey: 0/255
+    with pytest.raises(Cancelled):
+        predict_file(predictor, tmp_path / "field.tif", tmp_path / "cut.tif", cancel=lambda: True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["field.tif", "mask.tif"]  # no partial file
