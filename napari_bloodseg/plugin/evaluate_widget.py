@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QProgressBar,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -160,6 +162,11 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
         self.pairs_label.setWordWrap(True)
         self.error_check = QCheckBox("Error layers (false positives / false negatives per class)")
         self.run_btn = QPushButton("Evaluate")
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("%p%")
         self.export_btn = QPushButton("Export CSV …")
         self.export_btn.setEnabled(False)
         self.summary_table = QTableWidget(0, 6)
@@ -182,12 +189,14 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
             lists.addLayout(col)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_btn)
+        buttons.addWidget(self.cancel_btn)
         buttons.addWidget(self.export_btn)
         layout = QVBoxLayout(self.content)
         layout.addLayout(lists)
         layout.addWidget(self.pairs_label)
         layout.addWidget(self.error_check)
         layout.addLayout(buttons)
+        layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(QLabel("<b>Mean ± SEM over images</b>"))
         layout.addWidget(self.summary_table)
@@ -196,6 +205,7 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
         layout.addWidget(self.image_table, 1)
 
         self.run_btn.clicked.connect(self.evaluate)
+        self.cancel_btn.clicked.connect(self.cancel)
         self.export_btn.clicked.connect(self._export_dialog)
         self.pred_list.itemChanged.connect(self._update_pairs_label)
         self.truth_list.itemChanged.connect(self._update_pairs_label)
@@ -293,19 +303,29 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
             schema,
             model,
             self.error_check.isChecked(),
-            connect={"returned": self._on_report, "errored": self._on_error, "finished": self._on_finished},
+            self._cancel,
+            connect={
+                "yielded": self._on_progress,
+                "returned": self._on_report,
+                "errored": self._on_error,
+                "finished": self._on_finished,
+            },
             message=f"Scoring {len(items)} pair(s) …",
         )
 
     @staticmethod
-    def _score(items, schema: LabelSchema, model: str | None, want_errors: bool):
-        """Worker thread: core ``score_image`` per pair, ``build_report`` overall; bad pairs become report errors."""
+    def _score(items, schema: LabelSchema, model: str | None, want_errors: bool, cancel: threading.Event):
+        """Worker thread: core ``score_image`` per pair, ``build_report`` overall; bad pairs become report errors.
+        Yields (done, total) after each pair; returns None when cancelled (the last report stays on screen)."""
         from ..evaluation import build_report
         from ..metrics import score_image
 
         t0 = time.perf_counter()
         names, scores, errors, error_maps = [], [], [], []
-        for name, pred, truth, truth_schema, pred_schema, pred_layer in items:
+        for done, (name, pred, truth, truth_schema, pred_schema, pred_layer) in enumerate(items):
+            if cancel.is_set():
+                return None
+            yield done, len(items)
             try:
                 if truth_schema.name != schema.name:
                     raise ValueError(f"mask is {truth_schema.name}, the others are {schema.name}")
@@ -324,9 +344,17 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
         )
         return report, error_maps
 
-    def _on_report(self, result: tuple[dict[str, Any], list]) -> None:
+    def _on_progress(self, step: tuple[int, int]) -> None:
+        done, total = step
+        self.progress.setValue(int(1000 * done / max(total, 1)))
+
+    def _on_report(self, result: tuple[dict[str, Any], list] | None) -> None:
         from napari.utils.notifications import show_warning
 
+        if result is None:
+            self.status.setText("Cancelled: nothing scored" + ("; the last results stay below" if self.report else ""))
+            return
+        self.progress.setValue(1000)
         report, error_maps = result
         self.report = report
         self._fill_tables(report)

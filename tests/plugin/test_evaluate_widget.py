@@ -59,6 +59,7 @@ def test_scores_equal_core_metrics_sort_and_csv(viewer, dock, wait_idle, tmp_pat
     assert widget.pairs_label.text().startswith("3 pair(s)")
     assert widget.evaluate() is not None
     wait_idle(widget)
+    assert widget.progress.value() == 1000
 
     expected = {name: score_image(pred, truth, WBC) for name, pred, truth in pairs}
     table = widget.table_scores()
@@ -94,6 +95,33 @@ def test_scores_equal_core_metrics_sort_and_csv(viewer, dock, wait_idle, tmp_pat
     for cls, s in report["per_class"].items():
         assert got[("mean", cls)] == s["dice"] and got[("sem", cls)] == s["dice_sem"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv"]  # atomic: no temporary left behind
+
+
+def test_cancel_stops_scoring_and_keeps_the_last_report(viewer, dock, wait_idle, qtbot, monkeypatch):
+    import time
+
+    from napari_bloodseg import metrics
+
+    _add_pairs(viewer, n=3)
+    widget = dock("Evaluate")
+    widget.evaluate()
+    wait_idle(widget)
+    first = widget.report
+    scored = []
+
+    def slow(pred, truth, schema):
+        scored.append(1)
+        time.sleep(0.3)
+        return score_image(pred, truth, schema)
+
+    monkeypatch.setattr(metrics, "score_image", slow)
+    assert widget.evaluate() is not None and widget.cancel_btn.isEnabled()
+    qtbot.waitUntil(lambda: bool(scored), timeout=5000)
+    widget.cancel_btn.click()
+    wait_idle(widget)
+    assert len(scored) < 3 and widget.report is first  # stopped early; the tables still show the last report
+    assert widget.status.text().startswith("Cancelled") and widget.run_btn.isEnabled()
+    assert not widget.cancel_btn.isEnabled()
 
 
 def test_error_layer_counts_false_positives_and_negatives(viewer, dock, wait_idle):
