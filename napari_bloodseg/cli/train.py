@@ -32,6 +32,9 @@ def add_parser(sub) -> None:
     p.add_argument("--depth", type=int, default=4, help="number of poolings")
     p.add_argument("--colour-jitter", type=float, default=0.5, help="stain/colour augmentation strength (0: off)")
     p.add_argument(
+        "--deform", type=float, default=0.0, help="free rotation + elastic deformation strength (0: off; 1: ~4 px)"
+    )
+    p.add_argument(
         "--scale-jitter",
         type=float,
         nargs=2,
@@ -66,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         patch_size=args.patch_size,
         colour_strength=args.colour_jitter,
+        deform=args.deform,
         scale_range=tuple(args.scale_jitter),
         seed=args.seed,
         device=args.device,

@@ -1,10 +1,14 @@
-"""Augmentation for smears: dihedral flips/rotations, scale jitter, and stain/colour jitter.
+"""Augmentation for smears: dihedral flips/rotations, scale jitter, stain/colour jitter, and optional free
+rotation with elastic deformation.
 
 Cells have no preferred orientation, so all 8 dihedral transforms are free data. Stains differ between labs
-(yellowish Dataset 1 vs purple Dataset 2), so colour jitter mixes channels, not only brightness.
+(yellowish Dataset 1 vs purple Dataset 2), so colour jitter mixes channels, not only brightness. Smooth
+elastic deformations were U-Net's own answer to few training images (Ronneberger et al. 2015).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -68,3 +72,29 @@ def colour_jitter(batch: torch.Tensor, strength: float, rng: np.random.Generator
     out = out.clamp(1e-4, 1) ** gamma
     noise = strength * 0.01 * torch.rand(n, 1, 1, 1, generator=gen) * torch.randn(out.shape, generator=gen)
     return (out + noise).clamp(0, 1)
+
+
+def random_warp(
+    images: torch.Tensor, labels: torch.Tensor, strength: float, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Free rotation plus a smooth elastic deformation of a batch ((N,3,H,W), (N,H,W)), one ``grid_sample``.
+
+    The displacement is a 5x5 grid of Gaussian offsets (standard deviation ``4 * strength`` px) upsampled
+    bicubically. Images are sampled bilinearly with reflection at the border; labels by nearest neighbour,
+    and pixels whose source lies outside the patch become IGNORE_INDEX (no invented labels)."""
+    if strength <= 0:
+        return images, labels
+    n, _, h, w = images.shape
+    gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+    angle = torch.rand(n, generator=gen) * (2 * math.pi)
+    cos, sin, zero = angle.cos(), angle.sin(), torch.zeros(n)
+    theta = torch.stack([torch.stack([cos, -sin * h / w, zero], 1), torch.stack([sin * w / h, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, [n, 3, h, w], align_corners=False)
+    coarse = torch.randn(n, 2, 5, 5, generator=gen) * (4.0 * strength)
+    coarse = coarse * torch.tensor([2.0 / w, 2.0 / h]).view(1, 2, 1, 1)  # px -> normalised coordinates
+    grid = grid + F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    lab = F.grid_sample(labels[:, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    inside = F.grid_sample(torch.ones(n, 1, h, w), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    lab = torch.where(inside > 0.5, lab, float(IGNORE_INDEX))[:, 0].round().to(labels.dtype)
+    return out, lab

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from napari_bloodseg.schemas import IGNORE_INDEX
-from napari_bloodseg.training.augment import colour_jitter, dihedral, random_crop_pad, scale_jitter
+from napari_bloodseg.training.augment import colour_jitter, dihedral, random_crop_pad, random_warp, scale_jitter
 
 
 def test_dihedral_gives_eight_distinct_invertible_transforms():
@@ -40,3 +40,20 @@ def test_colour_jitter_changes_colours_but_stays_in_range():
     assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
     assert (y - x).abs().mean() > 0.01
     assert torch.equal(colour_jitter(x, 0.0, rng), x)
+
+
+def test_random_warp_moves_image_and_labels_together():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:64, :64]
+    labels = torch.from_numpy(((yy - 20) ** 2 + (xx - 40) ** 2 < 200).astype(np.int64) * 2)[None].repeat(4, 1, 1)
+    labels[:, 50:, :10] = 1
+    image = torch.nn.functional.one_hot(labels, 3).permute(0, 3, 1, 2).float()  # the image *is* the labels
+    warped, wlab = random_warp(image, labels, 1.0, rng)
+    inside = wlab != IGNORE_INDEX
+    assert (warped.argmax(1)[inside] == wlab[inside]).float().mean() > 0.99  # nearest vs bilinear at edges only
+    assert not torch.equal(wlab, labels) and (~inside).any()  # it moved, and what came from outside is ignored
+    assert set(wlab.unique().tolist()) <= {0, 1, 2, IGNORE_INDEX}
+    same_image, same_labels = random_warp(image, labels, 0.0, rng)
+    assert same_image is image and same_labels is labels  # strength 0: off
+    again = random_warp(image, labels, 1.0, np.random.default_rng(0))
+    assert torch.equal(again[1], wlab)  # seeded
