@@ -282,6 +282,25 @@ def test_oom_everywhere_falls_back_to_cpu(tiny_unet, monkeypatch, rng):
     np.testing.assert_array_equal(pred.labels, ref.labels)
 
 
+def test_oom_at_another_scale_restarts_the_streamed_output(live_model, monkeypatch):
+    """At a scale, labels are upsampled into ``out`` band by band: a retry must write them all again, alike."""
+    image = synthetic_rbc((600, 640), seed=2)[0]
+    model = live_model("unet", 2, image[:300, :320])
+    messages, out, calls = [], np.full((600, 640), 7, np.uint8), []
+    # at scale 0.5 the image is 300 x 320, two rows of tiles 256: the second row runs out of memory, after the
+    # first row's labels were written
+    p, _ = _fake_gpu_predictor(
+        model, monkeypatch, lambda shape: calls.append(shape) or len(calls) == 2, messages.append
+    )
+    p.tile_size = 256
+    assert p.predict(image, scale=0.5, out=out).labels is out
+    assert messages == ["cuda out of memory at tile 256: retrying with tile 128"]
+    assert calls[0][1] > 128 and all(shape[1] <= 128 for shape in calls[2:])
+    ref = Predictor(model, device="cpu", tile_size=128, overlap=32, batch_size=1).predict(image, scale=0.5)
+    np.testing.assert_array_equal(out, ref.labels)
+    assert 0.05 < out.mean() < 0.95
+
+
 def test_oom_untiled_retries_tiled(tiny_unet, monkeypatch, rng):
     image = rng.integers(0, 256, size=(300, 300, 3), dtype=np.uint8)
     messages = []
