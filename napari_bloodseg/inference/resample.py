@@ -107,7 +107,7 @@ class RowUpsampler:
     """
 
     def __init__(self, src_size: tuple[int, int], size: tuple[int, int], labels: Any, probs: Any = None) -> None:
-        self.src_h, self.src_w = src_size
+        self.src_h = src_size[0]
         self.size = size
         self.labels, self.probs = labels, probs
         height = size[0]

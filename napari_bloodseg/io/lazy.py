@@ -15,7 +15,8 @@ banded pass first, so every band is scaled alike).
 
 :func:`open_label_output` creates an (H, W) uint8 array on disk (uncompressed TIFF memmap, ``.npy`` memmap or
 zarr) for ``Predictor.predict(image, out=...)``; :func:`predict_file` does both for one file. Labels are written
-as label values (0..n-1, what ``read_mask`` reads back as is), not the schema's grey levels.
+as label values (0..n-1, what ``read_mask`` reads back as is), or with ``schema=`` as that schema's grey levels
+(what ``bloodseg predict --stream`` writes).
 """
 
 from __future__ import annotations

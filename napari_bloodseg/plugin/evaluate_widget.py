@@ -316,7 +316,7 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
     @staticmethod
     def _score(items, schema: LabelSchema, model: str | None, want_errors: bool, cancel: threading.Event):
         """Worker thread: core ``score_image`` per pair, ``build_report`` overall; bad pairs become report errors.
-        Yields (done, total) after each pair; returns None when cancelled (the last report stays on screen)."""
+        Yields (pairs done, total) before each pair; returns None when cancelled (the last report stays shown)."""
         from ..evaluation import build_report
         from ..metrics import score_image
 
