@@ -134,3 +134,13 @@ def test_big_images_stream_without_asking(rbc_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(predict_cli, "STREAM_MIN_PIXELS", 160 * 200 + 1)
     assert main(["predict", "--model", "segnet:rbc", "--out", str(tmp_path / "p"), str(tmp_path / "big.tif")]) == 0
     assert [p.name for p in (tmp_path / "p").iterdir()] == ["big.png"]
+
+
+@pytest.mark.parametrize(("flag", "needle"), [([], "cannot read image"), (["--stream"], "cannot open lazily")])
+def test_broken_tiff_is_one_clean_error(wbc_dir, constant_models, tmp_path, capsys, clean_error, flag, needle):
+    bad = tmp_path / "broken.tif"
+    bad.write_bytes(b"not a TIFF at all")
+    out = tmp_path / "out"
+    assert main(["predict", "--model", "all-cyto", *flag, "--out", str(out), str(wbc_dir / "001.bmp"), str(bad)]) == 2
+    clean_error(capsys.readouterr().err, f"broken.tif: {needle}")
+    assert sorted(p.name for p in out.iterdir()) == ["001.png"]
