@@ -76,14 +76,14 @@ def run(args: argparse.Namespace) -> int:
 def _streamed(path: str | Path, forced: bool) -> bool:
     """Whether ``path`` streams: a lazily readable format, and ``--stream`` or big enough to need it."""
     from ..io import ImageReadError
-    from ..io.lazy import LAZY_SUFFIXES, open_lazy
+    from ..io.lazy import LAZY_SUFFIXES, image_size
 
     if Path(path).suffix.lower() not in LAZY_SUFFIXES:
         return False
     if forced:
         return True
     try:
-        height, width = open_lazy(path).shape[:2]
+        height, width = image_size(path)  # from the file's header: no pixel is read twice
     except ImageReadError:
         return False  # the ordinary reader then says what is wrong with the file
     return height * width >= STREAM_MIN_PIXELS

@@ -94,6 +94,25 @@ def open_lazy(path: str | Path, *, level: int = 0) -> Any:
     return as_rgb_uint8(raw, str(path))
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image file, without reading its pixels where the format allows it: a TIFF's tags
+    (also compressed ones, which :func:`open_lazy` reads whole when zarr is missing), a ``.npy`` header, zarr
+    metadata. Other formats are decoded."""
+    path = Path(path)
+    if path.suffix.lower() in (".tif", ".tiff") and path.is_file():
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                axes, shape = tif.series[0].axes, tif.series[0].shape
+        except Exception as exc:  # tifffile raises many types for corrupt files
+            raise ImageReadError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
+        if "Y" in axes and "X" in axes:
+            return int(shape[axes.index("Y")]), int(shape[axes.index("X")])
+    height, width = open_lazy(path).shape[:2]
+    return int(height), int(width)
+
+
 def as_rgb_uint8(raw: Any, name: str = "image") -> Any:
     """``raw`` itself when it already is (H, W, 3) uint8, else an :class:`RGBView` over it."""
     if raw.ndim == 3 and raw.shape[-1] == 3 and np.dtype(raw.dtype) == np.uint8:

@@ -183,3 +183,23 @@ def test_predict_file_writes_grey_levels_and_nothing_when_cancelled(tmp_path, fi
     with pytest.raises(Cancelled):
         predict_file(predictor, tmp_path / "field.tif", tmp_path / "cut.tif", cancel=lambda: True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["field.tif", "mask.tif"]  # no partial file
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda p, a: tifffile.imwrite(p, a),
+        lambda p, a: tifffile.imwrite(p, a, compression="zlib", tile=(64, 64)),
+        lambda p, a: tifffile.imwrite(
+            p, np.ascontiguousarray(np.moveaxis(a, -1, 0)), photometric="rgb", planarconfig="separate"
+        ),
+        lambda p, a: tifffile.imwrite(p, a[..., 0]),
+    ],
+    ids=["plain", "compressed-tiled", "planar", "grey"],
+)
+def test_image_size_reads_no_pixels(tmp_path, field, monkeypatch, write):
+    from napari_bloodseg.io import lazy
+
+    write(tmp_path / "f.tif", field)
+    monkeypatch.setattr(lazy, "open_lazy", lambda *a, **k: pytest.fail("pixels read for the size"))
+    assert lazy.image_size(tmp_path / "f.tif") == field.shape[:2]
