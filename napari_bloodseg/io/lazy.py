@@ -53,6 +53,8 @@ def _open_tiff(path: Path, level: int) -> Any:
     if level == 0:
         try:
             return tifffile.memmap(path, mode="r")
+        except tifffile.TiffFileError:
+            raise  # not a TIFF at all: no fallback, and no warning about zarr
         except ValueError:
             pass  # compressed, tiled or otherwise not contiguous on disk: go through zarr
     try:
