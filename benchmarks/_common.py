@@ -43,14 +43,22 @@ def machine_line(device: str = "cpu") -> str:
     ]
     if device.startswith("cuda") and torch.cuda.is_available():
         parts.append(f"GPU {torch.cuda.get_device_name(0)}")
+    from napari_bloodseg.inference.allocator import keep_freed_memory
+
+    parts.append("malloc keeps freed memory (as the CLI)" if keep_freed_memory() else "default malloc")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     parts.append(f"load average {load:.1f} at start")
     return ", ".join(parts)
 
 
-def set_threads(threads: int) -> None:
+def setup_process(threads: int) -> None:
+    """Torch's CPU threads (0: its default), and the allocator setting the ``bloodseg`` CLI uses
+    (:func:`napari_bloodseg.inference.allocator.keep_freed_memory`), so the numbers are what the CLI gets."""
     import torch
 
+    from napari_bloodseg.inference.allocator import keep_freed_memory
+
+    keep_freed_memory()
     if threads > 0:
         torch.set_num_threads(threads)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import REPO, machine_line, print_table, set_threads, shipped_model_names  # noqa: E402
+from _common import REPO, machine_line, print_table, setup_process, shipped_model_names  # noqa: E402
 
 
 def bloodseg_cmd() -> list[str]:
@@ -59,7 +59,7 @@ def main() -> None:
     if args.n < 2:
         sys.exit("--n must be at least 2")
 
-    set_threads(args.threads)
+    setup_process(args.threads)
     import torch
     from PIL import Image
 

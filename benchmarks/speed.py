@@ -45,7 +45,7 @@ from _common import (  # noqa: E402
     peak_rss_mb,
     print_table,
     run_child,
-    set_threads,
+    setup_process,
     shipped_model_names,
     smear_field,
 )
@@ -63,10 +63,12 @@ def default_repeat(mp: float) -> int:
 
 
 def child(args: argparse.Namespace) -> None:
-    set_threads(args.threads)
+    setup_process(args.threads)
+    import numpy as np
     import torch
 
     from napari_bloodseg.inference import Predictor
+    from napari_bloodseg.inference.tiling import tile_spans
 
     model, card, _ = load_model(args.child_model)
     side = side_for(args.child_mp)
@@ -88,9 +90,15 @@ def child(args: argparse.Namespace) -> None:
         return real_forward(tiles, tta)
 
     predictor._forward = counting_forward
-    # warm-up on one full batch of full-size tiles: oneDNN primitive creation, cuDNN autotuning (or compilation)
-    warm_w = args.tile + (predictor.batch_size - 1) * (args.tile - args.overlap)
-    predictor.predict(image[: min(args.tile, side), : min(warm_w, side)])
+    # warm-up: one batch of every tile shape the run will use (even tiling makes them e.g. 720 px at 2000 px,
+    # and the last row/column may differ): oneDNN primitive creation, cuDNN autotuning (or compilation)
+    side_in = max(round(side * predictor.input_scale), 8)
+    tile = args.tile or side_in
+    sizes = sorted({n for _, n in tile_spans(side_in, tile, min(args.overlap, tile // 2), model.stride)})
+    tta = predictor.uses_tta(side_in, side_in)
+    for h in sizes:
+        for w in sizes:
+            real_forward(np.zeros((predictor.batch_size, h, w, 3), np.uint8), tta)
     if args.child_device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     best = float("inf")
@@ -136,7 +144,7 @@ def main() -> None:
         child(args)
         return
 
-    set_threads(args.threads)
+    setup_process(args.threads)
     import torch
 
     sizes = args.sizes or (QUICK_SIZES_MP if args.quick else SIZES_MP)

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import _status_kb, peak_rss_mb  # noqa: E402
+from _common import _status_kb, peak_rss_mb, setup_process  # noqa: E402
 
 TILE, OVERLAP = 512, 64
 
@@ -80,8 +80,7 @@ def child(mode: str, image_path: str, labels_out: str, threads: int) -> None:
 
     from napari_bloodseg.inference import Predictor
 
-    if threads > 0:
-        torch.set_num_threads(threads)
+    setup_process(threads)
     image = np.load(image_path)
     model = _model(np.ascontiguousarray(image[:512, :512]))
     predictor = Predictor(model, device="cpu", tile_size=TILE if mode == "tiled" else 0, overlap=OVERLAP)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import load_model, set_threads, smear_field  # noqa: E402
+from _common import load_model, setup_process, smear_field  # noqa: E402
 
 
 def main() -> None:
@@ -23,7 +23,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tile", type=int, default=1024)
     args = ap.parse_args()
-    set_threads(args.threads)
+    setup_process(args.threads)
     import torch
 
     from napari_bloodseg.inference import Predictor

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import NETWORKS, calibrated, machine_line, print_table, set_threads, smear_field  # noqa: E402
+from _common import NETWORKS, calibrated, machine_line, print_table, setup_process, smear_field  # noqa: E402
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = ap.parse_args()
 
-    set_threads(args.threads)
+    setup_process(args.threads)
     import torch
 
     try:

@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    from napari_bloodseg.inference.allocator import keep_freed_memory
+
+    keep_freed_memory()  # our own napari process: segmentation reuses freed memory, as the CLI does
     viewer, docks, _ = build_viewer(args.sample, args.segment)
     if args.screenshot is not None:
         viewer.window._qt_window.resize(1280, 900)

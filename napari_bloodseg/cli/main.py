@@ -24,6 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "models":
+        from ..inference.allocator import keep_freed_memory
+
+        keep_freed_memory()  # a process of our own: tiles and training steps reuse freed memory (15-20 % faster)
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:
