@@ -43,12 +43,14 @@ def machine_line(device: str = "cpu") -> str:
     ]
     if device.startswith("cuda") and torch.cuda.is_available():
         parts.append(f"GPU {torch.cuda.get_device_name(0)}")
-    from napari_bloodseg.inference.allocator import keep_freed_memory
-
-    parts.append("malloc keeps freed memory (as the CLI)" if keep_freed_memory() else "default malloc")
+    parts.append("malloc keeps freed memory (as the CLI)" if _PROCESS["kept_freed_memory"] else "default malloc")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     parts.append(f"load average {load:.1f} at start")
     return ", ".join(parts)
+
+
+#: what :func:`setup_process` did, for :func:`machine_line`
+_PROCESS = {"kept_freed_memory": False}
 
 
 def setup_process(threads: int) -> None:
@@ -58,7 +60,7 @@ def setup_process(threads: int) -> None:
 
     from napari_bloodseg.inference.allocator import keep_freed_memory
 
-    keep_freed_memory()
+    _PROCESS["kept_freed_memory"] = keep_freed_memory()
     if threads > 0:
         torch.set_num_threads(threads)
 

@@ -4,10 +4,10 @@ again come back without page faults.
 glibc hands blocks of ~32 MB and more (one 8-channel activation of a 1024² tile is exactly 32 MiB) straight to the
 kernel with ``mmap`` and returns them with ``munmap`` when freed, and trims freed memory off the top of its heap:
 every tile then faults in fresh zeroed pages for each of its activations. With mmap off and the heap left
-untrimmed below 1 GB, the same pages are reused. ``speed.py --models wbc-unet --threads 2`` (2-core VM) went
-from 0.20-0.24 to 0.16-0.19 s/MP (57-68 % -> 75-82 % of the matmul peak) with the same peak RSS; a U-Net
-training step from 0.270 to 0.241 s (batch assembly included). The same advice PyTorch gives for CPU work
-(jemalloc/tcmalloc), without a preloaded library.
+untrimmed below 1 GB, the same pages are reused. ``speed.py --models wbc-unet --threads 2`` (2-core VM, idle)
+went from 0.20-0.25 s/MP at 57-68 % of the matmul peak to 0.16-0.19 s/MP at 68-80 %, with the same peak RSS
+(docs/performance.md); a U-Net training step from 0.270 to 0.241 s (batch assembly included). What PyTorch's CPU
+tuning advice gets from jemalloc or tcmalloc, without preloading a library.
 
 Process-wide, so only our own processes call it: the ``bloodseg`` CLI, the benchmarks and ``make napari``; the
 plugin does not change the allocator of a napari that someone else started. Linux with glibc only (a no-op
