@@ -53,14 +53,15 @@ def machine_line(device: str = "cpu") -> str:
 _PROCESS = {"kept_freed_memory": False}
 
 
-def setup_process(threads: int) -> None:
+def setup_process(threads: int, keep_freed_memory: bool = True) -> None:
     """Torch's CPU threads (0: its default), and the allocator setting the ``bloodseg`` CLI uses
-    (:func:`napari_bloodseg.inference.allocator.keep_freed_memory`), so the numbers are what the CLI gets."""
+    (:func:`napari_bloodseg.inference.allocator.keep_freed_memory`), so the numbers are what the CLI gets.
+    ``keep_freed_memory=False`` for memory-growth measurements: memory kept from a warm-up would hide growth."""
     import torch
 
-    from napari_bloodseg.inference.allocator import keep_freed_memory
+    from napari_bloodseg.inference import allocator
 
-    _PROCESS["kept_freed_memory"] = keep_freed_memory()
+    _PROCESS["kept_freed_memory"] = keep_freed_memory and allocator.keep_freed_memory()
     if threads > 0:
         torch.set_num_threads(threads)
 

@@ -80,7 +80,7 @@ def child(mode: str, image_path: str, labels_out: str, threads: int) -> None:
 
     from napari_bloodseg.inference import Predictor
 
-    setup_process(threads)
+    setup_process(threads, keep_freed_memory=False)  # growth above the loaded state: default malloc
     image = np.load(image_path)
     model = _model(np.ascontiguousarray(image[:512, :512]))
     predictor = Predictor(model, device="cpu", tile_size=TILE if mode == "tiled" else 0, overlap=OVERLAP)
@@ -149,7 +149,8 @@ def main() -> None:
                 sys.exit(f"{mode} {n}: child failed\n{proc.stderr}")
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]) | {"labels": out})
 
-        print(f"U-Net width 16, tile {TILE}, overlap {OVERLAP}, CPU {rows[0]['threads']} threads, uint8 RGB input")
+        threads = rows[0]["threads"]
+        print(f"U-Net width 16, tile {TILE}, overlap {OVERLAP}, CPU {threads} threads, uint8 RGB input, default malloc")
         what = "inference peak above the loaded state" if rows[0]["reset"] else "absolute peak RSS"
         print(f"memory: {what}")
         print(f"{'mode':<8} {'size':>11} {'seconds':>8} {'base MB':>8} {'peak MB':>8} {'extra MB':>9}  classes")
