@@ -39,6 +39,14 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
         help="test-time augmentation, the mean of 8 rotations/flips (8x the cost); auto: only for single-cell "
         "crops (network input up to 0.1 MP)",
     )
+    p.add_argument(
+        "--edge-cells",
+        type=edge_cells_arg,
+        default="auto",
+        metavar="auto|keep|FRACTION",
+        help="cells cut by the image edge: auto follows the model card (rbc-deconvnet drops those showing less "
+        "than 0.45 of a typical cell, as its training masks do), keep keeps all, a number sets the fraction",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--scale", type=float, default=None, help="resize factor applied before the network")
     g.add_argument(
@@ -47,6 +55,18 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="typical cell diameter in px in your images; rescaled to the model's training size",
     )
+
+
+def edge_cells_arg(value: str) -> str | float:
+    if value in ("auto", "keep"):
+        return value
+    try:
+        fraction = float(value)
+    except ValueError:
+        fraction = -1.0
+    if not 0 < fraction < 1:
+        raise argparse.ArgumentTypeError(f"expected auto, keep or a fraction between 0 and 1, not {value!r}")
+    return fraction
 
 
 def load_model_or_fail(spec: str, width: int = 16):
@@ -75,6 +95,7 @@ def make_predictor(args: argparse.Namespace, model, card):
             overlap=args.overlap,
             batch_size=args.batch_size,
             tta={"on": True, "off": False}.get(args.tta, "auto"),
+            edge_cells=args.edge_cells,
             log=lambda m: print(f"bloodseg: {m}", file=sys.stderr),
         )
     except ValueError as exc:

@@ -51,6 +51,13 @@ def add_parser(sub) -> None:
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this long (keeps the best so far)")
     p.add_argument("--name", default=None, help="model name in its card (default: the --out file name)")
     p.add_argument("--version", default="1", help="version label in the model card (shipped models count releases)")
+    p.add_argument(
+        "--edge-cell-min-fraction",
+        type=float,
+        default=None,
+        help="the masks leave out cells cut by the image edge that show less than this fraction of a typical "
+        "cell: recorded in the card so predictions (and validation) follow it (rbc: 0.45)",
+    )
     p.add_argument("--out", required=True, type=Path, help="output path; writes OUT.safetensors + OUT.json")
     p.set_defaults(func=run)
 
@@ -98,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
             test_fraction=args.test_fraction,
             val_data=args.val,
             input_scale=args.input_scale,
+            edge_cell_min_fraction=args.edge_cell_min_fraction,
             name=args.name,
             version=args.version,
             on_epoch=on_epoch,

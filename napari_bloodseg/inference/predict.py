@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from ..models import ModelCard, SegmentationNet
 from ..schemas import LabelSchema
 from .device import autocast_dtype, describe, resolve_device
+from .edge_cells import drop_partial_edge_cells
 from .optimize import fuse_for_inference
 from .resample import ResizedRows, RowUpsampler, scaled_size
 from .tiling import sliding_window
@@ -53,6 +54,8 @@ class Predictor:
     ``fuse`` runs an inference-only copy with BatchNorm folded into the convolutions and transposed
     convolutions rewritten as plain ones (same outputs to float rounding, see :mod:`.optimize`); ``compile``
     wraps it in ``torch.compile`` (minutes of compilation on a CPU: only for long runs on a GPU, off by default).
+    ``edge_cells``: "auto" follows the card's ``edge_cell_min_fraction`` (the RBC masks leave out cells the edge
+    cuts to a sliver, :mod:`.edge_cells`), "keep" keeps every cell, a number in (0, 1) sets the fraction.
     """
 
     def __init__(
@@ -69,8 +72,14 @@ class Predictor:
         log: Callable[[str], None] | None = None,
         fuse: bool = True,
         compile: bool = False,
+        edge_cells: str | float = "auto",
     ) -> None:
         self.card = card
+        if edge_cells not in ("auto", "keep") and not (
+            isinstance(edge_cells, (int, float)) and 0 < float(edge_cells) < 1
+        ):
+            raise ValueError(f"edge_cells must be 'auto', 'keep' or a fraction in (0, 1), not {edge_cells!r}")
+        self.edge_cells = edge_cells
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         # the network that runs: a fused copy (the caller's model is untouched), optionally compiled
@@ -114,6 +123,15 @@ class Predictor:
         if not cell_size_px or not trained:
             return 1.0
         return float(trained) / float(cell_size_px)
+
+    @property
+    def edge_cell_min_fraction(self) -> float | None:
+        """The fraction of a typical cell below which cells cut by the image edge are dropped (None: kept)."""
+        if self.edge_cells == "keep":
+            return None
+        if self.edge_cells == "auto":
+            return self.card.edge_cell_min_fraction if self.card else None
+        return float(self.edge_cells)
 
     def uses_tta(self, height: int, width: int) -> bool:
         """Whether an image of this size (at the network's input scale) gets test-time augmentation."""
@@ -245,6 +263,11 @@ class Predictor:
             labels, probs = self._run_with_fallback(small, return_probs, progress, cancel, out, (h, w))
         else:
             labels, probs = self._run_with_fallback(image, return_probs, progress, cancel, out)
+        fraction = self.edge_cell_min_fraction
+        if fraction:
+            trained = self.card.cell_size_px if self.card and self.card.cell_size_px else None
+            # the typical cell diameter in this image: the training data's, seen through the user's scale
+            drop_partial_edge_cells(labels, (trained or 100.0) / scale * self.input_scale, fraction)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         return Prediction(labels, probs, self.device_name, time.perf_counter() - t0)

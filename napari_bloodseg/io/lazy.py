@@ -230,19 +230,21 @@ def close_output(out: Any) -> None:
 
 class _GreyLevels:
     """A label output that stores the schema's grey levels (the experts' on-disk convention) instead of label
-    values, band by band as the Predictor writes them."""
+    values, band by band as the Predictor writes them; reads give label values back (edge-cell clean-up reads
+    and rewrites strips)."""
 
     def __init__(self, out: Any, schema: Any) -> None:
         from ..schemas import get_schema
 
         self.out, self.shape, self.dtype = out, out.shape, out.dtype
-        self.lut = get_schema(schema).to_disk(np.arange(256, dtype=np.uint8))
+        self.schema = get_schema(schema)
+        self.lut = self.schema.to_disk(np.arange(256, dtype=np.uint8))
 
     def __setitem__(self, key: Any, labels: np.ndarray) -> None:
         self.out[key] = self.lut[np.asarray(labels, dtype=np.uint8)]
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        return self.out[key]
+        return self.schema.from_disk(np.asarray(self.out[key]))
 
 
 def predict_file(

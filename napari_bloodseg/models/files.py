@@ -45,6 +45,9 @@ class ModelCard:
     cell_size_px: float | None = None
     #: resize factor the network expects on data like its training data (e.g. 0.5 for full-res RBC fields)
     input_scale: float = 1.0
+    #: the training masks leave out cells cut by the image edge that show less than this fraction of a typical
+    #: cell; predictions follow that convention (None: every cell is kept; see inference/edge_cells.py)
+    edge_cell_min_fraction: float | None = None
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     base_model: str | None = None

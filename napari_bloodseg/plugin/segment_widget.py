@@ -218,6 +218,14 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             "Test-time augmentation: average the 8 rotations/flips of the image. Auto uses it on small crops "
             "(up to 0.1 MP), where it is cheap and a little more accurate, and not on big fields"
         )
+        self.edge_combo = QComboBox()
+        for text, value in (("as the model's masks (auto)", "auto"), ("keep every cell", "keep")):
+            self.edge_combo.addItem(text, value)
+        self.edge_combo.setToolTip(
+            "Cells cut by the image edge. Auto follows the model card: rbc-deconvnet leaves out cells showing "
+            "less than 0.45 of a typical cell, as its expert masks do (the counting convention); WBC models keep "
+            "every cell. 'Keep every cell' keeps them all"
+        )
         # output
         self.new_layer_check = QCheckBox("Add a new layer (keep earlier results)")
         self.uncertainty_check = QCheckBox("Uncertainty layer (1 − max probability)")
@@ -244,6 +252,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         form.addRow("Cell size", self.cell_spin)
         form.addRow("Tile size", self.tile_spin)
         form.addRow("Test-time aug.", self.tta_combo)
+        form.addRow("Edge cells", self.edge_combo)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_btn)
         buttons.addWidget(self.cancel_btn)
@@ -444,6 +453,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         device = str(self.device_combo.currentData())
         tile = int(self.tile_spin.value())
         tta = self.tta_combo.currentData()
+        edge = str(self.edge_combo.currentData())
         self.last_layers = []
         self._run_stats = {"n": len(jobs), "done": 0, "t0": time.perf_counter(), "status": "running"}
         return self._start_worker(
@@ -453,6 +463,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             device,
             tile,
             tta,
+            edge,
             float(self.scale_spin.value()),
             float(self.cell_spin.value()),
             self.uncertainty_check.isChecked(),
@@ -460,12 +471,15 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             message=f"Segmenting {len(jobs)} image(s) with {choice.spec} …",
         )
 
-    def _get_predictor(self, choice: ModelChoice, device: str, tile: int, tta: bool | str = "auto") -> Predictor:
-        """Cached per (model, device, tile, tta) so weights are loaded and moved to the device once (worker thread)."""
+    def _get_predictor(
+        self, choice: ModelChoice, device: str, tile: int, tta: bool | str = "auto", edge: str = "auto"
+    ) -> Predictor:
+        """Cached per (model, device, tile, tta, edge) so weights are loaded and moved to the device once (worker
+        thread)."""
         from ..inference import Predictor
         from ..models import UntrainedModelWarning, get_model
 
-        key = (choice.spec, device, tile, tta, _weights_stamp(choice))
+        key = (choice.spec, device, tile, tta, edge, _weights_stamp(choice))
         with self._lock:
             pred = self._predictors.get(key)
             if pred is not None:
@@ -476,7 +490,9 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             model, card = get_model(choice.spec)
         # the zoo shares one cached model per file: the Predictor moves its copy, never the shared one
         overlap = min(64, tile // 4) if tile else 0
-        pred = Predictor(copy.deepcopy(model), card, device=device, tile_size=tile, overlap=overlap, tta=tta)
+        pred = Predictor(
+            copy.deepcopy(model), card, device=device, tile_size=tile, overlap=overlap, tta=tta, edge_cells=edge
+        )
         with self._lock:
             self._predictors[key] = pred
             while len(self._predictors) > MAX_PREDICTORS:
@@ -490,6 +506,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         device: str,
         tile: int,
         tta: bool | str,
+        edge: str,
         scale: float,
         cell: float,
         unc: bool,
@@ -503,7 +520,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         from ..models import ModelFileError
 
         try:
-            predictor = self._get_predictor(choice, device, tile, tta)
+            predictor = self._get_predictor(choice, device, tile, tta, edge)
             yield predictor.device_name
             if cell > 0 and predictor.card and predictor.card.cell_size_px:
                 scale = predictor.scale_for_cell_size(cell)

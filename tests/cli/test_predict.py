@@ -91,6 +91,31 @@ def test_usage_errors(wbc_dir, constant_models, tmp_path, capsys, clean_error, a
     assert not out.exists()
 
 
+@pytest.mark.parametrize("bad", ["drop", "1", "0", "-0.2"])
+def test_bad_edge_cells_value_is_an_argparse_error(wbc_dir, tmp_path, capsys, bad):
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", "--model", "unet", "--edge-cells", bad, "--out", str(tmp_path / "o"), str(wbc_dir)])
+    assert exc.value.code == 2 and "expected auto, keep or a fraction" in capsys.readouterr().err
+
+
+def test_edge_cells_option_reaches_the_predictor(wbc_dir, constant_models, tmp_path, monkeypatch):
+    from napari_bloodseg.inference import Predictor
+
+    seen = []
+    real_init = Predictor.__init__
+
+    def spy(self, *a, **k):
+        seen.append(k.get("edge_cells"))
+        real_init(self, *a, **k)
+
+    monkeypatch.setattr(Predictor, "__init__", spy)
+    assert (
+        main(["predict", "--model", "all-cyto", "--edge-cells", "0.3", "--out", str(tmp_path / "o"), str(wbc_dir)]) == 0
+    )
+    assert main(["predict", "--model", "all-cyto", "--out", str(tmp_path / "p"), str(wbc_dir)]) == 0
+    assert seen == [0.3, "auto"]
+
+
 def test_empty_folder(tmp_path, capsys, clean_error):
     (tmp_path / "empty").mkdir()
     assert main(["predict", "--model", "unet", "--out", str(tmp_path / "o"), str(tmp_path / "empty")]) == 2

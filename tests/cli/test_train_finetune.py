@@ -49,6 +49,8 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
             "cpu",
             "--version",
             "7",
+            "--edge-cell-min-fraction",
+            "0.3",
             "--out",
             str(out),
         ]
@@ -56,6 +58,7 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
     assert rc == 0
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["training"]["epochs_run"] == 2 and card["architecture"] == "unet" and card["version"] == "7"
+    assert card["edge_cell_min_fraction"] == 0.3  # the masks' edge-cell convention travels with the model
     assert main(["models", "import", str(out), "base"]) == 0
     rc = main(
         [
@@ -80,6 +83,8 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
     text = capsys.readouterr().out
     assert "before:" in text and "after:" in text and "base-v2" in text
     assert {"base", "base-v2"} <= {m.name for m in list_models()}
+    tuned = next(m for m in list_models() if m.name == "base-v2")
+    assert json.loads(tuned.path.with_suffix(".json").read_text())["edge_cell_min_fraction"] == 0.3
     assert main(["models", "rename", "base-v2", "base-lab"]) == 0
     assert main(["models", "delete", "base-lab"]) == 0
     assert "base-lab" not in {m.name for m in list_models()}

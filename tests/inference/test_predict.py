@@ -333,3 +333,33 @@ def test_cpu_oom_is_raised_not_retried_forever(tiny_unet, monkeypatch, rng):
     with pytest.raises(RuntimeError, match="out of memory"):
         p.predict(rng.integers(0, 256, size=(50, 50, 3), dtype=np.uint8))
     assert calls == [1]
+
+
+def _sliver_labels(h: int = 200, w: int = 300) -> np.ndarray:
+    """Six whole 40 px cells and one sliver on the top edge (~10 % of a cell)."""
+    labels = np.zeros((h, w), np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    for cy, cx in [(50, 50), (50, 150), (50, 250), (150, 50), (150, 150), (150, 250), (-14, 100)]:
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= 400] = 1
+    return labels
+
+
+@pytest.mark.parametrize(
+    "card_fraction, edge_cells, sliver_kept",
+    [(0.45, "auto", False), (None, "auto", True), (0.45, "keep", True), (None, 0.3, False)],
+)
+def test_edge_cells_follow_the_card_unless_told(tiny_unet, monkeypatch, card_fraction, edge_cells, sliver_kept):
+    card = ModelCard(
+        name="m", config=tiny_unet.config, schema="rbc", cell_size_px=80.0, edge_cell_min_fraction=card_fraction
+    )
+    p = Predictor(tiny_unet, card, device="cpu", edge_cells=edge_cells)
+    monkeypatch.setattr(p, "_run_with_fallback", lambda *a, **k: (_sliver_labels(), None))
+    labels = p.predict(np.zeros((200, 300, 3), np.uint8), scale=2.0).labels  # cells of 40 px: 80 / 2
+    assert bool(labels[0, 100]) is sliver_kept
+    assert labels.sum() == _sliver_labels().sum() - (0 if sliver_kept else _sliver_labels()[:7].sum())
+
+
+@pytest.mark.parametrize("bad", ["drop", 0, 1.5, None])
+def test_edge_cells_bad_value(tiny_unet, bad):
+    with pytest.raises(ValueError, match="edge_cells"):
+        Predictor(tiny_unet, device="cpu", edge_cells=bad)

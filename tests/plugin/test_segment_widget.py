@@ -297,3 +297,13 @@ def test_model_follows_the_kind_of_image_until_the_user_picks_one(viewer, dock, 
     widget.model_combo.activated.emit(widget.model_combo.currentIndex())  # both: sets the index, then says so
     widget.select_images(["field"])
     assert widget.model_spec() == "wbc-segnet"  # the user's choice stays
+
+
+def test_edge_cells_choice_reaches_the_predictor(viewer, dock, wait_idle, wbc_pair):
+    viewer.add_image(wbc_pair[0], name="cell", rgb=True)
+    widget = dock("Segment")
+    assert widget.edge_combo.currentData() == "auto"  # follow the model card unless told
+    _segment(widget, wait_idle)
+    widget.edge_combo.setCurrentIndex(widget.edge_combo.findData("keep"))
+    _segment(widget, wait_idle)
+    assert [p.edge_cells for p in widget._predictors.values()] == ["auto", "keep"]
