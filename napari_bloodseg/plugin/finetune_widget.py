@@ -109,6 +109,10 @@ def find_layer_pairs(viewer: napari.Viewer) -> list[LayerPair]:
     return pairs
 
 
+#: masks read to tell a folder's schema (all must agree)
+FOLDER_SCHEMA_PEEK = 3
+
+
 def pair_samples(pairs: list[LayerPair], schema_name: str, base: str) -> list[Sample]:
     """Copies of the layers' data as training samples in ``schema_name``; ValueError with a user-facing reason."""
     from ..training import Sample
@@ -362,6 +366,7 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         self._on_source_toggled()
         self.layers_radio.toggled.connect(self._on_source_toggled)
         self.folder_btn.clicked.connect(self._browse_folder)
+        self.folder_edit.editingFinished.connect(self._on_folder_typed)
         self.all_train_check.toggled.connect(lambda on: self.val_spin.setEnabled(not on))
         self.name_edit.textEdited.connect(self._on_name_edited)
         self.pair_list.itemChanged.connect(self._on_item_changed)
@@ -478,6 +483,32 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
             return
         self.folder_edit.setText(str(folder))
         self.folder_radio.setChecked(True)
+        self._follow_folder_schema(Path(folder))
+
+    def _on_folder_typed(self) -> None:
+        text = self.folder_edit.text().strip()
+        if text:
+            self._follow_folder_schema(Path(text))
+
+    def _follow_folder_schema(self, folder: Path) -> None:
+        """Until the user picks a base, start on the default model of the schema the folder's masks are in (a
+        folder of RBC fields used to stay on wbc-unet and be refused at Fine-tune)."""
+        from ..io import find_pairs, read_mask
+        from ..models.zoo import default_index
+
+        if not self._auto_base:
+            return
+        try:
+            masks = [m for _, m in find_pairs(folder) if m is not None][:FOLDER_SCHEMA_PEEK]
+            schemas = {read_mask(m)[1].name for m in masks}
+        except Exception:  # noqa: BLE001 - an unreadable folder is reported when Fine-tune reads it
+            return
+        if len(schemas) != 1:
+            return
+        schema = schemas.pop()
+        pick = default_index([(m.name, m.schema) for m in self._models], schema)
+        if pick is not None and self._models[pick].schema == schema:
+            self.base_combo.setCurrentIndex(pick)
 
     def _watch(self, layer: Any) -> None:
         layer.events.name.connect(self._on_layers_changed)

@@ -316,3 +316,29 @@ def test_finetune_from_a_folder_and_partial_labels(viewer, dock, wait_idle, base
 def test_base_starts_on_the_shipped_wbc_unet(viewer, dock):
     widget = dock("Fine-tune")
     assert widget.base_name() == "wbc-unet"  # not the alphabetically first model (rbc-deconvnet)
+
+
+def test_a_folder_of_rbc_pairs_moves_the_base_to_the_rbc_model(viewer, dock, tmp_path):
+    from PIL import Image
+
+    from napari_bloodseg.data import synthetic_rbc, synthetic_wbc
+    from napari_bloodseg.io import write_mask
+
+    rbc, wbc = tmp_path / "rbc", tmp_path / "wbc"
+    rbc.mkdir(), wbc.mkdir()
+    for i in range(2):
+        img, lab = synthetic_rbc((120, 160), seed=i)
+        Image.fromarray(img).save(rbc / f"f{i}.png")
+        write_mask(rbc / f"f{i}_mask.png", lab, "rbc")
+        img, lab = synthetic_wbc(48, seed=i)
+        Image.fromarray(img).save(wbc / f"{i:03d}.bmp")
+        write_mask(wbc / f"{i:03d}.png", lab, "wbc")
+    widget = dock("Fine-tune")
+    widget.set_folder(rbc)
+    assert widget.base_name() == "rbc-deconvnet"
+    widget.folder_edit.setText(str(wbc))
+    widget.folder_edit.editingFinished.emit()  # typed, not browsed
+    assert widget.base_name() == "wbc-unet"
+    widget.set_base("wbc-segnet")  # the user's pick stays whatever the folder holds
+    widget.set_folder(rbc)
+    assert widget.base_name() == "wbc-segnet"
