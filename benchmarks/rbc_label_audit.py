@@ -33,7 +33,7 @@ def main() -> None:
     from scipy import ndimage as ndi
 
     from napari_bloodseg.inference import Predictor
-    from napari_bloodseg.inference.edge_cells import drop_partial_edge_cells
+    from napari_bloodseg.inference.edge_cells import DEFAULT_CELL_DIAMETER, drop_partial_edge_cells
     from napari_bloodseg.models import get_model
     from napari_bloodseg.training import load_samples
 
@@ -70,7 +70,7 @@ def main() -> None:
         for f in ious:
             kept = pred.copy()
             if f is not None:
-                drop_partial_edge_cells(kept, card.cell_size_px or 100.0, f)
+                drop_partial_edge_cells(kept, card.cell_size_px or DEFAULT_CELL_DIAMETER, f)
             ious[f].append((gt & kept).sum() / max((gt | kept).sum(), 1))
         print(
             f"| {s.name[:8]} | {w}x{h} | {counts['edge_in']} | {counts['edge_out']} | {counts['in']} | "

@@ -17,6 +17,9 @@ from typing import Any
 
 import numpy as np
 
+#: cell diameter (px) assumed when a model card does not know its own: sets the strip width only, since the
+#: typical cell is measured in the image whenever it shows a few whole cells
+DEFAULT_CELL_DIAMETER = 100.0
 #: strips along the edges are this many cell diameters wide
 STRIP_DIAMETERS = 2.5
 #: with fewer whole cells than this inside the strips, the typical cell is a disc of the expected diameter

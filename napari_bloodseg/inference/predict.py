@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ..models import ModelCard, SegmentationNet
 from ..schemas import LabelSchema
 from .device import autocast_dtype, describe, resolve_device
-from .edge_cells import drop_partial_edge_cells
+from .edge_cells import DEFAULT_CELL_DIAMETER, drop_partial_edge_cells
 from .optimize import fuse_for_inference
 from .resample import ResizedRows, RowUpsampler, scaled_size
 from .tiling import sliding_window
@@ -267,7 +267,7 @@ class Predictor:
         if fraction:
             trained = self.card.cell_size_px if self.card and self.card.cell_size_px else None
             # the typical cell diameter in this image: the training data's, seen through the user's scale
-            drop_partial_edge_cells(labels, (trained or 100.0) / scale * self.input_scale, fraction)
+            drop_partial_edge_cells(labels, (trained or DEFAULT_CELL_DIAMETER) / scale * self.input_scale, fraction)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         return Prediction(labels, probs, self.device_name, time.perf_counter() - t0)
