@@ -36,8 +36,8 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
         "--tta",
         choices=["auto", "on", "off"],
         default="auto",
-        help="test-time augmentation, the mean of 8 rotations/flips (8x the cost); auto: only for single-cell "
-        "crops (network input up to 0.1 MP)",
+        help="test-time augmentation, the mean of 8 rotations/flips (8x the cost); auto: single-cell crops "
+        "(network input up to 0.1 MP), or up to the model card's limit (rbc-deconvnet: fields up to 1 MP of input)",
     )
     p.add_argument(
         "--edge-cells",

@@ -58,6 +58,13 @@ def add_parser(sub) -> None:
         help="the masks leave out cells cut by the image edge that show less than this fraction of a typical "
         "cell: recorded in the card so predictions (and validation) follow it (rbc: 0.45)",
     )
+    p.add_argument(
+        "--tta-max-pixels",
+        type=int,
+        default=None,
+        help="--tta auto averages the 8 rotations/flips up to this many network-input pixels (default: single-cell "
+        "crops, 100000); recorded in the card (rbc: 1000000, whole fields)",
+    )
     p.add_argument("--out", required=True, type=Path, help="output path; writes OUT.safetensors + OUT.json")
     p.set_defaults(func=run)
 
@@ -106,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             val_data=args.val,
             input_scale=args.input_scale,
             edge_cell_min_fraction=args.edge_cell_min_fraction,
+            tta_max_pixels=args.tta_max_pixels,
             name=args.name,
             version=args.version,
             on_epoch=on_epoch,

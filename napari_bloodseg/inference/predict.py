@@ -48,7 +48,7 @@ class Predictor:
 
     ``tile_size``/``overlap`` bound memory on big smears (0 disables tiling); ``tta`` averages the 8
     rotations/flips (8x the cost, slightly more accurate): True, False, or "auto" = only for inputs of at most
-    :data:`TTA_AUTO_MAX_PIXELS` (single-cell crops); ``scale`` resizes the image
+    :data:`TTA_AUTO_MAX_PIXELS` (single-cell crops) or the card's ``tta_max_pixels``; ``scale`` resizes the image
     before the network (e.g. 0.4 to bring Dataset 2's ~250 px cells to Dataset 1's ~100 px), and labels come
     back at the original size. On a GPU out-of-memory the tile is halved, then the run moves to the CPU.
     ``fuse`` runs an inference-only copy with BatchNorm folded into the convolutions and transposed
@@ -133,9 +133,15 @@ class Predictor:
             return self.card.edge_cell_min_fraction if self.card else None
         return float(self.edge_cells)
 
+    @property
+    def tta_max_pixels(self) -> int:
+        """Network-input size up to which ``tta="auto"`` augments: the card's own limit, else single-cell crops."""
+        own = self.card.tta_max_pixels if self.card else None
+        return int(own) if own else TTA_AUTO_MAX_PIXELS
+
     def uses_tta(self, height: int, width: int) -> bool:
         """Whether an image of this size (at the network's input scale) gets test-time augmentation."""
-        return self.tta is True or (self.tta == "auto" and height * width <= TTA_AUTO_MAX_PIXELS)
+        return self.tta is True or (self.tta == "auto" and height * width <= self.tta_max_pixels)
 
     def _forward(self, tiles: np.ndarray, tta: bool = False) -> torch.Tensor:
         """(N, h, w, 3) uint8/float tiles → (N, C, h, w) float32 probabilities, left on the model's device (tiles

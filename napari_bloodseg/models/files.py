@@ -48,6 +48,9 @@ class ModelCard:
     #: the training masks leave out cells cut by the image edge that show less than this fraction of a typical
     #: cell; predictions follow that convention (None: every cell is kept; see inference/edge_cells.py)
     edge_cell_min_fraction: float | None = None
+    #: ``tta="auto"`` averages the 8 rotations/flips up to this many network-input pixels (None: the Predictor's
+    #: default, single-cell crops); set where it was measured to pay, e.g. whole RBC fields
+    tta_max_pixels: int | None = None
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     base_model: str | None = None

@@ -258,6 +258,7 @@ def finetune(
         cell_size_px=users_cells,
         input_scale=factor,
         edge_cell_min_fraction=base_card.edge_cell_min_fraction,  # the users' masks follow the base's convention
+        tta_max_pixels=base_card.tta_max_pixels,
         base_model=base_card.name,
         description=f"fine-tuned from {base_card.name} on {len(train)} corrected images"
         + (f", weights mixed {share:g} : {1 - share:g} with the base to pass the guard" if share < 1 else ""),

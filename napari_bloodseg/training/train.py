@@ -42,6 +42,7 @@ def train_model(
     val_data: str | Path | None = None,
     input_scale: float = 1.0,
     edge_cell_min_fraction: float | None = None,
+    tta_max_pixels: int | None = None,
     name: str | None = None,
     description: str = "",
     version: str = "1",
@@ -52,8 +53,11 @@ def train_model(
 
     ``input_scale`` resizes the data before training (and is recorded so inference does the same): big smear
     fields train and run faster at 0.5 with no loss of accuracy at this cell size. ``edge_cell_min_fraction``
-    records the masks' edge-cell convention (see :mod:`napari_bloodseg.inference.edge_cells`).
+    records the masks' edge-cell convention (see :mod:`napari_bloodseg.inference.edge_cells`), ``tta_max_pixels``
+    how far ``tta="auto"`` reaches (see ``Predictor``).
     """
+    if tta_max_pixels is not None and tta_max_pixels <= 0:
+        raise ValueError(f"tta_max_pixels must be positive, not {tta_max_pixels}")
     if edge_cell_min_fraction is not None and not 0 < edge_cell_min_fraction < 1:
         raise ValueError(f"edge_cell_min_fraction must be between 0 and 1, not {edge_cell_min_fraction}")
     cfg = cfg or TrainConfig()
@@ -75,6 +79,7 @@ def train_model(
         cell_size_px=round(typical_cell_size(samples) / input_scale, 1),
         input_scale=input_scale,
         edge_cell_min_fraction=edge_cell_min_fraction,
+        tta_max_pixels=tta_max_pixels,
         description=description,
         version=str(version),
     )

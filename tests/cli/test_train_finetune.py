@@ -51,6 +51,8 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
             "7",
             "--edge-cell-min-fraction",
             "0.3",
+            "--tta-max-pixels",
+            "50000",
             "--out",
             str(out),
         ]
@@ -59,6 +61,7 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["training"]["epochs_run"] == 2 and card["architecture"] == "unet" and card["version"] == "7"
     assert card["edge_cell_min_fraction"] == 0.3  # the masks' edge-cell convention travels with the model
+    assert card["tta_max_pixels"] == 50000
     assert main(["models", "import", str(out), "base"]) == 0
     rc = main(
         [
@@ -84,7 +87,8 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
     assert "before:" in text and "after:" in text and "base-v2" in text
     assert {"base", "base-v2"} <= {m.name for m in list_models()}
     tuned = next(m for m in list_models() if m.name == "base-v2")
-    assert json.loads(tuned.path.with_suffix(".json").read_text())["edge_cell_min_fraction"] == 0.3
+    tuned_card = json.loads(tuned.path.with_suffix(".json").read_text())
+    assert tuned_card["edge_cell_min_fraction"] == 0.3 and tuned_card["tta_max_pixels"] == 50000
     assert main(["models", "rename", "base-v2", "base-lab"]) == 0
     assert main(["models", "delete", "base-lab"]) == 0
     assert "base-lab" not in {m.name for m in list_models()}
