@@ -86,6 +86,9 @@ def main() -> int:
     ]:
         c = rep["per_class"]["cell"]
         print(f"| {label} | {c['jaccard']:.4f} ± {c['jaccard_sem']:.4f} | {c['dice']:.4f} ± {c['dice_sem']:.4f} |")
+    if res.before and res.after:  # what the user sees: the one selection field, before and after
+        b, a = res.before["per_class"]["cell"], res.after["per_class"]["cell"]
+        print(f"selection field (the fine-tune's own validation) cell IoU: {b['jaccard']:.4f} -> {a['jaccard']:.4f}")
     if res.base_before:
         b, a = res.base_before["per_class"]["cell"], res.base_after["per_class"]["cell"]
         print(f"base-domain validation cell Dice (guard): {b['dice']:.4f} -> {a['dice']:.4f}")
