@@ -82,6 +82,7 @@ def child(args: argparse.Namespace) -> None:
         batch_size=args.batch_size or None,
         fuse=not args.no_fuse,
         compile=args.compile,
+        tta={"on": True, "off": False}.get(args.tta, "auto"),
     )
     real_forward, net_pixels = predictor._forward, [0]
 
@@ -134,6 +135,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=0, help="tiles per pass (0: the default, 1 on CPU, 4 on GPU)")
     ap.add_argument("--no-fuse", action="store_true", help="run the network as trained (no inference rewrites)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the network (compile time not timed)")
+    ap.add_argument(
+        "--tta",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="test-time augmentation as users get it (auto: crops, and rbc-deconvnet fields up to 1 MP of network "
+        "input, 8x the time there), or on/off",
+    )
     ap.add_argument("--repeat", type=int, default=0, help="timed runs per size, best kept (0: 3/2/1 by size)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per child run")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
@@ -158,12 +166,13 @@ def main() -> None:
     print(f"# Inference speed: {machine_line(devices[-1])}")
     print(
         f"tile {args.tile}, overlap {args.overlap}, batch {args.batch_size or 'default (CPU 1, GPU 4)'}, "
-        f"{'unfused' if args.no_fuse else 'fused'} network{', torch.compile' if args.compile else ''}; "
+        f"{'unfused' if args.no_fuse else 'fused'} network{', torch.compile' if args.compile else ''}, "
+        f"TTA {args.tta}; "
         "each size in a fresh process; peak RSS = absolute VmHWM (torch + model + image + inference)"
     )
     child_flags = ["--threads", str(args.threads), "--tile", str(args.tile), "--overlap", str(args.overlap)]
     child_flags += ["--batch-size", str(args.batch_size), "--repeat", str(args.repeat)]
-    child_flags += ["--no-fuse"] * args.no_fuse + ["--compile"] * args.compile
+    child_flags += ["--no-fuse"] * args.no_fuse + ["--compile"] * args.compile + ["--tta", args.tta]
 
     results = []
     for device in devices:
