@@ -6,8 +6,8 @@
 Writes ``segment.png`` (Segment widget after a run), ``evaluate.png`` (scores, bar chart and error layer) and
 ``finetune.png`` (the shipped ``wbc-unet`` fine-tuned on corrected crops of a "new lab": cells twice the size it
 was trained on). The model is the Segment widget's default, the shipped ``wbc-unet``. Only synthetic data is
-used, so no dataset image ends up in the repository; models are written to a temporary folder, never to the
-user's.
+used, so no dataset image ends up in the repository; models are written to a temporary folder (removed at the
+end), never to the user's.
 """
 
 from __future__ import annotations
@@ -75,7 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "docs" / "images")
     p.add_argument("--finetune-seconds", type=int, default=30, help="time budget of the fine-tuning shot")
     args = p.parse_args(argv)
-    os.environ["BLOODSEG_MODEL_DIR"] = tempfile.mkdtemp(prefix="bloodseg-screenshots-")
+    with tempfile.TemporaryDirectory(prefix="bloodseg-screenshots-") as models:  # removed afterwards
+        os.environ["BLOODSEG_MODEL_DIR"] = models
+        return render(args)
+
+
+def render(args: argparse.Namespace) -> int:
+    """The three shots, with BLOODSEG_MODEL_DIR pointing at a throw-away folder."""
     if not has_display():
         print('screenshots: no display; run under xvfb-run -a -s "-screen 0 1280x1024x24"', file=sys.stderr)
         return 2
