@@ -102,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"before: {fmt(res.before)}")
     print(f"after:  {fmt(res.after)}")
+    if res.validation_caveat:
+        print(f"bloodseg: note: {res.validation_caveat}", file=sys.stderr)
     if res.base_before:
         print(f"base-domain validation before: {fmt(res.base_before)}")
         print(f"base-domain validation after:  {fmt(res.base_after)}")

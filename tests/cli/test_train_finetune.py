@@ -83,8 +83,10 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
         ]
     )
     assert rc == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert "before:" in text and "after:" in text and "base-v2" in text
+    assert "rest on 1 validation image: a weak guide" in captured.err  # 5 images, 0.2 held out
     assert {"base", "base-v2"} <= {m.name for m in list_models()}
     tuned = next(m for m in list_models() if m.name == "base-v2")
     tuned_card = json.loads(tuned.path.with_suffix(".json").read_text())

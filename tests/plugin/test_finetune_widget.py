@@ -108,6 +108,7 @@ def test_finetune_from_layers_saves_new_model_and_updates_segment_list(
     assert res.card.name == f"{BASE}-ft1" and res.card.base_model == BASE
     assert sha256(base_model) == base_hash, "the base model file must never change"
     assert not notes.errors
+    assert "rest on 1 validation image: a weak guide" in widget.status.text()  # said, not hidden in a log
 
     # the live curve got every step and every epoch mean, and the loss went down
     total = 12  # 3 training images, batch 4: one step per epoch
@@ -310,6 +311,7 @@ def test_finetune_from_a_folder_and_partial_labels(viewer, dock, wait_idle, base
     assert widget.last_result.card.training["data"] == str(data)
     assert widget.last_result.card.training["train_ids"] == ["s0", "s1"]
     assert widget.metrics_table.rowCount() == 0 and "no validation part" in widget.status.text()
+    assert "weak guide" not in widget.status.text()  # no scores, nothing to caveat
     assert widget.remaining_images() == ["cell"]  # from a folder: every image layer is "remaining"
 
 

@@ -8,7 +8,7 @@ from napari_bloodseg.inference import Cancelled, Predictor
 from napari_bloodseg.models import ModelCard, build_model, get_model, list_models, save_model
 from napari_bloodseg.models.files import model_paths
 from napari_bloodseg.training import Sample, TrainConfig
-from napari_bloodseg.training.finetune import FinetuneError, auto_scale, finetune
+from napari_bloodseg.training.finetune import FinetuneError, FinetuneResult, auto_scale, finetune
 from napari_bloodseg.training.trainer import selection_score
 
 
@@ -200,3 +200,13 @@ def test_mix_weights_moves_the_base_to_the_tuned_device_and_keeps_counters():
     assert int(mixed["n"]) == 5  # integer buffers (BatchNorm's batch counter) are not averaged
     on_meta = mix_weights(base, {"w": torch.ones(3, device="meta"), "n": torch.tensor(5)}, 0.5)
     assert on_meta["w"].device.type == "meta"  # a tuned model on a GPU: the CPU base follows it there
+
+
+@pytest.mark.parametrize("n_val, warned", [(0, False), (1, True), (2, True), (3, False), (10, False)])
+def test_few_validation_images_come_with_a_caveat(n_val, warned):
+    card = ModelCard(name="m", config={"architecture": "unet"}, schema="wbc")
+    report = {"n_images": n_val, "per_class": {}} if n_val else None
+    caveat = FinetuneResult(card, None, report, report).validation_caveat
+    assert (caveat is not None) is warned
+    if warned:
+        assert f"{n_val} validation image" in caveat and "weak guide" in caveat
