@@ -2,8 +2,8 @@
 
 Why: the RBC expert masks follow the counting convention of leaving out cells that the field edge cuts to a
 sliver. On the 79 training + validation fields, of the edge cells the network finds, 0 % of those showing under a
-quarter of a typical cell are labelled, 38 % of those showing a quarter to a half, 82 % at a half to three
-quarters and 96 % above (``benchmarks/rbc_label_audit.py``). A model whose card sets
+quarter of a typical cell are labelled, 36 % of those showing a quarter to a half, 84 % at a half to three
+quarters and 93-97 % above (``benchmarks/rbc_label_audit.py``). A model whose card sets
 ``edge_cell_min_fraction`` has its predictions follow the same rule.
 
 Only strips along the four edges are read and written (a few cell diameters wide), so the rule runs on label

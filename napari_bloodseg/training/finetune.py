@@ -60,13 +60,14 @@ class FinetuneResult:
         if not n or n >= CONVINCING_VAL_IMAGES:
             return None
         return (
-            f"the before/after scores rest on {n} validation image{'s' if n > 1 else ''}: a weak guide (with 1 "
-            "re-stained RBC field it read +0.026 IoU while 6 other fields lost 0.017); check the new model on a "
-            "few more of your images before relying on it"
+            f"the before/after scores rest on {n} validation image{'s' if n > 1 else ''}: a weak guide; check the "
+            "new model on a few more of your images (Evaluate) before relying on it"
         )
 
 
-#: fewer validation images than this and the before/after change is reported with a caveat
+#: fewer validation images than this and the before/after change is reported with a caveat: with one re-stained
+#: RBC field as validation, a fine-tune read +0.026 IoU there while six other fields lost 0.017
+#: (benchmarks/finetune_rbc.py, docs/finetuning.md)
 CONVINCING_VAL_IMAGES = 3
 
 
