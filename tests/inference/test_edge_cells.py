@@ -18,7 +18,7 @@ def _field() -> tuple[np.ndarray, dict[str, tuple[int, int]]]:
         _disc(labels, cy, cx)
     cut = {
         "top_sliver": (-14, 130),  # ~10 % of a cell shows
-        "left_quarter": (150, -10),  # ~20 %: 4 of the disc's 20 px radius beyond centre... mostly outside
+        "left_quarter": (150, -10),  # ~20 % shows (10 of its 40 px width)
         "bottom_most": (290, 130),  # ~85 % shows
         "right_half": (100, 400),  # ~50 % shows
         "corner": (-5, -5),  # ~20 % in the top-left corner
