@@ -1,7 +1,7 @@
 """Inference speed and peak memory per network and shipped model, from 0.25 to 64 megapixels, CPU and GPU.
 
 For every device (CPU with its thread count; CUDA with bf16 autocast when a GPU is present), model and image
-size, one fresh child process builds the Predictor (defaults: tiles of at most 1024 px shared evenly, overlap 64,
+size, one fresh child process builds the Predictor (defaults: tiles of at most 1088 px shared evenly, overlap 64,
 one tile per pass on a CPU and 4 on a GPU, fused network), warms it up on one batch of full tiles, times
 ``predict`` on a square synthetic smear of that many megapixels (best of ``--repeat``; by default 3 runs below
 1 MP, 2 at 1 MP, else 1) and reports its absolute peak RSS (VmHWM:
@@ -49,6 +49,8 @@ from _common import (  # noqa: E402
     shipped_model_names,
     smear_field,
 )
+
+from napari_bloodseg.inference.defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE  # noqa: E402
 
 SIZES_MP = (0.25, 1.0, 4.0, 16.0, 64.0)
 QUICK_SIZES_MP = (0.25, 1.0)
@@ -130,8 +132,8 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", help="networks and/or shipped model names (default: all)")
     ap.add_argument("--device", choices=("cpu", "cuda", "all"), default="all", help="all: CPU, and CUDA if present")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    ap.add_argument("--tile", type=int, default=1024)
-    ap.add_argument("--overlap", type=int, default=64)
+    ap.add_argument("--tile", type=int, default=DEFAULT_TILE_SIZE)
+    ap.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)
     ap.add_argument("--batch-size", type=int, default=0, help="tiles per pass (0: the default, 1 on CPU, 4 on GPU)")
     ap.add_argument("--no-fuse", action="store_true", help="run the network as trained (no inference rewrites)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the network (compile time not timed)")

@@ -1,7 +1,7 @@
 """Where the seconds of one big prediction go: the network, the input normalisation + softmax around it, and
 everything else (tiling, blending, labels). One line per image size.
 
-    .venv/bin/python benchmarks/time_split.py [--model wbc-unet] [--sides 4000 8000] [--threads 2] [--tile 1024]
+    .venv/bin/python benchmarks/time_split.py [--model wbc-unet] [--sides 4000 8000] [--threads 2] [--tile 1088]
 """
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import load_model, setup_process, smear_field  # noqa: E402
 
+from napari_bloodseg.inference.defaults import DEFAULT_TILE_SIZE  # noqa: E402
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="wbc-unet")
     ap.add_argument("--sides", type=int, nargs="+", default=[4000, 8000])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--tile", type=int, default=1024)
+    ap.add_argument("--tile", type=int, default=DEFAULT_TILE_SIZE)
     args = ap.parse_args()
     setup_process(args.threads)
     import torch

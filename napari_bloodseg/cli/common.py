@@ -6,6 +6,7 @@ import argparse
 import sys
 import warnings
 
+from ..inference.defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from ..inference.device import DEVICE_CHOICES
 
 
@@ -27,8 +28,10 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def add_inference_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tile-size", type=int, default=1024, help="tile side for big images (0: whole image at once)")
-    p.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
+    p.add_argument(
+        "--tile-size", type=int, default=DEFAULT_TILE_SIZE, help="tile side for big images (0: whole image at once)"
+    )
+    p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap in pixels")
     p.add_argument(
         "--batch-size", type=int, default=None, help="tiles per forward pass (default: 1 on a CPU, 4 on a GPU)"
     )

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from ..models import ModelCard, SegmentationNet
 from ..schemas import LabelSchema
+from .defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from .device import autocast_dtype, describe, resolve_device
 from .edge_cells import DEFAULT_CELL_DIAMETER, drop_partial_edge_cells
 from .optimize import fuse_for_inference
@@ -64,8 +65,8 @@ class Predictor:
         card: ModelCard | None = None,
         *,
         device: str | torch.device = "auto",
-        tile_size: int = 1024,
-        overlap: int = 64,
+        tile_size: int = DEFAULT_TILE_SIZE,
+        overlap: int = DEFAULT_OVERLAP,
         batch_size: int | None = None,
         amp: bool = True,
         tta: bool | str = "auto",

@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
+from ..inference.defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from .background import BackgroundRun
 from .layers import META_KEY, find_layer, image_rgb, meta, schema_layer_kwargs
 from .model_events import model_events
@@ -208,7 +209,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         self.tile_spin = QSpinBox()
         self.tile_spin.setRange(0, 8192)
         self.tile_spin.setSingleStep(128)
-        self.tile_spin.setValue(1024)
+        self.tile_spin.setValue(DEFAULT_TILE_SIZE)
         self.tile_spin.setSpecialValueText("whole image")
         self.tile_spin.setToolTip("Big images run tile by tile to bound memory; 0 = whole image at once")
         self.tta_combo = QComboBox()
@@ -491,7 +492,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             warnings.simplefilter("ignore", UntrainedModelWarning)
             model, card = get_model(choice.spec)
         # the zoo shares one cached model per file: the Predictor moves its copy, never the shared one
-        overlap = min(64, tile // 4) if tile else 0
+        overlap = min(DEFAULT_OVERLAP, tile // 4) if tile else 0
         pred = Predictor(
             copy.deepcopy(model), card, device=device, tile_size=tile, overlap=overlap, tta=tta, edge_cells=edge
         )
