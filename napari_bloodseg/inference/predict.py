@@ -28,6 +28,10 @@ TTA_AUTO_MAX_PIXELS = 100_000
 TTA_BATCH_MAX_VALUES = 8 * 3 * TTA_AUTO_MAX_PIXELS
 
 
+#: on a GPU out-of-memory the tile is halved while it stays at least this big; below, the run moves to the CPU
+MIN_OOM_TILE = 128
+
+
 class Cancelled(RuntimeError):
     """Raised inside a run when its ``cancel`` callback says stop; nothing partial is returned."""
 
@@ -223,7 +227,7 @@ class Predictor:
                     raise
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
-                if self.tile_size > 128 or self.tile_size <= 0:
+                if self.tile_size >= 2 * MIN_OOM_TILE or self.tile_size <= 0:
                     new = 256 if self.tile_size <= 0 else self.tile_size // 2
                     self.log(
                         f"{self.device} out of memory at tile {self.tile_size or 'full'}: retrying with tile {new}"

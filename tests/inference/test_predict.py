@@ -5,6 +5,7 @@ import torch
 from napari_bloodseg.data import synthetic_rbc
 from napari_bloodseg.inference import Cancelled, Predictor, resize_image, segment, tile_starts
 from napari_bloodseg.inference import predict as predict_mod
+from napari_bloodseg.inference.defaults import DEFAULT_TILE_SIZE
 from napari_bloodseg.inference.tiling import tile_spans
 from napari_bloodseg.models import ModelCard
 
@@ -295,6 +296,16 @@ def test_oom_everywhere_falls_back_to_cpu(tiny_unet, monkeypatch, rng):
     assert [d for d, _ in attempts[:3]] == ["cuda"] * 3 and attempts[-1][0] == "cpu"
     ref = Predictor(tiny_unet, device="cpu", tile_size=128, overlap=32, batch_size=1).predict(image)
     np.testing.assert_array_equal(pred.labels, ref.labels)
+
+
+def test_oom_from_the_default_tile_stops_halving_at_128(tiny_unet, monkeypatch, rng):
+    """1088 halves to 544, 272, 136; another halving would give 68 px tiles (smaller than their overlap)."""
+    messages = []
+    p, _ = _fake_gpu_predictor(tiny_unet, monkeypatch, lambda shape: True, messages.append)
+    p.tile_size = DEFAULT_TILE_SIZE
+    p.predict(rng.integers(0, 256, size=(200, 200, 3), dtype=np.uint8))
+    tiles = [int(m.split("tile ")[1].split(":")[0]) for m in messages]
+    assert tiles == [1088, 544, 272, 136] and "moving to the CPU" in messages[-1]
 
 
 def test_oom_at_another_scale_restarts_the_streamed_output(live_model, monkeypatch):
