@@ -8,7 +8,8 @@ selection), the other six are scored before and after fine-tuning with the libra
     .venv/bin/python benchmarks/finetune_rbc.py [--data ../shared/data] [--base rbc-deconvnet]
 
 ``--fields val`` runs the same on the model's validation fields instead (5 tune, 4 scored), to compare settings
-(``--lr``, ``--freeze``) without looking at the test fields.
+(``--lr``, ``--freeze``) without looking at the test fields. ``--harder`` makes a shift the base does not handle
+(0.6x, defocused, washed out as well as re-stained).
 """
 
 from __future__ import annotations
