@@ -3,6 +3,10 @@ Dataset 2 images and score the other 10, before and after; also the Dataset 1 va
 
     .venv/bin/python benchmarks/finetune_dataset2.py [--data ../shared/data] [--base wbc-unet] [--seconds 45]
 
+All ten teach the model by default (``--val-count 0``; the other ten are the scores). ``--val-count 2`` holds two of
+them out, as the widget's and CLI's default validation part of 0.2 does: they score the model before and after and,
+with ``--keep best``, choose the checkpoint.
+
 Writes the new model into a temporary model folder (the user's models are not touched) and prints
 before/after Dice per class and the seconds taken.
 """
@@ -31,8 +35,12 @@ def main() -> int:
     ap.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--freeze", default="none")
     ap.add_argument("--replay", type=int, default=-1, help="Dataset 1 images replayed (-1: as many as tuned)")
+    ap.add_argument("--val-count", type=int, default=0, help="of the ten, how many are held out for validation")
+    ap.add_argument("--keep", choices=("best", "last"), default="best", help="checkpoint kept when there is validation")
     ap.add_argument("--no-guard", action="store_true", help="report the Dataset 1 drop but do not refuse")
     args = ap.parse_args()
+    if not 0 <= args.val_count <= 8:
+        ap.error("--val-count must be 0..8 (of the ten fine-tuning images)")
     os.environ["BLOODSEG_MODEL_DIR"] = tempfile.mkdtemp(prefix="bloodseg-ft-")
 
     from napari_bloodseg.evaluation import build_report
@@ -63,12 +71,13 @@ def main() -> int:
         device="cpu",
         freeze_bn=args.freeze_bn,
         freeze=args.freeze,
+        keep=args.keep,
         **{k: v for k, v in given.items() if v is not None},
     )
     res = finetune(
         args.base,
-        tune[:8],
-        tune[8:],
+        tune[: len(tune) - args.val_count],
+        tune[len(tune) - args.val_count :],
         cfg=cfg,
         name="d2-ft",
         data_source="dataset2-dev (10 images)",
@@ -85,7 +94,8 @@ def main() -> int:
         "wbc",
         model=f"{args.base} @ scale {scale:.2f}",
     )
-    print(f"fine-tuned on {len(tune)} images ({', '.join(s.name for s in tune)}); scored on {len(rest)} others")
+    held = f", {args.val_count} of them held out for validation" if args.val_count else ""
+    print(f"fine-tuned on {len(tune)} images ({', '.join(s.name for s in tune)}{held}); scored on {len(rest)} others")
     print(f"| model | {' | '.join(f'{c} Dice' for c in before['per_class'])} |")
     print("|---|" + "---|" * len(before["per_class"]))
     for label, rep in [

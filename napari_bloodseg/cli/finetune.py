@@ -38,6 +38,12 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--update-bn", action="store_true", help="let BatchNorm statistics follow the new images (default: frozen)"
     )
+    p.add_argument(
+        "--keep",
+        choices=["best", "last"],
+        default="best",
+        help="state to save: best on the validation images, or the last (1-2 validation images choose noisily)",
+    )
     p.add_argument("--no-guard", action="store_true", help="save even if the base domain gets worse")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--seed", type=int, default=0)
@@ -75,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             lr=args.lr,
             freeze=args.freeze,
+            keep=args.keep,
             freeze_bn=not args.update_bn,
             seed=args.seed,
             device=args.device,

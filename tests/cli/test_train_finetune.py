@@ -78,6 +78,8 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
             "1",
             "--device",
             "cpu",
+            "--keep",
+            "last",
             "--name",
             "base-v2",
         ]
@@ -91,6 +93,7 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
     tuned = next(m for m in list_models() if m.name == "base-v2")
     tuned_card = json.loads(tuned.path.with_suffix(".json").read_text())
     assert tuned_card["edge_cell_min_fraction"] == 0.3 and tuned_card["tta_max_pixels"] == 50000
+    assert tuned_card["training"]["settings"]["keep"] == "last"
     assert main(["models", "rename", "base-v2", "base-lab"]) == 0
     assert main(["models", "delete", "base-lab"]) == 0
     assert "base-lab" not in {m.name for m in list_models()}

@@ -29,6 +29,32 @@ def test_fit_lowers_the_loss_and_keeps_the_best_validation_state(wbc_samples):
     assert not model.training
 
 
+def test_keep_last_returns_the_final_state_with_validation_only_reported(wbc_samples):
+    # lr 0.1 overshoots: the best validation epoch is an early one, so "best" and "last" differ here
+    cfg = TrainConfig(epochs=6, steps_per_epoch=2, batch_size=4, patch_size=48, lr=0.1, seed=0, device="cpu")
+    runs = {}
+    for keep in ("best", "last"):
+        model, card = _model_and_card()
+        final_epoch_state = {}
+        res = fit(
+            model,
+            card,
+            wbc_samples[:4],
+            wbc_samples[4:],
+            TrainConfig(**{**cfg.to_dict(), "keep": keep}),
+            on_epoch=lambda log, m=model, s=final_epoch_state: s.update(copy.deepcopy(m.state_dict())),
+        )
+        assert all(h.score is not None for h in res.history)  # validation scored every epoch either way
+        runs[keep] = res, model.state_dict(), final_epoch_state
+    best, _, _ = runs["best"]
+    assert best.best_epoch < len(best.history)
+    last, state, final_epoch_state = runs["last"]
+    assert last.best_epoch == len(last.history) and last.best_score == last.history[-1].score
+    assert all(torch.equal(state[k], final_epoch_state[k]) for k in state)
+    with pytest.raises(ValueError, match="keep"):
+        fit(*_model_and_card(), wbc_samples[:4], [], TrainConfig(**{**cfg.to_dict(), "keep": "median"}))
+
+
 def test_fit_is_reproducible_with_a_seed(wbc_samples):
     cfg = TrainConfig(epochs=2, steps_per_epoch=2, batch_size=2, patch_size=48, seed=7, device="cpu")
     runs = []
