@@ -37,6 +37,7 @@ def main() -> int:
     ap.add_argument("--replay", type=int, default=-1, help="Dataset 1 images replayed (-1: as many as tuned)")
     ap.add_argument("--val-count", type=int, default=0, help="of the ten, how many are held out for validation")
     ap.add_argument("--keep", choices=("best", "last"), default="best", help="checkpoint kept when there is validation")
+    ap.add_argument("--replay-fraction", type=float, default=None, help="share of every batch from Dataset 1")
     ap.add_argument("--no-guard", action="store_true", help="report the Dataset 1 drop but do not refuse")
     args = ap.parse_args()
     if not 0 <= args.val_count <= 8:
@@ -65,7 +66,12 @@ def main() -> int:
     # the base at its native scale, and at the scale fine-tuning picks, so the gain is not just rescaling
     before = evaluate(args.base)
     t0 = time.perf_counter()
-    given = {"epochs": args.epochs, "lr": args.lr, "max_minutes": args.seconds and args.seconds / 60}
+    given = {
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "max_minutes": args.seconds and args.seconds / 60,
+        "replay_fraction": args.replay_fraction,
+    }
     cfg = finetune_config(
         seed=args.seed if args.train_seed is None else args.train_seed,
         device="cpu",

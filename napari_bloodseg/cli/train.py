@@ -49,6 +49,12 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-every", type=int, default=1, help="validate every N epochs (and after the last)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this long (keeps the best so far)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the training step with torch.compile: ~20 %% faster steps after ~30 s of compiling on a CPU "
+        "(worth it for runs of minutes; falls back to plain PyTorch if it cannot compile)",
+    )
     p.add_argument("--name", default=None, help="model name in its card (default: the --out file name)")
     p.add_argument("--version", default="1", help="version label in the model card (shipped models count releases)")
     p.add_argument(
@@ -89,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         max_minutes=args.max_minutes,
         val_every=args.val_every,
+        compile=args.compile,
     )
     bar = tqdm(total=args.epochs, desc=f"train {args.model}", unit="epoch", file=sys.stderr)
 
@@ -123,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"bloodseg: interrupted; the best model so far (if any) is intact at {args.out}", file=sys.stderr)
         return 130
     except ValueError as exc:
+        bar.leave = False  # a refusal before the first epoch: wipe the empty bar, leave only the message
+        bar.close()
         raise UsageError(str(exc)) from None
     bar.close()
     print(

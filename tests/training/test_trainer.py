@@ -65,6 +65,36 @@ def test_fit_is_reproducible_with_a_seed(wbc_samples):
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
 
 
+def _train_twice(wbc_samples, **compile_cfg):
+    """(eager, other) runs of the same seeded fit: losses and weights."""
+    cfg = TrainConfig(epochs=2, steps_per_epoch=2, batch_size=2, patch_size=48, lr=1e-2, seed=3, device="cpu")
+    out = []
+    for extra in ({}, compile_cfg):
+        model, card = _model_and_card()
+        res = fit(model, card, wbc_samples[:4], [], TrainConfig(**{**cfg.to_dict(), **extra}))
+        out.append(([h.loss for h in res.history], copy.deepcopy(model.state_dict())))
+    return out
+
+
+def test_compiled_training_follows_the_eager_one(wbc_samples):
+    (eager_loss, eager_w), (comp_loss, comp_w) = _train_twice(wbc_samples, compile=True)
+    assert comp_loss == pytest.approx(eager_loss, rel=1e-4)
+    assert all(torch.allclose(eager_w[k].float(), comp_w[k].float(), atol=1e-4) for k in eager_w)
+
+
+def test_training_falls_back_to_eager_when_compiling_fails(wbc_samples, monkeypatch):
+    def broken_compile(model, **kwargs):
+        def run(x):
+            raise RuntimeError("no C++ compiler")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        (eager_loss, eager_w), (loss, w) = _train_twice(wbc_samples, compile=True)
+    assert loss == eager_loss and all(torch.equal(eager_w[k], w[k]) for k in eager_w)
+
+
 def test_cancel_stops_training(wbc_samples):
     model, card = _model_and_card()
     calls = []
@@ -138,3 +168,23 @@ def test_replay_fills_half_of_every_batch_from_the_whole_pool(wbc_samples, monke
     assert all(len(i) == 2 for _, i in drawn)
     replayed = [i for k, idx in drawn if k == "replay" for i in idx]
     assert sorted(replayed) == list(range(12))  # every pool image once before any repeats
+
+
+@pytest.mark.parametrize(("fraction", "n_replay"), [(0.25, 2), (0.0, 0), (0.9, 7)])
+def test_replay_fraction_sets_the_base_domain_share_of_a_batch(wbc_samples, monkeypatch, fraction, n_replay):
+    from napari_bloodseg.training import trainer
+
+    sizes = {"own": [], "replay": []}
+    real_batch = trainer._batch
+
+    def spy(samples, idx, cfg, rng, norm):
+        sizes["replay" if samples is pool else "own"].append(len(idx))
+        return real_batch(samples, idx, cfg, rng, norm)
+
+    monkeypatch.setattr(trainer, "_batch", spy)
+    own, pool = wbc_samples[:2] * 4, wbc_samples[2:] * 2  # 8 each: enough for any split of a batch of 8
+    cfg = TrainConfig(epochs=1, steps_per_epoch=2, batch_size=8, patch_size=48, device="cpu", replay_fraction=fraction)
+    fit(*_model_and_card(), own, [], cfg, replay=pool)
+    assert sizes["own"] == [8 - n_replay] * 2 and sizes["replay"] == ([n_replay] * 2 if n_replay else [])
+    with pytest.raises(ValueError, match="replay_fraction"):
+        fit(*_model_and_card(), own, [], TrainConfig(**{**cfg.to_dict(), "replay_fraction": 1.0}), replay=pool)
