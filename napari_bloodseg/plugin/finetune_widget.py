@@ -264,9 +264,14 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         self.val_spin.setRange(0.05, 0.9)
         self.val_spin.setSingleStep(0.05)
         self.val_spin.setValue(0.2)
-        self.val_spin.setToolTip("Part of the images held out to score the model before and after")
+        self.val_spin.setToolTip(
+            "Part of the images held out to score the model before and after (the best-scoring epoch is kept)"
+        )
         self.all_train_check = QCheckBox("use all for training")
-        self.all_train_check.setToolTip("No validation part: no before/after scores, the last state is kept")
+        self.all_train_check.setToolTip(
+            "No validation part: no before/after scores, the last state is kept. With ~10 corrected images this "
+            "gave the better model (docs/finetuning.md)"
+        )
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 10000)
         self.epochs_spin.setValue(FINETUNE_DEFAULTS["epochs"])
