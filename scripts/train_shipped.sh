@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Retrain the shipped models exactly as they were made (CPU, 2 threads; epoch counts with a 14-minute cap, so
-# an idle machine repeats the result; ~35 min in all on an idle 2-core machine).
+# an idle machine repeats the result; ~40 min in all on an idle 2-core machine).
 # WBC: Zheng et al. 2018 Dataset 1 (270 of 300 images); 15 % test ids held out entirely, 10 % for selection.
 # RBC: 90 smear fields, trained and run at half resolution (cells ~55 px instead of ~110 px).
 set -euo pipefail
@@ -13,9 +13,9 @@ RBC="--data $DATA/rbc --schema rbc --val-fraction 0.1 --test-fraction 0.12 --see
 only=${1:-all}
 run() { [ "$only" = all ] || [ "$only" = "$1" ]; }
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # no spinning threads when the machine is shared
-run rbc-deconvnet && $BS train --model deconvnet $RBC --width 10 --epochs 48 --steps-per-epoch 16 --batch-size 8 \
-  --patch-size 192 --colour-jitter 1.0 --scale-jitter 0.8 1.25 --val-every 8 --max-minutes 16 --version 2 \
-  --edge-cell-min-fraction 0.45 --tta-max-pixels 1000000 --out "$OUT/rbc-deconvnet"
+run rbc-deconvnet && $BS train --model deconvnet $RBC --width 10 --epochs 96 --steps-per-epoch 16 --batch-size 8 \
+  --patch-size 192 --colour-jitter 1.0 --scale-jitter 0.8 1.25 --val-every 8 --max-minutes 20 --version 3 \
+  --edge-cell-min-fraction 0.45 --tta-max-pixels 1000000 --compile --out "$OUT/rbc-deconvnet"
 run wbc-unet      && $BS train --model unet      $WBC --width 8 --epochs 150 --max-minutes 14 --val-every 2 --version 2 --out "$OUT/wbc-unet"
 run wbc-segnet    && $BS train --model segnet    $WBC --width 10 --epochs 150 --max-minutes 14 --val-every 2 --version 3 --out "$OUT/wbc-segnet"
 run wbc-deconvnet && $BS train --model deconvnet $WBC --width 10 --epochs 150 --max-minutes 14 --val-every 2 --version 3 --out "$OUT/wbc-deconvnet"
