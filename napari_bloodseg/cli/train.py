@@ -52,8 +52,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--compile",
         action="store_true",
-        help="compile the training step with torch.compile: ~20 %% faster steps after ~30 s of compiling on a CPU "
-        "(worth it for runs of minutes; falls back to plain PyTorch if it cannot compile)",
+        help="compile the training step with torch.compile: ~15 %% faster steps after ~30 s of compiling on a CPU "
+        "(worth it for runs of 1000+ steps; falls back to plain PyTorch if it cannot compile)",
     )
     p.add_argument("--name", default=None, help="model name in its card (default: the --out file name)")
     p.add_argument("--version", default="1", help="version label in the model card (shipped models count releases)")

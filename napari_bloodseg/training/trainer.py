@@ -56,9 +56,9 @@ class TrainConfig:
     #: validation images the choice is noisy (Dataset 2, 6 runs: last +0.007 cell Dice, -0.010 nucleus; RBC
     #: re-stained, 3 runs: -0.10 to +0.02 IoU; docs/finetuning.md)
     keep: str = "best"
-    #: run the training step through ``torch.compile``: on this project's 2-core CPU a U-Net step is ~20 % faster
-    #: after ~30 s of compiling (docs/performance.md), so it pays off in runs of minutes; falls back to eager
-    #: when the compiler cannot run (no C++ compiler, unsupported device)
+    #: run the training step through ``torch.compile``: on this project's 2-core CPU a step is ~15 % faster after
+    #: ~33 s of compiling (benchmarks/train_speed.py, docs/benchmarks.md), so it pays off after ~1000 steps; falls
+    #: back to eager when the compiler cannot run (no C++ compiler, unsupported device)
     compile: bool = False
     #: fine-tuning: share of every batch drawn from the base domain's replay pool (when there is one)
     replay_fraction: float = 0.5
