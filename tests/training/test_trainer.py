@@ -1,5 +1,6 @@
 import copy
 import shutil
+import time
 import warnings
 
 import numpy as np
@@ -67,11 +68,12 @@ def test_fit_is_reproducible_with_a_seed(wbc_samples):
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
 
 
-def _train_twice(wbc_samples, **compile_cfg):
-    """(eager, other) runs of the same seeded fit: losses and weights."""
+def _train_twice(wbc_samples, **other):
+    """(eager, other) runs of the same seeded fit: losses and weights. A time budget applies to both."""
     cfg = TrainConfig(epochs=2, steps_per_epoch=2, batch_size=2, patch_size=48, lr=1e-2, seed=3, device="cpu")
+    budget = {"max_minutes": other["max_minutes"]} if "max_minutes" in other else {}
     out = []
-    for extra in ({}, compile_cfg):
+    for extra in (budget, other):
         model, card = _model_and_card()
         res = fit(model, card, wbc_samples[:4], [], TrainConfig(**{**cfg.to_dict(), **extra}))
         out.append(([h.loss for h in res.history], copy.deepcopy(model.state_dict())))
@@ -98,6 +100,25 @@ def test_training_falls_back_to_eager_when_compiling_fails(wbc_samples, monkeypa
     monkeypatch.setattr(torch, "compile", broken_compile)
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
         (eager_loss, eager_w), (loss, w) = _train_twice(wbc_samples, compile=True)
+    assert loss == eager_loss and all(torch.equal(eager_w[k], w[k]) for k in eager_w)
+
+
+def test_compiling_time_does_not_move_the_schedule(wbc_samples, monkeypatch):
+    """A slow first (compiling) step must not count as training progress: the run stays reproducible."""
+
+    def slow_first_call(model, **kwargs):
+        calls = []
+
+        def run(x):
+            if not calls:
+                time.sleep(1.0)  # stands in for ~30 s of compiling against a 6 s budget
+            calls.append(1)
+            return model(x)
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", slow_first_call)
+    (eager_loss, eager_w), (loss, w) = _train_twice(wbc_samples, compile=True, max_minutes=0.1)
     assert loss == eager_loss and all(torch.equal(eager_w[k], w[k]) for k in eager_w)
 
 
