@@ -8,6 +8,7 @@ import warnings
 
 from ..inference.defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from ..inference.device import DEVICE_CHOICES
+from ..inference.edge_cells import check_min_fraction
 
 
 class UsageError(Exception):
@@ -64,12 +65,17 @@ def edge_cells_arg(value: str) -> str | float:
     if value in ("auto", "keep"):
         return value
     try:
-        fraction = float(value)
+        return check_min_fraction(value)
     except ValueError:
-        fraction = -1.0
-    if not 0 < fraction < 1:
-        raise argparse.ArgumentTypeError(f"expected auto, keep or a fraction between 0 and 1, not {value!r}")
-    return fraction
+        raise argparse.ArgumentTypeError(f"expected auto, keep or a fraction between 0 and 1, not {value!r}") from None
+
+
+def fraction_arg(value: str) -> float:
+    """argparse type for an edge-cell fraction: refused before any work starts."""
+    try:
+        return check_min_fraction(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, not {value!r}") from None
 
 
 def load_model_or_fail(spec: str, width: int = 16):

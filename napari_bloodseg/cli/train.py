@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import UsageError
+from .common import UsageError, fraction_arg
 
 
 def add_parser(sub) -> None:
@@ -59,7 +59,7 @@ def add_parser(sub) -> None:
     p.add_argument("--version", default="1", help="version label in the model card (shipped models count releases)")
     p.add_argument(
         "--edge-cell-min-fraction",
-        type=float,
+        type=fraction_arg,
         default=None,
         help="the masks leave out cells cut by the image edge that show less than this fraction of a typical "
         "cell: recorded in the card so predictions (and validation) follow it (rbc: 0.45)",

@@ -52,6 +52,18 @@ def _touch(box: tuple[slice, slice], shape: tuple[int, int], side: str) -> bool:
 _INNER = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}
 
 
+def check_min_fraction(value: Any, what: str = "min_fraction") -> float:
+    """``value`` as the rule's fraction, strictly between 0 and 1: the one check for the Predictor, training
+    cards and the CLI."""
+    try:
+        fraction = float(value)
+    except (TypeError, ValueError):
+        fraction = float("nan")
+    if not 0 < fraction < 1:
+        raise ValueError(f"{what} must be a fraction between 0 and 1, not {value!r}")
+    return fraction
+
+
 def drop_partial_edge_cells(labels: Any, cell_diameter: float, min_fraction: float) -> int:
     """Set to 0 every cell (connected foreground, any label > 0) that touches the image edge and covers less
     than ``min_fraction`` of a typical cell. ``labels`` is changed in place; returns how many cells were dropped.
@@ -62,8 +74,7 @@ def drop_partial_edge_cells(labels: Any, cell_diameter: float, min_fraction: flo
     """
     from scipy import ndimage as ndi
 
-    if not 0 < min_fraction < 1:
-        raise ValueError(f"min_fraction must be between 0 and 1, not {min_fraction}")
+    min_fraction = check_min_fraction(min_fraction)
     if not cell_diameter or cell_diameter <= 0:
         raise ValueError(f"cell_diameter must be positive, not {cell_diameter}")
     h, w = (int(s) for s in labels.shape[:2])

@@ -15,7 +15,7 @@ from ..models import ModelCard, SegmentationNet
 from ..schemas import LabelSchema
 from .defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from .device import autocast_dtype, describe, resolve_device
-from .edge_cells import DEFAULT_CELL_DIAMETER, drop_partial_edge_cells
+from .edge_cells import DEFAULT_CELL_DIAMETER, check_min_fraction, drop_partial_edge_cells
 from .optimize import fuse_for_inference
 from .resample import ResizedRows, RowUpsampler, scaled_size
 from .tiling import sliding_window
@@ -80,10 +80,8 @@ class Predictor:
         edge_cells: str | float = "auto",
     ) -> None:
         self.card = card
-        if edge_cells not in ("auto", "keep") and not (
-            isinstance(edge_cells, (int, float)) and 0 < float(edge_cells) < 1
-        ):
-            raise ValueError(f"edge_cells must be 'auto', 'keep' or a fraction in (0, 1), not {edge_cells!r}")
+        if edge_cells not in ("auto", "keep"):
+            edge_cells = check_min_fraction(edge_cells, "edge_cells ('auto', 'keep' or a number)")
         self.edge_cells = edge_cells
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()

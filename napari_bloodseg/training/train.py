@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from .. import __version__
+from ..inference.edge_cells import check_min_fraction
 from ..models import ModelCard, build_model, save_model
 from ..models.files import DEFAULT_NORMALISATION
 from ..schemas import get_schema
@@ -58,8 +59,8 @@ def train_model(
     """
     if tta_max_pixels is not None and tta_max_pixels <= 0:
         raise ValueError(f"tta_max_pixels must be positive, not {tta_max_pixels}")
-    if edge_cell_min_fraction is not None and not 0 < edge_cell_min_fraction < 1:
-        raise ValueError(f"edge_cell_min_fraction must be between 0 and 1, not {edge_cell_min_fraction}")
+    if edge_cell_min_fraction is not None:
+        edge_cell_min_fraction = check_min_fraction(edge_cell_min_fraction, "edge_cell_min_fraction")
     cfg = cfg or TrainConfig()
     sch = get_schema(schema)
     samples = load_samples(data, sch, scale=input_scale)

@@ -118,3 +118,12 @@ def test_finetune_bad_scale_exits_2_with_one_line(folder, tmp_model_dir, capsys)
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0]
     assert not any(tmp_model_dir.iterdir())  # nothing saved
+
+
+@pytest.mark.parametrize("bad", ["1.5", "0", "half"])
+def test_train_refuses_a_bad_edge_cell_fraction_before_any_work(folder, tmp_path, bad):
+    out = tmp_path / "m"
+    with pytest.raises(SystemExit) as exc:  # argparse: exit 2 with its usage line, before data are read
+        main(["train", "--model", "unet", "--data", str(folder), "--edge-cell-min-fraction", bad, "--out", str(out)])
+    assert exc.value.code == 2
+    assert not out.with_suffix(".json").exists()
