@@ -1,6 +1,5 @@
 import copy
 import shutil
-import time
 import warnings
 
 import numpy as np
@@ -104,14 +103,22 @@ def test_training_falls_back_to_eager_when_compiling_fails(wbc_samples, monkeypa
 
 
 def test_compiling_time_does_not_move_the_schedule(wbc_samples, monkeypatch):
-    """A slow first (compiling) step must not count as training progress: the run stays reproducible."""
+    """A slow first (compiling) step must not count as training progress: the run stays reproducible.
+
+    The trainer's clock is a fake that only the fake compiler moves (by 30 s against a 6 s budget), so the check
+    does not depend on how busy the machine is, and without the clock restart training would stop after one step.
+    """
+    from napari_bloodseg.training import trainer
+
+    now = [0.0]
+    monkeypatch.setattr(trainer.time, "perf_counter", lambda: now[0])
 
     def slow_first_call(model, **kwargs):
         calls = []
 
         def run(x):
             if not calls:
-                time.sleep(1.0)  # stands in for ~30 s of compiling against a 6 s budget
+                now[0] += 30.0  # ~30 s of compiling
             calls.append(1)
             return model(x)
 
@@ -119,6 +126,7 @@ def test_compiling_time_does_not_move_the_schedule(wbc_samples, monkeypatch):
 
     monkeypatch.setattr(torch, "compile", slow_first_call)
     (eager_loss, eager_w), (loss, w) = _train_twice(wbc_samples, compile=True, max_minutes=0.1)
+    assert len(loss) == len(eager_loss) == 2
     assert loss == eager_loss and all(torch.equal(eager_w[k], w[k]) for k in eager_w)
 
 
