@@ -5,7 +5,8 @@ Dataset 2 images and score the other 10, before and after; also the Dataset 1 va
 
 All ten teach the model by default (``--val-count 0``; the other ten are the scores). ``--val-count 2`` holds two of
 them out, as the widget's and CLI's default validation part of 0.2 does: they score the model before and after and,
-with ``--keep best``, choose the checkpoint.
+with ``--keep best``, choose the checkpoint. ``--ceiling`` trains on all 20 and scores those same 20: not a
+result, but how far the fine-tune gets on images it has seen (what the time budget allows at best).
 
 Writes the new model into a temporary model folder (the user's models are not touched) and prints
 before/after Dice per class and the seconds taken.
@@ -38,6 +39,7 @@ def main() -> int:
     ap.add_argument("--val-count", type=int, default=0, help="of the ten, how many are held out for validation")
     ap.add_argument("--keep", choices=("best", "last"), default="best", help="checkpoint kept when there is validation")
     ap.add_argument("--replay-fraction", type=float, default=None, help="share of every batch from Dataset 1")
+    ap.add_argument("--ceiling", action="store_true", help="train on all 20 and score the same 20 (a ceiling check)")
     ap.add_argument("--no-guard", action="store_true", help="report the Dataset 1 drop but do not refuse")
     args = ap.parse_args()
     if not 0 <= args.val_count <= 8:
@@ -55,6 +57,10 @@ def main() -> int:
     tune_ids, _ = split_names([s.name for s in d2], (0.5,), seed=args.seed)
     tune = [s for s in d2 if s.name in set(tune_ids)]
     rest = [s for s in d2 if s.name not in set(tune_ids)]
+    if args.ceiling:
+        if args.val_count:
+            ap.error("--ceiling trains on all 20: use it with --val-count 0")
+        tune = rest = d2
 
     def evaluate(name: str) -> dict:
         model, card = get_model(name)
@@ -86,7 +92,7 @@ def main() -> int:
         tune[len(tune) - args.val_count :],
         cfg=cfg,
         name="d2-ft",
-        data_source="dataset2-dev (10 images)",
+        data_source=f"dataset2-dev ({len(tune)} images)",
         replay=args.replay,
         max_base_drop=1.0 if args.no_guard else 0.01,
     )
@@ -101,7 +107,8 @@ def main() -> int:
         model=f"{args.base} @ scale {scale:.2f}",
     )
     held = f", {args.val_count} of them held out for validation" if args.val_count else ""
-    print(f"fine-tuned on {len(tune)} images ({', '.join(s.name for s in tune)}{held}); scored on {len(rest)} others")
+    scored = "the same images (--ceiling)" if rest is tune else f"{len(rest)} others"
+    print(f"fine-tuned on {len(tune)} images ({', '.join(s.name for s in tune)}{held}); scored on {scored}")
     print(f"| model | {' | '.join(f'{c} Dice' for c in before['per_class'])} |")
     print("|---|" + "---|" * len(before["per_class"]))
     for label, rep in [
