@@ -16,7 +16,8 @@ banded pass first, so every band is scaled alike).
 :func:`open_label_output` creates an (H, W) uint8 array on disk (uncompressed TIFF memmap, ``.npy`` memmap or
 zarr) for ``Predictor.predict(image, out=...)``; :func:`predict_file` does both for one file. Labels are written
 as label values (0..n-1, what ``read_mask`` reads back as is), or with ``schema=`` as that schema's grey levels
-(what ``bloodseg predict --stream`` writes).
+(what ``bloodseg predict --stream`` writes). :func:`write_mask_banded` writes an existing on-disk label array as
+a grey-level mask the same way (the napari writer and Export widget use it for layers too big to copy).
 """
 
 from __future__ import annotations
@@ -245,6 +246,34 @@ class _GreyLevels:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         return self.schema.from_disk(np.asarray(self.out[key]))
+
+
+def write_mask_banded(path: str | Path, labels: Any, schema: Any, *, overwrite: bool = False, rows: int = 1024) -> Path:
+    """Write an (H, W) label array-like (memmap, zarr, dask) as ``schema``'s grey-level TIFF, ``rows`` rows at a
+    time, atomically: the labels are never copied whole (:func:`~napari_bloodseg.io.masks.write_mask` needs them
+    in memory). The TIFF is uncompressed, like ``bloodseg predict --stream`` masks. Values that are not classes
+    of the schema (unlabelled 255 included) are refused; nothing is left behind then."""
+    from ..schemas import get_schema
+    from .atomic import atomic_path
+
+    path, sch = Path(path), get_schema(schema)
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        raise ValueError(f"{path.name}: masks are written band by band only as .tif/.tiff")
+    if len(labels.shape) != 2:
+        raise ValueError(f"labels must be 2-D, got shape {tuple(labels.shape)}")
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        out = open_label_output(tmp, labels.shape, overwrite=True)
+        try:
+            grey = _GreyLevels(out, sch)
+            for y in range(0, labels.shape[0], rows):
+                band = np.asarray(labels[y : y + rows])
+                if band.size and band.max() >= sch.num_classes:
+                    bad = np.unique(band[band >= sch.num_classes])[:5].tolist()
+                    raise ValueError(f"label values {bad} are not classes of the {sch.name} schema")
+                grey[y : y + rows] = band
+        finally:
+            close_output(out)
+    return path
 
 
 def predict_file(

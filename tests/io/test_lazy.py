@@ -1,0 +1,64 @@
+"""io.lazy's banded mask writer: an on-disk label array → the same grey-level mask ``write_mask`` writes, without
+ever holding the labels whole; refusals leave nothing behind. (Lazy reading and streaming prediction:
+``tests/inference/test_lazy.py``.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_bloodseg.io import read_mask
+from napari_bloodseg.io.lazy import open_label_output, write_mask_banded
+from napari_bloodseg.io.masks import write_mask
+
+
+class _Rows:
+    """A label array-like that records the rows read and refuses whole conversion."""
+
+    def __init__(self, labels: np.ndarray) -> None:
+        self.labels, self.shape, self.dtype, self.reads = labels, labels.shape, labels.dtype, []
+
+    def __getitem__(self, key):
+        self.reads.append(key.indices(self.shape[0])[:2])
+        return self.labels[key]
+
+    def __array__(self, *_a, **_k):
+        raise AssertionError("labels converted whole")
+
+
+@pytest.fixture
+def labels(rng) -> np.ndarray:
+    return rng.integers(0, 3, (53, 41), dtype=np.uint8)
+
+
+def test_banded_mask_equals_write_mask(tmp_path, labels):
+    src = _Rows(labels)
+    out = write_mask_banded(tmp_path / "banded.tif", src, "wbc", rows=10)
+    assert max(y1 - y0 for y0, y1 in src.reads) == 10 and src.reads[-1][1] == 53
+    write_mask(tmp_path / "whole.png", labels, "wbc")
+    banded, schema = read_mask(out)
+    whole, _ = read_mask(tmp_path / "whole.png")
+    assert schema.name == "wbc"
+    np.testing.assert_array_equal(banded, labels)
+    np.testing.assert_array_equal(banded, whole)
+
+
+def test_banded_mask_from_a_memmap_and_overwrite(tmp_path, labels):
+    mm = open_label_output(tmp_path / "labels.tif", labels.shape)
+    mm[:] = labels > 0
+    target = tmp_path / "mask.tif"
+    write_mask_banded(target, mm, "rbc")
+    with pytest.raises(FileExistsError):
+        write_mask_banded(target, mm, "rbc")
+    write_mask_banded(target, mm, "rbc", overwrite=True)
+    np.testing.assert_array_equal(read_mask(target)[0], labels > 0)
+
+
+def test_refusals_leave_nothing(tmp_path, labels):
+    bad = labels.copy()
+    bad[40, 3] = 255  # unlabelled pixels cannot be kept as an alpha channel band by band
+    with pytest.raises(ValueError, match="not classes"):
+        write_mask_banded(tmp_path / "bad.tif", bad, "wbc", rows=8)
+    with pytest.raises(ValueError, match=".tif"):
+        write_mask_banded(tmp_path / "mask.png", labels, "wbc")
+    assert list(tmp_path.iterdir()) == []
