@@ -5,12 +5,21 @@ schema grey levels (0/128/255, 0/255) or on tiny label values (0, 1, 2). A folde
 (``NNN.bmp`` + ``NNN.png``, or ``images/`` + ``masks/``) opens as image + mask pairs, each mask named
 ``"<image> mask"`` so the evaluate widget pairs it with ``"<image> [model]"`` predictions.
 
+A TIFF of :data:`LAZY_MIN_PIXELS` or more (a whole smear scan) opens lazily: a multiscale image layer of dask
+arrays over :func:`napari_bloodseg.io.lazy.open_lazy`, the TIFF's own pyramid levels when it has them, else strided
+views of full resolution (napari reads a whole 2-D plane of a single-scale layer at once). Nothing is read until
+napari shows a region; the Segment widget streams from the file (``metadata["bloodseg"]["lazy"]``). A TIFF that
+cannot be read in parts (e.g. one compressed strip holding the whole image, or compressed without ``zarr``) is
+read whole as before.
+
 Bad input (corrupt file, mask of the wrong size, not an image) never raises into napari: the reader shows an
 error notification, opens whatever else it could, and returns napari's "nothing to add" sentinel otherwise.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..io.images import IMAGE_SUFFIXES, ImageReadError, _read_raw, to_rgb_uint8
+from ..io.lazy import open_lazy
 from ..io.masks import MaskError, grey_from_array, read_mask
 from ..io.pairs import find_pairs
 from .layers import META_KEY, schema_layer_kwargs
@@ -29,6 +39,17 @@ NOTHING: list[LayerData] = [(None,)]
 MAX_FOLDER_PAIRS = 24
 
 _MASK_LEVELS = np.array([0, 128, 255])
+
+#: TIFFs with at least this many pixels open lazily (see the module docstring); smaller ones are read whole
+LAZY_MIN_PIXELS = 100_000_000
+#: a TIFF whose compressed strips or tiles are bigger than this cannot be read in parts: it is read whole
+MAX_CHUNK_BYTES = 64 * 2**20
+#: strided levels are added to a TIFF without a pyramid until the coarsest fits this many pixels a side
+MIN_LEVEL_SIDE = 1024
+#: dask chunk side over memory-mapped levels: what napari reads for one screenful, a few MB
+_CHUNK_SIDE = 1024
+#: rows read from the top, middle and bottom of a big TIFF to tell a mask from a smear
+_SAMPLE_ROWS = 64
 
 
 def _notify_error(message: str) -> None:
@@ -83,8 +104,89 @@ def _mask_layer(path: Path, labels: np.ndarray, schema, image_name: str | None =
     return (labels, kwargs, "labels")
 
 
+def _tiff_plan(path: Path) -> tuple[int, int] | None:
+    """Pyramid levels and pixels of a TIFF when it is big and every level can be read in parts, else None.
+
+    Decided from the tags alone: level 0 uncompressed and contiguous (memory-mapped), or every level in
+    strips/tiles of at most :data:`MAX_CHUNK_BYTES` read through zarr (which must be installed)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            pixels = math.prod(s for s, ax in zip(series.shape, series.axes, strict=True) if ax in "YX")
+            if pixels < LAZY_MIN_PIXELS or "Y" not in series.axes or "X" not in series.axes:
+                return None
+            for k, level in enumerate(series.levels):
+                if k == 0 and level.dataoffset is not None:
+                    continue
+                page = level.keyframe
+                rows = page.tilelength if page.is_tiled else page.rowsperstrip
+                cols = page.tilewidth if page.is_tiled else page.imagewidth
+                chunk = rows * cols * page.samplesperpixel * max(page.bitspersample // 8, 1)
+                if chunk > MAX_CHUNK_BYTES or importlib.util.find_spec("zarr") is None:
+                    return None
+            return len(series.levels), pixels
+    except Exception:  # noqa: BLE001 - a corrupt or odd TIFF is left to the whole-file path and its error message
+        return None
+
+
+def _as_dask(arr: Any) -> Any:
+    """A lazy (H, W, 3) uint8 array-like as a dask array napari can slice; chunks follow the source's own."""
+    import dask.array as da
+
+    own = getattr(arr, "chunks", None)
+    if isinstance(own, tuple) and len(own) == 3 and all(isinstance(c, int) and c > 0 for c in own):
+        chunks = tuple(max(c, _CHUNK_SIDE // c * c) for c in own[:2]) + (3,)
+    else:
+        chunks = (_CHUNK_SIDE, _CHUNK_SIDE, 3)
+    # name=False: no hashing of the source; meta: dask must not read a slice to learn the type
+    return da.from_array(arr, chunks=chunks, name=False, meta=np.empty((0, 0, 0), np.uint8))
+
+
+def _levels(path: Path, n_levels: int) -> list[Any]:
+    """Dask levels, largest first: the file's pyramid, or strided views of level 0 down to MIN_LEVEL_SIDE."""
+    top = open_lazy(path)
+    levels = [_as_dask(top)] + [_as_dask(open_lazy(path, level=k)) for k in range(1, n_levels)]
+    factor = 2
+    while n_levels == 1 and max(top.shape[:2]) / factor > MIN_LEVEL_SIDE / 2:
+        # a memmap view reads only the rows it keeps; other sources are strided chunk by chunk
+        view = top[::factor, ::factor] if isinstance(top, np.memmap) else None
+        levels.append(_as_dask(view) if view is not None else levels[0][::factor, ::factor])
+        factor *= 2
+    return levels
+
+
+def _looks_like_mask_sample(image: Any) -> bool:
+    """:func:`looks_like_mask` on bands from the top, middle and bottom of a big image (never the whole)."""
+    h = image.shape[0]
+    starts = sorted({0, max(h // 2 - _SAMPLE_ROWS // 2, 0), max(h - _SAMPLE_ROWS, 0)})
+    return looks_like_mask(np.concatenate([np.asarray(image[y : y + _SAMPLE_ROWS]) for y in starts]))
+
+
+def read_big_tiff(path: Path) -> LayerData | None:
+    """A big smear TIFF as a lazy multiscale image layer; None for small, mask-like or unstreamable files."""
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return None
+    plan = _tiff_plan(path)
+    if plan is None:
+        return None
+    try:
+        levels = _levels(path, plan[0])
+    except ImageReadError:
+        return None  # e.g. a stack: the whole-file path says what is wrong with it
+    if _looks_like_mask_sample(levels[0]):
+        return None
+    info = {"path": str(path), "role": "image", "lazy": True}
+    kwargs = {"name": path.stem, "rgb": True, "multiscale": True, "contrast_limits": (0, 255)}
+    return (levels, {**kwargs, "metadata": {META_KEY: info}}, "image")
+
+
 def read_file(path: Path) -> LayerData:
     """One image file → image or Labels layer data. Raises ImageReadError/MaskError with a readable message."""
+    big = read_big_tiff(path)
+    if big is not None:
+        return big
     raw = _read_raw(path)
     if looks_like_mask(raw):
         labels, schema = read_mask(path)
@@ -100,15 +202,16 @@ def read_pairs(pairs: Sequence[tuple[Path, Path | None]], errors: list[str]) -> 
     out: list[LayerData] = []
     for img_path, mask_path in pairs:
         try:
-            rgb = to_rgb_uint8(_read_raw(img_path), str(img_path))
+            layer = read_big_tiff(img_path) or _image_layer(img_path, to_rgb_uint8(_read_raw(img_path), str(img_path)))
         except ImageReadError as exc:
             errors.append(str(exc))
             continue
-        out.append(_image_layer(img_path, rgb))
+        out.append(layer)
         if mask_path is None:
             continue
+        level0 = layer[0][0] if layer[1].get("multiscale") else layer[0]
         try:
-            labels, schema = read_mask(mask_path, shape=rgb.shape[:2])
+            labels, schema = read_mask(mask_path, shape=level0.shape[:2])
         except MaskError as exc:
             errors.append(str(exc))
             continue

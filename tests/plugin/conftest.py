@@ -107,3 +107,34 @@ def write_png() -> Callable[[Path, np.ndarray], Path]:
         return path
 
     return _write
+
+
+#: Pixels from which the tests' TIFFs count as "big" (the reader's real threshold is ~100 MP)
+TEST_LAZY_MIN_PIXELS = 1_000_000
+
+
+@pytest.fixture
+def lazy_threshold(monkeypatch) -> int:
+    """Make a 1.8 MP TIFF count as big, so it opens lazily and segments to disk."""
+    from napari_bloodseg.plugin import reader
+
+    monkeypatch.setattr(reader, "LAZY_MIN_PIXELS", TEST_LAZY_MIN_PIXELS)
+    return TEST_LAZY_MIN_PIXELS
+
+
+@pytest.fixture(scope="session")
+def smear_field() -> np.ndarray:
+    """A 1200 x 1500 synthetic smear field (RGB uint8), made once per session."""
+    from napari_bloodseg.data import synthetic_rbc
+
+    return synthetic_rbc((1200, 1500), seed=3)[0]
+
+
+@pytest.fixture
+def big_tiff(tmp_path, smear_field) -> Path:
+    """``smear_field`` as an uncompressed, single-resolution TIFF."""
+    import tifffile
+
+    path = tmp_path / "slide.tif"
+    tifffile.imwrite(path, smear_field)
+    return path

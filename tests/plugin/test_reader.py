@@ -149,3 +149,92 @@ def test_real_dataset1_pair(real_data):
     assert img.shape[:2] == mask.shape and img.shape[2] == 3
     assert mask_kw["metadata"]["bloodseg"]["schema"] == "wbc"
     assert set(np.unique(mask)) <= {0, 1, 2} and len(np.unique(mask)) == 3
+
+
+# -- big TIFFs open lazily ----------------------------------------------------------------------------------------
+
+
+def _only_layer(path: Path) -> tuple:
+    layers = read_paths(str(path))
+    assert len(layers) == 1
+    return layers[0]
+
+
+def test_big_tiff_opens_as_lazy_multiscale_without_reading_it_whole(big_tiff, smear_field, lazy_threshold, monkeypatch):
+    import napari_bloodseg.plugin.reader as reader
+
+    def whole_file(*_a, **_k):
+        raise AssertionError("a big TIFF must not be read whole")
+
+    monkeypatch.setattr(reader, "_read_raw", whole_file)
+    data, kwargs, kind = _only_layer(big_tiff)
+
+    assert kind == "image" and kwargs["rgb"] and kwargs["multiscale"]
+    assert kwargs["name"] == "slide"
+    assert kwargs["metadata"]["bloodseg"] == {"path": str(big_tiff), "role": "image", "lazy": True}
+    assert isinstance(data, list) and not any(isinstance(level, np.ndarray) for level in data)
+    # no pyramid in the file: strided levels, so napari never needs the whole full-resolution plane
+    assert [level.shape for level in data] == [(1200, 1500, 3), (600, 750, 3)]
+    np.testing.assert_array_equal(np.asarray(data[0][500:700, 900:1100]), smear_field[500:700, 900:1100])
+    np.testing.assert_array_equal(np.asarray(data[1]), smear_field[::2, ::2])
+
+
+def test_pyramid_tiff_uses_its_own_levels(tmp_path, smear_field, lazy_threshold):
+    pytest.importorskip("zarr")
+    import tifffile
+
+    half = 255 - np.ascontiguousarray(smear_field[::2, ::2])  # not a strided copy: must come from the file
+    path = tmp_path / "pyramid.tif"
+    with tifffile.TiffWriter(path) as tw:
+        tw.write(smear_field, subifds=1, tile=(256, 256), compression="zlib")
+        tw.write(half, subfiletype=1, tile=(256, 256), compression="zlib")
+    data, kwargs, kind = _only_layer(path)
+    assert kind == "image" and kwargs["multiscale"]
+    assert len(data) == 2 and not any(isinstance(level, np.ndarray) for level in data)
+    np.testing.assert_array_equal(np.asarray(data[1]), half)
+    np.testing.assert_array_equal(np.asarray(data[0][1000:1200, :300]), smear_field[1000:1200, :300])
+
+
+def test_small_unstreamable_or_mask_tiffs_open_as_before(tmp_path, big_tiff, smear_field, lazy_threshold, monkeypatch):
+    import tifffile
+
+    import napari_bloodseg.plugin.reader as reader
+
+    # below the threshold: read whole, as always
+    monkeypatch.setattr(reader, "LAZY_MIN_PIXELS", smear_field.shape[0] * smear_field.shape[1] + 1)
+    data, kwargs, _ = _only_layer(big_tiff)
+    assert type(data) is np.ndarray and "multiscale" not in kwargs
+    monkeypatch.setattr(reader, "LAZY_MIN_PIXELS", lazy_threshold)
+
+    # one compressed strip holding the whole image cannot be read in parts
+    strip = tmp_path / "one_strip.tif"
+    tifffile.imwrite(strip, smear_field, compression="zlib", rowsperstrip=smear_field.shape[0])
+    monkeypatch.setattr(reader, "MAX_CHUNK_BYTES", smear_field.nbytes // 2)
+    data, _, kind = _only_layer(strip)
+    assert kind == "image" and type(data) is np.ndarray
+    np.testing.assert_array_equal(data, smear_field)
+
+    # a big mask stays a Labels layer in its schema
+    labels = (smear_field[..., 0] < 128).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "slide_mask.tif", RBC.to_disk(labels))
+    data, kwargs, kind = _only_layer(tmp_path / "slide_mask.tif")
+    assert kind == "labels" and kwargs["metadata"]["bloodseg"]["schema"] == "rbc"
+    np.testing.assert_array_equal(data, labels)
+
+
+def test_viewer_shows_a_big_tiff_without_loading_full_resolution(viewer, big_tiff, lazy_threshold, monkeypatch):
+    import dask.array as da
+
+    shapes: list[tuple[int, ...]] = []
+    real = da.Array.__array__
+
+    def spy(self, *args, **kwargs):
+        shapes.append(tuple(self.shape))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(da.Array, "__array__", spy)
+    (layer,) = viewer.open(str(big_tiff), plugin=PLUGIN)
+    viewer.reset_view()
+    assert layer.multiscale and layer.rgb and layer.metadata["bloodseg"]["lazy"]
+    assert shapes, "napari must have read something to show"
+    assert (1200, 1500, 3) not in shapes
