@@ -146,16 +146,62 @@ def labels_in_schema(data: np.ndarray, schema: LabelSchema) -> np.ndarray:
     )
 
 
-def image_rgb(layer: Image) -> np.ndarray:
-    """A 2-D Image layer as the (H, W, 3) uint8 array the Predictor wants; stacks and volumes are refused."""
+def level0(layer: Layer) -> Any:
+    """The layer's full-resolution data (level 0 of a multiscale layer)."""
+    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+
+
+def is_lazy(data: Any) -> bool:
+    """Not a plain in-memory numpy array: dask, zarr, a memory map or another array-like read on demand.
+
+    Such data may be far bigger than memory, so nothing here converts it whole."""
+    return not isinstance(data, np.ndarray) or isinstance(data, np.memmap)
+
+
+def too_big_to_load(data: Any) -> bool:
+    """Lazy data of at least the reader's ``LAZY_MIN_PIXELS`` (a 2-D plane): loading it whole may not fit."""
+    from . import reader
+
+    return is_lazy(data) and len(data.shape) >= 2 and data.shape[0] * data.shape[1] >= reader.LAZY_MIN_PIXELS
+
+
+def _lazy_rgb(layer: Image, data: Any) -> Any:
+    """Stream source of a lazy layer: its file through ``open_lazy`` when the reader recorded one (a memmap or
+    zarr array, cheaper than going through dask), else the layer's own level 0, converted band by band."""
+    from ..io.images import ImageReadError
+    from ..io.lazy import as_rgb_uint8, open_lazy
+
+    info = meta(layer)
+    if info.get("lazy") and info.get("path"):
+        try:
+            src = open_lazy(info["path"])
+        except ImageReadError:
+            src = None
+        if src is not None and tuple(src.shape[:2]) == tuple(data.shape[:2]):
+            return src
+    return as_rgb_uint8(data, layer.name)
+
+
+def image_rgb(layer: Image, *, lazy: bool = False) -> Any:
+    """A 2-D Image layer as the (H, W, 3) uint8 image the Predictor wants; stacks and volumes are refused.
+
+    In-memory layers give a numpy array. A lazy layer (:func:`is_lazy`, e.g. a big TIFF the reader opened
+    lazily) gives, with ``lazy=True``, an array-like read band by band and never converted whole; without it, a
+    numpy array when it has fewer than the reader's ``LAZY_MIN_PIXELS``, else a ValueError (it may not fit)."""
     from ..io.images import to_rgb_uint8
 
-    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-    arr = np.asarray(data)
-    spatial = arr.ndim - (1 if layer.rgb else 0)
+    data = level0(layer)
+    spatial = len(data.shape) - (1 if layer.rgb else 0)
     if spatial != 2:
-        raise ValueError(f"{layer.name}: only 2-D images can be segmented, this one has shape {arr.shape}")
-    return to_rgb_uint8(arr, layer.name)
+        raise ValueError(f"{layer.name}: only 2-D images can be segmented, this one has shape {tuple(data.shape)}")
+    if is_lazy(data) and lazy:
+        return _lazy_rgb(layer, data)
+    if too_big_to_load(data):
+        raise ValueError(
+            f"{layer.name}: a {data.shape[1]} x {data.shape[0]} image read from disk is too big to load into "
+            "memory here (Segment streams it; crop a region into a new layer for this)"
+        )
+    return to_rgb_uint8(np.asarray(data), layer.name)
 
 
 def find_layer(viewer: napari.Viewer, name: str) -> Layer | None:

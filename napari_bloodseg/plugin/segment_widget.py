@@ -4,16 +4,25 @@ Results land in ``"<image> [<model>]"`` Labels layers in the schema's colours wi
 updates that layer (unless "new layer" is ticked, or the layer was marked corrected, which is never overwritten).
 One :class:`~napari_bloodseg.inference.Predictor` is kept per (model, device, tile size), so weights load once.
 Cancel stops at the next tile: the image in progress is dropped whole, images already finished keep their layers.
+
+A lazy image layer (a big TIFF the reader opened lazily, any dask/zarr/memory-mapped layer) is never loaded whole:
+the Predictor reads it band by band and writes labels into a memory-mapped TIFF in a temporary folder
+(``napari-bloodseg-*`` under the platform's temp dir), and the Labels layer is backed by that file. The file is
+deleted when the run is cancelled or fails, and when its layer is removed or re-segmented.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import re
+import tempfile
 import threading
 import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,7 +44,7 @@ from qtpy.QtWidgets import (
 
 from ..inference.defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from .background import BackgroundRun
-from .layers import META_KEY, find_layer, image_rgb, meta, schema_layer_kwargs
+from .layers import META_KEY, find_layer, image_rgb, is_lazy, meta, schema_layer_kwargs
 from .model_events import model_events
 from .scroll import ScrollPanel
 
@@ -125,9 +134,10 @@ def _weights_stamp(choice: ModelChoice) -> float:
 @dataclass
 class _Job:
     name: str
-    image: np.ndarray
+    image: Any  # numpy array, or an array-like read band by band when ``lazy``
     scale: tuple[float, float]
     translate: tuple[float, float]
+    lazy: bool = False
 
 
 @dataclass
@@ -143,6 +153,7 @@ class SegmentResult:
     seconds: float
     scale: tuple[float, float]
     translate: tuple[float, float]
+    labels_file: str | None = None  # the temporary file behind ``labels`` when the image was streamed
 
 
 @dataclass
@@ -174,6 +185,8 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         self._choices: list[ModelChoice] = []
         #: the user chose a model: stop suggesting one from the kind of image open
         self._model_picked = False
+        #: temporary folder for labels of lazy images (created on first use)
+        self._tmpdir: Path | None = None
 
         # images
         self.all_images = QCheckBox("All image layers")
@@ -389,6 +402,8 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         value = getattr(event, "value", None)
         if value is not None and getattr(event, "type", "") == "inserted":
             value.events.name.connect(self._on_layers_changed)
+        if value is not None and getattr(event, "type", "") == "removed":
+            self._remove_label_file(meta(value).get("labels_file"))
         self.refresh_images()
         self.suggest_model()
 
@@ -445,9 +460,13 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         jobs = []
         for layer in self.selected_images():
             try:
-                jobs.append(_Job(layer.name, image_rgb(layer), tuple(layer.scale[-2:]), tuple(layer.translate[-2:])))
+                image = image_rgb(layer, lazy=True)
             except ValueError as exc:
                 show_error(str(exc))
+                continue
+            jobs.append(_Job(layer.name, image, tuple(layer.scale[-2:]), tuple(layer.translate[-2:]), is_lazy(image)))
+            if jobs[-1].lazy and self.uncertainty_check.isChecked():
+                show_warning(f"{layer.name} is read from disk: no uncertainty layer (it would not fit in memory)")
         if not jobs:
             show_warning("No image layer to segment: open an image or tick one in the list")
             return None
@@ -536,9 +555,13 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
                 def progress(done: int, total: int, i: int = i) -> None:
                     emit((i + done / max(total, 1)) / n)
 
-                pred = predictor.predict(
-                    job.image, scale=scale, return_probs=unc, progress=progress, cancel=self._cancel.is_set
-                )
+                if job.lazy:
+                    pred, labels_file = self._predict_to_disk(predictor, job, scale, progress)
+                else:
+                    pred = predictor.predict(
+                        job.image, scale=scale, return_probs=unc, progress=progress, cancel=self._cancel.is_set
+                    )
+                    labels_file = None
                 uncertainty = None
                 if pred.probs is not None:
                     uncertainty = 1.0 - pred.probs.max(axis=0).astype(np.float32)
@@ -552,11 +575,44 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
                     pred.seconds,
                     job.scale,
                     job.translate,
+                    labels_file,
                 )
         except Cancelled:
             return
         except (ValueError, ModelFileError, OSError, MemoryError) as exc:
             yield _Failure(f"{type(exc).__name__}: {exc}" if isinstance(exc, MemoryError) else str(exc))
+
+    def _predict_to_disk(self, predictor: Predictor, job: _Job, scale: float, progress: Any) -> tuple[Any, str]:
+        """Worker thread: stream a lazy image into a memory-mapped label TIFF; the file goes if the run stops."""
+        from ..io.lazy import close_output, open_label_output
+
+        path = self._new_label_file(job.name)
+        try:
+            out = open_label_output(path, job.image.shape[:2], overwrite=True)
+            pred = predictor.predict(job.image, scale=scale, out=out, progress=progress, cancel=self._cancel.is_set)
+            close_output(out)
+        except BaseException:
+            self._remove_label_file(str(path))
+            raise
+        return pred, str(path)
+
+    def _new_label_file(self, image_name: str) -> Path:
+        """A new, uniquely named file in this widget's temporary folder, named after the image."""
+        if self._tmpdir is None or not self._tmpdir.is_dir():
+            self._tmpdir = Path(tempfile.mkdtemp(prefix="napari-bloodseg-"))
+        stem = re.sub(r"[^\w.-]+", "_", image_name).strip("._") or "image"
+        fd, name = tempfile.mkstemp(prefix=f"{stem}-", suffix=".labels.tif", dir=self._tmpdir)
+        os.close(fd)
+        return Path(name)
+
+    def _remove_label_file(self, path: str | None) -> None:
+        """Delete a label file this widget made (never anything else); an open memory map keeps its pages."""
+        if not path or self._tmpdir is None or Path(path).parent != self._tmpdir:
+            return
+        try:
+            Path(path).unlink(missing_ok=True)
+        except OSError:  # e.g. still mapped on Windows: the temp dir is the OS's to clean
+            pass
 
     # -- GUI-thread handlers ------------------------------------------------------------------------------------
     def _on_progress(self, fraction: float) -> None:
@@ -573,8 +629,9 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             self.status.setText(f"Failed: {item.message}")
             show_error(f"Segmentation failed: {item.message}")
             return
-        if self._cancel.is_set():
-            return  # finished just as Cancel was pressed: the user asked for nothing more to change
+        if self._cancel.is_set():  # finished just as Cancel was pressed: the user asked for nothing more to change
+            self._remove_label_file(item.labels_file)
+            return
         self.last_layers.append(self._commit(item))
         self._run_stats["done"] += 1
 
@@ -588,6 +645,8 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         name = f"{res.image_name} [{res.model}]"
         kwargs = schema_layer_kwargs(res.schema, name, role="prediction", source=res.image_name, model=res.model)
         kwargs["metadata"][META_KEY].update(device=res.device, seconds=round(res.seconds, 3))
+        if res.labels_file:
+            kwargs["metadata"][META_KEY]["labels_file"] = res.labels_file
         existing = find_layer(self.viewer, name)
         layer: Labels
         if isinstance(existing, Labels) and not self.new_layer_check.isChecked():
@@ -601,7 +660,10 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             layer.data = res.labels
             layer.colormap = kwargs["colormap"]
             layer.features = kwargs["features"]
+            old_file = meta(layer).pop("labels_file", None)
             meta(layer).update(kwargs["metadata"][META_KEY])
+            if old_file != res.labels_file:
+                self._remove_label_file(old_file)
             layer.events.metadata()
         else:
             layer = self.viewer.add_labels(res.labels, scale=res.scale, translate=res.translate, **kwargs)

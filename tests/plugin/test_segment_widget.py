@@ -307,3 +307,100 @@ def test_edge_cells_choice_reaches_the_predictor(viewer, dock, wait_idle, wbc_pa
     widget.edge_combo.setCurrentIndex(widget.edge_combo.findData("keep"))
     _segment(widget, wait_idle)
     assert [p.edge_cells for p in widget._predictors.values()] == ["auto", "keep"]
+
+
+# -- big images opened lazily stream from disk to disk ------------------------------------------------------------
+
+
+class _ReadSpy:
+    """Wraps the stream source the widget opens: records every row range read, refuses whole conversion."""
+
+    def __init__(self, source, reads: list[tuple[int, int]]) -> None:
+        self.source, self.reads = source, reads
+        self.shape, self.dtype, self.ndim = source.shape, source.dtype, source.ndim
+
+    def __getitem__(self, key):
+        rows = (key[0] if isinstance(key, tuple) else key).indices(self.shape[0])
+        self.reads.append(rows[:2])
+        return np.asarray(self.source[key])
+
+    def __array__(self, *_args, **_kwargs):
+        raise AssertionError("the whole lazy image was converted to one array")
+
+
+@pytest.fixture
+def spy_reads(monkeypatch) -> list[tuple[int, int]]:
+    """Row ranges read from lazily opened images; any whole-image ``np.asarray`` of a dask level fails the test."""
+    import dask.array as da
+
+    import napari_bloodseg.io.lazy as lazy
+
+    reads: list[tuple[int, int]] = []
+    real_open, real_array = lazy.open_lazy, da.Array.__array__
+    monkeypatch.setattr(lazy, "open_lazy", lambda *a, **k: _ReadSpy(real_open(*a, **k), reads))
+
+    def dask_array(self, *args, **kwargs):
+        assert self.shape[:2] != (1200, 1500), "a full-resolution dask level was converted to one array"
+        return real_array(self, *args, **kwargs)
+
+    monkeypatch.setattr(da.Array, "__array__", dask_array)
+    return reads
+
+
+def test_lazy_image_segments_to_disk_equal_to_in_memory(
+    viewer, dock, wait_idle, big_tiff, smear_field, lazy_threshold, spy_reads, notes
+):
+    import tempfile
+    from pathlib import Path
+
+    (lazy_layer,) = viewer.open(str(big_tiff), plugin="napari-bloodseg")
+    viewer.add_image(smear_field, name="in memory", rgb=True)
+    widget = dock("Segment")
+    widget.uncertainty_check.setChecked(True)
+    _segment(widget, wait_idle, model="wbc-unet", tile=512)
+    assert widget.last_status == "done"
+
+    streamed, reference = viewer.layers["slide [wbc-unet]"], viewer.layers["in memory [wbc-unet]"]
+    assert type(reference.data) is np.ndarray
+    assert len(np.unique(reference.data)) > 1  # the equality below is not between two blank images
+    assert isinstance(streamed.data, np.memmap)
+    np.testing.assert_array_equal(streamed.data, reference.data)
+    # on disk in a temporary folder, named after the image; same colours and metadata as any result
+    labels_file = Path(streamed.data.filename)
+    assert labels_file.name.startswith("slide-") and Path(tempfile.gettempdir()) in labels_file.parents
+    info, ref_info = streamed.metadata["bloodseg"], reference.metadata["bloodseg"]
+    assert info["labels_file"] == str(labels_file)
+    for key in ("schema", "role", "model", "class_names", "corrected"):
+        assert info[key] == ref_info[key]
+    assert info["source"] == "slide"
+    assert streamed.colormap.color_dict.keys() == reference.colormap.color_dict.keys()
+    for value, rgba in reference.colormap.color_dict.items():
+        np.testing.assert_array_equal(streamed.colormap.color_dict[value], rgba)
+    # streamed band by band from the file: every row read, never the whole image at once
+    assert spy_reads and max(y1 - y0 for y0, y1 in spy_reads) < 1200
+    assert min(y0 for y0, _ in spy_reads) == 0 and max(y1 for _, y1 in spy_reads) == 1200
+    # probabilities of a slide would not fit in memory: the in-memory image alone gets an uncertainty layer
+    assert "in memory [wbc-unet] uncertainty" in viewer.layers
+    assert "slide [wbc-unet] uncertainty" not in viewer.layers
+    assert any("slide" in msg and "uncertainty" in msg for msg in notes.warnings)
+
+    viewer.layers.remove(streamed)
+    assert not labels_file.exists()
+
+
+def test_cancel_lazy_run_adds_no_layer_and_leaves_no_file(viewer, dock, wait_idle, qtbot, big_tiff, lazy_threshold):
+    viewer.open(str(big_tiff), plugin="napari-bloodseg")
+    before = [layer.name for layer in viewer.layers]
+    widget = dock("Segment")
+    widget.set_model("wbc-unet")
+    widget.set_device("cpu")
+    widget.tile_spin.setValue(256)
+    widget.run()
+    qtbot.waitUntil(lambda: widget.progress.value() > 0, timeout=30_000)  # mid-run: the label file exists
+    assert widget.running and list(widget._tmpdir.iterdir())
+    widget.cancel()
+    wait_idle(widget, timeout=30_000)
+
+    assert widget.last_status == "cancelled"
+    assert [layer.name for layer in viewer.layers] == before
+    assert list(widget._tmpdir.iterdir()) == []
