@@ -33,7 +33,7 @@ from qtpy.QtWidgets import (
 
 from ..schemas import IGNORE_INDEX, LabelSchema
 from .background import BackgroundRun
-from .layers import META_KEY, find_layer, layer_schema, meta, pair_key, strip_tags
+from .layers import META_KEY, find_layer, layer_schema, level0, meta, pair_key, strip_tags, too_big_to_load
 from .plot import ScoreBars
 from .scroll import ScrollPanel
 
@@ -283,6 +283,9 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
         if not pairs:
             show_warning("No prediction/mask pairs: masks pair with predictions by image name")
             return None
+        pairs = self._without_big(pairs)
+        if not pairs:
+            return None
         schema = layer_schema(pairs[0][1])
         # copies: the user may keep painting while the worker scores
         items = [
@@ -312,6 +315,23 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
             },
             message=f"Scoring {len(items)} pair(s) …",
         )
+
+    @staticmethod
+    def _without_big(pairs: list[tuple[Labels, Labels]]) -> list[tuple[Labels, Labels]]:
+        """Pairs whose layers fit in memory; the others are named in one error (scoring copies both layers and
+        builds error maps of several bytes per pixel: a slide-sized layer read from disk would not fit)."""
+        from napari.utils.notifications import show_error
+
+        keep, big = [], []
+        for p, t in pairs:
+            (big if too_big_to_load(level0(p)) or too_big_to_load(level0(t)) else keep).append((p, t))
+        if big:
+            names = ", ".join(p.name for p, _ in big[:4]) + (" …" if len(big) > 4 else "")
+            show_error(
+                f"Not scored: {names} — read from disk and too big to score in napari "
+                "(export the masks and score a crop, or score them outside napari)"
+            )
+        return keep
 
     @staticmethod
     def _score(items, schema: LabelSchema, model: str | None, want_errors: bool, cancel: threading.Event):

@@ -3,6 +3,10 @@
 The schema comes from the layer's bloodseg metadata, or is guessed from its values. Files are written atomically
 through :func:`napari_bloodseg.io.write_mask`. napari's Save dialog has already asked about replacing a file, so
 the npe2 writer overwrites; the batch export never replaces a file unless asked to.
+
+Labels read from disk and too big to copy (a big image segmented by the Segment widget, backed by a memory map)
+are written as TIFF band by band (:func:`napari_bloodseg.io.lazy.write_mask_banded`); as PNG they are refused
+with a message, since a PNG is encoded from the whole image in memory.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 
 from ..io.masks import write_mask
 from ..schemas import LabelSchema, get_schema
-from .layers import META_KEY, guess_labels_schema, labels_in_schema, layer_schema, meta, strip_tags
+from .layers import META_KEY, guess_labels_schema, labels_in_schema, layer_schema, meta, strip_tags, too_big_to_load
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari.layers import Labels
@@ -40,9 +44,34 @@ def _plane(data: Any, name: str) -> np.ndarray:
     return arr
 
 
+def _write_big(path: str | Path, data: Any, schema: str | None, name: str, *, overwrite: bool) -> Path:
+    """Labels too big to copy: a TIFF written band by band, or a clear refusal."""
+    from ..io.lazy import write_mask_banded
+
+    h, w = data.shape[:2]
+    if Path(path).suffix.lower() not in (".tif", ".tiff"):
+        raise ValueError(
+            f"{name}: {w} x {h} labels read from disk are written as .tif (band by band); "
+            f"a {Path(path).suffix or 'file without suffix'} would need the whole image in memory"
+        )
+    if not schema:
+        raise ValueError(f"{name}: no schema recorded for these {w} x {h} labels (it is not guessed from disk)")
+    try:
+        return write_mask_banded(path, data, schema, overwrite=overwrite)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def _level0(data: Any) -> Any:
+    return data[0] if isinstance(data, list) else data
+
+
 def write_labels(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     """npe2 single-layer writer for Labels → ``.png``/``.tif`` grey mask. Returns the written path."""
     name = str(attributes.get("name", "labels"))
+    if too_big_to_load(_level0(data)):
+        schema_name = ((attributes.get("metadata") or {}).get(META_KEY) or {}).get("schema")
+        return [str(_write_big(path, _level0(data), schema_name, name, overwrite=True))]
     arr = _plane(data, name)
     schema = _schema_from_attributes(arr, attributes)
     labels = labels_in_schema(arr, schema)
@@ -86,9 +115,12 @@ def export_layers(
         used.add(stem.lower())
         target = folder / f"{stem}{suffix}"
         try:
-            arr = _plane(layer.data, layer.name)
-            schema = layer_schema(layer)
-            write_mask(target, labels_in_schema(arr, schema), schema, overwrite=overwrite)
+            if too_big_to_load(_level0(layer.data)):
+                _write_big(target, _level0(layer.data), meta(layer).get("schema"), layer.name, overwrite=overwrite)
+            else:
+                arr = _plane(layer.data, layer.name)
+                schema = layer_schema(layer)
+                write_mask(target, labels_in_schema(arr, schema), schema, overwrite=overwrite)
         except FileExistsError:
             result.skipped.append(target)
         except (ValueError, OSError) as exc:

@@ -212,3 +212,28 @@ def test_segment_correct_evaluate_export_round_trip(viewer, dock, wait_idle, tmp
     assert kind == "labels"
     assert kwargs["metadata"]["bloodseg"]["schema"] == "wbc"
     np.testing.assert_array_equal(labels, corrected)
+
+
+def test_big_disk_layers_are_refused_not_copied(viewer, dock, wait_idle, notes, tmp_path, lazy_threshold):
+    """Scoring copies both layers and builds error maps of several bytes a pixel: a slide-sized prediction read
+    from disk is refused with a message, and the pairs that fit are still scored."""
+    from napari_bloodseg.io.lazy import open_label_output
+    from napari_bloodseg.plugin.layers import schema_layer_kwargs
+
+    ((small, _, _),) = _add_pairs(viewer, n=1)
+    mm = open_label_output(tmp_path / "slide.labels.tif", (1000, 1000))
+    viewer.add_labels(mm, **schema_layer_kwargs("wbc", "slide [net]", role="prediction", source="slide", model="net"))
+    truth = np.zeros((1000, 1000), np.uint8)
+    viewer.add_labels(truth, **schema_layer_kwargs("wbc", "slide mask", role="mask", source="slide"))
+    widget = dock("Evaluate")
+    assert len(widget.pairs()[0]) == 2
+
+    assert widget.evaluate() is not None
+    wait_idle(widget)
+    assert set(widget.table_scores()) == {small}
+    assert any("slide [net]" in msg and "too big" in msg for msg in notes.errors)
+    assert not any(small in msg for msg in notes.errors)
+
+    # nothing left to score: no worker at all
+    viewer.layers.remove(small)
+    assert widget.evaluate() is None and not widget.running
