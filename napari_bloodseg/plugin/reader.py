@@ -131,6 +131,18 @@ def _tiff_plan(path: Path) -> tuple[int, int] | None:
         return None
 
 
+class _Unowned:
+    """An array-like that only slices its source. ``dask.array.from_array`` copies anything with a ``copy``
+    method whole first (a 432 MB memmap cost 820 MB), and slices a plain ndarray eagerly; through this it does
+    neither."""
+
+    def __init__(self, source: Any) -> None:
+        self.source, self.shape, self.dtype, self.ndim = source, tuple(source.shape), source.dtype, source.ndim
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.asarray(self.source[key])
+
+
 def _as_dask(arr: Any) -> Any:
     """A lazy (H, W, 3) uint8 array-like as a dask array napari can slice; chunks follow the source's own."""
     import dask.array as da
@@ -141,7 +153,7 @@ def _as_dask(arr: Any) -> Any:
     else:
         chunks = (_CHUNK_SIDE, _CHUNK_SIDE, 3)
     # name=False: no hashing of the source; meta: dask must not read a slice to learn the type
-    return da.from_array(arr, chunks=chunks, name=False, meta=np.empty((0, 0, 0), np.uint8))
+    return da.from_array(_Unowned(arr), chunks=chunks, name=False, meta=np.empty((0, 0, 0), np.uint8))
 
 
 def _levels(path: Path, n_levels: int) -> list[Any]:
