@@ -8,7 +8,8 @@ Cancel stops at the next tile: the image in progress is dropped whole, images al
 A lazy image layer (a big TIFF the reader opened lazily, any dask/zarr/memory-mapped layer) is never loaded whole:
 the Predictor reads it band by band and writes labels into a memory-mapped TIFF in a temporary folder
 (``napari-bloodseg-*`` under the platform's temp dir), and the Labels layer is backed by that file. The file is
-deleted when the run is cancelled or fails, and when its layer is removed or re-segmented.
+deleted when the run is cancelled or fails, and when its layer is removed (closing napari too) or re-segmented;
+the folder goes with its last file.
 """
 
 from __future__ import annotations
@@ -611,7 +612,8 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             return
         try:
             Path(path).unlink(missing_ok=True)
-        except OSError:  # e.g. still mapped on Windows: the temp dir is the OS's to clean
+            self._tmpdir.rmdir()  # only when it is empty: the last streamed result is gone
+        except OSError:  # not empty, or still mapped on Windows: the temp dir is the OS's to clean
             pass
 
     # -- GUI-thread handlers ------------------------------------------------------------------------------------
