@@ -104,3 +104,14 @@ def test_reads_and_writes_only_the_edge_strips():
 def test_bad_arguments(fraction, diameter):
     with pytest.raises(ValueError):
         drop_partial_edge_cells(np.zeros((10, 10), np.uint8), diameter, fraction)
+
+
+def test_small_cells_near_but_not_on_the_edge_are_kept():
+    """Only cells the image edge cuts are judged: a small whole cell inside an edge strip is no sliver."""
+    labels, _ = _field()
+    _disc(labels, 20, 130, value=2, r=6)  # ~9 % of a typical cell, 14 px from the top edge: inside the strip
+    _disc(labels, 150, 385, value=2, r=6)  # the same 9 px from the right edge
+    before = labels.copy()
+    assert drop_partial_edge_cells(labels, 2 * R, 0.45) == 3  # the three slivers only
+    assert labels[20, 130] == 2 and labels[150, 385] == 2
+    np.testing.assert_array_equal(labels[10:31, 120:141], before[10:31, 120:141])
