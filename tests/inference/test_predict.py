@@ -389,3 +389,27 @@ def test_edge_cells_follow_the_card_unless_told(tiny_unet, monkeypatch, card_fra
 def test_edge_cells_bad_value(tiny_unet, bad):
     with pytest.raises(ValueError, match="edge_cells"):
         Predictor(tiny_unet, device="cpu", edge_cells=bad)
+
+
+@pytest.mark.parametrize("input_scale, scale", [(1.0, 2.0), (0.5, 2.0)])
+def test_edge_cells_judge_against_the_cell_size_seen_through_the_scale(tiny_unet, monkeypatch, input_scale, scale):
+    """A sparse field (too few whole cells to measure): the typical cell is the card's, seen through the user's
+    scale. The card's 80 px cells at scale 2 are 40 px here, so half a 40 px cell on the edge stays; judged
+    against an 80 px cell it would be a sliver (under 0.45 of one)."""
+    labels = np.zeros((200, 300), np.uint8)
+    yy, xx = np.mgrid[:200, :300]
+    labels[yy**2 + (xx - 150) ** 2 <= 400] = 1  # half of a 40 px cell, cut by the top edge
+    card = ModelCard(
+        name="m",
+        config=tiny_unet.config,
+        schema="rbc",
+        cell_size_px=80.0,
+        input_scale=input_scale,
+        edge_cell_min_fraction=0.45,
+    )
+    p = Predictor(tiny_unet, card, device="cpu")
+    monkeypatch.setattr(p, "_run_with_fallback", lambda *a, **k: (labels.copy(), None))
+    out = p.predict(np.zeros((200, 300, 3), np.uint8), scale=scale).labels
+    np.testing.assert_array_equal(out, labels)
+    # the same half cell under a scale of 1: the card's 80 px cells, of which it is under 0.45
+    assert not p.predict(np.zeros((200, 300, 3), np.uint8), scale=1.0).labels.any()
