@@ -37,22 +37,28 @@ def test_keep_last_returns_the_final_state_with_validation_only_reported(wbc_sam
     runs = {}
     for keep in ("best", "last"):
         model, card = _model_and_card()
-        final_epoch_state = {}
+        epoch_states = []
         res = fit(
             model,
             card,
             wbc_samples[:4],
             wbc_samples[4:],
             TrainConfig(**{**cfg.to_dict(), "keep": keep}),
-            on_epoch=lambda log, m=model, s=final_epoch_state: s.update(copy.deepcopy(m.state_dict())),
+            on_epoch=lambda log, m=model, s=epoch_states: s.append(copy.deepcopy(m.state_dict())),
         )
         assert all(h.score is not None for h in res.history)  # validation scored every epoch either way
-        runs[keep] = res, model.state_dict(), final_epoch_state
-    best, _, _ = runs["best"]
+        runs[keep] = res, model.state_dict(), epoch_states
+
+    def same(a, b):
+        return all(torch.equal(a[k], b[k]) for k in a)
+
+    best, state, epoch_states = runs["best"]
     assert best.best_epoch < len(best.history)
-    last, state, final_epoch_state = runs["last"]
+    # the model itself is left at the best epoch's weights (what train/finetune then save), not the last epoch's
+    assert same(state, epoch_states[best.best_epoch - 1]) and not same(state, epoch_states[-1])
+    last, state, epoch_states = runs["last"]
     assert last.best_epoch == len(last.history) and last.best_score == last.history[-1].score
-    assert all(torch.equal(state[k], final_epoch_state[k]) for k in state)
+    assert same(state, epoch_states[-1])
     with pytest.raises(ValueError, match="keep"):
         fit(*_model_and_card(), wbc_samples[:4], [], TrainConfig(**{**cfg.to_dict(), "keep": "median"}))
 
@@ -152,14 +158,20 @@ def test_unlabelled_training_data_is_refused(wbc_samples):
         fit(model, card, wbc_samples, [], TrainConfig(epochs=1, device="cpu"))
 
 
-def test_encoder_freeze_leaves_encoder_weights_unchanged(wbc_samples):
-    model, card = _model_and_card()
+@pytest.mark.parametrize(
+    ("arch", "encoder", "decoder"),
+    [("unet", "down.", "merge."), ("segnet", "encoders.", "decoders."), ("deconvnet", "encoders.", "decoders.")],
+)
+def test_encoder_freeze_leaves_encoder_weights_unchanged(wbc_samples, arch, encoder, decoder):
+    torch.manual_seed(0)
+    model = build_model(arch, num_classes=3, width=4, depth=3)
+    card = ModelCard(name="t", config=model.config, schema="wbc")
     before = copy.deepcopy(model.state_dict())
     cfg = TrainConfig(epochs=1, steps_per_epoch=2, batch_size=2, patch_size=48, freeze="encoder", device="cpu")
     fit(model, card, wbc_samples[:4], [], cfg)
     after = model.state_dict()
-    enc = [k for k in before if k.startswith("down.") and k.endswith("weight")]
-    dec = [k for k in before if k.startswith("merge.") and k.endswith("weight")]
+    enc = [k for k in before if k.startswith(encoder) and k.endswith("weight")]
+    dec = [k for k in before if k.startswith(decoder) and k.endswith("weight")]
     assert enc and all(torch.equal(before[k], after[k]) for k in enc)
     assert any(not torch.equal(before[k], after[k]) for k in dec)
     assert all(p.requires_grad for p in model.parameters())
@@ -178,8 +190,19 @@ def test_frozen_batchnorm_keeps_the_running_statistics(wbc_samples):
     bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     stats = [m.running_mean.clone() for m in bn]
     weights = copy.deepcopy(model.state_dict())
-    cfg = TrainConfig(epochs=2, steps_per_epoch=2, batch_size=2, patch_size=48, device="cpu", freeze_bn=True)
-    fit(model, card, wbc_samples[:4], wbc_samples[4:], cfg)  # validation in between must not unfreeze them
+    # keep="last": the model returned is the final one (a best-epoch rollback would hide a late change), and the
+    # statistics are checked after every step, so validation between epochs must not unfreeze them either
+    cfg = TrainConfig(
+        epochs=2, steps_per_epoch=2, batch_size=2, patch_size=48, device="cpu", freeze_bn=True, keep="last"
+    )
+    moved = []
+
+    def check(step, total, loss):
+        moved.extend(step for m, s in zip(bn, stats, strict=True) if not torch.equal(m.running_mean, s))
+
+    res = fit(model, card, wbc_samples[:4], wbc_samples[4:], cfg, on_step=check)
+    assert [h.score is not None for h in res.history] == [True, True]  # validated after epoch 1, before epoch 2
+    assert moved == []
     assert all(torch.equal(m.running_mean, s) for m, s in zip(bn, stats, strict=True))
     assert any(not torch.equal(weights[k], v) for k, v in model.state_dict().items() if "weight" in k)
 
