@@ -1,4 +1,8 @@
+import copy
 import json
+
+import pytest
+import torch
 
 from napari_bloodseg.models import load_model
 from napari_bloodseg.training import TrainConfig, train_model
@@ -28,3 +32,43 @@ def test_train_model_saves_best_checkpoint_with_a_full_card(wbc_folder, tmp_path
     assert t["settings"]["seed"] == 0 and t["device"] == "cpu" and t["seconds"] > 0
     assert set(data["metrics"]["val"]["per_class"]) == {"cytoplasm", "nucleus", "cell"}
     assert data["cell_size_px"] > 10
+
+
+def test_interrupt_keeps_the_last_best_model_file_intact(wbc_folder, tmp_path, monkeypatch):
+    """Ctrl-C in epoch 2: the best model so far (epoch 1), saved as training went, is on disk whole and loads."""
+    from napari_bloodseg.training import train as train_mod
+    from napari_bloodseg.training import trainer
+
+    calls, trained, epoch_states = [], [], []
+    real_batch, real_fit = trainer._batch, train_mod.fit
+
+    def interrupted_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # the first step of epoch 2 (two steps per epoch)
+            raise KeyboardInterrupt
+        return real_batch(*args, **kwargs)
+
+    def spy_fit(model, *args, **kwargs):
+        trained.append(model)
+        return real_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "_batch", interrupted_batch)
+    monkeypatch.setattr(train_mod, "fit", spy_fit)
+    cfg = TrainConfig(epochs=3, steps_per_epoch=2, batch_size=2, patch_size=48, seed=0, device="cpu")
+    out = tmp_path / "out" / "m"
+    with pytest.raises(KeyboardInterrupt):
+        train_model(
+            wbc_folder,
+            out,
+            width=4,
+            depth=3,
+            cfg=cfg,
+            val_fraction=1 / 6,
+            on_epoch=lambda log: epoch_states.append(copy.deepcopy(trained[0].state_dict())),
+        )
+    assert len(epoch_states) == 1
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.json", "m.safetensors"]  # no temp files
+    model, card = load_model(out)  # whole: the checksum in its card matches
+    assert card.training["best_epoch"] == 1 and card.metrics["val"]["n_images"] == 1
+    saved = model.state_dict()
+    assert all(torch.equal(saved[k], epoch_states[0][k]) for k in saved)
