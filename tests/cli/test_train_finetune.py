@@ -127,3 +127,45 @@ def test_train_refuses_a_bad_edge_cell_fraction_before_any_work(folder, tmp_path
         main(["train", "--model", "unet", "--data", str(folder), "--edge-cell-min-fraction", bad, "--out", str(out)])
     assert exc.value.code == 2
     assert not out.with_suffix(".json").exists()
+
+
+def _interrupt_at_step(monkeypatch, n):
+    """Ctrl-C during the ``n``-th training step (KeyboardInterrupt from inside the loop, as SIGINT raises it)."""
+    from napari_bloodseg.training import trainer
+
+    calls = []
+    real_batch = trainer._batch
+
+    def batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real_batch(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "_batch", batch)
+
+
+def test_train_interrupted_exits_130_and_keeps_the_best_model(folder, tmp_path, monkeypatch, capsys):
+    _interrupt_at_step(monkeypatch, 3)  # epoch 2 of 3, two steps each: epoch 1's best is saved
+    out = tmp_path / "m"
+    argv = ["train", "--model", "unet", "--data", str(folder), "--width", "4", "--depth", "3", "--epochs", "3"]
+    argv += ["--steps-per-epoch", "2", "--batch-size", "2", "--patch-size", "48", "--val-fraction", "0.2"]
+    assert main([*argv, "--device", "cpu", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted; the best model so far (if any) is intact at {out}" in err and "Traceback" not in err
+    assert json.loads(out.with_suffix(".json").read_text())["training"]["best_epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "m.json", "m.safetensors"]
+
+
+def test_finetune_interrupted_exits_130_and_saves_nothing(folder, tmp_model_dir, constant_model, monkeypatch, capsys):
+    import hashlib
+
+    base = constant_model(tmp_model_dir, "base", "wbc", 1)
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_model_dir.iterdir()}
+    _interrupt_at_step(monkeypatch, 2)
+    argv = ["finetune", "--model", "base", "--data", str(folder), "--epochs", "2", "--batch-size", "2"]
+    assert main([*argv, "--scale", "1", "--device", "cpu", "--name", "base-v2"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; nothing saved, the base model is unchanged" in err and "Traceback" not in err
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_model_dir.iterdir()} == before
+    assert base.with_suffix(".json").exists()
