@@ -210,3 +210,28 @@ def test_few_validation_images_come_with_a_caveat(n_val, warned):
     assert (caveat is not None) is warned
     if warned:
         assert f"{n_val} validation image" in caveat and "weak guide" in caveat
+
+
+def test_switching_the_guard_off_saves_what_the_guard_would_refuse(tmp_model_dir, wbc_folder, wbc_samples):
+    base = _base_with_data(tmp_model_dir, wbc_folder)
+    wreck = [Sample(s.name, s.image, np.full_like(s.labels, 2)) for s in wbc_samples]
+    cfg = TrainConfig(epochs=2, steps_per_epoch=2, batch_size=4, patch_size=48, lr=5e-2, device="cpu")
+    # the same impossible guard as above refuses; with the guard off the base domain is not even measured
+    res = finetune(base, wreck[:4], wreck[4:], cfg=cfg, name="unguarded", replay=0, guard=False, max_base_drop=-1.0)
+    assert res.path == tmp_model_dir / "unguarded" and model_paths(res.path)[0].exists()
+    assert res.base_before is None and res.base_after is None and res.weight_mix == 1.0
+    assert res.card.training["guard"] is False
+
+
+def test_default_finetune_keeps_the_base_batchnorm_statistics(base_model, wbc_samples):
+    """FINETUNE_DEFAULTS freezes BatchNorm: a few new-domain batches must not overwrite the base's statistics."""
+    from napari_bloodseg.training.finetune import finetune_config
+
+    cfg = finetune_config(epochs=2, steps_per_epoch=2, batch_size=2, patch_size=48, device="cpu", max_minutes=None)
+    res = finetune("base", wbc_samples[:4], [], name="bn", cfg=cfg, scale=1.0)
+    base, _ = get_model("base")
+    new, _ = get_model(str(res.path))
+    b, n = base.state_dict(), new.state_dict()
+    stats = [k for k in b if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(b[k], n[k]) for k in stats)
+    assert any(not torch.equal(b[k], n[k]) for k in b if k.endswith("weight"))  # it did train
