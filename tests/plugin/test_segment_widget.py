@@ -154,6 +154,50 @@ def test_cancel_mid_run_adds_nothing_and_changes_nothing(viewer, dock, wait_idle
     assert widget.run_btn.isEnabled() and not widget.cancel_btn.isEnabled()
 
 
+def _cancel_at_tile(monkeypatch, widget, n: int) -> list[int]:
+    """Press Cancel from inside the ``n``-th network pass (worker thread): no race with the machine's load."""
+    from napari_bloodseg.inference import Predictor
+
+    calls: list[int] = []
+    real_forward = Predictor._forward
+
+    def forward(self, tiles, tta=False):
+        calls.append(1)
+        out = real_forward(self, tiles, tta)
+        if len(calls) == n:
+            widget._cancel.set()
+        return out
+
+    monkeypatch.setattr(Predictor, "_forward", forward)
+    return calls
+
+
+def test_cancel_stops_within_the_image(viewer, dock, wait_idle, monkeypatch):
+    rng = np.random.default_rng(0)
+    viewer.add_image(rng.integers(0, 255, (512, 512, 3), dtype=np.uint8), name="big", rgb=True)
+    widget = dock("Segment")
+    calls = _cancel_at_tile(monkeypatch, widget, 2)
+    _segment(widget, wait_idle, tile=128)  # 16 tiles
+    assert widget.last_status == "cancelled"
+    assert len(calls) == 2, "the tiles after Cancel must not run"
+    assert [layer.name for layer in viewer.layers] == ["big"]
+
+
+def test_a_result_finished_as_cancel_is_pressed_changes_nothing(viewer, dock, wait_idle, monkeypatch, wbc_pair):
+    """Cancel pressed during an image's last tile: the image finishes, but its result is dropped, the earlier
+    layer keeps its data, and the next image is not started."""
+    viewer.add_image(wbc_pair[0], name="a", rgb=True)
+    viewer.add_image(wbc_pair[0][:64, :64], name="b", rgb=True)
+    earlier = viewer.add_labels(np.full(wbc_pair[0].shape[:2], 2, np.uint8), name="a [unet]")
+    before = [layer.name for layer in viewer.layers]
+    widget = dock("Segment")
+    calls = _cancel_at_tile(monkeypatch, widget, 1)  # "a" is one tile: it completes with Cancel set
+    _segment(widget, wait_idle)
+    assert widget.last_status == "cancelled" and len(calls) == 1
+    assert [layer.name for layer in viewer.layers] == before
+    assert np.all(earlier.data == 2) and widget.last_layers == []
+
+
 def test_event_loop_keeps_turning_during_a_slow_run(viewer, dock, wait_idle, qtbot):
     """A heartbeat QTimer must keep firing while a 1500x1500 image is segmented on the CPU."""
     from qtpy.QtCore import QTimer
