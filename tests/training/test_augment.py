@@ -25,6 +25,20 @@ def test_crop_pad_pads_labels_with_ignore_and_keeps_pixels_aligned():
     assert valid.sum() == 20 * 30
 
 
+def test_crop_pad_keeps_every_label_on_its_pixel():
+    # the image *is* the labels (channel 0 = label value): after padding or cropping, each labelled pixel still
+    # sits under its own label, whatever offsets the generator picks
+    rng = np.random.default_rng(0)
+    for shape, size in [((20, 30), 32), ((50, 41), 32), ((20, 60), 32)]:
+        for _ in range(5):
+            lab = torch.randint(0, 3, shape, dtype=torch.uint8)
+            img = torch.stack([lab.float(), torch.rand(shape), torch.rand(shape)])
+            out_img, out_lab = random_crop_pad(img, lab, size, rng)
+            valid = out_lab != IGNORE_INDEX
+            assert valid.any()
+            assert torch.equal(out_img[0][valid], out_lab[valid].float())
+
+
 def test_scale_jitter_resizes_image_and_labels_together():
     rng = np.random.default_rng(3)
     img, lab = torch.rand(3, 40, 40), torch.randint(0, 3, (40, 40), dtype=torch.uint8)

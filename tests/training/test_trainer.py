@@ -246,3 +246,26 @@ def test_replay_fraction_sets_the_base_domain_share_of_a_batch(wbc_samples, monk
     assert sizes["own"] == [8 - n_replay] * 2 and sizes["replay"] == ([n_replay] * 2 if n_replay else [])
     with pytest.raises(ValueError, match="replay_fraction"):
         fit(*_model_and_card(), own, [], TrainConfig(**{**cfg.to_dict(), "replay_fraction": 1.0}), replay=pool)
+
+
+def test_training_batches_keep_labels_on_their_pixels():
+    """Through crop, pad and the 8 rotations/flips of _batch, each label stays under its pixel (the image channel
+    0 encodes the label: 0, 100, 200 grey)."""
+    from napari_bloodseg.models.files import DEFAULT_NORMALISATION
+    from napari_bloodseg.training import Sample
+    from napari_bloodseg.training.trainer import _batch
+
+    rng = np.random.default_rng(0)
+    samples = []
+    for i, shape in enumerate([(40, 56), (90, 70), (64, 64)]):  # smaller and bigger than the patch
+        lab = rng.integers(0, 3, shape).astype(np.uint8)
+        img = np.stack([lab * 100, rng.integers(0, 256, shape), rng.integers(0, 256, shape)], -1).astype(np.uint8)
+        samples.append(Sample(f"{i}", img, lab))
+    cfg = TrainConfig(patch_size=48, scale_range=(1.0, 1.0), colour_strength=0.0, deform=0.0)
+    mean, std = DEFAULT_NORMALISATION["mean"][0], DEFAULT_NORMALISATION["std"][0]
+    for _ in range(4):
+        x, y = _batch(samples, [0, 1, 2], cfg, rng, DEFAULT_NORMALISATION)
+        grey = ((x[:, 0] * std + mean) * 255).round()
+        valid = y != 255
+        assert valid.float().mean() > 0.5
+        assert torch.equal(grey[valid], y[valid].float() * 100)
