@@ -49,3 +49,30 @@ def test_typical_cell_size_of_a_field_is_one_cell_not_the_whole_foreground():
     lab[190:192, 190:192] = 1
     size = typical_cell_size([Sample("field", np.zeros((200, 200, 3), np.uint8), lab)])
     assert abs(size - 30) < 1.5  # one cell's diameter, not the 67 px of all five together
+
+
+def test_rescale_sample_keeps_labels_under_their_pixels():
+    # an asymmetric layout whose image *is* its labels (channel 0 = 100 x label): a flipped or shifted label
+    # resize would put most labels under the wrong pixels
+    from napari_bloodseg.training.data import rescale_sample
+
+    lab = np.zeros((60, 90), np.uint8)
+    lab[5:25, 10:40] = 1
+    lab[30:55, 60:85] = 2
+    lab[40:50, 5:20] = 1
+    img = np.stack([lab * 100, np.zeros_like(lab), np.zeros_like(lab)], -1).astype(np.uint8)
+    for scale in (0.5, 0.4, 1.7):
+        out = rescale_sample(Sample("s", img, lab), scale)
+        assert out.image.shape[:2] == out.labels.shape == (round(60 * scale), round(90 * scale))
+        agree = np.round(out.image[..., 0] / 100) == out.labels
+        assert agree.mean() > 0.95, scale  # only the blurred class borders may differ
+
+
+def test_typical_cell_size_leaves_unlabelled_pixels_out():
+    # a partial correction: one cell labelled, the rest of the crop "not annotated" (255)
+    yy, xx = np.mgrid[:120, :120]
+    lab = np.full((120, 120), 255, np.uint8)
+    lab[60:, :] = 0
+    lab[(yy - 90) ** 2 + (xx - 60) ** 2 <= 15**2] = 1
+    size = typical_cell_size([Sample("partial", np.zeros((120, 120, 3), np.uint8), lab)])
+    assert abs(size - 30) < 1.5

@@ -72,3 +72,14 @@ def test_interrupt_keeps_the_last_best_model_file_intact(wbc_folder, tmp_path, m
     assert card.training["best_epoch"] == 1 and card.metrics["val"]["n_images"] == 1
     saved = model.state_dict()
     assert all(torch.equal(saved[k], epoch_states[0][k]) for k in saved)
+
+
+def test_train_model_is_reproducible_with_a_seed(wbc_folder, tmp_path):
+    """Same data, settings and seed: the same weights, whatever ran in the process before (initialisation too)."""
+    cfg = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, patch_size=48, seed=5, device="cpu")
+    states = []
+    for run in ("a", "b"):
+        torch.rand(3)  # the global generator is somewhere else before each run
+        train_model(wbc_folder, tmp_path / run, width=4, depth=3, cfg=cfg, val_fraction=0.0)
+        states.append(load_model(tmp_path / run)[0].state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
