@@ -45,3 +45,22 @@ def test_untrained_architectures_cannot_be_changed():
         delete_model("unet")
     with pytest.raises(ModelFileError, match="nothing to export"):
         export_model("segnet", "/tmp/never")
+
+
+def test_a_shipped_models_name_is_refused(user_model, tmp_path, monkeypatch):
+    """A user model named like a shipped one would be hidden by it (shipped models list first): refused."""
+    from napari_bloodseg.models import manage, zoo
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    m = build_model("unet", num_classes=3, width=4)
+    save_model(m, ModelCard(name="ship", config=m.config, schema="wbc"), shipped / "ship")
+    monkeypatch.setattr(zoo, "SHIPPED_DIR", shipped)
+    monkeypatch.setattr(manage, "SHIPPED_DIR", shipped)
+    exported = export_model("mine", tmp_path / "out")
+    with pytest.raises(ModelFileError, match="'ship' exists already"):
+        import_model(exported, "ship")
+    with pytest.raises(ModelFileError, match="'ship' exists already"):
+        rename_model("mine", "ship")
+    assert not any(p.exists() for p in model_paths(user_model.with_name("ship")))
+    assert "mine" in names()
