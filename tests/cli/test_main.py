@@ -6,8 +6,17 @@ import sys
 
 
 def test_help_does_not_import_torch():
+    # every sub-command's --help, through main() as the console script runs it (not only the parser)
     code = (
-        "import sys; from napari_bloodseg.cli.main import build_parser; build_parser(); print('torch' in sys.modules)"
+        "import io, sys, contextlib; from napari_bloodseg.cli.main import main\n"
+        "for args in (['--help'], *([c, '--help'] for c in ('predict', 'evaluate', 'train', 'finetune', 'models'))):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "        try:\n"
+        "            main(args)\n"
+        "        except SystemExit as exc:\n"
+        "            assert exc.code == 0, (args, exc.code)\n"
+        "    assert 'usage' in out.getvalue(), args\n"
+        "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
