@@ -37,7 +37,7 @@ def _schema_from_attributes(data: np.ndarray, attributes: dict[str, Any]) -> Lab
 
 
 def _plane(data: Any, name: str) -> np.ndarray:
-    arr = np.asarray(data[0] if isinstance(data, list) else data)  # multiscale: level 0
+    arr = np.asarray(_level0(data))
     arr = arr.squeeze() if arr.ndim > 2 else arr
     if arr.ndim != 2:
         raise ValueError(f"{name}: only 2-D label layers can be written as masks (shape {arr.shape})")
@@ -63,6 +63,7 @@ def _write_big(path: str | Path, data: Any, schema: str | None, name: str, *, ov
 
 
 def _level0(data: Any) -> Any:
+    """Full-resolution data: level 0 of a multiscale layer's list (the writer gets data, not the layer)."""
     return data[0] if isinstance(data, list) else data
 
 
