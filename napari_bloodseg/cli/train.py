@@ -35,6 +35,12 @@ def add_parser(sub) -> None:
         "--deform", type=float, default=0.0, help="free rotation + elastic deformation strength (0: off; 1: ~4 px)"
     )
     p.add_argument(
+        "--red-cells",
+        type=float,
+        default=0.0,
+        help="WBC: share of crops given synthetic red cells around the white cell, learnt as background (0: off)",
+    )
+    p.add_argument(
         "--scale-jitter",
         type=float,
         nargs=2,
@@ -82,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.data.is_dir():
         raise UsageError(f"{args.data}: not a folder")
+    if args.red_cells and args.schema != "wbc":
+        raise UsageError("--red-cells pastes red cells as background: for --schema wbc only")
     cfg = TrainConfig(
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
@@ -90,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         patch_size=args.patch_size,
         colour_strength=args.colour_jitter,
         deform=args.deform,
+        red_cells=args.red_cells,
         scale_range=tuple(args.scale_jitter),
         seed=args.seed,
         device=args.device,

@@ -79,7 +79,7 @@ def finetune_config(**overrides: Any) -> TrainConfig:
 #: the augmentation a fine-tune copies from the base model's card: the data it sees should look like the data the
 #: base learnt from (rbc-deconvnet on re-stained fields: IoU 0.845 with 128 px patches and mild colour jitter,
 #: 0.869 with its own 192 px patches and strong jitter; benchmarks/finetune_rbc.py)
-AUGMENTATION_FROM_BASE = ("patch_size", "colour_strength", "scale_range")
+AUGMENTATION_FROM_BASE = ("patch_size", "colour_strength", "scale_range", "red_cells")
 
 
 def augment_like_base(cfg: TrainConfig, card: ModelCard) -> TrainConfig:

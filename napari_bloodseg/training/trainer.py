@@ -26,6 +26,7 @@ from ..schemas import get_schema
 from .augment import colour_jitter, dihedral, random_crop_pad, random_warp, scale_jitter
 from .data import Sample
 from .losses import ce_dice_loss
+from .red_cells import paste_red_cells
 
 
 @dataclass
@@ -63,6 +64,9 @@ class TrainConfig:
     compile: bool = False
     #: fine-tuning: share of every batch drawn from the base domain's replay pool (when there is one)
     replay_fraction: float = 0.5
+    #: WBC only: share of training crops that get synthetic red cells pasted around the white cell
+    #: (:mod:`.red_cells`), so filled red cells touching it are learnt as background; 0 = off
+    red_cells: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,6 +104,8 @@ def _batch(samples: list[Sample], idx: list[int], cfg: TrainConfig, rng: np.rand
         if max(img.shape[1:]) > window:  # big fields: cut a window before the (costly) resize
             img, lab = random_crop_pad(img, lab, window, rng)
         img, lab = scale_jitter(img, lab, *cfg.scale_range, rng)
+        if cfg.red_cells and rng.random() < cfg.red_cells:
+            img = paste_red_cells(img, lab, rng)
         img, lab = random_crop_pad(img, lab, cfg.patch_size, rng)
         k = int(rng.integers(8))
         images.append(dihedral(img, k))
@@ -200,6 +206,8 @@ def fit(
     if labelled == 0:
         raise ValueError("the training labels contain no labelled pixels")
     get_schema(card.schema)
+    if cfg.red_cells and card.schema != "wbc":
+        raise ValueError(f"red_cells pastes red cells as background: WBC schema only, not {card.schema!r}")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = resolve_device(cfg.device)

@@ -53,6 +53,8 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
             "0.3",
             "--tta-max-pixels",
             "50000",
+            "--red-cells",
+            "0.5",
             "--out",
             str(out),
         ]
@@ -62,6 +64,7 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
     assert card["training"]["epochs_run"] == 2 and card["architecture"] == "unet" and card["version"] == "7"
     assert card["edge_cell_min_fraction"] == 0.3  # the masks' edge-cell convention travels with the model
     assert card["tta_max_pixels"] == 50000
+    assert card["training"]["settings"]["red_cells"] == 0.5
     assert main(["models", "import", str(out), "base"]) == 0
     rc = main(
         [
@@ -94,6 +97,7 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
     tuned_card = json.loads(tuned.path.with_suffix(".json").read_text())
     assert tuned_card["edge_cell_min_fraction"] == 0.3 and tuned_card["tta_max_pixels"] == 50000
     assert tuned_card["training"]["settings"]["keep"] == "last"
+    assert tuned_card["training"]["settings"]["red_cells"] == 0.5  # augmented like its base
     assert main(["models", "rename", "base-v2", "base-lab"]) == 0
     assert main(["models", "delete", "base-lab"]) == 0
     assert "base-lab" not in {m.name for m in list_models()}
@@ -126,6 +130,14 @@ def test_train_refuses_a_bad_edge_cell_fraction_before_any_work(folder, tmp_path
     with pytest.raises(SystemExit) as exc:  # argparse: exit 2 with its usage line, before data are read
         main(["train", "--model", "unet", "--data", str(folder), "--edge-cell-min-fraction", bad, "--out", str(out)])
     assert exc.value.code == 2
+    assert not out.with_suffix(".json").exists()
+
+
+def test_train_refuses_red_cells_for_red_cell_masks(folder, tmp_path, capsys):
+    out = tmp_path / "m"
+    args = ["train", "--model", "unet", "--data", str(folder), "--schema", "rbc", "--red-cells", "0.5"]
+    assert main([*args, "--out", str(out)]) == 2
+    assert "--schema wbc only" in capsys.readouterr().err
     assert not out.with_suffix(".json").exists()
 
 

@@ -180,12 +180,13 @@ def test_a_fine_tune_beyond_the_guard_is_mixed_with_the_base_until_it_passes(tmp
 def test_finetune_augments_like_the_base_was_trained(tmp_model_dir, wbc_samples):
     torch.manual_seed(0)
     model = build_model("unet", num_classes=3, width=4, depth=3)
-    settings = {"patch_size": 40, "colour_strength": 0.9, "scale_range": [0.8, 1.25], "lr": 0.5}
+    settings = {"patch_size": 40, "colour_strength": 0.9, "scale_range": [0.8, 1.25], "red_cells": 0.3, "lr": 0.5}
     card = ModelCard(name="aug", config=model.config, schema="wbc", training={"settings": settings})
     save_model(model, card, tmp_model_dir / "aug")
     res = finetune(str(tmp_model_dir / "aug"), wbc_samples[:2], [], cfg=CFG, name="aug-ft", scale=1.0)
     got = res.card.training["settings"]
     assert (got["patch_size"], got["colour_strength"], tuple(got["scale_range"])) == (40, 0.9, (0.8, 1.25))
+    assert got["red_cells"] == 0.3
     assert got["lr"] == CFG.lr  # only the augmentation is the base's: the schedule stays the fine-tune's
     res = finetune(str(tmp_model_dir / "aug"), wbc_samples[:2], [], cfg=CFG, name="aug-ft2", scale=1.0, like_base=False)
     assert res.card.training["settings"]["patch_size"] == CFG.patch_size
