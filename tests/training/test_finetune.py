@@ -60,14 +60,38 @@ def test_cancel_leaves_no_partial_model(base_model, wbc_samples, tmp_model_dir):
     assert not any(p.name.startswith(".") for p in tmp_model_dir.iterdir())  # no temp file left
 
 
-def test_partial_labels_train_only_where_annotated(base_model, wbc_samples):
+def test_partial_labels_train_only_where_annotated(base_model, wbc_samples, monkeypatch):
+    # the unlabelled half must reach the loss as IGNORE_INDEX (which the loss skips: test_losses.py), not be
+    # clamped, resized or cast into a class on the way through scaling, cropping and rotation
+    from napari_bloodseg.training import trainer
+
+    seen = []
+
+    def spy(logits, target, *args, **kwargs):
+        seen.append(target.detach().clone())
+        return loss_fn(logits, target, *args, **kwargs)
+
+    loss_fn = trainer.ce_dice_loss
+    monkeypatch.setattr(trainer, "ce_dice_loss", spy)
+
+    def ignored_share(samples, name):
+        seen.clear()
+        res = finetune("base", samples, [], name=name, cfg=CFG, scale=1.0)
+        assert res.path is not None and np.isfinite(res.history[-1].loss)
+        y = torch.cat([t.flatten() for t in seen])
+        assert set(torch.unique(y).tolist()) <= {0, 1, 2, 255}
+        return float((y == 255).float().mean()), set(torch.unique(y[y != 255]).tolist())
+
     partial = []
     for s in wbc_samples[:4]:
         lab = s.labels.copy()
         lab[: lab.shape[0] // 2] = 255  # only the lower half was corrected
         partial.append(Sample(s.name, s.image, lab))
-    res = finetune("base", partial, [], name="partial", cfg=CFG, scale=1.0)
-    assert res.path is not None and np.isfinite(res.history[-1].loss)
+    full_share, _ = ignored_share(wbc_samples[:4], "full")
+    part_share, classes = ignored_share(partial, "partial")
+    assert full_share < 0.1  # only padding of down-scaled crops
+    assert 0.35 < part_share < 0.75  # the unlabelled half, whatever the rotation
+    assert classes == {0, 1, 2}  # the corrected half still teaches every class
 
 
 @pytest.mark.parametrize(
