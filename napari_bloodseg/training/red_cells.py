@@ -31,23 +31,27 @@ def paste_red_cells(image: torch.Tensor, labels: torch.Tensor, rng: np.random.Ge
     if d < 4:
         return image
     _, h, w = image.shape
-    yy = torch.arange(h, dtype=torch.float32)[:, None]
-    xx = torch.arange(w, dtype=torch.float32)[None, :]
     absorb = torch.zeros(3, h, w)
     for _ in range(int(rng.integers(*COUNT))):
         r = 0.5 * d * rng.uniform(*DIAMETER_RATIO)
         cy, cx = rng.uniform(-0.5 * r, h + 0.5 * r), rng.uniform(-0.5 * r, w + 0.5 * r)
         angle, squash = rng.uniform(0, np.pi), rng.uniform(0.85, 1.0)
-        c, s = np.cos(angle), np.sin(angle)
-        u = ((xx - cx) * c + (yy - cy) * s) / r
-        v = (-(xx - cx) * s + (yy - cy) * c) / (r * squash)
-        rho = torch.sqrt(u * u + v * v)  # 1 on the rim
-        alpha = ((1 - rho) * r / 1.5 + 0.5).clamp(0, 1)  # ~1.5 px soft edge
-        pallor = rng.uniform(0.0, 0.7) * torch.exp(-((rho / 0.45) ** 2))  # paler centre
-        depth = rng.uniform(0.25, 1.0)
+        pallor_max, depth = rng.uniform(0.0, 0.7), rng.uniform(0.25, 1.0)
         # optical density per channel: green most, then blue, red least (eosin-stained haemoglobin)
         od = depth * np.array([rng.uniform(0.05, 0.2), rng.uniform(0.25, 0.6), rng.uniform(0.1, 0.4)])
-        profile = alpha * (1 - pallor)
-        absorb = torch.maximum(absorb, torch.as_tensor(od, dtype=torch.float32).view(3, 1, 1) * profile)
+        # only the cell's bounding box (the soft edge ends 0.75 px outside the rim): the rest stays untouched
+        y0, y1 = max(int(cy - r - 2), 0), min(int(cy + r + 3), h)
+        x0, x1 = max(int(cx - r - 2), 0), min(int(cx + r + 3), w)
+        if y0 >= y1 or x0 >= x1:
+            continue
+        yy = torch.arange(y0, y1, dtype=torch.float32)[:, None] - cy
+        xx = torch.arange(x0, x1, dtype=torch.float32)[None, :] - cx
+        c, s = np.cos(angle), np.sin(angle)
+        u, v = (xx * c + yy * s) / r, (-xx * s + yy * c) / (r * squash)
+        rho = torch.sqrt(u * u + v * v)  # 1 on the rim
+        alpha = ((1 - rho) * r / 1.5 + 0.5).clamp(0, 1)  # ~1.5 px soft edge
+        profile = alpha * (1 - pallor_max * torch.exp(-((rho / 0.45) ** 2)))  # paler centre
+        box = absorb[:, y0:y1, x0:x1]
+        absorb[:, y0:y1, x0:x1] = torch.maximum(box, torch.as_tensor(od, dtype=torch.float32).view(3, 1, 1) * profile)
     background = (labels == 0).to(image.dtype)
     return image * torch.exp(-absorb * background)
