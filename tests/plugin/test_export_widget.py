@@ -1,0 +1,87 @@
+"""Export masks widget: corrected Labels → grey masks in one folder, never overwriting unasked; big labels as TIFF."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from napari_bloodseg.plugin.layers import schema_layer_kwargs
+from napari_bloodseg.plugin.reader import read_paths
+from napari_bloodseg.plugin.writer import write_labels
+
+
+def test_batch_export_corrected_only_and_refuses_overwrite(viewer, dock, tmp_path, notes, wbc_pair):
+    from napari_bloodseg.plugin.editing import set_corrected
+
+    _, labels = wbc_pair
+    fixed = viewer.add_labels(labels, **schema_layer_kwargs("wbc", "001 [unet]", role="prediction", source="001"))
+    viewer.add_labels(labels.copy(), **schema_layer_kwargs("wbc", "002 [unet]", role="prediction", source="002"))
+    rbc = viewer.add_labels((labels > 0).astype(np.uint8), **schema_layer_kwargs("rbc", "f [m]", role="prediction"))
+    set_corrected(fixed, True)
+    set_corrected(rbc, True)
+    widget = dock("Export masks")
+    widget.folder_edit.setText(str(tmp_path))
+
+    result = widget.export()
+    assert sorted(p.name for p in result.written) == ["001.png", "f.png"]
+    assert np.asarray(Image.open(tmp_path / "f.png")).max() == 255  # RBC: 0/255
+    assert set(np.unique(np.asarray(Image.open(tmp_path / "001.png")))) == {0, 128, 255}
+
+    # a second export must not replace the files, and must say so
+    before = (tmp_path / "001.png").stat().st_mtime_ns
+    fixed.data = np.zeros_like(labels)
+    result = widget.export()
+    assert result.written == [] and sorted(p.name for p in result.skipped) == ["001.png", "f.png"]
+    assert any("Overwrite" in msg for msg in notes.warnings)
+    assert (tmp_path / "001.png").stat().st_mtime_ns == before
+
+    widget.overwrite_check.setChecked(True)
+    widget.only_corrected.setChecked(False)
+    widget.format_combo.setCurrentText(".tif")
+    result = widget.export()
+    assert sorted(p.name for p in result.written) == ["001.tif", "002.tif", "f.tif"]
+    ((data, _, _),) = read_paths(str(tmp_path / "001.tif"))
+    assert not data.any()
+
+
+def test_big_disk_labels_export_as_tif_in_bands_and_refuse_png(
+    viewer, dock, tmp_path, notes, lazy_threshold, monkeypatch
+):
+    """Labels a big image was segmented into (a memory map) are never copied whole: TIFF band by band, no PNG."""
+    import napari_bloodseg.plugin.writer as writer
+    from napari_bloodseg.io import read_mask
+    from napari_bloodseg.io.lazy import open_label_output
+    from napari_bloodseg.plugin.editing import set_corrected
+
+    def whole(*_a, **_k):
+        raise AssertionError("big labels must not go through the whole-array mask writer")
+
+    monkeypatch.setattr(writer, "write_mask", whole)
+    labels = np.zeros((1000, 1000), np.uint8)
+    labels[100:400, 200:900] = 1
+    mm = open_label_output(tmp_path / "slide.labels.tif", labels.shape)
+    mm[:] = labels
+    layer = viewer.add_labels(mm, **schema_layer_kwargs("rbc", "slide [m]", role="prediction", source="slide"))
+    set_corrected(layer, True)
+    out = tmp_path / "out"
+    widget = dock("Export masks")
+    widget.folder_edit.setText(str(out))
+
+    result = widget.export()  # .png by default
+    assert result.written == [] and len(result.failed) == 1
+    assert "slide [m]" in result.failed[0] and ".tif" in result.failed[0]
+    assert any(".tif" in msg for msg in notes.errors)
+    assert not out.exists() or list(out.iterdir()) == []
+
+    widget.format_combo.setCurrentText(".tif")
+    result = widget.export()
+    assert [p.name for p in result.written] == ["slide.tif"]
+    np.testing.assert_array_equal(read_mask(out / "slide.tif")[0], labels)
+
+    # File > Save Layers through the npe2 writer: the same rules
+    attrs = {"name": layer.name, "metadata": layer.metadata}
+    with pytest.raises(ValueError, match=r"\.tif"):
+        write_labels(str(tmp_path / "saved.png"), mm, attrs)
+    (saved,) = write_labels(str(tmp_path / "saved.tif"), mm, attrs)
+    np.testing.assert_array_equal(read_mask(saved)[0], labels)
