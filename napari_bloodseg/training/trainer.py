@@ -49,9 +49,10 @@ class TrainConfig:
     freeze_bn: bool = False
     seed: int = 0
     device: str = "auto"
-    #: time budget: the LR schedule runs on max(step, time) progress and stops at the budget, so a slow machine
-    #: still gets a fully annealed model (a run the budget cuts short is no longer bit-reproducible); with
-    #: ``compile`` the clock starts after the first, compiling step
+    #: time budget: training stops at it; a run projected (after its first epoch) to overrun it switches its LR
+    #: schedule to max(step, time) progress, so a slow machine still gets a fully annealed model (such a run is
+    #: no longer bit-reproducible; one that fits stays on steps); with ``compile`` the clock starts after the
+    #: first, compiling step
     max_minutes: float | None = None
     val_every: int = 1
     #: which state ``fit`` returns: "best" on validation, or "last" (validation only reported): with one or two
@@ -91,6 +92,10 @@ class FitResult:
     seconds: float = 0.0
     device: str = "cpu"
     stopped_early: bool = False
+
+
+#: how far past its budget a run must be projected before the clock takes over its schedule (see ``fit``)
+OVERRUN = 1.1
 
 
 def _batch(samples: list[Sample], idx: list[int], cfg: TrainConfig, rng: np.random.Generator, norm: dict):
@@ -234,17 +239,24 @@ def fit(
     order: list[int] = []
     replay_order: list[int] = []
     step = 0
+    timed = False  # the clock drives the schedule: latched once the run is projected to overrun its budget
     for epoch in range(1, cfg.epochs + 1):
         te = time.perf_counter()
         losses = []
         for _ in range(steps):
             if cancel is not None and cancel():
                 raise Cancelled("training cancelled")
-            # progress is steps done or, under a time budget, time spent: whichever is further along, so the
-            # schedule always anneals fully even when the machine is slower than planned
+            # progress is steps done; under a time budget it becomes whichever of steps and time is further along
+            # once the run is projected (after its first epoch) to overrun the budget, so the schedule still anneals
+            # fully on a slower machine, while a run that fits stays on steps and repeats bit for bit (before,
+            # the clock also steered runs that fitted whenever a slow step or a validation pass put time ahead;
+            # a run the budget cuts in its last tenth stops with its LR at about 3 % of the peak anyway)
             progress = step / total
             if budget_s:
-                progress = max(progress, (time.perf_counter() - clock0) / budget_s)
+                spent = time.perf_counter() - clock0
+                timed = timed or (step >= steps and spent / step * total > OVERRUN * budget_s)
+                if timed:
+                    progress = max(progress, spent / budget_s)
             if progress >= 1.0:
                 break
             for group in opt.param_groups:

@@ -136,6 +136,44 @@ def test_compiling_time_does_not_move_the_schedule(wbc_samples, monkeypatch):
     assert loss == eager_loss and all(torch.equal(eager_w[k], w[k]) for k in eager_w)
 
 
+def _fake_clock(monkeypatch, step_seconds):
+    """The trainer's clock as a fake that each training step moves by ``step_seconds(i)`` (i = 0, 1, ...)."""
+    from napari_bloodseg.training import trainer
+
+    now, calls = [0.0], []
+    real_loss = trainer._loss
+
+    def timed_loss(*args, **kwargs):
+        now[0] += step_seconds(len(calls))
+        calls.append(1)
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(trainer.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(trainer, "_loss", timed_loss)
+    return trainer
+
+
+def test_a_run_that_fits_its_budget_keeps_its_schedule_on_steps(wbc_samples, monkeypatch):
+    """A slow first step puts the clock ahead of the steps for a moment; a run that fits its budget must still
+    follow the step schedule exactly (before, such runs took their LR from the wall clock: not reproducible)."""
+    (free_loss, free_w), _ = _train_twice(wbc_samples)  # no budget: the schedule is steps alone
+    _fake_clock(monkeypatch, lambda i: 2.0 if i == 0 else 0.2)  # 4 steps in 2.6 s of a 6 s budget
+    (loss, w), _ = _train_twice(wbc_samples, max_minutes=0.1)
+    assert loss == free_loss and all(torch.equal(free_w[k], w[k]) for k in free_w)
+
+
+def test_a_run_that_overruns_its_budget_anneals_by_time(wbc_samples, monkeypatch):
+    trainer = _fake_clock(monkeypatch, lambda i: 1.0)  # 1 s per step against 6 s for 12 steps: half fit
+    seen: list[float] = []
+    real_factor = trainer.warmup_cosine()
+    monkeypatch.setattr(trainer, "warmup_cosine", lambda: lambda p: seen.append(p) or real_factor(p))
+    cfg = TrainConfig(epochs=6, steps_per_epoch=2, batch_size=2, patch_size=48, device="cpu", max_minutes=0.1)
+    res = fit(*_model_and_card(), wbc_samples[:4], [], cfg)
+    assert res.stopped_early and len(seen) <= 7  # stopped by the budget after ~6 of 12 steps
+    assert seen[:2] == [0.0, 1 / 12]  # the first epoch runs on steps
+    assert seen[-1] >= 5 / 6  # then on time: the schedule has all but annealed when the budget ends it
+
+
 def test_cancel_stops_training(wbc_samples):
     model, card = _model_and_card()
     calls = []
