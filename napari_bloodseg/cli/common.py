@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 from ..inference.defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from ..inference.device import DEVICE_CHOICES
@@ -55,10 +57,22 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scale", type=float, default=None, help="resize factor applied before the network")
     g.add_argument(
         "--cell-size",
-        type=float,
+        type=cell_size_arg,
         default=None,
-        help="typical cell diameter in px in your images; rescaled to the model's training size",
+        metavar="PX|auto",
+        help="typical cell diameter in px in your images, rescaled to the model's training size; auto: the model "
+        "measures it on up to 8 of the images (segmenting each at a ladder of scales, seconds each), and their "
+        "median sets one scale for the run",
     )
+
+
+def cell_size_arg(value: str) -> float | str:
+    if value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a diameter in pixels or auto, not {value!r}") from None
 
 
 def edge_cells_arg(value: str) -> str | float:
@@ -111,15 +125,45 @@ def make_predictor(args: argparse.Namespace, model, card):
         raise UsageError(str(exc)) from None
 
 
-def scale_from_args(args: argparse.Namespace, predictor) -> float:
+def scale_from_args(args: argparse.Namespace, predictor) -> float | None:
+    """The scale for every image, or None for ``--cell-size auto`` (then :func:`auto_scale` measures it)."""
     if getattr(args, "scale", None):
         if args.scale <= 0:
             raise UsageError("--scale must be positive")
         return float(args.scale)
     if getattr(args, "cell_size", None):
-        if args.cell_size <= 0:
-            raise UsageError("--cell-size must be positive")
         if not (predictor.card and predictor.card.cell_size_px):
             raise UsageError("this model's card has no cell_size_px; use --scale instead")
+        if args.cell_size == "auto":
+            return None
+        if args.cell_size <= 0:
+            raise UsageError("--cell-size must be positive")
         return predictor.scale_for_cell_size(args.cell_size)
     return 1.0
+
+
+def auto_scale(predictor, paths: list, read: Callable[[Any], Any]) -> float:
+    """``--cell-size auto``: the model measures the cells of up to 8 of the images, spread through the batch
+    (``read(path)`` opens one); their median diameter sets one scale for the run, said on stderr so it can be
+    reused as ``--cell-size``. Images that cannot be read or hold no cells are skipped; none left is an error."""
+    from ..inference.cell_size import CellSizeError, estimate_batch_cell_size
+
+    class Images:
+        def __len__(self) -> int:
+            return len(paths)
+
+        def __getitem__(self, i: int) -> Any:
+            try:
+                return read(paths[i])
+            except (OSError, ValueError) as exc:  # the main loop reports the file itself
+                raise CellSizeError(str(exc)) from None
+
+    try:
+        est = estimate_batch_cell_size(predictor, Images())
+    except CellSizeError as exc:
+        raise UsageError(f"--cell-size auto: {exc}; give --cell-size PX or --scale instead") from None
+    print(
+        f"bloodseg: cells ~{est.diameter_px:.0f} px across (median of {est.n_images} image(s)): scale {est.scale:.2f}",
+        file=sys.stderr,
+    )
+    return est.scale

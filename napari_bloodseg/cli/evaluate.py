@@ -12,6 +12,7 @@ from .common import (
     UsageError,
     add_inference_args,
     add_model_args,
+    auto_scale,
     error,
     load_model_or_fail,
     make_predictor,
@@ -52,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         model, card = load_model_or_fail(args.model)
         predictor = make_predictor(args, model, card)
         scale = scale_from_args(args, predictor)
+        if scale is None:
+            scale = auto_scale(predictor, sources, lambda p: read_image(p, as_float=False))
         schema = card.label_schema
     else:
         if not args.pred.is_dir():

@@ -14,6 +14,7 @@ from .common import (
     UsageError,
     add_inference_args,
     add_model_args,
+    auto_scale,
     error,
     load_model_or_fail,
     make_predictor,
@@ -52,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     model, card = load_model_or_fail(args.model)
     predictor = make_predictor(args, model, card)
     scale = scale_from_args(args, predictor)
+    if scale is None:
+        scale = auto_scale(predictor, images, lambda p: _open(p, args.stream))
     print(f"bloodseg: {card.name} ({card.schema}) on {predictor.device_name}", file=sys.stderr)
     failures = 0
     for path in tqdm(images, desc="predict", unit="img", disable=len(images) < 2 or not sys.stderr.isatty()):
@@ -71,6 +74,14 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
     print(f"bloodseg: wrote {len(images) - failures} masks to {args.out}", file=sys.stderr)
     return 2 if failures else 0
+
+
+def _open(path: str | Path, forced_stream: bool):
+    """An image to measure: read lazily when it would stream (only the part measured is read)."""
+    from ..io import read_image
+    from ..io.lazy import open_lazy
+
+    return open_lazy(path) if _streamed(path, forced_stream) else read_image(path, as_float=False)
 
 
 def _streamed(path: str | Path, forced: bool) -> bool:

@@ -220,6 +220,12 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         self.cell_spin.setToolTip(
             "Typical cell diameter in your images; when the model knows its training cell size this sets the scale"
         )
+        self.estimate_btn = QPushButton("Estimate")
+        self.estimate_btn.setToolTip(
+            "Measure the cell diameter in the chosen images (up to 8, their median: images at one magnification): "
+            "the model segments each at a ladder of scales and keeps the one at which it sees cells of its own "
+            "training size (seconds per image; Cancel stops it)"
+        )
         self.tile_spin = QSpinBox()
         self.tile_spin.setRange(0, 8192)
         self.tile_spin.setSingleStep(128)
@@ -266,7 +272,10 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         form.addRow("Device", self.device_combo)
         form.addRow("Device used", self.device_used)
         form.addRow("Scale", self.scale_spin)
-        form.addRow("Cell size", self.cell_spin)
+        cell_row = QHBoxLayout()
+        cell_row.addWidget(self.cell_spin, 1)
+        cell_row.addWidget(self.estimate_btn)
+        form.addRow("Cell size", cell_row)
         form.addRow("Tile size", self.tile_spin)
         form.addRow("Test-time aug.", self.tta_combo)
         form.addRow("Edge cells", self.edge_combo)
@@ -297,6 +306,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         self.refresh_models_btn.clicked.connect(self.refresh_models)
         model_events().changed.connect(self._on_models_changed)  # fine-tuned, renamed, deleted, imported
         self.run_btn.clicked.connect(self.run)
+        self.estimate_btn.clicked.connect(self.estimate_cell_size)
         self.cancel_btn.clicked.connect(self.cancel)
         self.viewer.layers.events.inserted.connect(self._on_layers_changed)
         self.viewer.layers.events.removed.connect(self._on_layers_changed)
@@ -582,6 +592,84 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             return
         except (ValueError, ModelFileError, OSError, MemoryError) as exc:
             yield _Failure(f"{type(exc).__name__}: {exc}" if isinstance(exc, MemoryError) else str(exc))
+
+    def estimate_cell_size(self) -> Any:
+        """Fill *Cell size* with the diameter measured on the chosen images, in a worker; returns the worker (None
+        if nothing to measure). The user sees the number and may change it before segmenting."""
+        from napari.utils.notifications import show_error, show_warning
+
+        if self.running:
+            show_warning("The widget is busy; cancel the current run first")
+            return None
+        choice = self.current_choice()
+        if choice is None:
+            show_error("No model to measure with")
+            return None
+        layers = self.selected_images()
+        if not layers:
+            show_warning("No image layer to measure: open an image or tick one in the list")
+            return None
+        images, names = [], []
+        for layer in layers:
+            try:
+                images.append(image_rgb(layer, lazy=True))
+                names.append(layer.name)
+            except ValueError as exc:
+                show_error(str(exc))
+        if not images:
+            return None
+        what = names[0] if len(names) == 1 else f"{len(names)} images"
+        return self._start_worker(
+            self._estimate_work,
+            images,
+            what,
+            choice,
+            str(self.device_combo.currentData()),
+            int(self.tile_spin.value()),
+            connect={"returned": self._on_estimated, "errored": self._on_error, "finished": self._worker_done},
+            message=f"Measuring the cells of {what} with {choice.spec} …",
+        )
+
+    def _estimate_work(self, images: list[Any], what: str, choice: ModelChoice, device: str, tile: int) -> Any:
+        """Worker thread: (what, CellSizeEstimate), a _Failure with the reason, or None when cancelled."""
+        from ..inference import Cancelled
+        from ..inference.cell_size import estimate_batch_cell_size
+        from ..models import ModelFileError
+
+        try:
+            predictor = self._get_predictor(choice, device, tile)
+            emit = self._signals.progress.emit
+            est = estimate_batch_cell_size(
+                predictor, images, progress=lambda done, total: emit(done / total), cancel=self._cancel.is_set
+            )
+        except Cancelled:
+            return None
+        except (ValueError, ModelFileError, OSError, MemoryError) as exc:  # CellSizeError is a ValueError
+            return _Failure(f"{what}: {exc}")
+        return what, est
+
+    def _on_estimated(self, result: Any) -> None:
+        if result is None:
+            self.status.setText("Cell size estimation cancelled")
+            return
+        if isinstance(result, _Failure):
+            from napari.utils.notifications import show_error
+
+            self.status.setText(f"Failed: {result.message}")
+            show_error(f"Cell size estimation failed: {result.message}")
+            return
+        what, est = result
+        self.cell_spin.setValue(round(est.diameter_px))
+        self.progress.setValue(1000)
+        among = f"median of {est.n_images} images, " if est.n_images > 1 else ""
+        self.status.setText(
+            f"Cells of {what}: ~{est.diameter_px:.0f} px across ({among}{est.n_cells} cells measured), so this model "
+            f"runs at scale {est.scale:.2f}. Segment uses it while Cell size says so."
+        )
+
+    def _set_running(self, on: bool) -> None:
+        super()._set_running(on)
+        self.estimate_btn.setEnabled(not on)
 
     def _predict_to_disk(self, predictor: Predictor, job: _Job, scale: float, progress: Any) -> tuple[Any, str]:
         """Worker thread: stream a lazy image into a memory-mapped label TIFF; the file goes if the run stops."""

@@ -206,3 +206,30 @@ def test_dataset1_end_to_end_with_untrained_unet(shared_data, tmp_path, capsys):
     for entry in report["per_class"].values():
         assert 0.0 <= entry["jaccard"] <= entry["dice"] <= 1.0  # Dice >= Jaccard always
     assert "unet is untrained" in capsys.readouterr().err
+
+
+def test_evaluate_with_cell_size_auto_scores_at_the_measured_scale(tmp_path, capsys):
+    from PIL import Image
+
+    from napari_bloodseg.data import synthetic_rbc
+    from napari_bloodseg.inference import Predictor
+    from napari_bloodseg.inference.cell_size import estimate_cell_size
+    from napari_bloodseg.metrics import score_image
+    from napari_bloodseg.models import get_model
+
+    image, labels = synthetic_rbc((300, 400), seed=2)  # ~41 px cells; rbc-deconvnet knows ~102 px
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    Image.fromarray(image).save(images / "f.png")
+    Image.fromarray((labels * 255).astype(np.uint8)).save(masks / "f.png")
+    out = tmp_path / "r.json"
+    argv = ["evaluate", "--masks", str(masks), "--model", "rbc-deconvnet", "--images", str(images)]
+    assert main([*argv, "--cell-size", "auto", "--json", str(out)]) == 0
+    model, card = get_model("rbc-deconvnet")
+    predictor = Predictor(model, card)
+    scale = estimate_cell_size(predictor, image).scale
+    expected = score_image(predictor.predict(image, scale=scale).labels, labels, "rbc")["per_class"]["cell"]
+    iou = json.loads(out.read_text())["per_class"]["cell"]["jaccard"]
+    assert iou == pytest.approx(expected["jaccard"]) and iou > 0.8
+    assert f"scale {scale:.2f}" in capsys.readouterr().err

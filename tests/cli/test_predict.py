@@ -169,3 +169,56 @@ def test_broken_tiff_is_one_clean_error(wbc_dir, constant_models, tmp_path, caps
     assert main(["predict", "--model", "all-cyto", *flag, "--out", str(out), str(wbc_dir / "001.bmp"), str(bad)]) == 2
     clean_error(capsys.readouterr().err, f"broken.tif: {needle}")
     assert sorted(p.name for p in out.iterdir()) == ["001.png"]
+
+
+def _field_and_blank(folder):
+    from napari_bloodseg.data import synthetic_rbc
+
+    folder.mkdir()
+    Image.fromarray(synthetic_rbc((300, 400), seed=2)[0]).save(folder / "field.png")  # ~41 px red cells
+    Image.fromarray(np.full((200, 200, 3), 240, np.uint8)).save(folder / "blank.png")  # no cells at all
+    return folder
+
+
+def test_cell_size_auto_measures_the_batch(tmp_path, capsys):
+    """rbc-deconvnet knows ~102 px red cells; the field's ~41 px cells set the run's scale (the blank image has
+    none to measure and is skipped in the measure, then segmented like the rest)."""
+    from napari_bloodseg.inference.cell_size import estimate_cell_size
+
+    src = _field_and_blank(tmp_path / "in")
+    out = tmp_path / "out"
+    assert main(["predict", "--model", "rbc-deconvnet", "--cell-size", "auto", "--out", str(out), str(src)]) == 0
+    err = capsys.readouterr().err
+    model, card = get_model("rbc-deconvnet")
+    predictor = Predictor(model, card)
+    image = read_image(src / "field.png", as_float=False)
+    est = estimate_cell_size(predictor, image)
+    assert 35 < est.diameter_px < 47 and est.scale > 2  # the mask's cells are ~41 px across
+    assert f"cells ~{est.diameter_px:.0f} px across (median of 1 image(s)): scale {est.scale:.2f}" in err
+    expected = np.array([0, 255], np.uint8)[predictor.predict(image, scale=est.scale).labels]
+    np.testing.assert_array_equal(_grey(out / "field.png"), expected)
+    assert sorted(p.name for p in out.iterdir()) == ["blank.png", "field.png"]
+
+
+def test_cell_size_auto_with_no_cells_to_measure_stops_before_any_work(tmp_path, capsys, clean_error):
+    src = _field_and_blank(tmp_path / "in")
+    out = tmp_path / "out"
+    argv = ["predict", "--model", "rbc-deconvnet", "--cell-size", "auto", "--out", str(out), str(src / "blank.png")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    clean_error(err, "--cell-size auto: no cells found at any scale")
+    assert "give --cell-size PX or --scale instead" in err
+    assert not out.exists()
+
+
+def test_cell_size_auto_needs_a_model_that_knows_its_cell_size(wbc_dir, constant_models, tmp_path, capsys, clean_error):
+    out = tmp_path / "out"
+    assert main(["predict", "--model", "all-cyto", "--cell-size", "auto", "--out", str(out), str(wbc_dir)]) == 2
+    clean_error(capsys.readouterr().err, "no cell_size_px")
+    assert not out.exists()
+
+
+def test_bad_cell_size_is_an_argparse_error(wbc_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", "--model", "unet", "--cell-size", "big", "--out", str(tmp_path / "o"), str(wbc_dir)])
+    assert exc.value.code == 2 and "expected a diameter in pixels or auto" in capsys.readouterr().err

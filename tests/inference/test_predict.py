@@ -120,6 +120,20 @@ def test_scale_for_cell_size(tiny_unet):
     assert p.scale_for_cell_size(160) == pytest.approx(0.5)  # cells twice as big as in training: halve
     assert p.scale_for_cell_size(None) == 1.0
     assert Predictor(tiny_unet, device="cpu").scale_for_cell_size(160) == 1.0  # no card: no basis
+    assert p.scale_for_cell_size(84) == pytest.approx(80 / 84)  # no scale jitter recorded: any ratio rescales
+
+
+def test_cell_sizes_within_the_training_scale_jitter_run_unscaled(tiny_unet):
+    card = ModelCard(
+        name="m",
+        config=tiny_unet.config,
+        schema="wbc",
+        cell_size_px=80.0,
+        training={"settings": {"scale_range": [0.9, 1.12]}},
+    )
+    p = Predictor(tiny_unet, card, device="cpu")
+    assert p.scale_for_cell_size(84) == 1.0 and p.scale_for_cell_size(72) == 1.0  # 0.95 and 1.11: seen in training
+    assert p.scale_for_cell_size(70) == pytest.approx(80 / 70) and p.scale_for_cell_size(90) == pytest.approx(80 / 90)
 
 
 def test_progress_counts_increase_to_total(tiny_unet, rng):

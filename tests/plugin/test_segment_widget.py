@@ -460,3 +460,52 @@ def test_cancel_lazy_run_adds_no_layer_and_leaves_no_file(
     assert widget.last_status == "cancelled"
     assert [layer.name for layer in viewer.layers] == before
     assert list(temp_root.iterdir()) == []
+
+
+def test_estimate_fills_the_cell_size_and_segment_uses_it(viewer, dock, wait_idle, notes):
+    """A 300x400 field of ~41 px red cells: *Estimate* measures them with rbc-deconvnet (trained on ~102 px),
+    the Cell size field shows the diameter, and Segment then runs at the matching scale."""
+    from napari_bloodseg.data import synthetic_rbc
+    from napari_bloodseg.inference import Predictor
+    from napari_bloodseg.inference.cell_size import estimate_cell_size
+    from napari_bloodseg.models import get_model
+
+    image = synthetic_rbc((300, 400), seed=2)[0]
+    viewer.add_image(image, name="field", rgb=True)
+    widget = dock("Segment")
+    widget.set_model("rbc-deconvnet")
+    widget.set_device("cpu")
+    assert widget.cell_spin.value() == 0  # "off"
+    assert widget.estimate_cell_size() is not None
+    assert not widget.estimate_btn.isEnabled() and not widget.run_btn.isEnabled()  # one job at a time
+    wait_idle(widget)
+    assert widget.estimate_btn.isEnabled() and widget.run_btn.isEnabled()
+    model, card = get_model("rbc-deconvnet")
+    predictor = Predictor(model, card, device="cpu")
+    est = estimate_cell_size(predictor, image)
+    assert widget.cell_spin.value() == round(est.diameter_px) and 35 < est.diameter_px < 47
+    assert f"~{est.diameter_px:.0f} px" in widget.status.text() and widget.progress.value() == 1000
+    assert widget.run() is not None
+    wait_idle(widget)
+    scale = predictor.scale_for_cell_size(round(est.diameter_px))
+    expected = predictor.predict(image, scale=scale).labels
+    np.testing.assert_array_equal(viewer.layers["field [rbc-deconvnet]"].data, expected)
+    assert not notes.errors
+
+
+def test_estimate_says_why_it_cannot_measure(viewer, dock, wait_idle, notes):
+    viewer.add_image(np.full((120, 160, 3), 240, np.uint8), name="blank", rgb=True)
+    widget = dock("Segment")
+    widget.set_model("rbc-deconvnet")
+    widget.set_device("cpu")
+    widget.estimate_cell_size()
+    wait_idle(widget)
+    assert widget.cell_spin.value() == 0  # left as it was
+    assert any("blank: no cells found at any scale" in e for e in notes.errors), notes.errors
+    assert "Failed" in widget.status.text()
+
+
+def test_estimate_with_no_image_warns(viewer, dock, notes):
+    widget = dock("Segment")
+    assert widget.estimate_cell_size() is None
+    assert any("No image layer to measure" in w for w in notes.warnings)
