@@ -94,8 +94,10 @@ class FitResult:
     stopped_early: bool = False
 
 
-#: how far past its budget a run must be projected before the clock takes over its schedule (see ``fit``)
-OVERRUN = 1.1
+#: how far past its budget a run must be projected before the clock takes over its schedule (see ``fit``): at
+#: once after the first epoch when far over (a fine-tune, whose budget is its schedule), after the warm-up's 5 %
+#: of the steps when just over (so a slow start on a busy machine does not decide it)
+FAR_OVER, OVERRUN = 2.0, 1.1
 
 
 def _batch(samples: list[Sample], idx: list[int], cfg: TrainConfig, rng: np.random.Generator, norm: dict):
@@ -247,14 +249,16 @@ def fit(
             if cancel is not None and cancel():
                 raise Cancelled("training cancelled")
             # progress is steps done; under a time budget it becomes whichever of steps and time is further along
-            # once the run is projected (after its first epoch) to overrun the budget, so the schedule still anneals
+            # once the run is projected to overrun the budget (FAR_OVER, OVERRUN), so the schedule still anneals
             # fully on a slower machine, while a run that fits stays on steps and repeats bit for bit (before,
             # the clock also steered runs that fitted whenever a slow step or a validation pass put time ahead;
             # a run the budget cuts in its last tenth stops with its LR at about 3 % of the peak anyway)
             progress = step / total
             if budget_s:
                 spent = time.perf_counter() - clock0
-                timed = timed or (step >= steps and spent / step * total > OVERRUN * budget_s)
+                projected = spent / step * total if step >= steps else 0.0
+                over = FAR_OVER if step < max(steps, total // 20) else OVERRUN
+                timed = timed or projected > over * budget_s
                 if timed:
                     progress = max(progress, spent / budget_s)
             if progress >= 1.0:

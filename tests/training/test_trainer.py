@@ -162,6 +162,20 @@ def test_a_run_that_fits_its_budget_keeps_its_schedule_on_steps(wbc_samples, mon
     assert loss == free_loss and all(torch.equal(free_w[k], w[k]) for k in free_w)
 
 
+def test_a_slow_start_does_not_hand_the_schedule_to_the_clock(wbc_samples, monkeypatch):
+    """The first epoch at 1.7x the pace the budget allows (a busy machine), the rest fast: the run fits, so it
+    follows the step schedule exactly (deciding after the first epoch alone would have given it to the clock)."""
+    cfg = TrainConfig(epochs=50, steps_per_epoch=2, batch_size=2, patch_size=32, lr=1e-2, seed=3, device="cpu")
+    runs = []
+    for budget in (None, 0.1):  # 0.1 min: 6 s for 100 steps, 0.06 s a step
+        if budget:
+            _fake_clock(monkeypatch, lambda i: 0.1 if i < 2 else 0.02)  # 2.16 s in all
+        model, card = _model_and_card()
+        fit(model, card, wbc_samples[:4], [], TrainConfig(**{**cfg.to_dict(), "max_minutes": budget}))
+        runs.append(copy.deepcopy(model.state_dict()))
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
 def test_a_run_that_overruns_its_budget_anneals_by_time(wbc_samples, monkeypatch):
     trainer = _fake_clock(monkeypatch, lambda i: 1.0)  # 1 s per step against 6 s for 12 steps: half fit
     seen: list[float] = []
