@@ -103,15 +103,13 @@ def estimate_cell_size(
     ``progress(done, total)`` is called after each of the ``len(scales)`` passes; ``cancel()`` stops between
     passes (raises :class:`~napari_bloodseg.inference.Cancelled`).
     """
-    from .predict import Cancelled, Predictor
+    from .predict import Cancelled
 
     card = predictor.card
     trained = card.cell_size_px if card is not None else None
     if not trained:
         raise CellSizeError("this model's card records no training cell size: set a scale instead")
-    quick = Predictor(
-        predictor.model, card, device=predictor.device, tile_size=predictor.tile_size, tta=False, edge_cells="keep"
-    )
+    quick = _search_predictor(predictor)
     crowded = card.schema == "rbc"  # smear fields of touching red cells, not crops of one white cell
     base = np.asarray(central_window(image, MAX_WINDOW))
 
@@ -140,6 +138,22 @@ def estimate_cell_size(
     return CellSizeEstimate(diameter, predictor.scale_for_cell_size(diameter), counts[best], tried=tried)
 
 
+def _search_predictor(predictor):
+    """``predictor`` as the search runs it: no test-time augmentation, every cell kept (itself if it is so)."""
+    from .predict import Predictor
+
+    if predictor.tta is False and predictor.edge_cells == "keep":
+        return predictor
+    return Predictor(
+        predictor.model,
+        predictor.card,
+        device=predictor.device,
+        tile_size=predictor.tile_size,
+        tta=False,
+        edge_cells="keep",
+    )
+
+
 def estimate_batch_cell_size(
     predictor,
     images: Sequence[Any],
@@ -161,13 +175,14 @@ def estimate_batch_cell_size(
     k = min(max_images, len(images))
     picks = sorted({round(i * (len(images) - 1) / max(k - 1, 1)) for i in range(k)})
     results, reasons = [], []
-    for k, i in enumerate(picks):
+    quick = _search_predictor(predictor) if predictor.card is not None else predictor  # built once for all
+    for done, i in enumerate(picks, start=1):
         try:
-            results.append(estimate_cell_size(predictor, images[i], cancel=cancel))
+            results.append(estimate_cell_size(quick, images[i], cancel=cancel))
         except CellSizeError as exc:
             reasons.append(str(exc))
         if progress is not None:
-            progress(k + 1, len(picks))
+            progress(done, len(picks))
     if not results:
         raise CellSizeError(reasons[0] if len(reasons) == 1 else f"{reasons[0]} (in all {len(reasons)} images)")
     diameter = float(np.median([r.diameter_px for r in results]))

@@ -626,18 +626,23 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             choice,
             str(self.device_combo.currentData()),
             int(self.tile_spin.value()),
+            self.tta_combo.currentData(),
+            str(self.edge_combo.currentData()),
             connect={"returned": self._on_estimated, "errored": self._on_error, "finished": self._worker_done},
             message=f"Measuring the cells of {what} with {choice.spec} …",
         )
 
-    def _estimate_work(self, images: list[Any], what: str, choice: ModelChoice, device: str, tile: int) -> Any:
-        """Worker thread: (what, CellSizeEstimate), a _Failure with the reason, or None when cancelled."""
+    def _estimate_work(
+        self, images: list[Any], what: str, choice: ModelChoice, device: str, tile: int, tta: Any, edge: str
+    ) -> Any:
+        """Worker thread: (what, CellSizeEstimate), a _Failure with the reason, or None when cancelled. The
+        predictor is the one Segment will use (cached: the weights load once)."""
         from ..inference import Cancelled
         from ..inference.cell_size import estimate_batch_cell_size
         from ..models import ModelFileError
 
         try:
-            predictor = self._get_predictor(choice, device, tile)
+            predictor = self._get_predictor(choice, device, tile, tta, edge)
             emit = self._signals.progress.emit
             est = estimate_batch_cell_size(
                 predictor, images, progress=lambda done, total: emit(done / total), cancel=self._cancel.is_set
