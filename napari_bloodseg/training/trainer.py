@@ -49,7 +49,7 @@ class TrainConfig:
     freeze_bn: bool = False
     seed: int = 0
     device: str = "auto"
-    #: time budget: training stops at it; a run projected (after its first epoch) to overrun it switches its LR
+    #: time budget: training stops at it; a run projected to overrun it (FAR_OVER, OVERRUN) switches its LR
     #: schedule to max(step, time) progress, so a slow machine still gets a fully annealed model (such a run is
     #: no longer bit-reproducible; one that fits stays on steps); with ``compile`` the clock starts after the
     #: first, compiling step
