@@ -175,7 +175,7 @@ def estimate_batch_cell_size(
     k = min(max_images, len(images))
     picks = sorted({round(i * (len(images) - 1) / max(k - 1, 1)) for i in range(k)})
     results, reasons = [], []
-    quick = _search_predictor(predictor) if predictor.card is not None else predictor  # built once for all
+    quick = _search_predictor(predictor)  # built once for the whole batch
     for done, i in enumerate(picks, start=1):
         try:
             results.append(estimate_cell_size(quick, images[i], cancel=cancel))

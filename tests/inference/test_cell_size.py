@@ -141,7 +141,7 @@ def test_a_batch_is_measured_by_the_median_of_its_images(monkeypatch):
         return cell_size.CellSizeEstimate(float(image), 1.0, 3, tried=[(1.0, float(image))])
 
     class FakePredictor:
-        card = None  # the search predictor is then itself
+        tta, edge_cells = False, "keep"  # already as the search runs it: used as it is
 
         def scale_for_cell_size(self, d):
             return 100.0 / d
