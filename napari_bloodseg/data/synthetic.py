@@ -23,15 +23,13 @@ _D2_COLOUR = {
     "cyto": np.array([0.744, 0.603, 0.688]),
     "nucleus": np.array([0.424, 0.223, 0.550]),
 }
-_D2_GRAIN = {
-    "plasma": np.array([0.016, 0.021, 0.010]),
-    "rbc": np.array([0.012, 0.014, 0.009]),
+_D2_GRAIN = {  # plasma 0.016 0.021 0.010 and red cells 0.012 0.014 0.009: the sensor noise below gives them that
     "cyto": np.array([0.039, 0.050, 0.022]),
     "nucleus": np.array([0.056, 0.060, 0.027]),
 }
 # Drawn grain: size (px in a 120 px crop; a bigger crop magnifies it) and amplitude over the measured grain, set so
 # the finished crop (after its blur and sensor noise) measures as Dataset 2 does in both fine grain and whole sd:
-# chromatin is finer than the cytoplasm's mottling at this scale. Plasma and red cells get theirs from the noise.
+# chromatin is finer than the cytoplasm's mottling at this scale.
 _GRAIN_SIGMA = {"cyto": 1.3, "nucleus": 0.6}
 _GRAIN_GAIN = {"cyto": 2.05, "nucleus": 2.4}
 
