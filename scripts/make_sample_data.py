@@ -39,8 +39,9 @@ They pair by file stem, so with the shipped models
     bloodseg evaluate --masks sample_data --model rbc-deconvnet --images sample_data/synthetic_rbc_000.jpg
     bloodseg predict --model rbc-deconvnet --out predictions sample_data/synthetic_rbc_000.jpg
 
-run end to end. They show how the tools work; they are not training data, and synthetic cells are easier than
-real ones (docs/benchmarks.md has the measured accuracy).
+run end to end. They show how the tools work; they are not training data. The WBC crops copy Dataset 2's stain
+colours and grain, measured (`benchmarks/synthetic_realism.py`), and score about as real cells do; the RBC field
+is simpler than a real smear (docs/benchmarks.md has the measured accuracy).
 
 ## Real public data
 
