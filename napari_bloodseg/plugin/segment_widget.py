@@ -379,6 +379,18 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         i = self.model_combo.currentIndex()
         return self._choices[i] if 0 <= i < len(self._choices) else None
 
+    def _idle_choice(self, busy: str, no_model: str) -> ModelChoice | None:
+        """The chosen model when the widget is free to start work; None, after telling the user why, otherwise."""
+        from napari.utils.notifications import show_error, show_warning
+
+        if self.running:
+            show_warning(busy)
+            return None
+        choice = self.current_choice()
+        if choice is None:
+            show_error(no_model)
+        return choice
+
     def model_spec(self) -> str:
         return str(self.model_combo.currentData())
 
@@ -461,12 +473,8 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         """Start segmenting the chosen images in a worker thread; returns the worker (None if nothing to do)."""
         from napari.utils.notifications import show_error, show_warning
 
-        if self.running:
-            show_warning("A segmentation is already running; cancel it first")
-            return None
-        choice = self.current_choice()
+        choice = self._idle_choice("A segmentation is already running; cancel it first", "No model to run")
         if choice is None:
-            show_error("No model to run")
             return None
         jobs = []
         for layer in self.selected_images():
@@ -598,12 +606,8 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         if nothing to measure). The user sees the number and may change it before segmenting."""
         from napari.utils.notifications import show_error, show_warning
 
-        if self.running:
-            show_warning("The widget is busy; cancel the current run first")
-            return None
-        choice = self.current_choice()
+        choice = self._idle_choice("The widget is busy; cancel the current run first", "No model to measure with")
         if choice is None:
-            show_error("No model to measure with")
             return None
         layers = self.selected_images()
         if not layers:

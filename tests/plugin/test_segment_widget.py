@@ -509,3 +509,18 @@ def test_estimate_with_no_image_warns(viewer, dock, notes):
     widget = dock("Segment")
     assert widget.estimate_cell_size() is None
     assert any("No image layer to measure" in w for w in notes.warnings)
+
+
+def test_segment_and_estimate_refuse_while_busy_or_without_a_model(viewer, dock, wbc_pair):
+    # both buttons share one guard: nothing starts (no worker, no layer) while a run is on or when no model is listed
+    image, _ = wbc_pair
+    viewer.add_image(image, name="cell", rgb=True)
+    widget = dock("Segment")
+    widget.worker = object()  # what a run in progress looks like to the widget
+    assert widget.running
+    assert widget.run() is None and widget.estimate_cell_size() is None
+    widget.worker = None
+    widget._choices = []  # no model listed (the combo's index then points nowhere)
+    assert widget.current_choice() is None
+    assert widget.run() is None and widget.estimate_cell_size() is None
+    assert widget.worker is None and [layer.name for layer in viewer.layers] == ["cell"]
