@@ -28,18 +28,6 @@ def add_parser(sub) -> None:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--patch-size", type=int, default=128)
-    p.add_argument(
-        "--patch-start",
-        type=int,
-        default=None,
-        help="progressive resizing: crops start at this size and grow to --patch-size (cheaper early steps)",
-    )
-    p.add_argument(
-        "--patch-grow-until",
-        type=float,
-        default=0.6,
-        help="part of the schedule by which crops reach --patch-size (with --patch-start)",
-    )
     p.add_argument("--width", type=int, default=16, help="channels of the first level (doubling per level)")
     p.add_argument("--depth", type=int, default=4, help="number of poolings")
     p.add_argument("--colour-jitter", type=float, default=0.5, help="stain/colour augmentation strength (0: off)")
@@ -108,8 +96,6 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         patch_size=args.patch_size,
-        patch_start=args.patch_start,
-        patch_grow_until=args.patch_grow_until,
         colour_strength=args.colour_jitter,
         deform=args.deform,
         red_cells=args.red_cells,

@@ -37,11 +37,6 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     patch_size: int = 128
-    #: progressive resizing: training crops start at this size and grow, in steps of the network's stride, to
-    #: ``patch_size`` by ``patch_grow_until`` of the schedule, so early steps (coarse shapes) cost fewer pixels and
-    #: the last ones see full-size crops; None = ``patch_size`` throughout
-    patch_start: int | None = None
-    patch_grow_until: float = 0.6
     # lighter than it could be: on Dataset 1 (150-step ablation) strong jitter cost 0.02 cytoplasm Dice
     scale_range: tuple[float, float] = (0.9, 1.12)
     colour_strength: float = 0.5
@@ -105,27 +100,10 @@ class FitResult:
 FAR_OVER, OVERRUN = 2.0, 1.1
 
 
-def patch_at(cfg: TrainConfig, progress: float, stride: int) -> int:
-    """Crop size at this point of the schedule (:attr:`TrainConfig.patch_start`): a multiple of ``stride``."""
-    if cfg.patch_start is None or cfg.patch_start >= cfg.patch_size:
-        return cfg.patch_size
-    grow = min(1.0, progress / cfg.patch_grow_until)
-    size = cfg.patch_start + (cfg.patch_size - cfg.patch_start) * grow
-    return min(cfg.patch_size, max(stride, int(size) // stride * stride))
-
-
-def _batch(
-    samples: list[Sample],
-    idx: list[int],
-    cfg: TrainConfig,
-    rng: np.random.Generator,
-    norm: dict,
-    patch: int | None = None,
-):
+def _batch(samples: list[Sample], idx: list[int], cfg: TrainConfig, rng: np.random.Generator, norm: dict):
     images, labels = [], []
-    patch = patch or cfg.patch_size
     hi = cfg.scale_range[1]
-    window = int(math.ceil(patch * hi)) + 2
+    window = int(math.ceil(cfg.patch_size * hi)) + 2
     for i in idx:
         s = samples[i]
         img = torch.from_numpy(np.array(s.image)).permute(2, 0, 1).float() / 255.0
@@ -135,7 +113,7 @@ def _batch(
         img, lab = scale_jitter(img, lab, *cfg.scale_range, rng)
         if cfg.red_cells and rng.random() < cfg.red_cells:
             img = paste_red_cells(img, lab, rng)
-        img, lab = random_crop_pad(img, lab, patch, rng)
+        img, lab = random_crop_pad(img, lab, cfg.patch_size, rng)
         k = int(rng.integers(8))
         images.append(dihedral(img, k))
         labels.append(dihedral(lab, k))
@@ -231,10 +209,6 @@ def fit(
         raise ValueError("no training images")
     if cfg.keep not in ("best", "last"):
         raise ValueError(f"keep must be 'best' or 'last', not {cfg.keep!r}")
-    if cfg.patch_start is not None and not (0 < cfg.patch_start and 0 < cfg.patch_grow_until <= 1):
-        raise ValueError(
-            f"patch_start must be positive and patch_grow_until in (0, 1], not {cfg.patch_start}, {cfg.patch_grow_until}"
-        )
     labelled = sum(int((s.labels != 255).sum()) for s in train)
     if labelled == 0:
         raise ValueError("the training labels contain no labelled pixels")
@@ -295,13 +269,12 @@ def fit(
             if len(order) < n_own:
                 order += list(rng.permutation(len(train)))
             idx, order = order[:n_own], order[n_own:]
-            patch = patch_at(cfg, step / total, model.stride)
-            x, y = _batch(train, idx, cfg, rng, card.normalisation, patch)
+            x, y = _batch(train, idx, cfg, rng, card.normalisation)
             if n_replay:
                 if len(replay_order) < n_replay:
                     replay_order += list(rng.permutation(len(replay)))
                 ridx, replay_order = replay_order[:n_replay], replay_order[n_replay:]
-                xr, yr = _batch(replay, ridx, cfg, rng, card.normalisation, patch)
+                xr, yr = _batch(replay, ridx, cfg, rng, card.normalisation)
                 x, y = torch.cat([x, xr]), torch.cat([y, yr])
             x, y = x.to(device), y.to(device)
             opt.zero_grad(set_to_none=True)

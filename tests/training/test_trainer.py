@@ -266,9 +266,9 @@ def test_replay_fills_half_of_every_batch_from_the_whole_pool(wbc_samples, monke
     drawn = []
     real_batch = trainer._batch
 
-    def spy(samples, idx, cfg, rng, norm, patch=None):
+    def spy(samples, idx, cfg, rng, norm):
         drawn.append(("replay" if samples is pool else "own", list(idx)))
-        return real_batch(samples, idx, cfg, rng, norm, patch)
+        return real_batch(samples, idx, cfg, rng, norm)
 
     monkeypatch.setattr(trainer, "_batch", spy)
     own, pool = wbc_samples[:2], wbc_samples[2:] * 3  # 12 replay images
@@ -288,9 +288,9 @@ def test_replay_fraction_sets_the_base_domain_share_of_a_batch(wbc_samples, monk
     sizes = {"own": [], "replay": []}
     real_batch = trainer._batch
 
-    def spy(samples, idx, cfg, rng, norm, patch=None):
+    def spy(samples, idx, cfg, rng, norm):
         sizes["replay" if samples is pool else "own"].append(len(idx))
-        return real_batch(samples, idx, cfg, rng, norm, patch)
+        return real_batch(samples, idx, cfg, rng, norm)
 
     monkeypatch.setattr(trainer, "_batch", spy)
     own, pool = wbc_samples[:2] * 4, wbc_samples[2:] * 2  # 8 each: enough for any split of a batch of 8
@@ -299,33 +299,6 @@ def test_replay_fraction_sets_the_base_domain_share_of_a_batch(wbc_samples, monk
     assert sizes["own"] == [8 - n_replay] * 2 and sizes["replay"] == ([n_replay] * 2 if n_replay else [])
     with pytest.raises(ValueError, match="replay_fraction"):
         fit(*_model_and_card(), own, [], TrainConfig(**{**cfg.to_dict(), "replay_fraction": 1.0}), replay=pool)
-
-
-def test_progressive_resizing_grows_crops_to_full_size_in_stride_steps(wbc_samples, monkeypatch):
-    from napari_bloodseg.training import trainer
-
-    cfg = TrainConfig(patch_size=128, patch_start=96, patch_grow_until=0.6)
-    sizes = [trainer.patch_at(cfg, p / 100, 16) for p in range(100)]
-    assert sizes[0] == 96 and sizes[29] == 96 and sizes[30] == 112 and sizes[59] == 112 and sizes[60:] == [128] * 40
-    assert trainer.patch_at(TrainConfig(patch_size=128), 0.0, 16) == 128  # off by default
-
-    seen = []
-    real_batch = trainer._batch
-
-    def spy(samples, idx, cfg, rng, norm, patch=None):
-        x, y = real_batch(samples, idx, cfg, rng, norm, patch)
-        seen.append(tuple(x.shape[-2:]))
-        return x, y
-
-    monkeypatch.setattr(trainer, "_batch", spy)
-    model, card = _model_and_card()  # depth 3: stride 8
-    cfg = TrainConfig(
-        epochs=2, steps_per_epoch=4, batch_size=2, patch_size=48, patch_start=32, patch_grow_until=0.5, device="cpu"
-    )
-    fit(model, card, wbc_samples[:4], [], cfg)
-    assert [s[0] for s in seen] == [32, 32, 40, 40, 48, 48, 48, 48]
-    with pytest.raises(ValueError, match="patch_start"):
-        fit(model, card, wbc_samples[:4], [], TrainConfig(**{**cfg.to_dict(), "patch_grow_until": 0.0}))
 
 
 def test_training_batches_keep_labels_on_their_pixels():
