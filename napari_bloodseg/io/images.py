@@ -48,7 +48,17 @@ def to_rgb_uint8(arr: np.ndarray, name: str = "image") -> np.ndarray:
         return np.ascontiguousarray(a)
     if a.dtype == bool:
         return a.astype(np.uint8) * 255
-    return scale_to_uint8(a, value_top(a.dtype, float(a.max(initial=0))))
+    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).any():
+        raise ImageReadError(f"{name}: no finite pixel values (all NaN or infinite)")
+    return scale_to_uint8(a, value_top(a.dtype, peak_value(a)))
+
+
+def peak_value(a: np.ndarray) -> float:
+    """The largest finite value (0 if none): NaN marks "no data" in float scans (outside a stitched field), so it
+    must not decide the intensity range; it is shown as black."""
+    if np.issubdtype(a.dtype, np.floating):
+        return float(a.max(where=np.isfinite(a), initial=0))
+    return float(a.max(initial=0))
 
 
 def rgb_channels(a: np.ndarray) -> np.ndarray:
@@ -72,7 +82,11 @@ def value_top(dtype: np.dtype, peak: float) -> float:
 
 
 def scale_to_uint8(a: np.ndarray, top: float) -> np.ndarray:
-    return (a.astype(np.float32) * (255.0 / top) + 0.5).clip(0, 255).astype(np.uint8)
+    """``a`` scaled so that ``top`` is 255, clipped; NaN becomes 0 (the cast alone would be undefined)."""
+    out = (a.astype(np.float32) * (255.0 / top) + 0.5).clip(0, 255)
+    if np.issubdtype(a.dtype, np.floating):
+        np.nan_to_num(out, copy=False, nan=0.0)
+    return out.astype(np.uint8)
 
 
 def read_image(path: str | Path, *, as_float: bool = True) -> np.ndarray:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .images import ImageReadError, read_image, rgb_channels, scale_to_uint8, value_top
+from .images import ImageReadError, peak_value, read_image, rgb_channels, scale_to_uint8, value_top
 
 #: Formats that open lazily (others are decoded whole).
 LAZY_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
@@ -169,7 +169,7 @@ class RGBView:
             block = self._read_rows(slice(y, y + _SCAN_ROWS))
             if self._channels in (2, 4):  # alpha does not count
                 block = block[..., : self._channels - 1]
-            peak = max(peak, float(block.max(initial=0)))
+            peak = max(peak, peak_value(block))
         return value_top(dt, peak)
 
     def _convert(self, a: np.ndarray) -> np.ndarray:

@@ -149,8 +149,9 @@ def test_streams_one_band_at_a_time_at_another_scale(field, predictor):
         lambda rgb: np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], -1),  # RGBA
         lambda rgb: rgb.astype(np.float32) / 255,  # float in [0, 1]
         lambda rgb: rgb.astype(np.uint16) * 3,  # 16-bit with a narrow range (scaled by 255, not 65535)
+        lambda rgb: np.where(rgb[..., :1] < 30, np.nan, rgb.astype(np.float32)),  # float 0-255 with NaN gaps
     ],
-    ids=["grey16", "planar", "rgba", "float", "narrow16"],
+    ids=["grey16", "planar", "rgba", "float", "narrow16", "float-nan"],
 )
 def test_odd_layouts_convert_like_read_image(tmp_path, field, make):
     raw = make(field[:100, :150])
@@ -163,6 +164,15 @@ def test_odd_layouts_convert_like_read_image(tmp_path, field, make):
     np.testing.assert_array_equal(view[40:60], whole[40:60])  # a band is scaled like the whole image
     np.testing.assert_array_equal(view[7, 3:9], whole[7, 3:9])
     np.testing.assert_array_equal(view[-1], whole[-1])
+
+
+def test_nan_gaps_neither_set_the_range_nor_break_bands(tmp_path, field):
+    raw = field[:100, :150].astype(np.float32)  # 0-255 floats: scaled by 255, not 1
+    raw[:10] = np.nan  # a no-data band at the top, as outside a stitched scan
+    tifffile.imwrite(tmp_path / "gaps.tif", raw, photometric="rgb")
+    view = open_lazy(tmp_path / "gaps.tif")
+    np.testing.assert_array_equal(view[50:60], field[50:60, :150])
+    assert not np.asarray(view)[:10].any()
 
 
 def test_other_formats_are_read_whole(tmp_path, field):

@@ -95,6 +95,16 @@ def test_float_tif_in_unit_range(tmp_path):
     _check_both(tmp_path / "f.tif", np.repeat(np.array([[0, 128], [255, 64]], np.uint8)[..., None], 3, -1))
 
 
+def test_float_tif_with_nan_gaps_scales_by_the_finite_pixels(tmp_path):
+    # NaN marks no data (outside a stitched scan): black, and it must not decide the range (here 0-255 floats)
+    f = np.array([[np.nan, 51.0], [255.0, -np.inf]], np.float32)
+    tifffile.imwrite(tmp_path / "f.tif", f)
+    _check_both(tmp_path / "f.tif", np.repeat(np.array([[0, 51], [255, 0]], np.uint8)[..., None], 3, -1))
+    tifffile.imwrite(tmp_path / "nan.tif", np.full((4, 4), np.nan, np.float32))
+    with pytest.raises(ImageReadError, match="no finite pixel"):
+        read_image(tmp_path / "nan.tif")
+
+
 def test_to_rgb_uint8_small_16bit_values_are_not_stretched():
     # a uint16 array that only holds 8-bit values is taken as 8-bit data, not scaled by 65535
     a = np.array([[0, 100], [200, 255]], np.uint16)
