@@ -41,7 +41,9 @@ They pair by file stem, so with the shipped models
 
 run end to end. They show how the tools work; they are not training data. The WBC crops copy Dataset 2's stain
 colours and grain, measured (`benchmarks/synthetic_realism.py`), and score about as real cells do; the RBC field
-is simpler than a real smear (docs/benchmarks.md has the measured accuracy).
+copies the measured look of the project's red-cell fields (colours, dark ring and pale centre, soft edge, oval
+shape, size and density) but draws only plain discs, no crenated or infected cells, so it is easier than a real
+field (docs/benchmarks.md has the measured accuracy).
 
 ## Real public data
 

@@ -1,19 +1,34 @@
 """Synthetic blood smears with exact masks: WBC crops (cytoplasm + lobed nucleus among red cells) and RBC fields.
 
-They make demos, tests and the napari sample entries work offline and without any licensed data. The look is
-plausible (stain colours, central pallor of red cells, blur, noise), not a substitute for real training data.
-A WBC crop takes its colours and grain from measured Dataset 2 (CellaVision) cells (``benchmarks/synthetic_realism.py``
-prints both side by side): flat, grainless cytoplasm is what a red cell looks like to a network that has seen red
-cells beside white ones, so a cartoon cell would be a demo of the wrong thing.
+They make demos, tests and the napari sample entries work offline and without any licensed data; they are not a
+substitute for real training data. Both copy measured real images, because a cartoon is a demo of the wrong thing:
+a WBC crop takes its colours and grain from Dataset 2 (CellaVision) cells (``benchmarks/synthetic_realism.py``
+prints both side by side; flat, grainless cytoplasm is what a red cell looks like to a network that has seen red
+cells beside white ones), an RBC field its colours, cell profile, soft edges, shape, size and density from the
+project's red-cell fields (``benchmarks/synthetic_realism_rbc.py``; only plain discs: no crenated or infected cells).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-# RBC fields
-_PLASMA = np.array([0.93, 0.88, 0.80])
-_RBC = np.array([0.86, 0.55, 0.55])
+# RBC fields: set so that a finished field measures as 20 of rbc-deconvnet's training fields do
+# (``benchmarks/synthetic_realism_rbc.py`` prints both; its figures quoted here)
+_FIELD_PLASMA = np.array([0.905, 0.912, 0.901])
+# a red cell is a dark ring (the biconcave disc's rim; its darkest zone measures 0.353 0.350 0.506 after the blur)
+# with a paler centre (0.445 0.439 0.569 on average): a soft spot of its own size and place, lifting the ring toward
+# the plasma by a share drawn from _FIELD_PALLOR, so cells differ as real ones do
+_FIELD_RING = np.array([0.30, 0.295, 0.47])
+_FIELD_PALLOR = (0.1, 0.5)
+_FIELD_PALLOR_OFFSET = 0.4  # of the radius
+_FIELD_PALLOR_SIZE = (0.35, 0.6)  # of the radius
+_FIELD_CELL_SPREAD = 0.10  # cell-to-cell sd of the stain's absorbance (brightness sd 0.065 between cells)
+_FIELD_AXIS_RATIO = (0.78, 0.96)  # short / long axis (median 0.85)
+_FIELD_BLUR = 0.034  # gaussian sd of the optics' edge over the cell diameter (3.5 px at 104 px)
+_FIELD_EDGE_INSET = 0.019  # the experts draw the mask ~2 px outside the stain's half-way edge (at 104 px)
+_FIELD_LIGHT_SD = 0.015  # slow brightness change across the field (plasma whole sd 0.02, grain 0.008)
+_FIELD_CELL_GRAIN = 0.019  # cells' grain sd 0.016 with the noise
+_FIELD_NOISE = 0.008
 
 # WBC crops: interior means and grain (per-channel sd of the image minus its gaussian blur at sigma 2 px) measured
 # on the 20 Dataset 2 dev crops reduced 2x, the scale of this crop; red cells there are the reddish background pixels.
@@ -118,30 +133,56 @@ def synthetic_wbc(size: int | tuple[int, int] = 120, seed: int = 0) -> tuple[np.
 def synthetic_rbc(
     size: tuple[int, int] = (600, 800), seed: int = 0, density: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A smear field and its cell mask (0 background, 1 cell)."""
+    """A smear field and its cell mask (0 background, 1 cell), in the look of the project's RBC fields.
+
+    Slightly oval violet cells with the dark ring and paler centre of a biconcave disc, each a little darker or
+    lighter than the next, on grey-white plasma, with the optics' soft edge (``_FIELD_*``: measured).
+    """
+    from scipy import ndimage as ndi
+
     rng = np.random.default_rng(seed)
     h, w = size
-    img = np.ones((h, w, 3), np.float32) * _PLASMA * rng.uniform(0.96, 1.02, 3)
+    img = np.ones((h, w, 3), np.float32) * _FIELD_PLASMA * rng.uniform(0.98, 1.02, 3)
     mask = np.zeros((h, w), np.uint8)
-    r = 0.035 * min(h, w) + 10
-    n = int(density * h * w / (np.pi * r * r) * 0.45)
-    # draw each cell on a small window so a big field stays fast
-    for _ in range(n):
-        rr = r * rng.uniform(0.8, 1.15)
+    r = 0.035 * min(h, w) + 10  # 52 px in a 1200-row field: cells ~104 px across, as in the real ones
+    soft = _FIELD_BLUR * 2 * r  # the optics' edge spread and the masks' edge, in px, scale with the cells
+    inset = _FIELD_EDGE_INSET * 2 * r
+    n = int(density * h * w / (np.pi * r * r) * 0.555)
+    for _ in range(n):  # each cell drawn on its own window, so a big field stays fast
+        rr = r * rng.uniform(0.9, 1.17)
+        q = rng.uniform(*_FIELD_AXIS_RATIO)
+        a, b = rr / np.sqrt(q), rr * np.sqrt(q)
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
-        y0, y1 = int(max(cy - rr - 3, 0)), int(min(cy + rr + 4, h))
-        x0, x1 = int(max(cx - rr - 3, 0)), int(min(cx + rr + 4, w))
+        y0, y1 = int(max(cy - a - 3, 0)), int(min(cy + a + 4, h))
+        x0, x1 = int(max(cx - a - 3, 0)), int(min(cx + a + 4, w))
         if y1 <= y0 or x1 <= x0:
             continue
         yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        t = rng.uniform(0, np.pi)
+        u, v = (yy - cy) * np.cos(t) + (xx - cx) * np.sin(t), -(yy - cy) * np.sin(t) + (xx - cx) * np.cos(t)
+        rho = np.hypot(u / a, v / b)  # 1 on the ellipse
         sub_img, sub_mask = img[y0:y1, x0:x1], mask[y0:y1, x0:x1]
-        disk = _blob(yy, xx, cy, cx, rr, rng, wobble=0.05)
+        disk = rho <= 1
         if (disk & (sub_mask > 0)).mean() > 0.02:
             continue  # mostly non-overlapping, like a good monolayer
-        edge = disk & ~_blob(yy, xx, cy, cx, rr - 1.2, rng, wobble=0.0)
-        pallor = np.exp(-(((yy - cy) ** 2 + (xx - cx) ** 2) / (0.45 * rr) ** 2))
-        colour = _RBC * rng.uniform(0.92, 1.05)
-        sub_img[disk] = colour + (pallor[disk, None] * 0.25) * (1 - colour)
+        painted = rho <= 1 - inset / rr  # the stain's half-intensity edge lies a little inside the drawn mask
+        # the pale centre: a soft spot of its own size and place, from absent to strong (cells differ more than
+        # the mean profile shows), lifting the ring's colour toward the plasma's
+        off, ang = rng.uniform(0, _FIELD_PALLOR_OFFSET) * rr, rng.uniform(0, 2 * np.pi)
+        py, px = cy + off * np.sin(ang), cx + off * np.cos(ang)
+        spot = np.exp(
+            -((yy[painted] - py) ** 2 + (xx[painted] - px) ** 2) / (rng.uniform(*_FIELD_PALLOR_SIZE) * rr) ** 2
+        )
+        colour = _FIELD_RING + (_FIELD_PLASMA - _FIELD_RING) * (rng.uniform(*_FIELD_PALLOR) * spot)[:, None]
+        sub_img[painted] = 1 - (1 - colour) * rng.normal(1, _FIELD_CELL_SPREAD)
+        edge = disk & (rho > 1 - 1.2 / rr)
         sub_mask[disk & ~(edge & (sub_mask > 0))] = 1
         sub_mask[edge & (sub_mask > 0)] = 0  # touching cells stay apart in the mask
-    return _finish(img, rng), mask
+    img = ndi.gaussian_filter(img, (soft, soft, 0), mode="nearest")
+    light = ndi.gaussian_filter(rng.normal(0, 1, (h // 16 + 1, w // 16 + 1)), 4, mode="nearest")
+    light = np.kron(light / (light.std() + 1e-6), np.ones((16, 16)))[:h, :w]
+    img *= 1 + _FIELD_LIGHT_SD * light[..., None]  # uneven illumination across the field
+    cells = ndi.binary_erosion(mask > 0, iterations=2)
+    img[cells] += _grain((h, w), rng, 1.0)[cells, None] * _FIELD_CELL_GRAIN
+    img += rng.normal(0, _FIELD_NOISE, img.shape)
+    return (img.clip(0, 1) * 255 + 0.5).astype(np.uint8), mask

@@ -33,8 +33,9 @@ def synthetic_wbc_sample() -> list[LayerData]:
 
 
 def synthetic_rbc_sample() -> list[LayerData]:
-    """A 1200x1600 synthetic smear field and its cell mask: the size of the RBC fields, cells of ~100 px like theirs
-    (at 600x800 the cells are ~60 px and ``rbc-deconvnet`` scores IoU 0.89 on it without a scale; here 0.93)."""
+    """A 1200x1600 synthetic smear field and its cell mask: the size, look and ~100 px cells of the RBC fields
+    (measured, docs/benchmarks.md; plain discs only, so ``rbc-deconvnet`` scores IoU ~0.96 here, ~0.90 on real
+    fields)."""
     image, mask = synthetic_rbc(size=(1200, 1600), seed=1)
     return _pair("synthetic RBC field", image, mask, "rbc")
 

@@ -72,6 +72,27 @@ def test_wbc_grain_is_dataset2s():
     assert np.all(np.mean(grain["cyto"], 0) > 1.4 * np.mean(grain["background"], 0))
 
 
+def test_rbc_field_looks_like_the_real_ones():
+    # figures measured on 20 of rbc-deconvnet's training fields (benchmarks/synthetic_realism_rbc.py): grey-white
+    # plasma, violet cells ~100 px across with a dark ring, and the optics' soft edge, half-way at the mask's edge
+    from scipy import ndimage as ndi
+
+    from napari_bloodseg.training.data import Sample, typical_cell_size
+
+    image, mask = synthetic_rbc((1200, 1600), seed=0)
+    img = image.astype(np.float32) / 255
+    cells = mask > 0
+    d_in, d_out = ndi.distance_transform_edt(cells), ndi.distance_transform_edt(~cells)
+    plasma, ring = img[d_out > 10].mean(0), img[(d_in > 10) & (d_in < 20)].mean(0)
+    assert np.abs(plasma - [0.905, 0.912, 0.901]).max() < 0.03
+    assert np.abs(ring - [0.353, 0.350, 0.506]).max() < 0.05
+    lum = img.mean(-1)
+    inside, outside = lum[(d_in > 0.5) & (d_in <= 1.5)].mean(), lum[(d_out > 0.5) & (d_out <= 1.5)].mean()
+    halfway = (inside - ring.mean()) / (plasma.mean() - ring.mean())  # real: 0.645 at -1 px -> 0.47 of the step
+    assert 0.35 < halfway < 0.6 and outside > inside + 0.05  # soft, not a cut-out disc
+    assert typical_cell_size([Sample("f", image, mask)]) == pytest.approx(100, rel=0.08)
+
+
 def test_blur_keeps_each_border_its_own():
     # a cell touching the right border must not bleed into the left one (the blur once wrapped round)
     from napari_bloodseg.data.synthetic import _blur
