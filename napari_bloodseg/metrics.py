@@ -66,9 +66,20 @@ def scores_from_confusion(cm: np.ndarray, schema: LabelSchema | str) -> dict[str
     return {"per_class": per_class, "pixel_accuracy": acc}
 
 
-def score_image(pred: np.ndarray, target: np.ndarray, schema: LabelSchema | str) -> dict[str, Any]:
+def score_image(
+    pred: np.ndarray, target: np.ndarray, schema: LabelSchema | str, *, rows: int | None = None
+) -> dict[str, Any]:
+    """Scores of one image. With ``rows``, both arrays are read that many rows at a time (memmap, zarr, dask:
+    a slide-sized pair is scored in bounded memory); the counts, and so the scores, are the same."""
     sch = get_schema(schema)
-    return scores_from_confusion(confusion_matrix(pred, target, sch.num_classes), sch)
+    if rows is None:
+        return scores_from_confusion(confusion_matrix(pred, target, sch.num_classes), sch)
+    if tuple(pred.shape) != tuple(target.shape):
+        raise ValueError(f"prediction shape {tuple(pred.shape)} differs from mask shape {tuple(target.shape)}")
+    cm = np.zeros((sch.num_classes, sch.num_classes), np.int64)
+    for r in range(0, pred.shape[0], rows):
+        cm += confusion_matrix(np.asarray(pred[r : r + rows]), np.asarray(target[r : r + rows]), sch.num_classes)
+    return scores_from_confusion(cm, sch)
 
 
 def mean_sem(values: Sequence[float]) -> tuple[float, float]:

@@ -176,3 +176,16 @@ def test_aggregate_is_not_pooled():
 def test_aggregate_empty():
     with pytest.raises(ValueError, match="no images"):
         aggregate([])
+
+
+def test_scoring_in_bands_counts_the_same_as_whole():
+    # slide-sized layers are scored a band of rows at a time (the Evaluate widget); the counts must not change
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 3, (301, 170)).astype(np.uint8)
+    truth[:20, :20] = IGNORE_INDEX
+    pred = np.where(rng.random(truth.shape) < 0.2, rng.integers(0, 3, truth.shape), truth % 3).astype(np.uint8)
+    whole = score_image(pred, truth, "wbc")
+    for rows in (1, 64, 300, 1000):
+        assert score_image(pred, truth, "wbc", rows=rows) == whole
+    with pytest.raises(ValueError, match="differs"):
+        score_image(pred[:-1], truth, "wbc", rows=64)

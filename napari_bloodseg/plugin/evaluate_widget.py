@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari.layers import Labels
 
 METRICS = (("jaccard", "Jaccard"), ("dice", "Dice"))
+SLIDE_ROWS = 2048  # rows read at a time when scoring a slide-sized pair from disk
 
 
 def layer_key(layer: Labels) -> str:
@@ -283,21 +284,19 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
         if not pairs:
             show_warning("No prediction/mask pairs: masks pair with predictions by image name")
             return None
-        pairs = self._without_big(pairs)
-        if not pairs:
-            return None
         schema = layer_schema(pairs[0][1])
-        # copies: the user may keep painting while the worker scores
+        # copies: the user may keep painting while the worker scores; slide-sized layers are read in bands instead
         items = [
             (
                 p.name,
-                np.array(p.data, copy=True),
-                np.array(t.data, copy=True),
+                level0(p) if big else np.array(p.data, copy=True),
+                level0(t) if big else np.array(t.data, copy=True),
                 layer_schema(t),
                 meta(p).get("schema"),
-                p,
+                None if big else p,
             )
             for p, t in pairs
+            for big in [self._is_big(p, t)]
         ]
         model = ", ".join(sorted({str(meta(p).get("model")) for p, _ in pairs if meta(p).get("model")})) or None
         return self._start_worker(
@@ -317,21 +316,10 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
         )
 
     @staticmethod
-    def _without_big(pairs: list[tuple[Labels, Labels]]) -> list[tuple[Labels, Labels]]:
-        """Pairs whose layers fit in memory; the others are named in one error (scoring copies both layers and
-        builds error maps of several bytes per pixel: a slide-sized layer read from disk would not fit)."""
-        from napari.utils.notifications import show_error
-
-        keep, big = [], []
-        for p, t in pairs:
-            (big if too_big_to_load(level0(p)) or too_big_to_load(level0(t)) else keep).append((p, t))
-        if big:
-            names = ", ".join(p.name for p, _ in big[:4]) + (" …" if len(big) > 4 else "")
-            show_error(
-                f"Not scored: {names} — read from disk and too big to score in napari "
-                "(export the masks and score a crop, or score them outside napari)"
-            )
-        return keep
+    def _is_big(p: Labels, t: Labels) -> bool:
+        """A pair read from disk and too big to copy: scored band by band from the layers as they are, with no
+        error map (several bytes a pixel: a slide's would not fit)."""
+        return too_big_to_load(level0(p)) or too_big_to_load(level0(t))
 
     @staticmethod
     def _score(items, schema: LabelSchema, model: str | None, want_errors: bool, cancel: threading.Event):
@@ -341,7 +329,7 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
         from ..metrics import score_image
 
         t0 = time.perf_counter()
-        names, scores, errors, error_maps = [], [], [], []
+        names, scores, errors, error_maps, unmapped = [], [], [], [], []
         for done, (name, pred, truth, truth_schema, pred_schema, pred_layer) in enumerate(items):
             if cancel.is_set():
                 return None
@@ -351,31 +339,34 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
                     raise ValueError(f"mask is {truth_schema.name}, the others are {schema.name}")
                 if pred_schema and pred_schema != truth_schema.name:
                     raise ValueError(f"prediction is {pred_schema} but its mask is {truth_schema.name}")
-                if pred.shape != truth.shape:
-                    raise ValueError(f"prediction is {pred.shape}, mask is {truth.shape}")
-                scores.append(score_image(pred, truth, schema))
+                if tuple(pred.shape) != tuple(truth.shape):
+                    raise ValueError(f"prediction is {tuple(pred.shape)}, mask is {tuple(truth.shape)}")
+                big = pred_layer is None
+                scores.append(score_image(pred, truth, schema, rows=SLIDE_ROWS if big else None))
                 names.append(name)
-                if want_errors:
+                if want_errors and big:
+                    unmapped.append(name)
+                elif want_errors:
                     error_maps.append((name, *error_map(pred, truth, schema), pred_layer))
             except ValueError as exc:
                 errors.append(f"{name}: {exc}")
         report = build_report(
             names, scores, schema, model=model, seconds=time.perf_counter() - t0, device="none", errors=errors
         )
-        return report, error_maps
+        return report, error_maps, unmapped
 
     def _on_progress(self, step: tuple[int, int]) -> None:
         done, total = step
         self.progress.setValue(int(1000 * done / max(total, 1)))
 
-    def _on_report(self, result: tuple[dict[str, Any], list] | None) -> None:
+    def _on_report(self, result: tuple[dict[str, Any], list, list[str]] | None) -> None:
         from napari.utils.notifications import show_warning
 
         if result is None:
             self.status.setText("Cancelled: nothing scored" + ("; the last results stay below" if self.report else ""))
             return
         self.progress.setValue(1000)
-        report, error_maps = result
+        report, error_maps, unmapped = result
         self.report = report
         self._fill_tables(report)
         self._add_error_layers(error_maps)
@@ -386,6 +377,8 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
         if report["errors"]:
             msg += f"; {len(report['errors'])} pair(s) skipped"
             show_warning("Evaluation skipped: " + "; ".join(report["errors"]))
+        if unmapped:
+            msg += f"; no error layer for slide-sized {', '.join(unmapped[:3])}{' …' if len(unmapped) > 3 else ''}"
         self.status.setText(msg)
 
     def _on_error(self, exc: BaseException) -> None:

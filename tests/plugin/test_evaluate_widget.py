@@ -109,10 +109,10 @@ def test_cancel_stops_scoring_and_keeps_the_last_report(viewer, dock, wait_idle,
     first = widget.report
     scored = []
 
-    def slow(pred, truth, schema):
+    def slow(pred, truth, schema, rows=None):
         scored.append(1)
         time.sleep(0.3)
-        return score_image(pred, truth, schema)
+        return score_image(pred, truth, schema, rows=rows)
 
     monkeypatch.setattr(metrics, "score_image", slow)
     assert widget.evaluate() is not None and widget.cancel_btn.isEnabled()
@@ -214,26 +214,53 @@ def test_segment_correct_evaluate_export_round_trip(viewer, dock, wait_idle, tmp
     np.testing.assert_array_equal(labels, corrected)
 
 
-def test_big_disk_layers_are_refused_not_copied(viewer, dock, wait_idle, notes, tmp_path, lazy_threshold):
-    """Scoring copies both layers and builds error maps of several bytes a pixel: a slide-sized prediction read
-    from disk is refused with a message, and the pairs that fit are still scored."""
+def test_big_disk_layers_are_scored_in_bands_without_an_error_layer(
+    viewer, dock, wait_idle, notes, tmp_path, lazy_threshold, monkeypatch
+):
+    """A slide-sized prediction read from disk is scored band by band from the layer itself (no copy, no error
+    map of several bytes a pixel), to the same figures as in memory; the pairs that fit get their error layers."""
     from napari_bloodseg.io.lazy import open_label_output
+    from napari_bloodseg.plugin import evaluate_widget
     from napari_bloodseg.plugin.layers import schema_layer_kwargs
 
+    monkeypatch.setattr(evaluate_widget, "SLIDE_ROWS", 128)  # several bands on a 1000-row test slide
     ((small, _, _),) = _add_pairs(viewer, n=1)
-    mm = open_label_output(tmp_path / "slide.labels.tif", (1000, 1000))
+    _, truth = _synthetic_slide()
+    mm = open_label_output(tmp_path / "slide.labels.tif", truth.shape)
+    pred = truth.copy()
+    pred[:, :400][pred[:, :400] == 2] = 1  # the left part's nucleus painted as cytoplasm
+    mm[:] = pred
     viewer.add_labels(mm, **schema_layer_kwargs("wbc", "slide [net]", role="prediction", source="slide", model="net"))
-    truth = np.zeros((1000, 1000), np.uint8)
     viewer.add_labels(truth, **schema_layer_kwargs("wbc", "slide mask", role="mask", source="slide"))
     widget = dock("Evaluate")
     assert len(widget.pairs()[0]) == 2
+    widget.error_check.setChecked(True)
+    from napari_bloodseg import metrics
+
+    calls, real_score = [], metrics.score_image
+
+    def spy(pred, truth, schema, rows=None):
+        calls.append((type(pred), rows))
+        return real_score(pred, truth, schema, rows=rows)
+
+    monkeypatch.setattr(metrics, "score_image", spy)
 
     assert widget.evaluate() is not None
     wait_idle(widget)
-    assert set(widget.table_scores()) == {small}
-    assert any("slide [net]" in msg and "too big" in msg for msg in notes.errors)
-    assert not any(small in msg for msg in notes.errors)
+    scores = widget.table_scores()
+    assert set(scores) == {small, "slide [net]"} and not notes.errors
+    want = score_image(pred, truth, "wbc")["per_class"]
+    assert scores["slide [net]"]["nucleus"]["jaccard"] == pytest.approx(want["nucleus"]["jaccard"], abs=1e-4)
+    assert want["nucleus"]["jaccard"] < 0.9  # the damage shows
+    assert (type(mm), 128) in calls and (np.ndarray, None) in calls  # the slide read in bands, not copied
+    assert "no error layer for slide-sized slide [net]" in widget.status.text()
+    errors = [layer.name for layer in viewer.layers if "error" in layer.name.lower()]
+    assert len(errors) == 1 and small.split(" [")[0] in errors[0]
 
-    # nothing left to score: no worker at all
-    viewer.layers.remove(small)
-    assert widget.evaluate() is None and not widget.running
+
+def _synthetic_slide():
+    """A 1000 x 1000 WBC 'slide': synthetic crops tiled, with their labels."""
+    from napari_bloodseg.data import synthetic_wbc
+
+    image, labels = synthetic_wbc(size=200, seed=5)
+    return np.tile(image, (5, 5, 1)), np.tile(labels, (5, 5))
