@@ -42,7 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari.layers import Labels
 
 METRICS = (("jaccard", "Jaccard"), ("dice", "Dice"))
-SLIDE_ROWS = 2048  # rows read at a time when scoring a slide-sized pair from disk
+#: pixels read at a time when scoring a slide-sized pair from disk (the counting makes ~20 bytes a pixel of them)
+SLIDE_BAND_PIXELS = 4_000_000
 
 
 def layer_key(layer: Labels) -> str:
@@ -342,7 +343,8 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
                 if tuple(pred.shape) != tuple(truth.shape):
                     raise ValueError(f"prediction is {tuple(pred.shape)}, mask is {tuple(truth.shape)}")
                 big = pred_layer is None
-                scores.append(score_image(pred, truth, schema, rows=SLIDE_ROWS if big else None))
+                rows = max(1, SLIDE_BAND_PIXELS // max(1, truth.shape[1])) if big else None
+                scores.append(score_image(pred, truth, schema, rows=rows))
                 names.append(name)
                 if want_errors and big:
                     unmapped.append(name)

@@ -223,7 +223,7 @@ def test_big_disk_layers_are_scored_in_bands_without_an_error_layer(
     from napari_bloodseg.plugin import evaluate_widget
     from napari_bloodseg.plugin.layers import schema_layer_kwargs
 
-    monkeypatch.setattr(evaluate_widget, "SLIDE_ROWS", 128)  # several bands on a 1000-row test slide
+    monkeypatch.setattr(evaluate_widget, "SLIDE_BAND_PIXELS", 128_000)  # bands of 128 rows on a 1000 x 1000 slide
     ((small, _, _),) = _add_pairs(viewer, n=1)
     _, truth = _synthetic_slide()
     mm = open_label_output(tmp_path / "slide.labels.tif", truth.shape)
