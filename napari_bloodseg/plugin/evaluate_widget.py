@@ -294,7 +294,8 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
                 level0(t) if big else np.array(t.data, copy=True),
                 layer_schema(t),
                 meta(p).get("schema"),
-                None if big else p,
+                p,
+                big,
             )
             for p, t in pairs
             for big in [self._is_big(p, t)]
@@ -331,7 +332,7 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
 
         t0 = time.perf_counter()
         names, scores, errors, error_maps, unmapped = [], [], [], [], []
-        for done, (name, pred, truth, truth_schema, pred_schema, pred_layer) in enumerate(items):
+        for done, (name, pred, truth, truth_schema, pred_schema, pred_layer, big) in enumerate(items):
             if cancel.is_set():
                 return None
             yield done, len(items)
@@ -342,7 +343,6 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
                     raise ValueError(f"prediction is {pred_schema} but its mask is {truth_schema.name}")
                 if tuple(pred.shape) != tuple(truth.shape):
                     raise ValueError(f"prediction is {tuple(pred.shape)}, mask is {tuple(truth.shape)}")
-                big = pred_layer is None
                 rows = max(1, SLIDE_BAND_PIXELS // max(1, truth.shape[1])) if big else None
                 scores.append(score_image(pred, truth, schema, rows=rows))
                 names.append(name)
