@@ -16,7 +16,6 @@ and 600x800 (~61 px, unscaled). Run from the repo root:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -106,10 +105,11 @@ def summarise(title: str, fields: list[dict[str, np.ndarray]]) -> None:
 
 def training_fields(folder: Path) -> list[Path]:
     """rbc-deconvnet's training fields: every field that its card does not list for validation or test."""
-    card = json.loads(
-        (Path(__file__).resolve().parents[1] / "napari_bloodseg/pretrained/rbc-deconvnet.json").read_text()
-    )
-    held = set(card["training"]["val_ids"]) | set(card["training"]["test_ids"])
+    from napari_bloodseg.models.files import read_card
+    from napari_bloodseg.models.zoo import SHIPPED_DIR
+
+    training = read_card(SHIPPED_DIR / "rbc-deconvnet").training
+    held = set(training["val_ids"]) | set(training["test_ids"])
     return [p for p in sorted(folder.glob("*.jpg")) if p.stem not in held and p.with_suffix(".png").exists()]
 
 

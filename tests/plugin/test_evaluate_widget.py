@@ -225,7 +225,7 @@ def test_big_disk_layers_are_scored_in_bands_without_an_error_layer(
 
     monkeypatch.setattr(evaluate_widget, "SLIDE_BAND_PIXELS", 128_000)  # bands of 128 rows on a 1000 x 1000 slide
     ((small, _, _),) = _add_pairs(viewer, n=1)
-    _, truth = _synthetic_slide()
+    truth = _synthetic_slide_labels()
     mm = open_label_output(tmp_path / "slide.labels.tif", truth.shape)
     pred = truth.copy()
     pred[:, :400][pred[:, :400] == 2] = 1  # the left part's nucleus painted as cytoplasm
@@ -258,9 +258,8 @@ def test_big_disk_layers_are_scored_in_bands_without_an_error_layer(
     assert len(errors) == 1 and small.split(" [")[0] in errors[0]
 
 
-def _synthetic_slide():
-    """A 1000 x 1000 WBC 'slide': synthetic crops tiled, with their labels."""
+def _synthetic_slide_labels():
+    """The labels of a 1000 x 1000 WBC 'slide': a synthetic crop's, tiled."""
     from napari_bloodseg.data import synthetic_wbc
 
-    image, labels = synthetic_wbc(size=200, seed=5)
-    return np.tile(image, (5, 5, 1)), np.tile(labels, (5, 5))
+    return np.tile(synthetic_wbc(size=200, seed=5)[1], (5, 5))
