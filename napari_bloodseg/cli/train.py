@@ -41,6 +41,13 @@ def add_parser(sub) -> None:
         help="WBC: share of crops given synthetic red cells around the white cell, learnt as background (0: off)",
     )
     p.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="keep an exponential moving average of the weights with this decay (e.g. 0.995) and validate and "
+        "save it instead of the raw weights (0: off)",
+    )
+    p.add_argument(
         "--scale-jitter",
         type=float,
         nargs=2,
@@ -105,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         val_every=args.val_every,
         compile=args.compile,
+        ema=args.ema,
     )
     bar = tqdm(total=args.epochs, desc=f"train {args.model}", unit="epoch", file=sys.stderr)
 

@@ -68,6 +68,9 @@ class TrainConfig:
     #: WBC only: share of training crops that get synthetic red cells pasted around the white cell
     #: (:mod:`.red_cells`), so filled red cells touching it are learnt as background; 0 = off
     red_cells: float = 0.0
+    #: decay of an exponential moving average of the weights (BatchNorm statistics included), which validation,
+    #: checkpoint selection and the saved model use instead of the raw weights; 0 = off (the raw weights)
+    ema: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -186,6 +189,32 @@ def _set_bn_eval(model: torch.nn.Module) -> None:
             m.eval()
 
 
+class _WeightAverage:
+    """An exponential moving average of a model's state (timm's ``ModelEmaV2`` semantics: buffers averaged too),
+    with a warm-up so the early, random weights fade fast: decay min(d, (1 + step) / (10 + step))."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        if not 0 <= decay < 1:
+            raise ValueError(f"ema must be in [0, 1), not {decay}")
+        self.decay = decay
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for k, v in model.state_dict().items():
+            if v.is_floating_point():
+                self.state[k].lerp_(v.detach(), 1 - d)
+            else:
+                self.state[k].copy_(v)
+
+    def swapped_in(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        """Load the average into ``model``; returns the raw state to put back."""
+        raw = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(self.state)
+        return raw
+
+
 def fit(
     model: SegmentationNet,
     card: ModelCard,
@@ -238,6 +267,7 @@ def fit(
     # ahead (which made compiled runs irreproducible) nor eats into the training budget
     clock0 = t0
     best = FitResult(copy.deepcopy(model.state_dict()), -1.0, 0, None, device=str(device))
+    average = _WeightAverage(model, cfg.ema) if cfg.ema else None
     order: list[int] = []
     replay_order: list[int] = []
     step = 0
@@ -289,6 +319,8 @@ def fit(
                 warnings.warn(f"torch.compile failed, training without it: {exc}", RuntimeWarning, stacklevel=2)
             opt.step()
             step += 1
+            if average is not None:
+                average.update(model, step)
             if step == 1 and net is not model:
                 clock0 = time.perf_counter()
             losses.append(float(loss.detach()))
@@ -297,6 +329,7 @@ def fit(
         out_of_time = budget_s is not None and time.perf_counter() - clock0 >= budget_s
         last = epoch == cfg.epochs or out_of_time
         val_report = score = None
+        raw = average.swapped_in(model) if average is not None else None  # judged and saved: the average
         if val and (epoch % cfg.val_every == 0 or last or out_of_time):
             val_report = validate(model, card, val, cfg.device)
             score = selection_score(val_report)
@@ -313,6 +346,8 @@ def fit(
             best.best_score, best.best_epoch, best.best_val = (score if score is not None else -1.0), epoch, val_report
             if on_best is not None:
                 on_best(model, log)
+        if raw is not None:
+            model.load_state_dict(raw)
         if on_epoch is not None:
             on_epoch(log)
         if out_of_time:

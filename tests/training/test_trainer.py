@@ -9,7 +9,7 @@ import torch
 from napari_bloodseg.inference import Cancelled
 from napari_bloodseg.models import ModelCard, build_model
 from napari_bloodseg.training import TrainConfig, fit
-from napari_bloodseg.training.trainer import warmup_cosine
+from napari_bloodseg.training.trainer import selection_score, validate, warmup_cosine
 
 from .conftest import first_last_loss
 
@@ -322,3 +322,32 @@ def test_training_batches_keep_labels_on_their_pixels():
         valid = y != 255
         assert valid.float().mean() > 0.5
         assert torch.equal(grey[valid], y[valid].float() * 100)
+
+
+def test_weight_average_is_what_is_validated_and_kept(wbc_samples):
+    """With ``ema`` the kept model is the moving average of the raw weights after every step (buffers too), and
+    its validation score is the average's, not the raw weights'."""
+    model, card = _model_and_card()
+    cfg = TrainConfig(
+        epochs=3, steps_per_epoch=3, batch_size=4, patch_size=48, lr=1e-2, seed=0, device="cpu", ema=0.9, keep="last"
+    )
+    raw_states = []
+    res = fit(
+        model,
+        card,
+        wbc_samples[:4],
+        wbc_samples[4:],
+        cfg,
+        on_step=lambda step, total, loss: raw_states.append(copy.deepcopy(model.state_dict())),
+    )
+    expected = {k: v.clone() for k, v in _model_and_card()[0].state_dict().items()}  # the same seeded start
+    for step, state in enumerate(raw_states, start=1):
+        d = min(0.9, (1 + step) / (10 + step))
+        for k, v in state.items():
+            expected[k] = expected[k] * d + v * (1 - d) if v.is_floating_point() else v.clone()
+    kept = model.state_dict()
+    assert all(torch.allclose(kept[k].float(), expected[k].float(), atol=1e-6) for k in kept)
+    assert not all(torch.equal(kept[k], raw_states[-1][k]) for k in kept)  # the average is not the last step
+    assert res.history[-1].score == pytest.approx(selection_score(validate(model, card, wbc_samples[4:], "cpu")))
+    with pytest.raises(ValueError, match="ema"):
+        fit(*_model_and_card(), wbc_samples[:4], [], TrainConfig(epochs=1, ema=1.0))
