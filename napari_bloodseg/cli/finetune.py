@@ -10,6 +10,14 @@ from ..training.finetune_defaults import FINETUNE_DEFAULTS
 from .common import UsageError
 
 
+def replay_fraction_arg(text: str) -> float:
+    """A share in [0, 1): a batch made only of replayed images would not learn the new ones."""
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, not {text}")
+    return value
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("finetune", help="fine-tune a model on corrected masks (saved as a new user model)")
     p.add_argument("--model", required=True, help="base model name or path")
@@ -43,6 +51,13 @@ def add_parser(sub) -> None:
         choices=["best", "last"],
         default="best",
         help="state to save: best on the validation images, or the last (1-2 validation images choose noisily)",
+    )
+    p.add_argument(
+        "--replay-fraction",
+        type=replay_fraction_arg,
+        default=0.5,
+        help="share of every batch drawn from the base model's own training images, when they are on this machine "
+        "(keeps the base domain; 0: off)",
     )
     p.add_argument("--no-guard", action="store_true", help="save even if the base domain gets worse")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -82,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             lr=args.lr,
             freeze=args.freeze,
             keep=args.keep,
+            replay_fraction=args.replay_fraction,
             freeze_bn=not args.update_bn,
             seed=args.seed,
             device=args.device,

@@ -272,6 +272,13 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
             "No validation part: no before/after scores, the last state is kept. With ~10 corrected images this "
             "gave the better model (docs/finetuning.md)"
         )
+        self.keep_combo = QComboBox()
+        self.keep_combo.addItem("best validation epoch", "best")
+        self.keep_combo.addItem("last epoch", "last")
+        self.keep_combo.setToolTip(
+            "Which state to save. With one or two validation images the 'best' epoch is chosen noisily: the last "
+            "is then often as good (docs/finetuning.md). Without a validation part the last is saved"
+        )
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 10000)
         self.epochs_spin.setValue(FINETUNE_DEFAULTS["epochs"])
@@ -339,6 +346,7 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         form.addRow("", self.base_info)
         form.addRow("New name", self.name_edit)
         form.addRow("Validation", val_row)
+        form.addRow("Keep", self.keep_combo)
         form.addRow("Epochs", self.epochs_spin)
         form.addRow("Time budget", self.budget_spin)
         form.addRow("Learning rate", self.lr_spin)
@@ -372,7 +380,7 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         self.layers_radio.toggled.connect(self._on_source_toggled)
         self.folder_btn.clicked.connect(self._browse_folder)
         self.folder_edit.editingFinished.connect(self._on_folder_typed)
-        self.all_train_check.toggled.connect(lambda on: self.val_spin.setEnabled(not on))
+        self.all_train_check.toggled.connect(self._on_all_train)
         self.name_edit.textEdited.connect(self._on_name_edited)
         self.pair_list.itemChanged.connect(self._on_item_changed)
         self.run_btn.clicked.connect(self.run)
@@ -574,6 +582,10 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         """``"running"``, ``"done"``, ``"cancelled"``, ``"refused"`` or ``"error"`` for the last run."""
         return str(self._run.get("status", ""))
 
+    def _on_all_train(self, on: bool) -> None:
+        self.val_spin.setEnabled(not on)
+        self.keep_combo.setEnabled(not on)  # nothing to choose by: the last state is saved
+
     def _config(self) -> TrainConfig:
         from ..training.finetune import finetune_config
 
@@ -583,6 +595,7 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
             batch_size=int(self.batch_spin.value()),
             lr=float(self.lr_spin.value()),
             freeze="encoder" if self.freeze_check.isChecked() else "none",
+            keep="last" if self.all_train_check.isChecked() else str(self.keep_combo.currentData()),
             seed=0,
             device="auto",
             max_minutes=budget / 60 if budget > 0 else None,

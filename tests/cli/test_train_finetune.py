@@ -55,6 +55,8 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
             "50000",
             "--red-cells",
             "0.5",
+            "--ema",
+            "0.9",
             "--out",
             str(out),
         ]
@@ -65,6 +67,7 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
     assert card["edge_cell_min_fraction"] == 0.3  # the masks' edge-cell convention travels with the model
     assert card["tta_max_pixels"] == 50000
     assert card["training"]["settings"]["red_cells"] == 0.5
+    assert card["training"]["settings"]["ema"] == 0.9
     assert main(["models", "import", str(out), "base"]) == 0
     rc = main(
         [
@@ -83,6 +86,8 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
             "cpu",
             "--keep",
             "last",
+            "--replay-fraction",
+            "0.25",
             "--name",
             "base-v2",
         ]
@@ -97,10 +102,18 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
     tuned_card = json.loads(tuned.path.with_suffix(".json").read_text())
     assert tuned_card["edge_cell_min_fraction"] == 0.3 and tuned_card["tta_max_pixels"] == 50000
     assert tuned_card["training"]["settings"]["keep"] == "last"
+    assert tuned_card["training"]["settings"]["replay_fraction"] == 0.25
     assert tuned_card["training"]["settings"]["red_cells"] == 0.5  # augmented like its base
     assert main(["models", "rename", "base-v2", "base-lab"]) == 0
     assert main(["models", "delete", "base-lab"]) == 0
     assert "base-lab" not in {m.name for m in list_models()}
+
+
+@pytest.mark.parametrize("share", ["1", "-0.1", "half"])
+def test_finetune_refuses_a_replay_share_outside_0_to_1(folder, share, capsys):
+    with pytest.raises(SystemExit) as exc:  # argparse: usage and one error line, before any work
+        main(["finetune", "--model", "wbc-unet", "--data", str(folder), "--replay-fraction", share])
+    assert exc.value.code == 2 and "--replay-fraction" in capsys.readouterr().err
 
 
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys):

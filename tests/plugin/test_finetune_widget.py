@@ -344,3 +344,29 @@ def test_a_folder_of_rbc_pairs_moves_the_base_to_the_rbc_model(viewer, dock, tmp
     widget.set_base("wbc-segnet")  # the user's pick stays whatever the folder holds
     widget.set_folder(rbc)
     assert widget.base_name() == "wbc-segnet"
+
+
+def test_keep_last_epoch_saves_the_final_state(viewer, dock, wait_idle, base_model, tmp_model_dir):
+    """'Keep: last epoch' saves the final state even with a validation part (1-2 validation images choose the
+    'best' epoch noisily); without a validation part there is nothing to choose by, so the control is off."""
+    from napari_bloodseg.training.trainer import selection_score
+
+    add_corrected(viewer, 3)
+    widget = dock("Fine-tune")
+    assert widget.keep_combo.currentData() == "best"
+    widget.all_train_check.setChecked(True)
+    assert not widget.keep_combo.isEnabled()
+    widget.all_train_check.setChecked(False)
+    assert widget.keep_combo.isEnabled()
+    configure(widget, epochs=4, lr=0.1)
+    widget.val_spin.setValue(0.34)  # 2 training images, 1 validation image
+    widget.keep_combo.setCurrentIndex(widget.keep_combo.findData("last"))
+    assert widget.run() is not None
+    wait_idle(widget)
+    assert widget.last_status == "done", widget.status.text()
+    res = widget.last_result
+    assert res.card.training["settings"]["keep"] == "last"
+    scores = [h.score for h in res.history]
+    assert len(scores) == 4 and None not in scores
+    assert max(scores) > scores[-1]  # the premise: here "best" would have saved another epoch
+    assert selection_score(res.after) == pytest.approx(scores[-1])  # the saved model is the last epoch's
