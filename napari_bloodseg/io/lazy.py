@@ -17,7 +17,7 @@ banded pass first, so every band is scaled alike).
 zarr) for ``Predictor.predict(image, out=...)``; :func:`predict_file` does both for one file. Labels are written
 as label values (0..n-1, what ``read_mask`` reads back as is), or with ``schema=`` as that schema's grey levels
 (what ``bloodseg predict --stream`` writes). :func:`write_mask_banded` writes an existing on-disk label array as
-a grey-level mask the same way (the napari writer and Export widget use it for layers too big to copy).
+a grey-level TIFF or PNG mask the same way (the napari writer and Export widget use it for layers too big to copy).
 """
 
 from __future__ import annotations
@@ -249,28 +249,53 @@ class _GreyLevels:
 
 
 def write_mask_banded(path: str | Path, labels: Any, schema: Any, *, overwrite: bool = False, rows: int = 1024) -> Path:
-    """Write an (H, W) label array-like (memmap, zarr, dask) as ``schema``'s grey-level TIFF, ``rows`` rows at a
+    """Write an (H, W) label array-like (memmap, zarr, dask) as ``schema``'s grey-level mask, ``rows`` rows at a
     time, atomically: the labels are never copied whole (:func:`~napari_bloodseg.io.masks.write_mask` needs them
-    in memory). The TIFF is uncompressed, like ``bloodseg predict --stream`` masks. Values that are not classes
-    of the schema (unlabelled 255 included) are refused; nothing is left behind then."""
-    from ..schemas import get_schema
+    in memory). A ``.tif`` is uncompressed, like ``bloodseg predict --stream`` masks; a ``.png`` is compressed
+    (:mod:`.banded_png`) and keeps unlabelled (255) pixels as transparent, as ``write_mask`` does. Other values
+    that are not classes of the schema are refused, and so is 255 in a TIFF; nothing is left behind then."""
+    from ..schemas import IGNORE_INDEX, get_schema
     from .atomic import atomic_path
 
     path, sch = Path(path), get_schema(schema)
-    if path.suffix.lower() not in (".tif", ".tiff"):
-        raise ValueError(f"{path.name}: masks are written band by band only as .tif/.tiff")
+    suffix = path.suffix.lower()
+    if suffix not in (".tif", ".tiff", ".png"):
+        raise ValueError(f"{path.name}: masks are written band by band only as .png or .tif/.tiff")
     if len(labels.shape) != 2:
         raise ValueError(f"labels must be 2-D, got shape {tuple(labels.shape)}")
+    allowed = [*range(sch.num_classes), IGNORE_INDEX] if suffix == ".png" else list(range(sch.num_classes))
+
+    def checked(band: np.ndarray) -> np.ndarray:
+        if band.size and (band.min() < 0 or band.max() >= sch.num_classes) and not np.isin(band, allowed).all():
+            bad = np.unique(band[~np.isin(band, allowed)])[:5].tolist()
+            raise ValueError(f"label values {bad} are not classes of the {sch.name} schema")
+        return band
+
+    def bands():
+        for y in range(0, labels.shape[0], rows):
+            yield checked(np.asarray(labels[y : y + rows]))
+
     with atomic_path(path, overwrite=overwrite) as tmp:
+        if suffix == ".png":
+            from .banded_png import write_png_bands
+
+            # one reading pass first: refuse bad values before writing, and know whether an alpha channel is needed
+            alpha = any(bool((band == IGNORE_INDEX).any()) for band in bands())
+            lut = sch.to_disk(np.arange(256, dtype=np.uint8))
+
+            def grey(band: np.ndarray) -> np.ndarray:
+                if not alpha:
+                    return lut[band]
+                return np.dstack([lut[band], np.where(band == IGNORE_INDEX, 0, 255).astype(np.uint8)])
+
+            with open(tmp, "wb") as f:
+                write_png_bands(f, labels.shape, (grey(b) for b in bands()), alpha=alpha)
+            return path
         out = open_label_output(tmp, labels.shape, overwrite=True)
         try:
-            grey = _GreyLevels(out, sch)
-            for y in range(0, labels.shape[0], rows):
-                band = np.asarray(labels[y : y + rows])
-                if band.size and band.max() >= sch.num_classes:
-                    bad = np.unique(band[band >= sch.num_classes])[:5].tolist()
-                    raise ValueError(f"label values {bad} are not classes of the {sch.name} schema")
-                grey[y : y + rows] = band
+            levels = _GreyLevels(out, sch)
+            for y, band in zip(range(0, labels.shape[0], rows), bands(), strict=True):
+                levels[y : y + rows] = band
         finally:
             close_output(out)
     return path

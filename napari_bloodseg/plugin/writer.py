@@ -45,13 +45,13 @@ def _plane(data: Any, name: str) -> np.ndarray:
 
 
 def _write_big(path: str | Path, data: Any, schema: str | None, name: str, *, overwrite: bool) -> Path:
-    """Labels too big to copy: a TIFF written band by band, or a clear refusal."""
+    """Labels too big to copy: a PNG or TIFF written band by band, or a clear refusal."""
     from ..io.lazy import write_mask_banded
 
     h, w = data.shape[:2]
-    if Path(path).suffix.lower() not in (".tif", ".tiff"):
+    if Path(path).suffix.lower() not in (".png", ".tif", ".tiff"):
         raise ValueError(
-            f"{name}: {w} x {h} labels read from disk are written as .tif (band by band); "
+            f"{name}: {w} x {h} labels read from disk are written as .png or .tif (band by band); "
             f"a {Path(path).suffix or 'file without suffix'} would need the whole image in memory"
         )
     if not schema:

@@ -54,11 +54,36 @@ def test_banded_mask_from_a_memmap_and_overwrite(tmp_path, labels):
     np.testing.assert_array_equal(read_mask(target)[0], labels > 0)
 
 
+def test_banded_png_equals_write_mask_partial_labels_included(tmp_path, labels):
+    """A PNG written band by band holds what ``write_mask`` writes: grey levels, and unlabelled (255) pixels as
+    transparent ones when there are any (a plain grey PNG when not)."""
+    from PIL import Image
+
+    partial = labels.copy()
+    partial[5:9, 10:30] = 255
+    for name, lab in (("full", labels), ("partial", partial)):
+        src = _Rows(lab)
+        write_mask_banded(tmp_path / f"{name}.png", src, "wbc", rows=7)
+        assert max(y1 - y0 for y0, y1 in src.reads) == 7 and src.reads[-1][1] == 53
+        write_mask(tmp_path / f"{name}-whole.png", lab, "wbc")
+        banded, whole = (Image.open(tmp_path / f"{name}{s}.png") for s in ("", "-whole"))
+        assert banded.mode == whole.mode == ("LA" if name == "partial" else "L")
+        np.testing.assert_array_equal(np.asarray(banded), np.asarray(whole))
+        np.testing.assert_array_equal(read_mask(tmp_path / f"{name}.png")[0], lab)
+
+
 def test_refusals_leave_nothing(tmp_path, labels):
     bad = labels.copy()
-    bad[40, 3] = 255  # unlabelled pixels cannot be kept as an alpha channel band by band
+    bad[40, 3] = 255  # a TIFF mask has no alpha channel for unlabelled pixels
     with pytest.raises(ValueError, match="not classes"):
         write_mask_banded(tmp_path / "bad.tif", bad, "wbc", rows=8)
-    with pytest.raises(ValueError, match=".tif"):
-        write_mask_banded(tmp_path / "mask.png", labels, "wbc")
+    bad[40, 3] = 7  # not a class, not 'unlabelled': refused before a byte is written
+    with pytest.raises(ValueError, match=r"\[7\] are not classes"):
+        write_mask_banded(tmp_path / "bad.png", bad, "wbc", rows=8)
+    negative = labels.astype(np.int16)
+    negative[52, 40] = -1
+    with pytest.raises(ValueError, match=r"\[-1\] are not classes"):
+        write_mask_banded(tmp_path / "neg.png", negative, "wbc", rows=8)
+    with pytest.raises(ValueError, match=".png or .tif"):
+        write_mask_banded(tmp_path / "mask.jpg", labels, "wbc")
     assert list(tmp_path.iterdir()) == []
