@@ -34,8 +34,14 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--stream",
         action="store_true",
-        help="stream every TIFF/.npy/.zarr image from disk to a <stem>.tif mask (automatic from 100 MP: a PNG "
-        "cannot be written band by band)",
+        help="stream every TIFF/.npy/.zarr image from disk to a mask file band by band (automatic from 100 MP)",
+    )
+    p.add_argument(
+        "--stream-format",
+        choices=["tif", "png"],
+        default="tif",
+        help="mask format of streamed images: an uncompressed TIFF (1 byte per pixel), or a compressed PNG, "
+        "~100x smaller for a smear field, made from a temporary label file in --out",
     )
     p.add_argument("images", nargs="+", help="image files or folders")
     p.set_defaults(func=run)
@@ -60,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     for path in tqdm(images, desc="predict", unit="img", disable=len(images) < 2 or not sys.stderr.isatty()):
         try:
             stream = _streamed(path, args.stream)
-            out = args.out / f"{Path(path).stem}{'.tif' if stream else '.png'}"
+            out = args.out / f"{Path(path).stem}.{args.stream_format if stream else 'png'}"
             if out.exists() and not args.overwrite:
                 raise FileExistsError(f"{out} exists (use --overwrite to replace it)")
             if stream:
@@ -69,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             image = read_image(path, as_float=False)
             pred = predictor.predict(image, scale=scale)
             write_mask(out, pred.labels, card.schema, overwrite=args.overwrite)
-        except (ImageReadError, MaskError, FileExistsError, ValueError) as exc:
+        except (ImageReadError, MaskError, OSError, ValueError) as exc:  # OSError: exists, disk full, no access
             error(str(exc))
             failures += 1
     print(f"bloodseg: wrote {len(images) - failures} masks to {args.out}", file=sys.stderr)
@@ -102,9 +108,11 @@ def _streamed(path: str | Path, forced: bool) -> bool:
 
 def _stream(predictor, path: str | Path, out: Path, scale: float, schema: str, overwrite: bool) -> None:
     """One big image, disk to disk, with a progress bar over its tiles (it may take minutes)."""
+    import tempfile
+
     from tqdm import tqdm
 
-    from ..io.lazy import predict_file
+    from ..io.lazy import predict_file, write_mask_banded
 
     with tqdm(desc=Path(path).name, unit="tile", disable=not sys.stderr.isatty()) as bar:
 
@@ -112,4 +120,13 @@ def _stream(predictor, path: str | Path, out: Path, scale: float, schema: str, o
             bar.total = total
             bar.update(done - bar.n)
 
-        predict_file(predictor, path, out, scale=scale, overwrite=overwrite, progress=progress, schema=schema)
+        if out.suffix.lower() != ".png":
+            predict_file(predictor, path, out, scale=scale, overwrite=overwrite, progress=progress, schema=schema)
+            return
+        # a PNG is written once, top to bottom, but the edge-cell rule rewrites strips of finished labels: label
+        # values go to a temporary file beside the mask first (same disk, removed whatever happens)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{out.stem}.", dir=out.parent) as tmp:
+            pred = predict_file(predictor, path, Path(tmp) / "labels.npy", scale=scale, progress=progress)
+            write_mask_banded(out, pred.labels, schema, overwrite=overwrite)
+            del pred

@@ -145,6 +145,28 @@ def test_stream_writes_the_same_mask_as_a_tiff(rbc_dir, tmp_model_dir, live_mode
     assert set(np.unique(whole)) == {0, 255}  # both classes: the comparison means something
     np.testing.assert_array_equal(streamed, whole)
     assert sorted(p.name for p in (tmp_path / "tif").iterdir()) == ["field.tif"]  # no temporary file left
+    assert (
+        main([*common, str(tmp_path / "spng"), "--stream", "--stream-format", "png", str(tmp_path / "field.tif")]) == 0
+    )
+    np.testing.assert_array_equal(_grey(tmp_path / "spng/field.png"), whole)
+    assert sorted(p.name for p in (tmp_path / "spng").iterdir()) == ["field.png"]  # the label file is gone
+
+
+def test_a_failed_streamed_png_leaves_nothing(rbc_dir, tmp_path, monkeypatch, capsys, clean_error):
+    import tifffile
+
+    import napari_bloodseg.io.lazy as lazy
+
+    def full_disk(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    tifffile.imwrite(tmp_path / "big.tif", read_image(rbc_dir / "field-0.jpg", as_float=False))
+    monkeypatch.setattr(lazy, "write_mask_banded", full_disk)
+    out = tmp_path / "o"
+    args = ["predict", "--model", "segnet:rbc", "--stream", "--stream-format", "png", "--out", str(out)]
+    assert main([*args, str(tmp_path / "big.tif")]) == 2
+    clean_error(capsys.readouterr().err, "No space left on device")
+    assert list(out.iterdir()) == []  # neither a mask nor the temporary label file
 
 
 def test_big_images_stream_without_asking(rbc_dir, tmp_path, monkeypatch):
