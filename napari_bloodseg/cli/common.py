@@ -92,6 +92,17 @@ def fraction_arg(value: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, not {value!r}") from None
 
 
+def below_one_arg(text: str) -> float:
+    """argparse type for a number in [0, 1): a replayed share of a batch, a moving average's decay."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 up to (not including) 1, not {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 up to (not including) 1, not {text!r}")
+    return value
+
+
 def load_model_or_fail(spec: str, width: int = 16):
     from ..models import ModelFileError, UntrainedModelWarning, get_model
 

@@ -7,15 +7,7 @@ import sys
 from pathlib import Path
 
 from ..training.finetune_defaults import FINETUNE_DEFAULTS
-from .common import UsageError
-
-
-def replay_fraction_arg(text: str) -> float:
-    """A share in [0, 1): a batch made only of replayed images would not learn the new ones."""
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, not {text}")
-    return value
+from .common import UsageError, below_one_arg
 
 
 def add_parser(sub) -> None:
@@ -54,7 +46,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--replay-fraction",
-        type=replay_fraction_arg,
+        type=below_one_arg,  # a batch of replayed images only would not learn the new ones
         default=0.5,
         help="share of every batch drawn from the base model's own training images, when they are on this machine "
         "(keeps the base domain; 0: off)",

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import UsageError, fraction_arg
+from .common import UsageError, below_one_arg, fraction_arg
 
 
 def add_parser(sub) -> None:
@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--ema",
-        type=float,
+        type=below_one_arg,
         default=0.0,
         help="keep an exponential moving average of the weights with this decay (e.g. 0.995) and validate and "
         "save it instead of the raw weights (0: off)",

@@ -2,7 +2,7 @@
 
 PIL needs the whole image to write a PNG; the format itself does not: rows go through one zlib stream into IDAT
 chunks. Rows use PNG's "Up" filter (each row minus the one above), which turns a mask's long runs of identical rows
-into zeros that compress to almost nothing. Reads back with any PNG reader (PIL, tifffile-free tools, browsers).
+into zeros that compress to almost nothing. Any PNG reader reads it (PIL, image viewers, browsers).
 """
 
 from __future__ import annotations

@@ -110,10 +110,14 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
 
 
 @pytest.mark.parametrize("share", ["1", "-0.1", "half"])
-def test_finetune_refuses_a_replay_share_outside_0_to_1(folder, share, capsys):
-    with pytest.raises(SystemExit) as exc:  # argparse: usage and one error line, before any work
-        main(["finetune", "--model", "wbc-unet", "--data", str(folder), "--replay-fraction", share])
-    assert exc.value.code == 2 and "--replay-fraction" in capsys.readouterr().err
+@pytest.mark.parametrize("command", ["finetune --model wbc-unet --replay-fraction", "train --model unet --ema"])
+def test_shares_and_decays_outside_0_to_1_are_refused_before_any_work(folder, tmp_path, command, share, capsys):
+    *args, flag = command.split()
+    out = ["--out", str(tmp_path / "m")] if args[0] == "train" else []
+    with pytest.raises(SystemExit) as exc:  # argparse: usage and one error line
+        main([*args, "--data", str(folder), *out, flag, share])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and flag in err and "up to (not including) 1" in err
 
 
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
