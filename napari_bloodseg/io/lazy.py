@@ -278,18 +278,13 @@ def write_mask_banded(path: str | Path, labels: Any, schema: Any, *, overwrite: 
     with atomic_path(path, overwrite=overwrite) as tmp:
         if suffix == ".png":
             from .banded_png import write_png_bands
+            from .masks import mask_pixels
 
             # one reading pass first: refuse bad values before writing, and know whether an alpha channel is needed
             alpha = any(bool((band == IGNORE_INDEX).any()) for band in bands())
-            lut = sch.to_disk(np.arange(256, dtype=np.uint8))
-
-            def grey(band: np.ndarray) -> np.ndarray:
-                if not alpha:
-                    return lut[band]
-                return np.dstack([lut[band], np.where(band == IGNORE_INDEX, 0, 255).astype(np.uint8)])
-
+            pixels = (mask_pixels(band, sch, alpha=alpha) for band in bands())
             with open(tmp, "wb") as f:
-                write_png_bands(f, labels.shape, (grey(b) for b in bands()), alpha=alpha)
+                write_png_bands(f, labels.shape, pixels, alpha=alpha)
             return path
         out = open_label_output(tmp, labels.shape, overwrite=True)
         try:

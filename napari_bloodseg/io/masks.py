@@ -68,6 +68,15 @@ def read_mask(
     return labels, sch
 
 
+def mask_pixels(labels: np.ndarray, schema: LabelSchema, *, alpha: bool) -> np.ndarray:
+    """Label values → the file's pixels: the schema's grey levels, or with ``alpha`` grey + alpha where unlabelled
+    (IGNORE_INDEX) pixels are transparent, so the grey levels keep their meaning."""
+    grey = schema.to_disk(labels)
+    if not alpha:
+        return grey
+    return np.dstack([grey, np.where(labels == IGNORE_INDEX, 0, 255).astype(np.uint8)])
+
+
 def write_mask(path: str | Path, labels: np.ndarray, schema: LabelSchema | str, *, overwrite: bool = False) -> Path:
     """Write label values as the schema's grey PNG (or TIFF by suffix), atomically; never overwrites silently.
 
@@ -83,10 +92,7 @@ def write_mask(path: str | Path, labels: np.ndarray, schema: LabelSchema | str, 
         labels.max() >= sch.num_classes and not np.all(np.isin(labels, [*range(sch.num_classes), 255]))
     ):
         raise MaskError(f"labels hold values outside the {sch.name} schema (0..{sch.num_classes - 1})")
-    grey = sch.to_disk(labels)
-    unlabelled = labels == IGNORE_INDEX
-    if unlabelled.any():
-        grey = np.dstack([grey, np.where(unlabelled, 0, 255).astype(np.uint8)])
+    grey = mask_pixels(labels, sch, alpha=bool((labels == IGNORE_INDEX).any()))
     suffix = path.suffix.lower()
 
     def _write(tmp: Path) -> None:
