@@ -39,6 +39,8 @@ def main() -> int:
     ap.add_argument("--val-count", type=int, default=0, help="of the ten, how many are held out for validation")
     ap.add_argument("--keep", choices=("best", "last"), default="best", help="checkpoint kept when there is validation")
     ap.add_argument("--replay-fraction", type=float, default=None, help="share of every batch from Dataset 1")
+    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None, help="forward-pass arithmetic")
+    ap.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None, help="NHWC layout")
     ap.add_argument("--ceiling", action="store_true", help="train on all 20 and score the same 20 (a ceiling check)")
     ap.add_argument("--no-guard", action="store_true", help="report the Dataset 1 drop but do not refuse")
     args = ap.parse_args()
@@ -77,6 +79,8 @@ def main() -> int:
         "lr": args.lr,
         "max_minutes": args.seconds and args.seconds / 60,
         "replay_fraction": args.replay_fraction,
+        "precision": args.precision,
+        "channels_last": args.channels_last,
     }
     cfg = finetune_config(
         seed=args.seed if args.train_seed is None else args.train_seed,

@@ -30,6 +30,22 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="auto picks cuda > mps > cpu")
 
 
+def add_training_speed_args(p: argparse.ArgumentParser) -> None:
+    """``--precision`` and ``--channels-last``, shared by train and finetune."""
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="forward-pass arithmetic: auto = mixed precision on GPUs, fp32 on CPUs; bf16 on a CPU with AVX512-BF16 "
+        "or AMX trains ~1.6x faster (elsewhere slower); weights stay fp32",
+    )
+    p.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="train in channels-last (NHWC) layout, which CPU convolutions prefer",
+    )
+
+
 def add_inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tile-size", type=int, default=DEFAULT_TILE_SIZE, help="tile side for big images (0: whole image at once)"

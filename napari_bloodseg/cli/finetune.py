@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..training.finetune_defaults import FINETUNE_DEFAULTS
-from .common import UsageError, below_one_arg
+from .common import UsageError, add_training_speed_args, below_one_arg
 
 
 def add_parser(sub) -> None:
@@ -52,6 +52,7 @@ def add_parser(sub) -> None:
         "(keeps the base domain; 0: off)",
     )
     p.add_argument("--no-guard", action="store_true", help="save even if the base domain gets worse")
+    add_training_speed_args(p)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default=None, help="name of the new model (default: BASE-ftN)")
@@ -94,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             device=args.device,
             max_minutes=args.max_seconds / 60 if args.max_seconds else None,
+            precision=args.precision,
+            channels_last=args.channels_last,
         )
         res = finetune(
             args.model,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import UsageError, below_one_arg, fraction_arg
+from .common import UsageError, add_training_speed_args, below_one_arg, fraction_arg
 
 
 def add_parser(sub) -> None:
@@ -59,7 +59,10 @@ def add_parser(sub) -> None:
         "--input-scale", type=float, default=1.0, help="resize data by this factor (e.g. 0.5 for big fields)"
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the split, initialisation, sampling and augmentation")
+    p.add_argument(
+        "--split-seed", type=int, default=None, help="seed of the validation/test split only (default: --seed)"
+    )
     p.add_argument("--val-every", type=int, default=1, help="validate every N epochs (and after the last)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this long (keeps the best so far)")
     p.add_argument(
@@ -68,6 +71,7 @@ def add_parser(sub) -> None:
         help="compile the training step with torch.compile: ~15 %% faster steps after ~30 s of compiling on a CPU "
         "(worth it for runs of 1000+ steps; falls back to plain PyTorch if it cannot compile)",
     )
+    add_training_speed_args(p)
     p.add_argument("--name", default=None, help="model name in its card (default: the --out file name)")
     p.add_argument("--version", default="1", help="version label in the model card (shipped models count releases)")
     p.add_argument(
@@ -113,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
         val_every=args.val_every,
         compile=args.compile,
         ema=args.ema,
+        precision=args.precision,
+        channels_last=args.channels_last,
     )
     bar = tqdm(total=args.epochs, desc=f"train {args.model}", unit="epoch", file=sys.stderr)
 
@@ -138,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
             input_scale=args.input_scale,
             edge_cell_min_fraction=args.edge_cell_min_fraction,
             tta_max_pixels=args.tta_max_pixels,
+            split_seed=args.split_seed,
             name=args.name,
             version=args.version,
             on_epoch=on_epoch,

@@ -9,7 +9,7 @@ import torch
 from napari_bloodseg.inference import Cancelled
 from napari_bloodseg.models import ModelCard, build_model
 from napari_bloodseg.training import TrainConfig, fit
-from napari_bloodseg.training.trainer import selection_score, validate, warmup_cosine
+from napari_bloodseg.training.trainer import selection_score, training_dtype, validate, warmup_cosine
 
 from .conftest import first_last_loss
 
@@ -351,3 +351,32 @@ def test_weight_average_is_what_is_validated_and_kept(wbc_samples):
     assert res.history[-1].score == pytest.approx(selection_score(validate(model, card, wbc_samples[4:], "cpu")))
     with pytest.raises(ValueError, match="ema"):
         fit(*_model_and_card(), wbc_samples[:4], [], TrainConfig(epochs=1, ema=1.0))
+
+
+def test_bf16_channels_last_training_runs_in_bf16_and_follows_fp32(wbc_samples):
+    (fp32_loss, fp32_w), (bf16_loss, bf16_w) = _train_twice(wbc_samples, precision="bf16", channels_last=True)
+    # same data, same seed: the losses agree to bf16's ~3 significant digits, and they are not the fp32 run's bits
+    assert bf16_loss == pytest.approx(fp32_loss, rel=0.02) and bf16_loss != fp32_loss
+    for k, v in bf16_w.items():
+        assert v.dtype == fp32_w[k].dtype  # weights (the saved state) stay fp32
+        assert v.is_contiguous()  # back in the standard layout: safetensors and inference see plain tensors
+
+
+def test_bf16_precision_puts_the_convolutions_in_bf16(wbc_samples):
+    seen = []
+    model, card = _model_and_card()
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    conv.register_forward_hook(
+        lambda m, i, o: seen.append((o.dtype, o.is_contiguous(memory_format=torch.channels_last)))
+    )
+    cfg = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, patch_size=48, precision="bf16", channels_last=True)
+    fit(model, card, wbc_samples[:4], [], cfg)
+    assert seen[0] == (torch.bfloat16, True)
+
+
+def test_precision_names():
+    cpu = torch.device("cpu")
+    assert training_dtype("fp32", cpu) is None and training_dtype("bf16", cpu) is torch.bfloat16
+    assert training_dtype("auto", torch.device("mps")) is torch.float16
+    with pytest.raises(ValueError, match="precision"):
+        training_dtype("half", cpu)
