@@ -44,6 +44,7 @@ def train_model(
     input_scale: float = 1.0,
     edge_cell_min_fraction: float | None = None,
     tta_max_pixels: int | None = None,
+    split_seed: int | None = None,
     name: str | None = None,
     description: str = "",
     version: str = "1",
@@ -55,7 +56,8 @@ def train_model(
     ``input_scale`` resizes the data before training (and is recorded so inference does the same): big smear
     fields train and run faster at 0.5 with no loss of accuracy at this cell size. ``edge_cell_min_fraction``
     records the masks' edge-cell convention (see :mod:`napari_bloodseg.inference.edge_cells`), ``tta_max_pixels``
-    how far ``tta="auto"`` reaches (see ``Predictor``).
+    how far ``tta="auto"`` reaches (see ``Predictor``). ``split_seed`` (default: the training seed) picks the
+    validation and test ids, so a second training seed can be tried on the same split.
     """
     if tta_max_pixels is not None and tta_max_pixels <= 0:
         raise ValueError(f"tta_max_pixels must be positive, not {tta_max_pixels}")
@@ -63,12 +65,13 @@ def train_model(
         edge_cell_min_fraction = check_min_fraction(edge_cell_min_fraction, "edge_cell_min_fraction")
     cfg = cfg or TrainConfig()
     sch = get_schema(schema)
+    split_seed = cfg.seed if split_seed is None else split_seed
     samples = load_samples(data, sch, scale=input_scale)
     if val_data is not None:
-        train, test = split_samples(samples, 0.0, test_fraction, cfg.seed)[::2]
+        train, test = split_samples(samples, 0.0, test_fraction, split_seed)[::2]
         val = load_samples(val_data, sch, scale=input_scale)
     else:
-        train, val, test = split_samples(samples, val_fraction, test_fraction, cfg.seed)
+        train, val, test = split_samples(samples, val_fraction, test_fraction, split_seed)
     torch.manual_seed(cfg.seed)
     model = build_model(architecture, num_classes=sch.num_classes, width=width, depth=depth)
     out = Path(out)
@@ -92,6 +95,7 @@ def train_model(
             "val_data": str(val_data) if val_data else None,
             "n_train": len(train),
             "n_val": len(val),
+            "split_seed": split_seed,
             "val_ids": [s.name for s in val] if val_data is None else "(separate folder)",
             "test_ids": [s.name for s in test],
             "settings": cfg.to_dict(),

@@ -57,6 +57,11 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
             "0.5",
             "--ema",
             "0.9",
+            "--precision",
+            "bf16",
+            "--channels-last",
+            "--split-seed",
+            "3",
             "--out",
             str(out),
         ]
@@ -68,6 +73,8 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
     assert card["tta_max_pixels"] == 50000
     assert card["training"]["settings"]["red_cells"] == 0.5
     assert card["training"]["settings"]["ema"] == 0.9
+    assert card["training"]["settings"]["precision"] == "bf16" and card["training"]["settings"]["channels_last"]
+    assert card["training"]["split_seed"] == 3 and card["training"]["settings"]["seed"] == 0
     assert main(["models", "import", str(out), "base"]) == 0
     rc = main(
         [
@@ -88,6 +95,8 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
             "last",
             "--replay-fraction",
             "0.25",
+            "--precision",
+            "fp32",
             "--name",
             "base-v2",
         ]
@@ -103,6 +112,8 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
     assert tuned_card["edge_cell_min_fraction"] == 0.3 and tuned_card["tta_max_pixels"] == 50000
     assert tuned_card["training"]["settings"]["keep"] == "last"
     assert tuned_card["training"]["settings"]["replay_fraction"] == 0.25
+    assert tuned_card["training"]["settings"]["precision"] == "fp32"
+    assert not tuned_card["training"]["settings"]["channels_last"]
     assert tuned_card["training"]["settings"]["red_cells"] == 0.5  # augmented like its base
     assert main(["models", "rename", "base-v2", "base-lab"]) == 0
     assert main(["models", "delete", "base-lab"]) == 0

@@ -83,3 +83,17 @@ def test_train_model_is_reproducible_with_a_seed(wbc_folder, tmp_path):
         train_model(wbc_folder, tmp_path / run, width=4, depth=3, cfg=cfg, val_fraction=0.0)
         states.append(load_model(tmp_path / run)[0].state_dict())
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_split_seed_keeps_the_split_while_the_training_seed_changes(wbc_folder, tmp_path):
+    """A second training seed on the same validation/test ids: the split follows split_seed, the weights the seed."""
+    runs = {}
+    for label, seed, split_seed in (("a", 0, None), ("b", 1, 0), ("c", 1, None)):
+        cfg = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, patch_size=48, seed=seed, device="cpu")
+        card, _ = train_model(
+            wbc_folder, tmp_path / label, width=4, depth=3, cfg=cfg, val_fraction=1 / 3, split_seed=split_seed
+        )
+        runs[label] = card.training["val_ids"], load_model(tmp_path / label)[0].state_dict()
+    (ids_a, w_a), (ids_b, w_b), (ids_c, _) = runs["a"], runs["b"], runs["c"]
+    assert ids_b == ids_a and ids_c != ids_a  # with 6 images, seeds 0 and 1 split differently
+    assert not all(torch.equal(w_a[k], w_b[k]) for k in w_a)
