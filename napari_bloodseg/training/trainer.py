@@ -140,12 +140,13 @@ def _loss(
     cfg: TrainConfig,
     device: torch.device,
     amp: torch.dtype | None,
+    scaler: torch.amp.GradScaler,
 ) -> torch.Tensor:
     """Forward and backward of one batch (the backward inside, so a compiled backward that fails is caught too)."""
     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
         logits = net(x)
     loss = ce_dice_loss(logits.float(), y, cfg.dice_weight)  # softmax and sums in fp32 whatever the forward's type
-    loss.backward()
+    scaler.scale(loss).backward()
     return loss
 
 
@@ -282,6 +283,8 @@ def fit(
     lr_factor = warmup_cosine()
     budget_s = cfg.max_minutes * 60 if cfg.max_minutes else None
     amp = training_dtype(cfg.precision, device)
+    # fp16 (GPUs without bf16, Apple MPS) needs loss scaling, or small gradients flush to zero; bf16/fp32 do not
+    scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model.to(memory_format=memory_format)
     net: Callable[[torch.Tensor], torch.Tensor] = torch.compile(model) if cfg.compile else model
@@ -332,15 +335,18 @@ def fit(
             x, y = x.to(device, memory_format=memory_format), y.to(device)
             opt.zero_grad(set_to_none=True)
             try:
-                loss = _loss(net, x, y, cfg, device, amp)
+                loss = _loss(net, x, y, cfg, device, amp, scaler)
             except Exception as exc:  # compilation happens in the first step; anything else is not ours to hide
                 if net is model or step > 0:
                     raise
                 net = model
                 opt.zero_grad(set_to_none=True)
-                loss = _loss(net, x, y, cfg, device, amp)  # an error of the data (bad labels) raises here as usual
+                loss = _loss(
+                    net, x, y, cfg, device, amp, scaler
+                )  # an error of the data (bad labels) raises here as usual
                 warnings.warn(f"torch.compile failed, training without it: {exc}", RuntimeWarning, stacklevel=2)
-            opt.step()
+            scaler.step(opt)  # a plain opt.step() unless fp16 (then skipped when the scaled gradients overflowed)
+            scaler.update()
             step += 1
             if average is not None:
                 average.update(model, step)

@@ -380,3 +380,34 @@ def test_precision_names():
     assert training_dtype("auto", torch.device("mps")) is torch.float16
     with pytest.raises(ValueError, match="precision"):
         training_dtype("half", cpu)
+
+
+@pytest.mark.parametrize(("dtype", "scaled"), [(torch.float16, True), (torch.bfloat16, False), (None, False)])
+def test_fp16_training_scales_the_loss(wbc_samples, monkeypatch, dtype, scaled):
+    """fp16 autocast (GPUs without bf16, Apple MPS) trains with a GradScaler, or small gradients flush to zero;
+    bf16 and fp32 need none. Run on the CPU by forcing the autocast dtype the trainer picks."""
+    from napari_bloodseg.training import trainer
+
+    made = []
+
+    class SpyScaler(torch.amp.GradScaler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.steps = 0
+            made.append(self)
+
+        def step(self, optimizer, *args, **kwargs):
+            self.steps += 1
+            return super().step(optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "training_dtype", lambda precision, device: dtype)
+    monkeypatch.setattr(torch.amp, "GradScaler", SpyScaler)
+    model, card = _model_and_card()
+    cfg = TrainConfig(epochs=4, steps_per_epoch=3, batch_size=4, patch_size=48, lr=1e-2, device="cpu")
+    res = fit(model, card, wbc_samples[:4], [], cfg)
+    (scaler,) = made
+    assert scaler.is_enabled() is scaled and scaler.steps == 12
+    if scaled:
+        assert scaler.get_scale() > 1  # the loss really was multiplied before the backward
+    first, last = first_last_loss(res.history)
+    assert last < first and all(torch.isfinite(v).all() for v in model.state_dict().values())
