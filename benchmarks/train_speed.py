@@ -42,10 +42,10 @@ def main() -> None:
     setup_process(args.threads)
     import torch
 
+    from napari_bloodseg.inference.device import native_bf16_cpu
     from napari_bloodseg.training.losses import ce_dice_loss
 
-    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    print(f"CPU with native bf16 (AVX512-BF16 or AMX): {'yes' if native else 'no'}")
+    print(f"CPU with native bf16 (AVX512-BF16 or AMX): {'yes' if native_bf16_cpu() else 'no'}")
     g = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch_size, 3, args.patch_size, args.patch_size, generator=g)
     for name in args.models:

@@ -200,6 +200,14 @@ class _Signals(QObject):
     epoch = Signal(object)
 
 
+def _bf16_helps() -> bool:
+    """The 'faster arithmetic' choice is offered only where it is faster: training on a CPU that computes
+    bfloat16 natively (elsewhere it is emulated and slower; on a GPU mixed precision is already the default)."""
+    from ..inference.device import native_bf16_cpu, resolve_device
+
+    return resolve_device("auto").type == "cpu" and native_bf16_cpu()
+
+
 def _num(value: float | None) -> str:
     return "–" if value is None or value != value else f"{value:.3f}"
 
@@ -298,6 +306,12 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         self.batch_spin.setValue(FINETUNE_DEFAULTS["batch_size"])
         self.batch_spin.setToolTip("Patches per step; lower it if memory runs out")
         self.freeze_check = QCheckBox("Freeze encoder (train the decoder only; for very few images)")
+        self.fast_check = QCheckBox("Faster arithmetic (bfloat16; this CPU computes it natively)")
+        self.fast_check.setToolTip(
+            "bfloat16 forward pass in channels-last layout: ~1.7x more steps in the same time budget on a CPU "
+            "with AVX512-BF16 or AMX; weights stay fp32 (docs/finetuning.md). GPUs use mixed precision anyway."
+        )
+        self.fast_check.setVisible(_bf16_helps())
         self.guard_check = QCheckBox("Protect the base model's own domain (guard)")
         self.guard_check.setChecked(True)
         self.guard_check.setToolTip(
@@ -361,6 +375,7 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         layout.addWidget(self.folder_box)
         layout.addLayout(form)
         layout.addWidget(self.freeze_check)
+        layout.addWidget(self.fast_check)
         layout.addWidget(self.guard_check)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
@@ -599,6 +614,8 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
             seed=0,
             device="auto",
             max_minutes=budget / 60 if budget > 0 else None,
+            precision="bf16" if self.fast_check.isChecked() else "auto",
+            channels_last=self.fast_check.isChecked(),
         )
 
     def _check_name(self, name: str) -> str | None:

@@ -57,3 +57,15 @@ def test_describe_and_autocast():
     assert describe(torch.device("cpu")) == f"cpu ({torch.get_num_threads()} threads)"
     assert device_mod.autocast_dtype(torch.device("cpu")) is None  # CPU stays fp32
     assert device_mod.autocast_dtype(torch.device("mps")) == torch.float16
+
+
+def test_native_bf16_cpu_reads_the_cpu_and_says_no_when_torch_cannot_tell(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert device_mod.native_bf16_cpu() is True  # AMX alone (Intel Sapphire Rapids and later) is enough
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert device_mod.native_bf16_cpu() is False
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
+    assert device_mod.native_bf16_cpu() is False

@@ -370,3 +370,19 @@ def test_keep_last_epoch_saves_the_final_state(viewer, dock, wait_idle, base_mod
     assert len(scores) == 4 and None not in scores
     assert max(scores) > scores[-1]  # the premise: here "best" would have saved another epoch
     assert selection_score(res.after) == pytest.approx(scores[-1])  # the saved model is the last epoch's
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_faster_arithmetic_is_offered_only_where_it_is_faster(viewer, dock, monkeypatch, native):
+    from napari_bloodseg.inference import device
+    from napari_bloodseg.plugin import finetune_widget
+
+    monkeypatch.setattr(device, "native_bf16_cpu", lambda: native)
+    widget = finetune_widget.FinetuneWidget(viewer)
+    assert widget.fast_check.isVisibleTo(widget) is native and not widget.fast_check.isChecked()
+    cfg = widget._config()
+    assert (cfg.precision, cfg.channels_last) == ("auto", False)  # off by default: fp32 on a CPU
+    if native:
+        widget.fast_check.setChecked(True)
+        cfg = widget._config()
+        assert (cfg.precision, cfg.channels_last) == ("bf16", True)
