@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..training.finetune_defaults import FINETUNE_DEFAULTS
-from .common import UsageError, add_training_speed_args, below_one_arg
+from .common import UsageError, add_training_speed_args, below_one_arg, training_speed_note
 
 
 def add_parser(sub) -> None:
@@ -134,4 +134,7 @@ def run(args: argparse.Namespace) -> int:
         f"saved {res.card.name} (v{res.card.version}) to {res.path} in {res.seconds:.1f} s; "
         f"use it as --model {res.card.name}"
     )
+    note = training_speed_note(args)  # after the run, so a refusal stays one line
+    if note:
+        print(f"bloodseg: note: {note}", file=sys.stderr)
     return 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import UsageError, add_training_speed_args, below_one_arg, fraction_arg
+from .common import UsageError, add_training_speed_args, below_one_arg, fraction_arg, training_speed_note
 
 
 def add_parser(sub) -> None:
@@ -163,4 +163,7 @@ def run(args: argparse.Namespace) -> int:
         f"{result.seconds:.0f} s on {result.device}; saved {args.out}.safetensors + .json",
         file=sys.stderr,
     )
+    note = training_speed_note(args)  # after the run, so a refusal stays one line
+    if note:
+        print(f"bloodseg: note: {note}", file=sys.stderr)
     return 0

@@ -209,3 +209,26 @@ def test_finetune_interrupted_exits_130_and_saves_nothing(folder, tmp_model_dir,
     assert "interrupted; nothing saved, the base model is unchanged" in err and "Traceback" not in err
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_model_dir.iterdir()} == before
     assert base.with_suffix(".json").exists()
+
+
+@pytest.mark.parametrize(
+    ("native", "extra", "expected"),
+    [
+        (True, [], "trains ~1.7x faster"),
+        (False, ["--precision", "bf16"], "runs emulated, slower"),
+        (True, ["--precision", "bf16", "--channels-last"], None),
+        (False, [], None),
+    ],
+)
+def test_train_notes_the_arithmetic_that_suits_this_cpu(folder, tmp_path, monkeypatch, capsys, native, extra, expected):
+    from napari_bloodseg.inference import device
+
+    monkeypatch.setattr(device, "native_bf16_cpu", lambda: native)
+    args = ["train", "--model", "unet", "--data", str(folder), "--width", "4", "--depth", "3", "--epochs", "1"]
+    args += ["--steps-per-epoch", "1", "--batch-size", "2", "--patch-size", "48", "--device", "cpu"]
+    assert main([*args, *extra, "--out", str(tmp_path / "m")]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "bfloat16" in line]
+    if expected is None:
+        assert notes == []
+    else:
+        assert len(notes) == 1 and expected in notes[0] and notes[0].startswith("bloodseg: note:")
