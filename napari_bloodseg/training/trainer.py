@@ -375,10 +375,10 @@ def fit(
             best.best_score, best.best_epoch, best.best_val = (score if score is not None else -1.0), epoch, val_report
             if on_best is not None:
                 on_best(model, log)
+        if on_epoch is not None:
+            on_epoch(log)  # with ema it sees the average, like the validation in ``log``
         if raw is not None:
             model.load_state_dict(raw)
-        if on_epoch is not None:
-            on_epoch(log)
         if out_of_time:
             best.stopped_early = epoch < cfg.epochs
             break

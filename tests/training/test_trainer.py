@@ -331,7 +331,7 @@ def test_weight_average_is_what_is_validated_and_kept(wbc_samples):
     cfg = TrainConfig(
         epochs=3, steps_per_epoch=3, batch_size=4, patch_size=48, lr=1e-2, seed=0, device="cpu", ema=0.9, keep="last"
     )
-    raw_states = []
+    raw_states, epoch_states = [], []
     res = fit(
         model,
         card,
@@ -339,6 +339,7 @@ def test_weight_average_is_what_is_validated_and_kept(wbc_samples):
         wbc_samples[4:],
         cfg,
         on_step=lambda step, total, loss: raw_states.append(copy.deepcopy(model.state_dict())),
+        on_epoch=lambda log: epoch_states.append(copy.deepcopy(model.state_dict())),
     )
     expected = {k: v.clone() for k, v in _model_and_card()[0].state_dict().items()}  # the same seeded start
     for step, state in enumerate(raw_states, start=1):
@@ -348,6 +349,7 @@ def test_weight_average_is_what_is_validated_and_kept(wbc_samples):
     kept = model.state_dict()
     assert all(torch.allclose(kept[k].float(), expected[k].float(), atol=1e-6) for k in kept)
     assert not all(torch.equal(kept[k], raw_states[-1][k]) for k in kept)  # the average is not the last step
+    assert all(torch.equal(kept[k], epoch_states[-1][k]) for k in kept)  # on_epoch sees what was validated
     assert res.history[-1].score == pytest.approx(selection_score(validate(model, card, wbc_samples[4:], "cpu")))
     with pytest.raises(ValueError, match="ema"):
         fit(*_model_and_card(), wbc_samples[:4], [], TrainConfig(epochs=1, ema=1.0))
