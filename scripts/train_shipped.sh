@@ -12,7 +12,8 @@ WBC="--data $DATA/wbc/dataset1 --schema wbc --val-fraction 0.1 --test-fraction 0
 RBC="--data $DATA/rbc --schema rbc --val-fraction 0.1 --test-fraction 0.12 --seed 0 --input-scale 0.5"
 only=${1:-all}
 run() { [ "$only" = all ] || [ "$only" = "$1" ]; }
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # no spinning threads when the machine is shared
+# OpenMP's default wait policy: exporting OMP_WAIT_POLICY=PASSIVE (as this script did until session 14) made every
+# training step ~45 % slower on the 2-core CPU, with the same weights (docs/benchmarks.md, session 14)
 run rbc-deconvnet && $BS train --model deconvnet $RBC --width 10 --epochs 96 --steps-per-epoch 16 --batch-size 8 \
   --patch-size 192 --colour-jitter 1.0 --scale-jitter 0.8 1.25 --val-every 8 --max-minutes 20 --version 3 \
   --edge-cell-min-fraction 0.45 --tta-max-pixels 1000000 --compile --out "$OUT/rbc-deconvnet"
