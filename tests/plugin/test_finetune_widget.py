@@ -373,7 +373,9 @@ def test_keep_last_epoch_saves_the_final_state(viewer, dock, wait_idle, base_mod
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_faster_arithmetic_is_offered_only_where_it_is_faster(viewer, dock, monkeypatch, native):
+def test_faster_arithmetic_is_offered_only_where_it_is_faster(
+    viewer, dock, wait_idle, base_model, tmp_model_dir, monkeypatch, native
+):
     from napari_bloodseg.inference import device
     from napari_bloodseg.plugin import finetune_widget
 
@@ -386,3 +388,10 @@ def test_faster_arithmetic_is_offered_only_where_it_is_faster(viewer, dock, monk
         widget.fast_check.setChecked(True)
         cfg = widget._config()
         assert (cfg.precision, cfg.channels_last) == ("bf16", True)
+        add_corrected(viewer, 3)
+        configure(widget, epochs=2)
+        assert widget.run() is not None  # the whole fine-tune (guard, save) in bf16 + channels-last
+        wait_idle(widget)
+        assert widget.last_status == "done", widget.status.text()
+        settings = widget.last_result.card.training["settings"]
+        assert settings["precision"] == "bf16" and settings["channels_last"]
