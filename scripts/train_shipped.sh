@@ -13,7 +13,7 @@ RBC="--data $DATA/rbc --schema rbc --val-fraction 0.1 --test-fraction 0.12 --see
 only=${1:-all}
 run() { [ "$only" = all ] || [ "$only" = "$1" ]; }
 # OpenMP's default wait policy: exporting OMP_WAIT_POLICY=PASSIVE (as this script did until session 14) made every
-# training step ~45 % slower on the 2-core CPU, with the same weights (docs/benchmarks.md, session 14)
+# training step 30-50 % slower on the 2-core CPU, with the same weights (docs/benchmarks.md, session 14)
 run rbc-deconvnet && $BS train --model deconvnet $RBC --width 10 --epochs 96 --steps-per-epoch 16 --batch-size 8 \
   --patch-size 192 --colour-jitter 1.0 --scale-jitter 0.8 1.25 --val-every 8 --max-minutes 20 --version 3 \
   --edge-cell-min-fraction 0.45 --tta-max-pixels 1000000 --compile --out "$OUT/rbc-deconvnet"

@@ -49,15 +49,11 @@ def add_training_speed_args(p: argparse.ArgumentParser) -> None:
 def training_speed_note(args: argparse.Namespace) -> str | None:
     """One line on the arithmetic when it matters on a CPU: bf16 asked for where it is emulated (slower), or not
     asked for where the CPU computes it natively (~1.7x faster, benchmarks/train_speed.py)."""
-    from ..inference.device import native_bf16_cpu, resolve_device
+    from ..inference.device import cpu_bf16
 
-    try:
-        on_cpu = resolve_device(args.device).type == "cpu"
-    except ValueError:  # an unavailable device: the command itself says so
+    native = cpu_bf16(args.device)
+    if native is None:
         return None
-    if not on_cpu:
-        return None
-    native = native_bf16_cpu()
     if args.precision == "bf16" and not native:
         return "this CPU has no native bfloat16 (AVX512-BF16 or AMX): --precision bf16 runs emulated, slower than fp32"
     if args.precision == "auto" and native and not args.channels_last:

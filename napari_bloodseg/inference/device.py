@@ -82,3 +82,14 @@ def native_bf16_cpu() -> bool:
         return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
     except AttributeError:  # these are private helpers: a torch without them says nothing, so assume no
         return False
+
+
+def cpu_bf16(device: str | torch.device = "auto") -> bool | None:
+    """For work on ``device``: None when it is not the CPU (or not there; GPUs train in mixed precision anyway),
+    else whether the CPU computes bfloat16 natively. What the CLI's note and the Fine-tune widget both ask."""
+    try:
+        if resolve_device(device).type != "cpu":
+            return None
+    except ValueError:  # an unavailable device: the command using it says so
+        return None
+    return native_bf16_cpu()

@@ -203,9 +203,9 @@ class _Signals(QObject):
 def _bf16_helps() -> bool:
     """The 'faster arithmetic' choice is offered only where it is faster: training on a CPU that computes
     bfloat16 natively (elsewhere it is emulated and slower; on a GPU mixed precision is already the default)."""
-    from ..inference.device import native_bf16_cpu, resolve_device
+    from ..inference.device import cpu_bf16
 
-    return resolve_device("auto").type == "cpu" and native_bf16_cpu()
+    return bool(cpu_bf16("auto"))
 
 
 def _num(value: float | None) -> str:
