@@ -306,19 +306,6 @@ def test_user_model_listed_and_reloaded_when_retrained(viewer, dock, wait_idle, 
     assert any(not torch.equal(a, b) for a, b in pairs), "the re-trained weights were not loaded"
 
 
-def test_default_choice_prefers_the_shipped_unet_then_wbc_then_trained():
-    from napari_bloodseg.plugin.segment_widget import ModelChoice, default_choice
-
-    def c(spec, schema, source="shipped"):
-        return ModelChoice(spec, schema, "unet", source, "1")
-
-    assert default_choice([c("rbc-deconvnet", "rbc"), c("wbc-segnet", "wbc"), c("wbc-unet", "wbc")]) == 2
-    assert default_choice([c("rbc-deconvnet", "rbc"), c("lab-net", "wbc", "user")]) == 1
-    assert default_choice([c("unet", "wbc", "untrained"), c("rbc-deconvnet", "rbc")]) == 1
-    assert default_choice([c("unet", "wbc", "untrained")]) == 0
-    assert default_choice([c("rbc-deconvnet", "rbc"), c("wbc-unet", "wbc")], "rbc") == 0
-
-
 def test_model_follows_the_kind_of_image_until_the_user_picks_one(viewer, dock, wbc_pair):
     widget = dock("Segment")
     crop, field = wbc_pair[0], np.zeros((800, 700, 3), np.uint8)  # 0.56 MP: a smear field
