@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     images = images_in(args.images)
     if not images:
         raise UsageError("no images found in " + " ".join(args.images))
+    outputs = _plan_outputs(images, args)  # every refusal about --out before the model loads
     model, card = load_model_or_fail(args.model)
     predictor = make_predictor(args, model, card)
     scale = scale_from_args(args, predictor)
@@ -63,10 +64,10 @@ def run(args: argparse.Namespace) -> int:
         scale = auto_scale(predictor, images, lambda p: _open(p, args.stream))
     print(f"bloodseg: {card.name} ({card.schema}) on {predictor.device_name}", file=sys.stderr)
     failures = 0
-    for path in tqdm(images, desc="predict", unit="img", disable=len(images) < 2 or not sys.stderr.isatty()):
+    bar = tqdm(images, desc="predict", unit="img", disable=len(images) < 2 or not sys.stderr.isatty())
+    for path, out in zip(bar, outputs, strict=True):
         try:
             stream = _streamed(path, args.stream)
-            out = args.out / f"{Path(path).stem}.{args.stream_format if stream else 'png'}"
             if out.exists() and not args.overwrite:
                 raise FileExistsError(f"{out} exists (use --overwrite to replace it)")
             if stream:
@@ -78,8 +79,57 @@ def run(args: argparse.Namespace) -> int:
         except (ImageReadError, MaskError, OSError, ValueError) as exc:  # OSError: exists, disk full, no access
             error(str(exc))
             failures += 1
-    print(f"bloodseg: wrote {len(images) - failures} masks to {args.out}", file=sys.stderr)
+    done = len(images) - failures
+    print(f"bloodseg: wrote {done} mask{'' if done == 1 else 's'} to {args.out}", file=sys.stderr)
     return 2 if failures else 0
+
+
+def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
+    """The mask file of every image, refused as a whole when two images would write the same file, when one would
+    land on an input image or an expert mask beside the inputs (even with ``--overwrite``), or when ``--out``
+    is not a folder this user can write to; folders' masks that are skipped as such are said once."""
+    import os
+
+    from ..io.pairs import find_pairs
+
+    outputs = [
+        args.out / f"{Path(p).stem}.{args.stream_format if _streamed(p, args.stream) else 'png'}" for p in images
+    ]
+    first: dict[Path, Path] = {}
+    for image, out in zip(images, outputs, strict=True):
+        other = first.setdefault(out, image)
+        if other != image:
+            raise UsageError(
+                f"{other} and {image} would both be written to {out}: predict them into separate --out folders"
+            )
+    protected: dict[Path, str] = {}
+    for parent in {Path(p).parent for p in images} | {Path(a) for a in args.images if Path(a).is_dir()}:
+        try:
+            pairs = find_pairs(parent)
+        except (FileNotFoundError, OSError):
+            continue
+        for image, mask in pairs:
+            protected[image.resolve()] = "an input image" if image in images else "an image"
+            if mask is not None:
+                protected[mask.resolve()] = f"the mask of {image.name}"
+    protected.update({Path(p).resolve(): "an input image" for p in images})
+    for out in outputs:
+        what = protected.get(out.resolve())
+        if what:
+            raise UsageError(f"{out} is {what}: write the predictions to another --out folder")
+    existing = next(p for p in (args.out.absolute(), *args.out.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"--out {args.out}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {args.out}: no permission to write in {existing}")
+    skipped = sorted({m for a in args.images if Path(a).is_dir() for _, m in find_pairs(a) if m is not None})
+    if skipped:
+        print(
+            f"bloodseg: {len(skipped)} file(s) taken as the masks of the images beside them and not segmented (e.g. "
+            f"{skipped[0].name}); name a file to segment it anyway",
+            file=sys.stderr,
+        )
+    return outputs
 
 
 def _open(path: str | Path, forced_stream: bool):

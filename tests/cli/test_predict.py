@@ -65,6 +65,47 @@ def test_predict_never_overwrites_silently(wbc_dir, constant_models, tmp_path, c
     assert (_grey(out / "002.png") == 128).all()
 
 
+def test_predict_never_writes_over_its_inputs_even_with_overwrite(wbc_dir, constant_models, capsys, clean_error):
+    before = {p.name: p.read_bytes() for p in wbc_dir.iterdir()}
+    assert main(["predict", "--model", "all-cyto", "--overwrite", "--out", str(wbc_dir), str(wbc_dir)]) == 2
+    clean_error(capsys.readouterr().err, "001.png is the mask of 001.bmp")
+    single = ["predict", "--model", "all-cyto", "--overwrite", "--out", str(wbc_dir), str(wbc_dir / "002.bmp")]
+    assert main(single) == 2
+    clean_error(capsys.readouterr().err, "002.png is the mask of 002.bmp")
+    grey = wbc_dir.parent / "grey"
+    grey.mkdir()
+    (grey / "cell.png").write_bytes((wbc_dir / "001.png").read_bytes())  # an image that is itself a PNG
+    assert main(["predict", "--model", "all-cyto", "--overwrite", "--out", str(grey), str(grey)]) == 2
+    clean_error(capsys.readouterr().err, "cell.png is an input image")
+    assert {p.name: p.read_bytes() for p in wbc_dir.iterdir()} == before
+
+
+def test_two_images_with_one_stem_are_refused_before_any_work(wbc_dir, rbc_dir, constant_models, tmp_path, capsys):
+    (rbc_dir / "001.jpg").write_bytes((rbc_dir / "field-0.jpg").read_bytes())
+    out = tmp_path / "out"
+    args = ["predict", "--model", "all-cyto", "--overwrite", "--out", str(out), str(wbc_dir / "001.bmp")]
+    assert main([*args, str(rbc_dir / "001.jpg")]) == 2
+    err = capsys.readouterr().err
+    assert "001.bmp and " in err and "001.jpg would both be written to" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_an_unusable_out_is_one_error_before_the_model_runs(wbc_dir, constant_models, tmp_path, capsys, clean_error):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for out in (afile, afile / "masks"):
+        assert main(["predict", "--model", "all-cyto", "--out", str(out), str(wbc_dir)]) == 2
+        clean_error(capsys.readouterr().err, "is a file, not a folder")
+    assert afile.read_text() == "x"
+
+
+def test_masks_beside_the_images_are_said_to_be_skipped(wbc_dir, constant_models, tmp_path, capsys):
+    assert main(["predict", "--model", "all-cyto", "--out", str(tmp_path / "out"), str(wbc_dir)]) == 0
+    assert "3 file(s) taken as the masks of the images beside them and not segmented (e.g. 001.png)" in (
+        capsys.readouterr().err
+    )
+
+
 def test_bad_file_in_batch(wbc_dir, constant_models, tmp_path, capsys, clean_error):
     bad = tmp_path / "broken.bmp"
     bad.write_bytes(b"BM not really")
