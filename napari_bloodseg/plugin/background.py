@@ -2,13 +2,49 @@
 
 The work itself runs in a napari ``thread_worker`` (``create_worker``), so the event loop never blocks; the
 widget asks it to stop through a ``threading.Event`` that the worker checks between tiles or training steps.
+
+A run never outlives its panel: closing the panel (its dock's X) cancels it, and closing napari, or anything else
+that destroys the widget, cancels it and waits for the worker thread to stop first. A worker still reporting to a
+destroyed widget crashed the whole process (a segmentation fault when napari was closed during a fine-tune).
 """
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from qtpy.QtCore import QEvent, QObject
+
+#: seconds napari's closing waits for a cancelled run to reach its next check (a tile, a training step)
+STOP_WAIT_S = 30.0
+
+
+class _Stop:
+    """Cancel and wait for the worker thread; holds no reference to the widget, so it can run while Qt destroys it."""
+
+    def __init__(self, cancel: threading.Event, idle: threading.Event) -> None:
+        self.cancel, self.idle = cancel, idle
+
+    def __call__(self, *_: Any) -> None:
+        if not self.idle.is_set():
+            self.cancel.set()
+            self.idle.wait(STOP_WAIT_S)
+
+
+class _LeftViewer(QObject):
+    """Calls ``on_leave`` when its widget loses its parent: napari's ``remove_dock_widget`` (the dock's X) orphans
+    the panel rather than deleting it, so nothing else would stop a run nobody can see or cancel any more."""
+
+    def __init__(self, widget: QObject, on_leave: Callable[[], None]) -> None:
+        super().__init__(widget)
+        self._on_leave = on_leave
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.ParentChange and obj.parent() is None:
+            self._on_leave()
+        return False
 
 
 class BackgroundRun:
@@ -19,8 +55,19 @@ class BackgroundRun:
     status: Any
 
     def _init_background(self) -> None:
+        from qtpy.QtWidgets import QApplication
+
         self.worker = None
         self._cancel = threading.Event()
+        self._idle = threading.Event()  # cleared while a worker thread runs our function
+        self._idle.set()
+        stop = _Stop(self._cancel, self._idle)
+        self.destroyed.connect(stop)
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(stop)
+        self._left_viewer = _LeftViewer(self, self.cancel)
+        self.installEventFilter(self._left_viewer)
 
     @property
     def running(self) -> bool:
@@ -37,7 +84,8 @@ class BackgroundRun:
         from napari.qt.threading import create_worker
 
         self._cancel.clear()
-        worker = create_worker(fn, *args, _start_thread=False, _connect=connect)
+        self._idle.clear()
+        worker = create_worker(_marking_idle(fn, self._idle), *args, _start_thread=False, _connect=connect)
         self.worker = worker
         self._set_running(True)
         self.status.setText(message)
@@ -47,6 +95,7 @@ class BackgroundRun:
     def _worker_done(self) -> None:
         """Call from the ``finished`` slot: the widget takes a new run again."""
         self.worker = None
+        self._idle.set()  # also when the worker ended before our function started
         self._set_running(False)
 
     def _set_running(self, on: bool) -> None:
@@ -57,3 +106,35 @@ class BackgroundRun:
         progress = getattr(self, "progress", None)
         if on and progress is not None:
             progress.setValue(0)
+
+
+def _marking_idle(fn: Callable[..., Any], idle: threading.Event) -> Callable[..., Any]:
+    """``fn`` (a function or a generator function, as napari workers take) with ``idle`` clear only while its code
+    runs: a generator paused at a ``yield`` counts as idle, since napari may stop resuming it (quitting its workers
+    as the window closes) and then nothing of ours runs in that thread any more."""
+    if inspect.isgeneratorfunction(fn):
+
+        def gen(*args: Any) -> Any:
+            inner = fn(*args)
+            try:
+                idle.clear()
+                value = next(inner)
+                while True:
+                    idle.set()
+                    sent = yield value
+                    idle.clear()
+                    value = inner.send(sent)
+            except StopIteration as end:
+                return end.value
+            finally:
+                idle.set()
+
+        return gen
+
+    def call(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        finally:
+            idle.set()
+
+    return call

@@ -125,7 +125,7 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         super().__init__()
         self.viewer = napari_viewer
         self._init_background()
-        self._signals = _Signals(self)
+        self._signals = _Signals()  # no Qt parent: a worker may still emit while Qt destroys the widget
         self._signals.step.connect(self._on_step)
         self._signals.epoch.connect(self._on_epoch)
         self._models: list[ModelInfo] = []

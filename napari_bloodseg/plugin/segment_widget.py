@@ -106,7 +106,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         self._predictors: OrderedDict[tuple[str, str, int, float], Predictor] = OrderedDict()
         self._lock = threading.Lock()
         self._init_background()
-        self._signals = _Signals(self)
+        self._signals = _Signals()  # no Qt parent: a worker may still emit while Qt destroys the widget
         self._signals.progress.connect(self._on_progress)
         #: layers made or updated by the last run (for scripts and tests)
         self.last_layers: list[Labels] = []

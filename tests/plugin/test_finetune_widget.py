@@ -192,6 +192,22 @@ def test_cancel_mid_run_saves_nothing_and_napari_stays_responsive(
     assert len(ticks) > 20 and gaps.max() < 1.0, f"event loop stalled for {gaps.max():.2f} s"
 
 
+def test_closing_the_panel_mid_run_cancels_it_and_saves_nothing(
+    viewer, dock, wait_idle, base_model, tmp_model_dir, qtbot
+):
+    add_corrected(viewer, 2)
+    widget = dock("Fine-tune")
+    configure(widget, epochs=5000, batch=2)
+    widget.all_train_check.setChecked(True)
+    before = model_files(tmp_model_dir)
+    widget.run()
+    qtbot.waitUntil(lambda: len(widget.losses) >= 3, timeout=30_000)
+    viewer.window.remove_dock_widget(widget)  # the dock's X: nobody could see or cancel the run any more
+    wait_idle(widget, timeout=30_000)
+    assert widget.last_status == "cancelled"
+    assert model_files(tmp_model_dir) == before
+
+
 def test_guard_rails_refuse_with_a_notification_and_save_nothing(
     viewer, dock, wait_idle, base_model, tmp_model_dir, notes, tmp_path
 ):
