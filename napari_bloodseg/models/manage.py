@@ -3,11 +3,33 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
-from .files import ModelFileError, load_model, model_paths, read_card
+from .files import CARD_SUFFIX, WEIGHTS_SUFFIX, ModelFileError, load_model, model_paths
+from .registry import ARCHITECTURES
 from .zoo import SHIPPED_DIR, find_model, user_model_dir
+
+#: a model's name is its file name and what users type after ``--model``: portable characters only
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+def check_model_name(name: str) -> str:
+    """``name`` if a new user model may take it; ModelFileError saying why not. A name must stay reachable: one
+    with a path in it landed outside the model folder, and one that is a shipped model's or an architecture's was
+    shadowed by that model (``--model wbc-unet`` kept loading the shipped one) or shadowed it."""
+    if not MODEL_NAME.match(name) or name.lower().endswith((WEIGHTS_SUFFIX, CARD_SUFFIX)):
+        raise ModelFileError(
+            f"{name!r} is not a usable model name: letters, digits, '.', '_', '-' and '+' only, starting with a "
+            "letter or digit, without a file suffix"
+        )
+    if name.lower() in ARCHITECTURES:
+        raise ModelFileError(f"{name!r} names the untrained {name.lower()} architecture: choose another name")
+    shipped = {p.stem.lower() for p in SHIPPED_DIR.glob(f"*{CARD_SUFFIX}")}
+    if name.lower() in shipped:
+        raise ModelFileError(f"{name!r} is a shipped model's name: choose another name")
+    return name
 
 
 def _user_model(name: str) -> Path:
@@ -26,7 +48,7 @@ def _check_free(target: Path) -> None:
 
 def rename_model(old: str, new: str) -> Path:
     src = _user_model(old)
-    dst = src.with_name(new)
+    dst = src.with_name(check_model_name(new))
     _check_free(dst)
     (sw, sc), (dw, dc) = model_paths(src), model_paths(dst)
     card = json.loads(sc.read_text())
@@ -58,16 +80,18 @@ def export_model(name: str, folder: str | Path) -> Path:
 
 
 def import_model(path: str | Path, name: str | None = None) -> Path:
-    """Check a model file loads (never unpickling), then copy it into the user model folder."""
+    """Check a model file loads (never unpickling), then copy it into the user model folder as ``name`` (default:
+    the file's name), which its card then says too."""
+    if Path(path).suffix.lower() not in ("", WEIGHTS_SUFFIX, CARD_SUFFIX):
+        raise ModelFileError(f"{path}: not a model file (NAME{WEIGHTS_SUFFIX} with NAME{CARD_SUFFIX} beside it)")
     load_model(path)  # raises ModelFileError with the reason if it is broken
-    card = read_card(path)
-    target = user_model_dir() / (name or Path(model_paths(path)[1]).stem)
+    target = user_model_dir() / check_model_name(name or Path(model_paths(path)[1]).stem)
     _check_free(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     src_w, src_c = model_paths(path)
     dst_w, dst_c = model_paths(target)
     shutil.copy2(src_w, dst_w)
     data = json.loads(src_c.read_text())
-    data["name"] = target.name if name else card.name
+    data["name"] = target.name
     dst_c.write_text(json.dumps(data, indent=2) + "\n")
     return target

@@ -12,7 +12,6 @@ of image+mask pairs. After a run the new model appears in every model list (see 
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +54,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..models import ModelInfo
     from ..training import Sample, TrainConfig
     from ..training.finetune import FinetuneResult
-
-#: a new model's name becomes a file name: keep it portable
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 HELP = (
     "Correct a few segmentations (Correct widget), tick them here, Fine-tune: the base model is never changed, the "
@@ -524,11 +520,14 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         )
 
     def _check_name(self, name: str) -> str | None:
-        from ..models import list_models, user_model_dir
+        from ..models import ModelFileError, list_models, user_model_dir
         from ..models.files import model_paths
+        from ..models.manage import check_model_name
 
-        if not MODEL_NAME.match(name):
-            return f"{name!r} is not a usable model name: letters, digits, '.', '_', '-' and '+' only"
+        try:
+            check_model_name(name)
+        except ModelFileError as exc:
+            return str(exc)
         if any(m.name == name for m in list_models()) or any(p.exists() for p in model_paths(user_model_dir() / name)):
             return f"a model named {name!r} exists already: choose another name"
         return None

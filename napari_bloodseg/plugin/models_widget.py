@@ -7,7 +7,6 @@ Every change is announced on :mod:`.model_events`, so the Segment and Fine-tune 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +33,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..models import ModelInfo
 
 COLUMNS = ("name", "schema", "architecture", "source", "version")
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 #: what may go wrong in a model operation: shown to the user as a notification, never as a traceback
 _EXPECTED = (ValueError, OSError)  # ModelFileError is a ValueError; FileExistsError an OSError
 
@@ -164,8 +162,6 @@ class ModelsWidget(QWidget):
 
         new = new.strip()
         try:
-            if not MODEL_NAME.match(new):
-                raise ValueError(f"{new!r} is not a usable model name: letters, digits, '.', '_', '-' and '+' only")
             path = rename_model(old, new)
         except _EXPECTED as exc:
             self._failed(f"Renaming {old}", exc)
@@ -203,8 +199,6 @@ class ModelsWidget(QWidget):
         from ..models.manage import import_model
 
         try:
-            if name is not None and not MODEL_NAME.match(name):
-                raise ValueError(f"{name!r} is not a usable model name")
             target = import_model(path, name)
         except _EXPECTED as exc:
             self._failed(f"Importing {Path(path).name}", exc)

@@ -178,6 +178,20 @@ def next_free_name(base_name: str) -> str:
     return f"{base_name}-ft{i}"
 
 
+def _check_new_name(name: str, out_dir: Path | None) -> Path:
+    """Where the new model ``name`` goes; FinetuneError when the name is not usable or taken."""
+    from ..models.manage import check_model_name
+
+    try:
+        check_model_name(name)
+    except ValueError as exc:
+        raise FinetuneError(str(exc)) from None
+    folder = Path(out_dir) if out_dir else user_model_dir()
+    if any(p.exists() for p in model_paths(folder / name)):
+        raise FinetuneError(f"a model named {name!r} exists in {folder}; choose another name")
+    return folder / name
+
+
 def finetune(
     base: str,
     train: list[Sample],
@@ -205,6 +219,8 @@ def finetune(
     """
     cfg = cfg or finetune_config()
     t0 = time.perf_counter()
+    if name is not None:  # refused before any training time is spent, and checked again before saving
+        _check_new_name(name, out_dir)
     info = find_model(base)
     if info.source == "untrained":
         raise FinetuneError(f"{base} is untrained: fine-tune a trained model (or use `bloodseg train`)")
@@ -254,10 +270,8 @@ def finetune(
                 )
     after = validate(model, card, val_s, cfg.device) if val_s else None
     name = name or next_free_name(base_card.name)
-    folder = Path(out_dir) if out_dir else user_model_dir()
-    target = folder / name
-    if any(p.exists() for p in model_paths(target)):
-        raise FinetuneError(f"a model named {name!r} exists in {folder}; choose another name")
+    target = _check_new_name(name, out_dir)
+    folder = target.parent
     try:
         version = str(int(base_card.version) + 1)
     except ValueError:

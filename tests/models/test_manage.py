@@ -3,7 +3,7 @@ import torch
 
 from napari_bloodseg.models import ModelCard, ModelFileError, build_model, list_models, save_model
 from napari_bloodseg.models.files import model_paths
-from napari_bloodseg.models.manage import delete_model, export_model, import_model, rename_model
+from napari_bloodseg.models.manage import check_model_name, delete_model, export_model, import_model, rename_model
 
 
 @pytest.fixture
@@ -58,9 +58,59 @@ def test_a_shipped_models_name_is_refused(user_model, tmp_path, monkeypatch):
     monkeypatch.setattr(zoo, "SHIPPED_DIR", shipped)
     monkeypatch.setattr(manage, "SHIPPED_DIR", shipped)
     exported = export_model("mine", tmp_path / "out")
-    with pytest.raises(ModelFileError, match="'ship' exists already"):
+    with pytest.raises(ModelFileError, match="'ship' is a shipped model's name"):
         import_model(exported, "ship")
-    with pytest.raises(ModelFileError, match="'ship' exists already"):
-        rename_model("mine", "ship")
+    with pytest.raises(ModelFileError, match="'SHIP' is a shipped model's name"):
+        rename_model("mine", "SHIP")  # one file on a case-insensitive disk
     assert not any(p.exists() for p in model_paths(user_model.with_name("ship")))
     assert "mine" in names()
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("a/b", "not a usable model name"),
+        ("../escaped", "not a usable model name"),
+        ("my model", "not a usable model name"),
+        ("", "not a usable model name"),
+        ("x.safetensors", "not a usable model name"),
+        ("unet", "untrained unet architecture"),
+        ("SegNet", "untrained segnet architecture"),
+        ("wbc-unet", "shipped model's name"),
+    ],
+)
+def test_names_that_would_be_unreachable_are_refused(name, why):
+    with pytest.raises(ModelFileError, match=why):
+        check_model_name(name)
+
+
+def test_usable_names_pass():
+    for name in ("lab-net_v2.1", "wbc-unet-ft1", "Rbc+stain"):
+        assert check_model_name(name) == name
+
+
+def test_rename_and_import_refuse_names_outside_the_model_folder(user_model, tmp_path, tmp_model_dir):
+    with pytest.raises(ModelFileError, match="not a usable model name"):
+        rename_model("mine", "a/b")
+    exported = export_model("mine", tmp_path / "out")
+    with pytest.raises(ModelFileError, match="not a usable model name"):
+        import_model(exported, "x/y")
+    assert sorted(p.name for p in tmp_model_dir.rglob("*")) == ["mine.json", "mine.safetensors"]
+
+
+def test_import_names_the_model_after_its_file_and_says_so_in_the_card(user_model, tmp_path):
+    import json
+
+    exported = export_model("mine", tmp_path / "out")
+    for src, dst in zip(model_paths(exported), model_paths(tmp_path / "out" / "renamed"), strict=True):
+        src.rename(dst)
+    target = import_model(tmp_path / "out" / "renamed.safetensors")
+    assert target.name == "renamed" and "renamed" in names()
+    assert json.loads(model_paths(target)[1].read_text())["name"] == "renamed"
+
+
+def test_import_of_an_image_says_it_is_not_a_model_file(tmp_path, tmp_model_dir):
+    png = tmp_path / "001.png"
+    png.write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match="not a model file"):
+        import_model(png)

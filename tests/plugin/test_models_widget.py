@@ -99,7 +99,7 @@ def test_rename_export_delete_import_user_model(viewer, dock, tmp_model_dir, shi
     # renaming onto a taken or unusable name is refused with a notification
     widget.select("renamed")
     assert widget.rename("renamed", "ship-wbc") is None
-    assert "exists already" in notes.errors[-1]
+    assert "is a shipped model's name" in notes.errors[-1]
     assert widget.rename("renamed", "../escape") is None
     assert "not a usable model name" in notes.errors[-1]
     assert sorted(p.name for p in tmp_model_dir.iterdir()) == ["renamed.json", "renamed.safetensors"]

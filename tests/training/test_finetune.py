@@ -112,8 +112,11 @@ def test_guard_rails_refuse_with_a_clear_message(base_model, wbc_samples, tmp_mo
 
 
 def test_existing_name_untrained_base_and_bad_scale_are_refused(base_model, wbc_samples, tmp_model_dir):
-    with pytest.raises(FinetuneError, match="exists"):
-        finetune("base", wbc_samples[:2], [], name="base", cfg=CFG, scale=1.0)
+    steps: list[int] = []
+    for taken, message in (("base", "exists"), ("wbc-unet", "shipped model's name"), ("../up", "not a usable")):
+        with pytest.raises(FinetuneError, match=message):
+            finetune("base", wbc_samples[:2], [], name=taken, cfg=CFG, scale=1.0, on_step=lambda *a: steps.append(1))
+    assert not steps, "a name that cannot be saved must be refused before any training"
     with pytest.raises(FinetuneError, match="untrained"):
         finetune("unet", wbc_samples[:2], [], name="y", cfg=CFG, scale=1.0)
     for bad in (0.0, -1.0, float("nan")):
