@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .common import (
     UsageError,
@@ -18,6 +19,9 @@ from .common import (
     make_predictor,
     scale_from_args,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..schemas import LabelSchema
 
 
 def add_parser(sub) -> None:
@@ -34,11 +38,22 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ..evaluation import build_report, format_table, images_in, mask_index
     from ..io import ImageReadError, MaskError, read_image, read_mask
     from ..metrics import score_image
-    from ..schemas import get_schema, guess_schema
+    from ..schemas import get_schema
 
+    if args.json:
+        from ..io.atomic import check_can_write_in
+
+        try:
+            if args.json.is_dir():
+                raise IsADirectoryError("a folder: name the report file, e.g. report.json")
+            check_can_write_in(args.json.parent)
+        except OSError as exc:
+            raise UsageError(f"--json {args.json}: {exc}") from None
     try:
         masks = mask_index(args.masks)
     except FileNotFoundError as exc:
@@ -60,13 +75,14 @@ def run(args: argparse.Namespace) -> int:
         if not args.pred.is_dir():
             raise UsageError(f"{args.pred}: not a folder")
         sources = sorted(mask_index(args.pred).values())
-        schema = get_schema(args.schema) if args.schema else None
+        schema = get_schema(args.schema) if args.schema else _guess_batch_schema(sources, masks)
     if not sources:
         raise UsageError("no images or predictions found")
 
     from ..io.pairs import _key
 
     names, scores, errors = [], [], []
+    truth_classes: set[int] = set()
     t0 = time.perf_counter()
     for src in sources:
         name = Path(src).stem
@@ -79,15 +95,11 @@ def run(args: argparse.Namespace) -> int:
                 truth, _ = read_mask(truth_path, schema, shape=image.shape[:2])
                 pred = predictor.predict(image, scale=scale).labels
             else:
-                if schema is None:  # guess once from the first expert mask, then hold it for the batch
-                    from ..io.images import _read_raw
-                    from ..io.masks import grey_from_array
-
-                    schema = guess_schema(grey_from_array(_read_raw(Path(truth_path))))
                 pred, _ = read_mask(src, schema)
                 truth, _ = read_mask(truth_path, schema, shape=pred.shape)
             scores.append(score_image(pred, truth, schema))
             names.append(name)
+            truth_classes |= set(np.unique(truth).tolist())
         except (ImageReadError, MaskError, ValueError) as exc:
             error(str(exc))
             errors.append(str(exc))
@@ -105,12 +117,45 @@ def run(args: argparse.Namespace) -> int:
     )
     if scores:
         print(format_table(report))
+    if schema.name == "wbc" and truth_classes == {0, 2}:
+        print(
+            "bloodseg: warning: no expert mask has a cytoplasm (grey 128) pixel, only nucleus (255): if these are "
+            "RBC masks (0/255), score them with an RBC model or --schema rbc",
+            file=sys.stderr,
+        )
     if args.json:
         from ..io.atomic import atomic_write
 
         text = json.dumps(report, indent=2)
-        atomic_write(args.json, lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
+        try:
+            atomic_write(args.json, lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
+        except OSError as exc:
+            raise UsageError(f"--json {args.json}: {exc.strerror or exc}") from None
         print(f"bloodseg: report written to {args.json}", file=sys.stderr)
     if not scores:
         raise UsageError("no image could be evaluated")
     return 2 if errors else 0
+
+
+def _guess_batch_schema(sources: list, masks: dict) -> LabelSchema | None:
+    """The schema of a batch of on-disk predictions and expert masks, from up to 8 of each (one mask may hold no
+    cytoplasm, or nothing at all, and then read as an RBC mask); said on stderr, since it decides every score."""
+    import numpy as np
+
+    from ..io.images import _read_raw
+    from ..io.masks import grey_from_array
+    from ..io.pairs import _key
+    from ..schemas import guess_schema
+
+    files = [*sources[:8], *[m for m in (masks.get(_key(Path(s).stem)) for s in sources[:8]) if m is not None]]
+    greys = []
+    for f in files:
+        try:
+            greys.append(np.unique(grey_from_array(_read_raw(Path(f)))))
+        except (OSError, ValueError):
+            continue  # the main loop reports the file
+    if not greys:
+        return None
+    schema = guess_schema(np.concatenate(greys))
+    print(f"bloodseg: read the masks as {schema.name.upper()} (--schema to choose)", file=sys.stderr)
+    return schema

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             data_source=str(args.data),
             on_epoch=lambda log: print(f"epoch {log.epoch}: loss {log.loss:.4f}", file=sys.stderr),
         )
-    except (FinetuneError, ModelFileError, ValueError) as exc:
+    except (FinetuneError, ModelFileError, ValueError, OSError) as exc:  # OSError: e.g. the disk filled up
         raise UsageError(str(exc)) from None
     except KeyboardInterrupt:
         print("bloodseg: interrupted; nothing saved, the base model is unchanged", file=sys.stderr)

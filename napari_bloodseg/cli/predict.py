@@ -88,8 +88,7 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
     """The mask file of every image, refused as a whole when two images would write the same file, when one would
     land on an input image or an expert mask beside the inputs (even with ``--overwrite``), or when ``--out``
     is not a folder this user can write to; folders' masks that are skipped as such are said once."""
-    import os
-
+    from ..io.atomic import check_can_write_in
     from ..io.pairs import find_pairs
 
     outputs = [
@@ -117,11 +116,10 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
         what = protected.get(out.resolve())
         if what:
             raise UsageError(f"{out} is {what}: write the predictions to another --out folder")
-    existing = next(p for p in (args.out.absolute(), *args.out.absolute().parents) if p.exists())
-    if not existing.is_dir():
-        raise UsageError(f"--out {args.out}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {args.out}: no permission to write in {existing}")
+    try:
+        check_can_write_in(args.out)
+    except OSError as exc:
+        raise UsageError(f"--out {args.out}: {exc}") from None
     skipped = sorted({m for a in args.images if Path(a).is_dir() for _, m in find_pairs(a) if m is not None})
     if skipped:
         print(

@@ -89,6 +89,11 @@ def add_parser(sub) -> None:
         "crops, 100000); recorded in the card (rbc: 1000000, whole fields)",
     )
     p.add_argument("--out", required=True, type=Path, help="output path; writes OUT.safetensors + OUT.json")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a model at --out (from its first saved epoch on: cancelling then leaves the new best)",
+    )
     p.set_defaults(func=run)
 
 
@@ -101,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.data}: not a folder")
     if args.red_cells and args.schema != "wbc":
         raise UsageError("--red-cells pastes red cells as background: for --schema wbc only")
+    weights, card_path = _check_out(args.out, args.overwrite)
     cfg = TrainConfig(
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
@@ -151,19 +157,39 @@ def run(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt:
         bar.close()
-        print(f"bloodseg: interrupted; the best model so far (if any) is intact at {args.out}", file=sys.stderr)
+        print(f"bloodseg: interrupted; the best model so far (if any) is intact at {weights}", file=sys.stderr)
         return 130
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # OSError: the disk filled up or went away while saving
         bar.leave = False  # a refusal before the first epoch: wipe the empty bar, leave only the message
         bar.close()
         raise UsageError(str(exc)) from None
     bar.close()
     print(
         f"bloodseg: best epoch {result.best_epoch}/{len(result.history)}, val mean Dice {result.best_score:.4f}, "
-        f"{result.seconds:.0f} s on {result.device}; saved {args.out}.safetensors + .json",
+        f"{result.seconds:.0f} s on {result.device}; saved {weights} + {card_path.name}",
         file=sys.stderr,
     )
     note = training_speed_note(args)  # after the run, so a refusal stays one line
     if note:
         print(f"bloodseg: note: {note}", file=sys.stderr)
     return 0
+
+
+def _check_out(out: Path, overwrite: bool) -> tuple[Path, Path]:
+    """The model files ``--out`` names, refused before any training when they exist (without ``--overwrite``),
+    sit among the shipped models, or cannot be written."""
+    from ..io.atomic import check_can_write_in
+    from ..models.files import model_paths
+    from ..models.zoo import SHIPPED_DIR
+
+    weights, card = model_paths(out)
+    if weights.parent.resolve() == SHIPPED_DIR.resolve():
+        raise UsageError(f"--out {out}: the shipped models' folder is not for new models")
+    taken = [p for p in (weights, card) if p.exists()]
+    if taken and not overwrite:
+        raise UsageError(f"{taken[0]} exists: choose another --out, or --overwrite to replace that model")
+    try:
+        check_can_write_in(weights.parent)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: {exc}") from None
+    return weights, card

@@ -31,6 +31,20 @@ def grey_from_array(raw: np.ndarray) -> np.ndarray:
     return a
 
 
+def looks_like_photo(raw: np.ndarray) -> bool:
+    """A colour picture rather than a mask: channels that differ on over 5 % of the pixels, in more than 64 colours.
+    A mask has a few grey levels (a colour-coded one a few colours); read as one, a photograph's channel maximum
+    snapped to the levels scored as if it were an expert's mask."""
+    a = np.asarray(raw)
+    if a.ndim != 3 or a.shape[-1] < 3:
+        return False
+    rgb = a[..., :3][:: max(1, a.shape[0] // 256), :: max(1, a.shape[1] // 256)].astype(np.int64)
+    if ((rgb.max(axis=-1) - rgb.min(axis=-1)) > 32).mean() <= 0.05:
+        return False
+    packed = (rgb[..., 0] << 40) | (rgb[..., 1] << 20) | rgb[..., 2]
+    return np.unique(packed).size > 64
+
+
 def labels_from_grey(grey: np.ndarray, schema: LabelSchema | str | None = None) -> tuple[np.ndarray, LabelSchema]:
     """Grey mask → (label values, schema). A mask already in label space (values < n_classes) is kept as is."""
     sch = guess_schema(grey) if schema is None else get_schema(schema)
@@ -55,6 +69,8 @@ def read_mask(
         raw = _read_raw(path)
     except ImageReadError as exc:
         raise MaskError(str(exc)) from None
+    if looks_like_photo(raw):
+        raise MaskError(f"{path.name}: a colour image, not a mask (masks are grey: WBC 0/128/255, RBC 0/255)")
     try:
         grey = grey_from_array(raw)
     except MaskError as exc:

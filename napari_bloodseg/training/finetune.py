@@ -108,6 +108,14 @@ def check_samples(samples: list[Sample], num_classes: int) -> None:
             )
     if not any((s.labels != IGNORE_INDEX).any() for s in samples):
         raise FinetuneError("the corrected labels contain no labelled pixels")
+    present = set().union(*(np.unique(s.labels).tolist() for s in samples)) - {IGNORE_INDEX}
+    if present == {0}:
+        raise FinetuneError("the corrected labels mark no cell anywhere (all background): correct or load the cells")
+    if num_classes == 3 and present == {0, 2} and not any((s.labels == IGNORE_INDEX).any() for s in samples):
+        raise FinetuneError(
+            "the masks mark nucleus (grey 255) but no cytoplasm (grey 128) anywhere: these look like RBC masks "
+            "(0/255, one class), which a WBC model would learn as 'every cell is a nucleus'; fine-tune an RBC model"
+        )
 
 
 def _base_data_folder(recorded: str | None) -> Path | None:
@@ -180,6 +188,7 @@ def next_free_name(base_name: str) -> str:
 
 def _check_new_name(name: str, out_dir: Path | None) -> Path:
     """Where the new model ``name`` goes; FinetuneError when the name is not usable or taken."""
+    from ..io.atomic import check_can_write_in
     from ..models.manage import check_model_name
 
     try:
@@ -189,6 +198,10 @@ def _check_new_name(name: str, out_dir: Path | None) -> Path:
     folder = Path(out_dir) if out_dir else user_model_dir()
     if any(p.exists() for p in model_paths(folder / name)):
         raise FinetuneError(f"a model named {name!r} exists in {folder}; choose another name")
+    try:
+        check_can_write_in(folder)
+    except OSError as exc:
+        raise FinetuneError(f"cannot save models in {folder}: {exc}") from None
     return folder / name
 
 

@@ -13,7 +13,7 @@ import torch
 from .. import __version__
 from ..inference.edge_cells import check_min_fraction
 from ..models import ModelCard, build_model, save_model
-from ..models.files import DEFAULT_NORMALISATION
+from ..models.files import DEFAULT_NORMALISATION, model_paths
 from ..schemas import get_schema
 from .data import Sample, load_samples, split_names, typical_cell_size
 from .trainer import EpochLog, FitResult, TrainConfig, fit
@@ -74,7 +74,7 @@ def train_model(
         train, val, test = split_samples(samples, val_fraction, test_fraction, split_seed)
     torch.manual_seed(cfg.seed)
     model = build_model(architecture, num_classes=sch.num_classes, width=width, depth=depth)
-    out = Path(out)
+    out = model_paths(out)[0].with_suffix("")  # "m", "m.safetensors" and "m.json" all mean the model m
     card = ModelCard(
         name=name or out.name,
         config=model.config,
@@ -91,8 +91,8 @@ def train_model(
 
     def training_info(result_epochs: int, best_epoch: int, seconds: float, device: str) -> dict[str, Any]:
         return {
-            "data": str(data),
-            "val_data": str(val_data) if val_data else None,
+            "data": str(Path(data).absolute()),  # a later fine-tune replays these images from any folder
+            "val_data": str(Path(val_data).absolute()) if val_data else None,
             "n_train": len(train),
             "n_val": len(val),
             "split_seed": split_seed,

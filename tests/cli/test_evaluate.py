@@ -233,3 +233,48 @@ def test_evaluate_with_cell_size_auto_scores_at_the_measured_scale(tmp_path, cap
     iou = json.loads(out.read_text())["per_class"]["cell"]["jaccard"]
     assert iou == pytest.approx(expected["jaccard"]) and iou > 0.8
     assert f"scale {scale:.2f}" in capsys.readouterr().err
+
+
+def test_a_bad_json_path_is_refused_before_scoring(wbc_dir, tmp_path, capsys, clean_error):
+    pred = tmp_path / "pred"
+    write_mask(pred / "001.png", _truth(wbc_dir, 1), "wbc")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for bad, needle in ((tmp_path, "a folder: name the report file"), (afile / "r.json", "is a file, not a folder")):
+        assert main(["evaluate", "--masks", str(wbc_dir), "--pred", str(pred), "--json", str(bad)]) == 2
+        err = capsys.readouterr().err
+        clean_error(err, needle)
+        assert "cytoplasm" not in err
+
+
+def test_the_schema_of_a_pred_folder_is_read_from_several_masks(wbc_dir, tmp_path, capsys):
+    """An empty first expert mask read alone said RBC, and the WBC batch was scored as one class."""
+    masks, pred = tmp_path / "masks", tmp_path / "pred"
+    write_mask(masks / "001.png", np.zeros_like(_truth(wbc_dir, 1)), "wbc")
+    for i in (1, 2, 3):
+        if i > 1:
+            write_mask(masks / f"{i:03d}.png", _truth(wbc_dir, i), "wbc")
+        write_mask(pred / f"{i:03d}.png", _truth(wbc_dir, i), "wbc")
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "--masks", str(masks), "--pred", str(pred), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["schema"] == "wbc"
+    assert "read the masks as WBC (--schema to choose)" in capsys.readouterr().err
+
+
+def test_rbc_masks_scored_by_a_wbc_model_are_flagged(rbc_dir, constant_models, tmp_path, capsys):
+    argv = ["evaluate", "--masks", str(rbc_dir), "--model", "all-cyto", "--images", str(rbc_dir)]
+    assert main(argv) == 0
+    assert "no expert mask has a cytoplasm (grey 128) pixel" in capsys.readouterr().err
+
+
+def test_photographs_are_not_scored_as_masks(wbc_dir, tmp_path, capsys, clean_error):
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for i in (1, 2, 3):
+        Image.open(wbc_dir / f"{i:03d}.bmp").save(pred / f"{i:03d}.png")  # the images, not predictions
+    assert main(["evaluate", "--masks", str(wbc_dir), "--pred", str(pred), "--schema", "wbc"]) == 2
+    clean_error(
+        capsys.readouterr().err,
+        *[f"{i:03d}.png: a colour image, not a mask" for i in (1, 2, 3)],
+        "no image could be evaluated",
+    )

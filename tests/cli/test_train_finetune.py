@@ -232,3 +232,51 @@ def test_train_notes_the_arithmetic_that_suits_this_cpu(folder, tmp_path, monkey
         assert notes == []
     else:
         assert len(notes) == 1 and expected in notes[0] and notes[0].startswith("bloodseg: note:")
+
+
+TINY = ["--width", "4", "--depth", "3", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2"]
+TINY += ["--patch-size", "48", "--device", "cpu"]
+
+
+def test_train_never_replaces_a_model_unasked_and_checks_out_before_training(folder, tmp_path, capsys, clean_error):
+    out = tmp_path / "m"
+    assert main(["train", "--model", "unet", "--data", str(folder), *TINY, "--out", str(out) + ".safetensors"]) == 0
+    err = capsys.readouterr().err
+    assert f"saved {out}.safetensors + m.json" in err
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["name"] == "m" and card["training"]["data"] == str(folder.absolute())
+    before = out.with_suffix(".safetensors").read_bytes()
+    assert main(["train", "--model", "unet", "--data", str(folder), *TINY, "--seed", "3", "--out", str(out)]) == 2
+    clean_error(capsys.readouterr().err, "m.safetensors exists: choose another --out, or --overwrite")
+    assert out.with_suffix(".safetensors").read_bytes() == before
+    assert (
+        main(
+            ["train", "--model", "unet", "--data", str(folder), *TINY, "--seed", "3", "--overwrite", "--out", str(out)]
+        )
+        == 0
+    )
+    assert out.with_suffix(".safetensors").read_bytes() != before
+    capsys.readouterr()
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["train", "--model", "unet", "--data", str(folder), *TINY, "--out", str(afile / "m")]) == 2
+    clean_error(capsys.readouterr().err, "is a file, not a folder")
+
+
+def test_train_refuses_the_shipped_models_folder(folder, capsys, clean_error):
+    from napari_bloodseg.models.zoo import SHIPPED_DIR
+
+    assert main(["train", "--model", "unet", "--data", str(folder), *TINY, "--out", str(SHIPPED_DIR / "new")]) == 2
+    clean_error(capsys.readouterr().err, "the shipped models' folder is not for new models")
+    assert not (SHIPPED_DIR / "new.json").exists()
+
+
+def test_finetune_refuses_an_unusable_model_folder_before_training(folder, tmp_path, monkeypatch, capsys, clean_error):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    monkeypatch.setenv("BLOODSEG_MODEL_DIR", str(afile / "models"))
+    argv = ["finetune", "--model", "wbc-unet", "--data", str(folder), "--steps", "1", "--name", "x", "--device", "cpu"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    clean_error(err, "cannot save models in")
+    assert "epoch 1" not in err, "refused only after training"

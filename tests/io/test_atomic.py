@@ -62,3 +62,31 @@ def test_overwrite_when_asked(tmp_path):
     atomic_write(target, lambda tmp: tmp.write_text("new"), overwrite=True)
     assert target.read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_check_can_write_in_refuses_a_file_on_the_way_and_accepts_missing_folders(tmp_path):
+    from napari_bloodseg.io.atomic import check_can_write_in
+
+    check_can_write_in(tmp_path / "new" / "deeper")  # made later, by the writer
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
+        check_can_write_in(tmp_path / "afile" / "sub")
+
+
+def test_files_written_by_replacing_the_temporary_keep_normal_permissions(tmp_path):
+    """safetensors replaces the file it is given: model weights came out 0600, unreadable to colleagues."""
+    import os
+
+    def replace_it(tmp):
+        fresh = tmp.with_name("fresh")
+        fresh.write_bytes(b"w")
+        os.chmod(fresh, 0o600)
+        os.replace(fresh, tmp)
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "m.safetensors", replace_it)
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o644

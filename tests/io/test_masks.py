@@ -165,3 +165,19 @@ def test_real_rbc_mask(shared_data):
     labels, schema = read_mask(path, shape=shape)
     assert schema is RBC
     assert set(np.unique(labels).tolist()) == {0, 1}
+
+
+def test_a_colour_photograph_is_not_read_as_a_mask(tmp_path):
+    from PIL import Image
+
+    from napari_bloodseg.data import synthetic_wbc
+    from napari_bloodseg.io import MaskError, read_mask
+    from napari_bloodseg.io.masks import looks_like_photo
+
+    image, labels = synthetic_wbc(96, seed=0)
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    with pytest.raises(MaskError, match="photo.png: a colour image, not a mask"):
+        read_mask(tmp_path / "photo.png", "wbc")
+    coded = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 255]], np.uint8)[labels]  # a colour-coded mask: 3 colours
+    grey_rgb = np.repeat(np.array([0, 128, 255], np.uint8)[labels][..., None], 3, axis=-1)
+    assert looks_like_photo(image) and not looks_like_photo(coded) and not looks_like_photo(grey_rgb)

@@ -96,7 +96,14 @@ def test_partial_labels_train_only_where_annotated(base_model, wbc_samples, monk
 
 @pytest.mark.parametrize(
     "case, message",
-    [("empty", "no labelled pixels"), ("size", "labels are"), ("classes", "do not exist"), ("none", "no corrected")],
+    [
+        ("empty", "no labelled pixels"),
+        ("size", "labels are"),
+        ("classes", "do not exist"),
+        ("none", "no corrected"),
+        ("background", "mark no cell anywhere"),
+        ("rbc-masks", "look like RBC masks"),
+    ],
 )
 def test_guard_rails_refuse_with_a_clear_message(base_model, wbc_samples, tmp_model_dir, case, message):
     s = wbc_samples[0]
@@ -105,6 +112,8 @@ def test_guard_rails_refuse_with_a_clear_message(base_model, wbc_samples, tmp_mo
         "size": [Sample("a", s.image, s.labels[:-2])],
         "classes": [Sample("a", s.image, np.where(s.labels > 0, 7, 0).astype(np.uint8))],
         "none": [],
+        "background": [Sample("a", s.image, np.zeros_like(s.labels))],
+        "rbc-masks": [Sample("a", s.image, np.where(s.labels > 0, 2, 0).astype(np.uint8))],  # 0/255 read as WBC
     }[case]
     with pytest.raises(FinetuneError, match=message):
         finetune("base", bad, [], name="x", cfg=CFG, scale=1.0)
