@@ -1,4 +1,4 @@
-"""Microscope image reading: any of bmp/png/jpg/tif, 8/16-bit, grey/RGB/RGBA → RGB."""
+"""Microscope image reading: any of bmp/png/jpg/tif, 8/10/12/14/16-bit, grey/RGB/RGBA → RGB."""
 
 from __future__ import annotations
 
@@ -72,12 +72,20 @@ def rgb_channels(a: np.ndarray) -> np.ndarray:
     return a
 
 
+#: bit depths microscope cameras store in 16-bit files (10, 12, 14 bits: values up to 1023, 4095, 16383)
+CAMERA_BITS = (10, 12, 14, 16)
+
+
 def value_top(dtype: np.dtype, peak: float) -> float:
-    """The value that means full intensity: 255 or 65535 for integers (more for wider data), 1 or 255 for floats."""
+    """The value that means full intensity: for integers 255, or the top of the smallest camera bit depth the data
+    fit (a 12-bit camera's 0-4095 in a 16-bit file is not a picture 16x too dark: scaled by 65535, the networks saw
+    near-black and found no nucleus), more for wider data; 1 or 255 for floats."""
     if np.issubdtype(dtype, np.integer):
         if peak <= 255:
             return 255.0
-        return peak if np.dtype(dtype).itemsize > 2 and peak > 65535 else 65535.0
+        if peak > 65535:
+            return peak
+        return float(next(2**bits - 1 for bits in CAMERA_BITS if peak <= 2**bits - 1))
     return 255.0 if peak > 1.0 else 1.0
 
 

@@ -111,6 +111,16 @@ def test_to_rgb_uint8_small_16bit_values_are_not_stretched():
     np.testing.assert_array_equal(to_rgb_uint8(a)[..., 0], a.astype(np.uint8))
 
 
+@pytest.mark.parametrize(("bits", "peak"), [(10, 700), (12, 4095), (12, 3000), (14, 9000), (16, 20000)])
+def test_camera_bit_depths_in_16bit_files_use_their_own_range(tmp_path, bits, peak):
+    """A 12-bit camera's 0-4095 stored in a 16-bit TIFF was divided by 65535: 16x too dark, no nucleus found."""
+    top = 2**bits - 1
+    a = np.array([[0, top // 2], [peak, 300]], np.uint16)
+    tifffile.imwrite(tmp_path / "cam.tif", a)
+    expected = (a.astype(np.float64) * 255 / top + 0.5).astype(np.uint8)
+    _check_both(tmp_path / "cam.tif", np.repeat(expected[..., None], 3, -1))
+
+
 def test_to_rgb_uint8_bool_and_grey_alpha():
     assert to_rgb_uint8(np.array([[True, False]]))[0, :, 0].tolist() == [255, 0]
     la = np.zeros((2, 2, 2), np.uint8)
