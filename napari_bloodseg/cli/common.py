@@ -169,17 +169,17 @@ def make_predictor(args: argparse.Namespace, model, card):
 
 def scale_from_args(args: argparse.Namespace, predictor) -> float | None:
     """The scale for every image, or None for ``--cell-size auto`` (then :func:`auto_scale` measures it)."""
-    if getattr(args, "scale", None):
-        if args.scale <= 0:
-            raise UsageError("--scale must be positive")
+    if getattr(args, "scale", None) is not None:  # 0 is a bad scale, not "no scale"
+        if not 0 < args.scale < float("inf"):
+            raise UsageError(f"--scale must be positive, not {args.scale}")
         return float(args.scale)
-    if getattr(args, "cell_size", None):
+    if getattr(args, "cell_size", None) is not None:
         if not (predictor.card and predictor.card.cell_size_px):
             raise UsageError("this model's card has no cell_size_px; use --scale instead")
         if args.cell_size == "auto":
             return None
-        if args.cell_size <= 0:
-            raise UsageError("--cell-size must be positive")
+        if not 0 < args.cell_size < float("inf"):
+            raise UsageError(f"--cell-size must be positive, not {args.cell_size}")
         return predictor.scale_for_cell_size(args.cell_size)
     return 1.0
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ..models import ModelCard, SegmentationNet
 from ..schemas import LabelSchema
-from .defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
+from .defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, check_tiling
 from .device import autocast_dtype, describe, resolve_device
 from .edge_cells import DEFAULT_CELL_DIAMETER, check_min_fraction, drop_partial_edge_cells
 from .optimize import fuse_for_inference
@@ -97,7 +97,8 @@ class Predictor:
         # only spill the caches (16 MP, 2 threads: 5.5 s with 1 tile per pass, 7.0 s with 4)
         if batch_size is None:
             batch_size = 1 if self.device.type == "cpu" else 4
-        self.tile_size, self.overlap, self.batch_size = int(tile_size), int(overlap), max(int(batch_size), 1)
+        check_tiling(tile_size, overlap, batch_size)
+        self.tile_size, self.overlap, self.batch_size = int(tile_size), int(overlap), int(batch_size)
         self.amp = amp
         if tta not in (True, False, "auto"):
             raise ValueError(f"tta must be True, False or 'auto', not {tta!r}")
@@ -276,8 +277,8 @@ class Predictor:
             raise ValueError(f"out has shape {tuple(out.shape)}, expected {tuple(image.shape[:2])}")
         t0 = time.perf_counter()
         h, w = image.shape[:2]
-        if scale <= 0:
-            raise ValueError("scale must be positive")
+        if not 0 < scale < float("inf"):  # NaN too
+            raise ValueError(f"scale must be a positive number, not {scale}")
         scale = scale * self.input_scale
         if abs(scale - 1.0) > 1e-3:  # resized band by band on the way in and out: memory stays bounded
             small = ResizedRows(image, scaled_size(h, w, scale))

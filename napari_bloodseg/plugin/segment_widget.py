@@ -43,7 +43,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
-from ..inference.defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
+from ..inference.defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, MIN_TILE_SIZE
 from .background import BackgroundRun
 from .layers import META_KEY, find_layer, image_rgb, is_lazy, meta, schema_layer_kwargs
 from .model_choices import ModelChoice, default_choice, image_kind, model_choices, weights_stamp
@@ -421,6 +421,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             show_warning(f"{choice.spec} is untrained (random weights): its output is meaningless until trained")
         device = str(self.device_combo.currentData())
         tile = int(self.tile_spin.value())
+        tile = tile if tile == 0 else max(tile, MIN_TILE_SIZE)  # a typed 8 px tile made an all-background mask
         tta = self.tta_combo.currentData()
         edge = str(self.edge_combo.currentData())
         self.last_layers = []

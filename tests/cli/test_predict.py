@@ -123,6 +123,12 @@ def test_bad_file_in_batch(wbc_dir, constant_models, tmp_path, capsys, clean_err
         (["--model", "no-such-model"], "unknown model 'no-such-model'"),
         (["--model", "all-cyto", "--cell-size", "40"], "no cell_size_px"),
         (["--model", "all-cyto", "--scale", "-1"], "--scale must be positive"),
+        (["--model", "all-cyto", "--scale", "0"], "--scale must be positive, not 0.0"),
+        (["--model", "all-cyto", "--scale", "nan"], "--scale must be positive, not nan"),
+        (["--model", "all-cyto", "--tile-size", "8"], "tile size must be 0 (whole image) or at least 64 px, not 8"),
+        (["--model", "all-cyto", "--tile-size", "-5"], "tile size must be 0"),
+        (["--model", "all-cyto", "--overlap", "-1"], "tile overlap must be 0 or more, not -1"),
+        (["--model", "all-cyto", "--batch-size", "0"], "batch size must be at least 1"),
     ],
 )
 def test_usage_errors(wbc_dir, constant_models, tmp_path, capsys, clean_error, argv, needle):

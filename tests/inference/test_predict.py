@@ -81,8 +81,23 @@ def test_bad_input(tiny_unet):
     p = Predictor(tiny_unet, device="cpu")
     with pytest.raises(ValueError, match=r"expected an \(H, W, 3\) RGB image"):
         p.predict(np.zeros((10, 10), np.uint8))
-    with pytest.raises(ValueError, match="scale must be positive"):
-        p.predict(np.zeros((10, 10, 3), np.uint8), scale=0)
+    for bad in (0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="scale must be a positive number"):
+            p.predict(np.zeros((10, 10, 3), np.uint8), scale=bad)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tile_size": 8}, "tile size must be 0 .* at least 64 px, not 8"),
+        ({"tile_size": -1}, "tile size must be 0"),
+        ({"overlap": -3}, "overlap must be 0 or more"),
+        ({"batch_size": 0}, "batch size must be at least 1"),
+    ],
+)
+def test_tilings_that_cannot_work_are_refused_up_front(tiny_unet, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Predictor(tiny_unet, device="cpu", **kwargs)
 
 
 def _spy_forward(monkeypatch, predictor):
