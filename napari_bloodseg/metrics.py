@@ -24,18 +24,24 @@ SCORE_KEYS = ("jaccard", "dice", "pixel_accuracy")
 
 
 def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:
-    """``cm[t, p]`` = number of pixels with true class t predicted as p (ignored pixels dropped)."""
+    """``cm[t, p]`` = number of pixels with true class t predicted as p. Pixels unlabelled (IGNORE_INDEX) in
+    either are dropped: a mask may leave a region unassessed, and a prediction being corrected may have parts
+    painted "unlabelled" (Correct widget) that nobody has judged yet."""
     pred = np.asarray(pred)
     target = np.asarray(target)
     if pred.shape != target.shape:
         raise ValueError(f"prediction shape {pred.shape} differs from mask shape {target.shape}")
     t = target.ravel().astype(np.int64)
     p = pred.ravel().astype(np.int64)
-    keep = t != IGNORE_INDEX
+    keep = (t != IGNORE_INDEX) & (p != IGNORE_INDEX)
     if not keep.all():
         t, p = t[keep], p[keep]
-    if t.size and (t.max() >= num_classes or p.max() >= num_classes):
-        raise ValueError(f"label values must be below {num_classes}")
+    for what, a in (("mask", t), ("prediction", p)):
+        if a.size and (a.max() >= num_classes or a.min() < 0):
+            bad = np.unique(a[(a >= num_classes) | (a < 0)])[:5].tolist()
+            raise ValueError(
+                f"the {what} has label values {bad}: classes are 0..{num_classes - 1} ({IGNORE_INDEX}: unlabelled)"
+            )
     return np.bincount(t * num_classes + p, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 

@@ -135,10 +135,22 @@ def test_ignore_index_pixels_are_left_out():
 def test_bad_inputs():
     with pytest.raises(ValueError, match=r"prediction shape \(2, 2\) differs from mask shape \(2, 3\)"):
         confusion_matrix(np.zeros((2, 2)), np.zeros((2, 3)), 3)
-    with pytest.raises(ValueError, match="below 3"):
-        confusion_matrix(np.array([3]), np.array([0]), 3)
-    with pytest.raises(ValueError, match="below 2"):
-        score_image(np.array([0]), np.array([2]), "rbc")
+    with pytest.raises(
+        ValueError, match=r"the prediction has label values \[3\]: classes are 0..2 \(255: unlabelled\)"
+    ):
+        confusion_matrix(np.array([3, 0]), np.array([0, 0]), 3)
+    with pytest.raises(ValueError, match=r"the mask has label values \[2, 7\]: classes are 0..1"):
+        score_image(np.array([0, 1, 0]), np.array([2, 7, 0]), "rbc")
+
+
+def test_pixels_unlabelled_in_the_prediction_are_left_out_too():
+    """A prediction partly painted "unlabelled" while being corrected: that part is not judged yet."""
+    target = TARGET.copy()
+    pred = PRED.copy()
+    pred[2, 3] = IGNORE_INDEX  # was (t=2, p=1), the only nucleus miss
+    target_ignored = TARGET.copy()
+    target_ignored[2, 3] = IGNORE_INDEX
+    np.testing.assert_array_equal(confusion_matrix(pred, target, 3), confusion_matrix(PRED, target_ignored, 3))
 
 
 def test_mean_sem_uses_sample_sd():

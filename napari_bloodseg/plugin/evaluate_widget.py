@@ -33,7 +33,17 @@ from qtpy.QtWidgets import (
 
 from ..schemas import IGNORE_INDEX, LabelSchema
 from .background import BackgroundRun
-from .layers import META_KEY, find_layer, layer_schema, level0, meta, pair_key, strip_tags, too_big_to_load
+from .layers import (
+    META_KEY,
+    find_layer,
+    labels_in_schema,
+    layer_schema,
+    level0,
+    meta,
+    pair_key,
+    strip_tags,
+    too_big_to_load,
+)
 from .plot import ScoreBars
 from .scroll import ScrollPanel
 
@@ -109,10 +119,10 @@ def error_map(pred: np.ndarray, truth: np.ndarray, schema: LabelSchema) -> tuple
             else:
                 names.append(f"{cls_t} predicted as {cls_p}")
                 colors[code] = (1.0, 0.85, 0.1 + 0.3 * (t - 1) / max(n - 2, 1), 1.0)  # yellows
-    truth = np.asarray(truth)
-    valid = truth != IGNORE_INDEX
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    valid = (truth != IGNORE_INDEX) & (pred != IGNORE_INDEX)  # unlabelled in either: not scored, not shown
     t_idx = np.where(valid, truth, 0).astype(np.intp)
-    p_idx = np.clip(np.asarray(pred).astype(np.intp), 0, n - 1)
+    p_idx = np.where(valid, pred, 0).astype(np.intp)
     codes = lut[t_idx, p_idx]
     codes[~valid] = 0
     return codes, names, colors
@@ -343,6 +353,8 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
                     raise ValueError(f"prediction is {pred_schema} but its mask is {truth_schema.name}")
                 if tuple(pred.shape) != tuple(truth.shape):
                     raise ValueError(f"prediction is {tuple(pred.shape)}, mask is {tuple(truth.shape)}")
+                if not big:  # grey levels (0/128/255) as the Fine-tune and Export widgets take them; 255 unlabelled
+                    pred, truth = (_in_schema(a, schema, what) for a, what in ((pred, "prediction"), (truth, "mask")))
                 rows = max(1, SLIDE_BAND_PIXELS // max(1, truth.shape[1])) if big else None
                 scores.append(score_image(pred, truth, schema, rows=rows))
                 names.append(name)
@@ -490,3 +502,11 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
             show_error(f"Could not write {path}: {exc}")
         else:
             show_info(f"Scores written to {out}")
+
+
+def _in_schema(data: np.ndarray, schema: LabelSchema, what: str) -> np.ndarray:
+    """A layer's values as ``schema`` labels, or a ValueError that says which layer holds which values."""
+    try:
+        return labels_in_schema(data, schema)
+    except ValueError as exc:
+        raise ValueError(f"the {what}: {exc}") from None

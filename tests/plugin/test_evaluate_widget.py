@@ -173,6 +173,32 @@ def test_bad_pair_is_skipped_with_a_notification(viewer, dock, wait_idle, notes)
     assert any("odd [net]" in msg for msg in notes.warnings)
 
 
+def test_unlabelled_pixels_are_left_out_grey_levels_read_and_bad_values_named(viewer, dock, wait_idle):
+    """The Correct widget says evaluation skips 'unlabelled' pixels: it refused the whole pair instead."""
+    from napari_bloodseg.plugin.layers import schema_layer_kwargs
+    from napari_bloodseg.schemas import IGNORE_INDEX
+
+    ((name, pred, truth),) = _add_pairs(viewer, n=1)
+    layer = viewer.layers[name]
+    layer.data[:10] = IGNORE_INDEX  # a part painted 'unlabelled' while correcting
+    viewer.layers[name.replace(" [net]", " mask")].data = np.array([0, 128, 255], np.uint8)[truth]  # raw grey
+    viewer.add_labels(np.zeros((30, 30), np.uint8), **schema_layer_kwargs("wbc", "odd mask", role="mask"))
+    odd = np.zeros((30, 30), np.uint8)
+    odd[0, 0] = 5  # a value outside the schema, typed with napari's label spin box
+    viewer.add_labels(odd, **schema_layer_kwargs("wbc", "odd [net]", role="prediction", model="net"))
+    widget = dock("Evaluate")
+    widget.evaluate()
+    wait_idle(widget)
+    assert [img["name"] for img in widget.report["images"]] == [name]
+    expected_pred = pred.copy()
+    expected_pred[:10] = IGNORE_INDEX
+    assert widget.report["images"][0]["per_class"] == score_image(expected_pred, truth, WBC)["per_class"]
+    assert any(
+        "odd [net]" in e and "the prediction: label values [5] are not classes of the wbc schema" in e
+        for e in widget.report["errors"]
+    )
+
+
 def test_segment_correct_evaluate_export_round_trip(viewer, dock, wait_idle, tmp_path):
     from napari_bloodseg.plugin.reader import read_paths
 
