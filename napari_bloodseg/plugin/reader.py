@@ -67,6 +67,8 @@ def _notify_warning(message: str) -> None:
 def looks_like_mask(raw: np.ndarray) -> bool:
     """Grey image whose values are (nearly all) schema grey levels or tiny label values."""
     a = np.asarray(raw)
+    if a.ndim == 3 and a.shape[-1] == 2:  # grey + alpha: how a partly corrected mask is saved (alpha 0: unlabelled)
+        a = a[..., 0]
     if a.ndim == 3:
         if a.shape[-1] not in (3, 4):
             return False
@@ -82,6 +84,8 @@ def looks_like_mask(raw: np.ndarray) -> bool:
         return False
     a = grey_from_array(a)  # 16-bit masks are rescaled to 0..255 like read_mask does
     values, counts = np.unique(a, return_counts=True)
+    if values.size == 1 and values[0] > 0:
+        return False  # one flat colour: a blank picture rather than a mask that is all cell
     if values.max() < 8:  # label space: 0/1/2 ...
         return True
     if values.size > 64:

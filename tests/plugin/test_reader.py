@@ -74,6 +74,24 @@ def test_mask_heuristic():
     stray = levels.copy()
     stray[0, :5] = [2, 7, 30, 41, 50]  # hand-made masks carry a few stray greys
     assert looks_like_mask(stray)
+    assert looks_like_mask(np.stack([levels, np.full_like(levels, 255)], axis=-1))  # grey + alpha
+    assert not looks_like_mask(np.full((50, 50, 3), 255, np.uint8))  # a blank white picture
+    assert looks_like_mask(np.zeros((50, 50), np.uint8))  # a mask with no cell in it
+
+
+def test_a_partly_corrected_mask_saved_as_tiff_reopens_as_the_same_labels(tmp_path, smear):
+    """Unlabelled pixels make the file grey + alpha: as a TIFF, that opened as an image and lost them."""
+    from napari_bloodseg.io import write_mask
+    from napari_bloodseg.schemas import IGNORE_INDEX
+
+    _, _, _, labels = smear
+    partial = labels.copy()
+    partial[:5] = IGNORE_INDEX
+    for suffix in (".png", ".tif"):
+        path = write_mask(tmp_path / f"partial{suffix}", partial, "wbc")
+        ((data, kwargs, kind),) = read_paths(str(path))
+        assert kind == "labels", suffix
+        np.testing.assert_array_equal(data, partial)
 
 
 def test_several_images_of_different_sizes_each_become_a_layer(viewer, tmp_path, write_png):
