@@ -94,6 +94,14 @@ class ExportWidget(QWidget):
             what = "marked corrected" if self.only_corrected.isChecked() else "to export"
             show_warning(f"No segmentation layers {what} (tick 'Marked as corrected' in the edit widget)")
             return None
+        from ..io.atomic import check_can_write_in
+
+        try:  # a file where the folder should be was reported as 'skipped existing files'
+            check_can_write_in(Path(folder).expanduser())
+        except OSError as exc:
+            self.status.setText(f"Not exported: {exc}")
+            show_error(f"Cannot export to {folder}: {exc}")
+            return None
         result = export_layers(
             layers,
             Path(folder).expanduser(),
@@ -105,6 +113,8 @@ class ExportWidget(QWidget):
         if result.skipped:
             names = ", ".join(p.name for p in result.skipped[:5]) + (" …" if len(result.skipped) > 5 else "")
             parts.append(f"skipped {len(result.skipped)} existing file(s) ({names}): tick 'Overwrite' to replace")
+        if result.failed:
+            parts.append(f"{len(result.failed)} failed (see the error)")
         self.status.setText("; ".join(parts))
         if result.failed:
             show_error("Export failed for " + "; ".join(result.failed))

@@ -45,6 +45,20 @@ def test_batch_export_corrected_only_and_refuses_overwrite(viewer, dock, tmp_pat
     assert not data.any()
 
 
+def test_a_file_in_place_of_the_folder_is_an_error_not_skipped_files(viewer, dock, tmp_path, notes, wbc_pair):
+    from napari_bloodseg.plugin.editing import set_corrected
+
+    _, labels = wbc_pair
+    set_corrected(viewer.add_labels(labels, **schema_layer_kwargs("wbc", "001 [unet]", role="prediction")), True)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    widget = dock("Export masks")
+    widget.folder_edit.setText(str(afile))
+    assert widget.export() is None
+    assert "is a file, not a folder" in notes.errors[-1] and not any("Overwrite" in m for m in notes.warnings)
+    assert widget.status.text().startswith("Not exported:") and afile.read_text() == "x"
+
+
 def test_big_disk_labels_export_in_bands_as_png_or_tif(viewer, dock, tmp_path, notes, lazy_threshold, monkeypatch):
     """Labels a big image was segmented into (a memory map) are never copied whole: PNG or TIFF band by band."""
     import napari_bloodseg.plugin.writer as writer
