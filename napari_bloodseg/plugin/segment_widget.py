@@ -698,6 +698,10 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             bind_class_keys(layer)
         if res.uncertainty is not None:
             self._commit_uncertainty(res, layer.name)
+        elif existing is not None:  # an earlier run's uncertainty would no longer describe these labels
+            stale = find_layer(self.viewer, f"{layer.name} uncertainty")
+            if stale is not None and meta(stale).get("role") == "uncertainty":
+                self.viewer.layers.remove(stale)
         return layer
 
     def _commit_uncertainty(self, res: SegmentResult, labels_name: str) -> None:

@@ -100,9 +100,14 @@ def test_rerun_updates_layer_reuses_predictor_and_spares_corrected(viewer, dock,
     _segment(widget, wait_idle)
     labels = [lyr.name for lyr in viewer.layers if lyr.__class__.__name__ == "Labels"]
     assert labels == ["cell [unet]", "cell [unet] [1]"]
+    assert "cell [unet] uncertainty" in viewer.layers  # it still describes the layer it was made with
+
+    # a rerun into the same layer without an uncertainty layer removes the old one, which no longer fits
+    widget.new_layer_check.setChecked(False)
+    _segment(widget, wait_idle)
+    assert "cell [unet] uncertainty" not in viewer.layers
 
     # a layer marked corrected is never overwritten: the new result goes to a new layer
-    widget.new_layer_check.setChecked(False)
     layer.paint((10, 10), 2, refresh=True)
     painted = layer.data.copy()
     set_corrected(layer, True)
