@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -232,12 +233,15 @@ def finetune(
     """
     cfg = cfg or finetune_config()
     t0 = time.perf_counter()
-    if name is not None:  # refused before any training time is spent, and checked again before saving
+    if name is not None:  # refused before any training time is spent (and checked again before saving)
         _check_new_name(name, out_dir)
     info = find_model(base)
     if info.source == "untrained":
         raise FinetuneError(f"{base} is untrained: fine-tune a trained model (or use `bloodseg train`)")
     shared_model, base_card = get_model(info)
+    if name is None:  # a base named before names had rules may hold spaces: its fine-tunes get portable names
+        name = next_free_name(re.sub(r"[^A-Za-z0-9._+-]+", "-", base_card.name).strip("-.") or "model")
+        _check_new_name(name, out_dir)
     if like_base:
         cfg = augment_like_base(cfg, base_card)
     check_samples(train + val, shared_model.num_classes)
@@ -282,7 +286,6 @@ def finetune(
                     "nothing saved. Use more corrected images, fewer epochs, or switch the guard off"
                 )
     after = validate(model, card, val_s, cfg.device) if val_s else None
-    name = name or next_free_name(base_card.name)
     target = _check_new_name(name, out_dir)
     folder = target.parent
     try:

@@ -154,15 +154,21 @@ def test_finetune_from_layers_saves_new_model_and_updates_segment_list(
     np.testing.assert_array_equal(viewer.layers[f"other [{BASE}-ft1]"].data, predict(f"{BASE}-ft1", other))
 
 
+def endless_run_widget(viewer, dock):
+    """The Fine-tune widget set for a run that only ends when stopped: two corrected crops, 5000 epochs."""
+    add_corrected(viewer, 2)
+    widget = dock("Fine-tune")
+    configure(widget, epochs=5000, batch=2)
+    widget.all_train_check.setChecked(True)
+    return widget
+
+
 def test_cancel_mid_run_saves_nothing_and_napari_stays_responsive(
     viewer, dock, wait_idle, base_model, tmp_model_dir, qtbot
 ):
     from qtpy.QtCore import QTimer
 
-    add_corrected(viewer, 2)
-    widget = dock("Fine-tune")
-    configure(widget, epochs=5000, batch=2)
-    widget.all_train_check.setChecked(True)
+    widget = endless_run_widget(viewer, dock)
     before = model_files(tmp_model_dir)
 
     ticks: list[float] = []
@@ -195,10 +201,7 @@ def test_cancel_mid_run_saves_nothing_and_napari_stays_responsive(
 def test_closing_the_panel_mid_run_cancels_it_and_saves_nothing(
     viewer, dock, wait_idle, base_model, tmp_model_dir, qtbot
 ):
-    add_corrected(viewer, 2)
-    widget = dock("Fine-tune")
-    configure(widget, epochs=5000, batch=2)
-    widget.all_train_check.setChecked(True)
+    widget = endless_run_widget(viewer, dock)
     before = model_files(tmp_model_dir)
     widget.run()
     qtbot.waitUntil(lambda: len(widget.losses) >= 3, timeout=30_000)

@@ -296,3 +296,17 @@ def test_default_finetune_keeps_the_base_batchnorm_statistics(base_model, wbc_sa
     stats = [k for k in b if k.endswith(("running_mean", "running_var"))]
     assert stats and all(torch.equal(b[k], n[k]) for k in stats)
     assert any(not torch.equal(b[k], n[k]) for k in b if k.endswith("weight"))  # it did train
+
+
+def test_a_base_named_with_spaces_gives_its_fine_tune_a_portable_name(wbc_samples, tmp_model_dir):
+    """Names once could hold spaces; the default 'BASE-ftN' of such a base must still pass the name rules."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    model = build_model("unet", num_classes=3, width=4, depth=3)
+    save_model(
+        model, ModelCard(name="my base", config=model.config, schema="wbc", cell_size_px=30.0), tmp_model_dir / "old"
+    )
+    cfg = dataclasses.replace(CFG, epochs=1, steps_per_epoch=1)
+    res = finetune(str(tmp_model_dir / "old"), wbc_samples[:2], [], cfg=cfg, scale=1.0, guard=False)
+    assert res.card.name == "my-base-ft1" and res.path == tmp_model_dir / "my-base-ft1"
