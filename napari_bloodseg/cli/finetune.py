@@ -16,13 +16,27 @@ def add_parser(sub) -> None:
     p.add_argument("--data", required=True, type=Path, help="folder of corrected image+mask pairs")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--val", type=Path, help="separate validation folder")
-    g.add_argument("--val-fraction", type=float, default=0.2, help="part of --data used for before/after scores")
+    g.add_argument(
+        "--val-fraction",
+        type=below_one_arg,
+        default=0.2,
+        help="part of --data held out for the before/after scores and the checkpoint choice (0: train on all)",
+    )
     e = p.add_mutually_exclusive_group()
-    e.add_argument("--epochs", type=int, default=None)
+    e.add_argument(
+        "--epochs", type=int, default=None, help=f"passes over the data (default {FINETUNE_DEFAULTS['epochs']})"
+    )
     e.add_argument("--steps", type=int, default=None, help="total optimiser steps instead of epochs")
-    p.add_argument("--lr", type=float, default=FINETUNE_DEFAULTS["lr"])
-    p.add_argument("--batch-size", type=int, default=FINETUNE_DEFAULTS["batch_size"])
-    p.add_argument("--freeze", choices=["encoder", "none"], default="none")
+    p.add_argument("--lr", type=float, default=FINETUNE_DEFAULTS["lr"], help="peak learning rate (default %(default)s)")
+    p.add_argument(
+        "--batch-size", type=int, default=FINETUNE_DEFAULTS["batch_size"], help="crops per step (default %(default)s)"
+    )
+    p.add_argument(
+        "--freeze",
+        choices=["encoder", "none"],
+        default="none",
+        help="encoder: train only the decoder (cheaper steps, less to forget); none: train everything (default)",
+    )
     p.add_argument(
         "--scale",
         default="auto",

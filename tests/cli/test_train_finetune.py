@@ -121,7 +121,14 @@ def test_train_then_finetune_then_manage(folder, tmp_path, tmp_model_dir, capsys
 
 
 @pytest.mark.parametrize("share", ["1", "-0.1", "half"])
-@pytest.mark.parametrize("command", ["finetune --model wbc-unet --replay-fraction", "train --model unet --ema"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "finetune --model wbc-unet --replay-fraction",
+        "finetune --model wbc-unet --val-fraction",
+        "train --model unet --ema",
+    ],
+)
 def test_shares_and_decays_outside_0_to_1_are_refused_before_any_work(folder, tmp_path, command, share, capsys):
     *args, flag = command.split()
     out = ["--out", str(tmp_path / "m")] if args[0] == "train" else []
