@@ -147,13 +147,18 @@ def _guess_batch_schema(sources: list, masks: dict) -> LabelSchema | None:
     from ..io.pairs import _key
     from ..schemas import guess_schema
 
-    files = [*sources[:8], *[m for m in (masks.get(_key(Path(s).stem)) for s in sources[:8]) if m is not None]]
     greys = []
-    for f in files:
+    for src in sources:  # the first 8 readable predictions with their masks (the main loop reports the rest)
         try:
-            greys.append(np.unique(grey_from_array(_read_raw(Path(f)))))
+            found = [np.unique(grey_from_array(_read_raw(Path(src))))]
+            mask = masks.get(_key(Path(src).stem))
+            if mask is not None:
+                found.append(np.unique(grey_from_array(_read_raw(Path(mask)))))
         except (OSError, ValueError):
-            continue  # the main loop reports the file
+            continue
+        greys += found
+        if len(greys) >= 16:
+            break
     if not greys:
         return None
     schema = guess_schema(np.concatenate(greys))
