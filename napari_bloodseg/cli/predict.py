@@ -101,12 +101,14 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
             raise UsageError(
                 f"{other} and {image} would both be written to {out}: predict them into separate --out folders"
             )
-    protected: dict[Path, str] = {}
-    for parent in {Path(p).parent for p in images} | {Path(a) for a in args.images if Path(a).is_dir()}:
+    folders: dict[Path, list] = {}  # each input folder and image parent listed once
+    for folder in {Path(p).parent for p in images} | {Path(a) for a in args.images if Path(a).is_dir()}:
         try:
-            pairs = find_pairs(parent)
-        except (FileNotFoundError, OSError):
+            folders[folder] = find_pairs(folder)
+        except OSError:  # FileNotFoundError included: the main loop reports a missing file
             continue
+    protected: dict[Path, str] = {}
+    for pairs in folders.values():
         for image, mask in pairs:
             protected[image.resolve()] = "an input image" if image in images else "an image"
             if mask is not None:
@@ -120,7 +122,7 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
         check_can_write_in(args.out)
     except OSError as exc:
         raise UsageError(f"--out {args.out}: {exc}") from None
-    skipped = sorted({m for a in args.images if Path(a).is_dir() for _, m in find_pairs(a) if m is not None})
+    skipped = sorted({m for a in args.images if Path(a) in folders for _, m in folders[Path(a)] if m is not None})
     if skipped:
         print(
             f"bloodseg: {len(skipped)} file(s) taken as the masks of the images beside them and not segmented (e.g. "

@@ -42,7 +42,8 @@ def _user_model(name: str) -> Path:
 
 
 def _check_free(target: Path) -> None:
-    if any(p.exists() for p in model_paths(target)) or model_paths(SHIPPED_DIR / target.name)[1].exists():
+    """A user model's files free to take (shipped names were refused by :func:`check_model_name`)."""
+    if any(p.exists() for p in model_paths(target)):
         raise ModelFileError(f"a model named {target.name!r} exists already")
 
 
@@ -82,7 +83,7 @@ def export_model(name: str, folder: str | Path) -> Path:
 def import_model(path: str | Path, name: str | None = None) -> Path:
     """Check a model file loads (never unpickling), then copy it into the user model folder as ``name`` (default:
     the file's name), which its card then says too."""
-    if Path(path).suffix.lower() not in ("", WEIGHTS_SUFFIX, CARD_SUFFIX):
+    if not any(p.is_file() for p in model_paths(path)):  # e.g. an image: not "<image>.json: card not found"
         raise ModelFileError(f"{path}: not a model file (NAME{WEIGHTS_SUFFIX} with NAME{CARD_SUFFIX} beside it)")
     load_model(path)  # raises ModelFileError with the reason if it is broken
     target = user_model_dir() / check_model_name(name or Path(model_paths(path)[1]).stem)

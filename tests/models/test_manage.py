@@ -107,6 +107,11 @@ def test_import_names_the_model_after_its_file_and_says_so_in_the_card(user_mode
     target = import_model(tmp_path / "out" / "renamed.safetensors")
     assert target.name == "renamed" and "renamed" in names()
     assert json.loads(model_paths(target)[1].read_text())["name"] == "renamed"
+    for src, dst in zip(
+        model_paths(exported.with_name("renamed")), model_paths(exported.with_name("lab.v2")), strict=True
+    ):
+        src.rename(dst)
+    assert import_model(tmp_path / "out" / "lab.v2").name == "lab.v2"  # a dotted name given as its stem
 
 
 def test_import_of_an_image_says_it_is_not_a_model_file(tmp_path, tmp_model_dir):
