@@ -44,7 +44,7 @@ from ..schemas import get_schema
 from .background import BackgroundRun
 from .finetune_pairs import LayerPair, find_layer_pairs, pair_samples, split_for_finetune
 from .layers import meta
-from .model_events import model_events, notify_models_changed
+from .model_events import gone_message, model_events, notify_models_changed
 from .plot import LossCurve
 from .scroll import ScrollPanel
 
@@ -303,6 +303,7 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         self.cancel_btn.clicked.connect(self.cancel)
         self.apply_btn.clicked.connect(self.apply_to_remaining)
         model_events().changed.connect(self._on_models_changed)
+        model_events().renamed.connect(self._on_model_renamed)
         self.viewer.layers.events.inserted.connect(self._on_layers_changed)
         self.viewer.layers.events.removed.connect(self._on_layers_changed)
         self.viewer.layers.events.reordered.connect(self._on_layers_changed)
@@ -310,12 +311,13 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
             self._watch(layer)
 
     # -- models -------------------------------------------------------------------------------------------------
-    def refresh_models(self) -> None:
-        """Re-list trained models (shipped + user), keeping the current choice when it still exists."""
+    def refresh_models(self, keep: str | None = None) -> None:
+        """Re-list trained models (shipped + user), keeping the current choice (or ``keep``) when it still exists,
+        and saying so when the chosen base went away."""
         from ..models import list_models
         from ..models.zoo import default_index
 
-        current = self.base_name()
+        current = keep or self.base_name()
         try:
             self._models = list_models()
         except Exception:  # noqa: BLE001 - a broken model folder must not break the widget
@@ -330,12 +332,19 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         names = [m.name for m in self._models]
         if current in names:
             self.base_combo.setCurrentIndex(names.index(current))
-        elif (pick := default_index([(m.name, m.schema) for m in self._models])) is not None:
-            self.base_combo.setCurrentIndex(pick)
+        else:
+            if (pick := default_index([(m.name, m.schema) for m in self._models])) is not None:
+                self.base_combo.setCurrentIndex(pick)
+            if current is not None and not self.running:
+                self.status.setText(gone_message(current, self.base_name()))
         self._on_base_changed()
 
     def _on_models_changed(self, *_: Any) -> None:
         self.refresh_models()
+
+    def _on_model_renamed(self, old: str, new: str) -> None:
+        if self.base_name() == old:
+            self.refresh_models(keep=new)
 
     def base_name(self) -> str | None:
         data = self.base_combo.currentData() if self.base_combo.count() else None

@@ -25,7 +25,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .model_events import model_events, notify_models_changed
+from .model_events import model_events, notify_model_renamed, notify_models_changed
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -166,7 +166,12 @@ class ModelsWidget(QWidget):
         except _EXPECTED as exc:
             self._failed(f"Renaming {old}", exc)
             return None
-        self._done(f"Renamed {old} to {new}", new)
+        from napari.utils.notifications import show_info
+
+        message = f"Renamed {old} to {new}"
+        self.status.setText(message)
+        show_info(message)
+        notify_model_renamed(old, new)  # widgets showing the old name follow; refreshes this table too
         self.select(new)
         return path
 

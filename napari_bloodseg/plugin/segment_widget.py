@@ -47,7 +47,7 @@ from ..inference.defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, MIN_TILE_SI
 from .background import BackgroundRun
 from .layers import META_KEY, find_layer, image_rgb, is_lazy, meta, schema_layer_kwargs
 from .model_choices import ModelChoice, default_choice, image_kind, model_choices, weights_stamp
-from .model_events import model_events
+from .model_events import gone_message, model_events
 from .scroll import ScrollPanel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -233,6 +233,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         self.model_combo.activated.connect(self._on_model_picked)  # the user's choice, not ours
         self.refresh_models_btn.clicked.connect(self.refresh_models)
         model_events().changed.connect(self._on_models_changed)  # fine-tuned, renamed, deleted, imported
+        model_events().renamed.connect(self._on_model_renamed)
         self.run_btn.clicked.connect(self.run)
         self.estimate_btn.clicked.connect(self.estimate_cell_size)
         self.cancel_btn.clicked.connect(self.cancel)
@@ -251,9 +252,10 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             self.device_combo.addItem(name if ok else f"{name} (not available)", name)
         self.device_combo.setToolTip("auto picks cuda > mps > cpu; the label below says what was really used")
 
-    def refresh_models(self) -> None:
-        """Re-list models, keeping the current choice when it still exists."""
-        current = self.model_spec() if self._choices else None
+    def refresh_models(self, keep: str | None = None) -> None:
+        """Re-list models, keeping the current choice (or ``keep``) when it still exists, and saying so when the
+        chosen model went away rather than switching to another model without a word."""
+        current = keep or (self.model_spec() if self._choices else None)
         self._choices = model_choices()
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
@@ -265,10 +267,16 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             self.model_combo.setCurrentIndex(specs.index(current))
         else:
             self.model_combo.setCurrentIndex(default_choice(self._choices))
+            if current is not None and not self.running:
+                self.status.setText(gone_message(current, self.model_spec() if self._choices else None))
         self._show_model_info()
 
     def _on_models_changed(self, *_: Any) -> None:
         self.refresh_models()
+
+    def _on_model_renamed(self, old: str, new: str) -> None:
+        if self._choices and self.model_spec() == old:
+            self.refresh_models(keep=new)
 
     def _on_model_picked(self, *_: Any) -> None:
         self._model_picked = True

@@ -128,3 +128,35 @@ def test_shipped_models_are_read_only(viewer, dock, tmp_model_dir, shipped, note
     assert [r[:4] for r in rows(widget)] == [["ship-wbc", "wbc", "unet", "shipped"], ["my-copy", "wbc", "unet", "user"]]
     assert widget.delete("my-copy") is True
     assert list(tmp_model_dir.iterdir()) == []
+
+
+def test_widgets_follow_a_rename_and_say_when_their_model_is_deleted(viewer, dock, tmp_model_dir, shipped, notes):
+    save_tiny(tmp_model_dir, "mine")
+    seg = dock("Segment")
+    tune = dock("Fine-tune")
+    widget = dock("Models")
+    seg.set_model("mine")
+    tune.set_base("mine")
+
+    # renamed in the Models panel: both widgets now show the new name, not the default model
+    assert widget.rename("mine", "mine-v2") is not None
+    assert seg.model_spec() == "mine-v2"
+    assert tune.base_name() == "mine-v2"
+
+    # deleted: they fall back to the default and the status line says why
+    assert widget.delete("mine-v2") is True
+    assert seg.model_spec() == "ship-wbc" and tune.base_name() == "ship-wbc"
+    assert "mine-v2 is no longer installed" in seg.status.text()
+    assert "mine-v2 is no longer installed" in tune.status.text()
+
+
+def test_a_rename_elsewhere_leaves_other_choices_alone(viewer, dock, tmp_model_dir, shipped):
+    save_tiny(tmp_model_dir, "mine")
+    save_tiny(tmp_model_dir, "other", seed=1)
+    seg = dock("Segment")
+    widget = dock("Models")
+    seg.set_model("other")
+    before = seg.status.text()
+    assert widget.rename("mine", "mine-v2") is not None
+    assert seg.model_spec() == "other"
+    assert seg.status.text() == before
