@@ -6,6 +6,9 @@ evaluate and export without any data of their own.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..data import fetch_zheng_wbc, synthetic_rbc, synthetic_wbc
@@ -43,13 +46,14 @@ def synthetic_rbc_sample() -> list[LayerData]:
 def zheng_wbc_dataset1() -> list[LayerData]:
     """The first crops of Zheng et al. (2018) Dataset 1 with their expert masks (downloaded once, then cached).
 
-    Offline, raises ConnectionError with a hint; napari shows it as an error notification.
+    The download (tens of MB) runs in a thread with a progress bar while napari stays responsive. Offline,
+    raises ConnectionError with a hint; napari shows it as an error notification.
     """
     from ..io.pairs import find_pairs
     from .reader import read_pairs
 
     try:
-        folder = fetch_zheng_wbc("wbc-dataset1")
+        folder = fetch_responsive(fetch_zheng_wbc, "wbc-dataset1")
     except ConnectionError as exc:
         raise ConnectionError(
             f"Zheng WBC Dataset 1 could not be downloaded ({exc}). Check the internet connection, or open a "
@@ -67,3 +71,64 @@ def zheng_wbc_dataset1() -> list[LayerData]:
 
     show_info(f"Opened {len(layers) // 2} Zheng WBC crops; the whole dataset is in {folder}")
     return layers
+
+
+_DOWNLOADING = threading.Lock()
+
+
+def fetch_responsive(fetch: Callable[..., Path], name: str) -> Path:
+    """``fetch(name, progress=...)`` in a worker thread while the Qt event loop keeps running, with a napari
+    progress bar. napari calls sample loaders synchronously and needs their layers back, so the loader waits here,
+    in a nested event loop, instead of blocking napari for the whole download."""
+    from qtpy.QtCore import QEventLoop, QTimer
+    from qtpy.QtWidgets import QApplication
+
+    if QApplication.instance() is None:
+        return fetch(name, progress=None)
+    if not _DOWNLOADING.acquire(blocking=False):
+        raise RuntimeError("a dataset download is already running; wait for it to finish")
+    try:
+        return _fetch_in_thread(fetch, name, QEventLoop, QTimer)
+    finally:
+        _DOWNLOADING.release()
+
+
+def _fetch_in_thread(fetch: Callable[..., Path], name: str, loop_cls: Any, timer_cls: Any) -> Path:
+    from napari.utils import progress
+
+    seen = {"done": 0, "total": 0}
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["path"] = fetch(name, progress=lambda done, total: seen.update(done=done, total=total))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the GUI thread below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=work, name=f"bloodseg-download-{name}", daemon=True)
+    loop = loop_cls()
+    timer = timer_cls()
+    timer.setInterval(100)
+    with progress(total=0, desc=f"Downloading {name}") as bar:
+
+        def tick() -> None:
+            done, total = seen["done"], seen["total"]
+            if total and bar.total != total:
+                bar.total = total
+            if done > bar.n:
+                bar.update(done - bar.n)  # through update(), so napari's activity dock redraws
+                size = f" of {total / 1e6:.0f}" if total else ""
+                bar.set_description(f"Downloading {name}: {done / 1e6:.1f}{size} MB")
+            if not thread.is_alive():
+                loop.quit()
+
+        timer.timeout.connect(tick)
+        thread.start()
+        timer.start()
+        if thread.is_alive():
+            loop.exec_()
+        timer.stop()
+        thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["path"]

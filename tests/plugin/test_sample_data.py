@@ -36,7 +36,7 @@ def test_samples_are_listed_in_the_menu_manifest():
 
 
 def test_zheng_offline_is_a_clear_error_and_adds_nothing(viewer, monkeypatch):
-    def offline(name):
+    def offline(name, progress=None):
         raise ConnectionError("could not download https://example.invalid: [Errno -3] name resolution failed")
 
     monkeypatch.setattr(sample_data, "fetch_zheng_wbc", offline)
@@ -56,7 +56,7 @@ def test_zheng_sample_opens_pairs_from_the_fetched_folder(viewer, monkeypatch, t
         Image.fromarray(image).save(tmp_path / f"{i:03d}.bmp")
         Image.fromarray(WBC.to_disk(labels)).save(tmp_path / f"{i:03d}.png")
     asked = []
-    monkeypatch.setattr(sample_data, "fetch_zheng_wbc", lambda name: asked.append(name) or tmp_path)
+    monkeypatch.setattr(sample_data, "fetch_zheng_wbc", lambda name, progress=None: asked.append(name) or tmp_path)
     monkeypatch.setattr(sample_data, "ZHENG_SAMPLE_PAIRS", 2)
 
     layers = viewer.open_sample(PLUGIN, "zheng-wbc-dataset1")
@@ -65,3 +65,39 @@ def test_zheng_sample_opens_pairs_from_the_fetched_folder(viewer, monkeypatch, t
     assert layers[3].data.shape == (64, 64)
     assert layers[3].metadata["bloodseg"]["schema"] == "wbc"
     assert any(str(tmp_path) in msg for msg in notes.of("info"))
+
+
+def test_zheng_download_keeps_napari_responsive_and_shows_progress(viewer, qapp, monkeypatch, tmp_path):
+    """The download runs in a thread: Qt timers keep firing meanwhile, and the progress it reports reaches a
+    napari progress bar."""
+    import time
+
+    from napari.utils import progress as napari_progress
+    from qtpy.QtCore import QTimer
+
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(10)
+    bars = []
+    original_update = napari_progress.update
+
+    def record(self, n=1):
+        bars.append((self.desc, self.n + n, self.total))
+        return original_update(self, n)
+
+    monkeypatch.setattr(napari_progress, "update", record)
+
+    def slow_fetch(name, progress=None):
+        for done in (10_000_000, 20_000_000, 30_000_000):
+            time.sleep(0.25)
+            progress(done, 30_000_000)
+        raise ConnectionError("offline after all")
+
+    assert not ticks
+    with pytest.raises(ConnectionError, match="offline after all"):
+        sample_data.fetch_responsive(slow_fetch, "wbc-dataset1")
+    timer.stop()
+    assert len(ticks) >= 20  # the GUI thread ran its timers during the ~0.75 s download
+    assert bars and bars[-1][2] == 30_000_000
+    assert max(n for _, n, _ in bars) >= 20_000_000
