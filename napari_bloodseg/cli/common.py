@@ -67,7 +67,10 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap in pixels")
     p.add_argument(
-        "--batch-size", type=int, default=None, help="tiles per forward pass (default: 1 on a CPU, 4 on a GPU)"
+        "--batch-size",
+        type=positive_int_arg,
+        default=None,
+        help="tiles per forward pass (default: 1 on a CPU, 4 on a GPU)",
     )
     p.add_argument(
         "--tta",
@@ -121,6 +124,17 @@ def fraction_arg(value: str) -> float:
         return check_min_fraction(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, not {value!r}") from None
+
+
+def positive_int_arg(text: str) -> int:
+    """argparse type for a count that must be at least 1 (epochs, steps, batch size, width)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return value
 
 
 def below_one_arg(text: str) -> float:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..training.finetune_defaults import FINETUNE_DEFAULTS
-from .common import UsageError, add_training_speed_args, below_one_arg, training_speed_note
+from .common import UsageError, add_training_speed_args, below_one_arg, positive_int_arg, training_speed_note
 
 
 def add_parser(sub) -> None:
@@ -24,12 +24,23 @@ def add_parser(sub) -> None:
     )
     e = p.add_mutually_exclusive_group()
     e.add_argument(
-        "--epochs", type=int, default=None, help=f"passes over the data (default {FINETUNE_DEFAULTS['epochs']})"
+        "--epochs",
+        type=positive_int_arg,
+        default=None,
+        help=f"passes over the data (default {FINETUNE_DEFAULTS['epochs']})",
     )
-    e.add_argument("--steps", type=int, default=None, help="total optimiser steps instead of epochs")
+    e.add_argument(
+        "--steps",
+        type=positive_int_arg,
+        default=None,
+        help="exactly this many optimiser steps instead of epochs (validated every 10 steps)",
+    )
     p.add_argument("--lr", type=float, default=FINETUNE_DEFAULTS["lr"], help="peak learning rate (default %(default)s)")
     p.add_argument(
-        "--batch-size", type=int, default=FINETUNE_DEFAULTS["batch_size"], help="crops per step (default %(default)s)"
+        "--batch-size",
+        type=positive_int_arg,
+        default=FINETUNE_DEFAULTS["batch_size"],
+        help="crops per step (default %(default)s)",
     )
     p.add_argument(
         "--freeze",
@@ -89,10 +100,11 @@ def run(args: argparse.Namespace) -> int:
             train, val = samples, load_samples(args.val, schema)
         else:
             train, val, _ = split_samples(samples, args.val_fraction, 0.0, args.seed)
-        steps = None
+        steps = max_steps = None
         epochs = args.epochs or FINETUNE_DEFAULTS["epochs"]
-        if args.steps:
-            steps, epochs = max(1, min(args.steps, 10)), max(1, -(-args.steps // min(args.steps, 10)))
+        if args.steps:  # epochs of up to 10 steps (one validation each), the last one cut to make exactly --steps
+            steps, max_steps = min(args.steps, 10), args.steps
+            epochs = -(-args.steps // steps)
         try:
             scale = args.scale if args.scale == "auto" else float(args.scale)
         except ValueError:
@@ -100,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = finetune_config(
             epochs=epochs,
             steps_per_epoch=steps,
+            max_steps=max_steps,
             batch_size=args.batch_size,
             lr=args.lr,
             freeze=args.freeze,
@@ -134,8 +147,8 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"before: {fmt(res.before)}")
     print(f"after:  {fmt(res.after)}")
-    if res.validation_caveat:
-        print(f"bloodseg: note: {res.validation_caveat}", file=sys.stderr)
+    for caveat in res.caveats:
+        print(f"bloodseg: warning: {caveat}", file=sys.stderr)
     if res.base_before:
         print(f"base-domain validation before: {fmt(res.base_before)}")
         print(f"base-domain validation after:  {fmt(res.base_after)}")

@@ -6,7 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import UsageError, add_training_speed_args, below_one_arg, fraction_arg, training_speed_note
+from .common import (
+    UsageError,
+    add_training_speed_args,
+    below_one_arg,
+    fraction_arg,
+    positive_int_arg,
+    training_speed_note,
+)
 
 
 def add_parser(sub) -> None:
@@ -23,13 +30,15 @@ def add_parser(sub) -> None:
         default=0.0,
         help="part of --data never used (ids saved in the card, for an honest benchmark)",
     )
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--steps-per-epoch", type=int, default=None)
+    p.add_argument("--epochs", type=positive_int_arg, default=60)
+    p.add_argument("--steps-per-epoch", type=positive_int_arg, default=None)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--patch-size", type=int, default=128)
-    p.add_argument("--width", type=int, default=16, help="channels of the first level (doubling per level)")
-    p.add_argument("--depth", type=int, default=4, help="number of poolings")
+    p.add_argument("--batch-size", type=positive_int_arg, default=16)
+    p.add_argument("--patch-size", type=positive_int_arg, default=128)
+    p.add_argument(
+        "--width", type=positive_int_arg, default=16, help="channels of the first level (doubling per level)"
+    )
+    p.add_argument("--depth", type=positive_int_arg, default=4, help="number of poolings")
     p.add_argument("--colour-jitter", type=float, default=0.5, help="stain/colour augmentation strength (0: off)")
     p.add_argument(
         "--deform", type=float, default=0.0, help="free rotation + elastic deformation strength (0: off; 1: ~4 px)"
@@ -63,7 +72,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--split-seed", type=int, default=None, help="seed of the validation/test split only (default: --seed)"
     )
-    p.add_argument("--val-every", type=int, default=1, help="validate every N epochs (and after the last)")
+    p.add_argument("--val-every", type=positive_int_arg, default=1, help="validate every N epochs (and after the last)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this long (keeps the best so far)")
     p.add_argument(
         "--compile",

@@ -721,8 +721,8 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         text += f"; Dice on {n_val} validation image(s) above" if n_val else "; no validation part: no scores"
         if abs(scale - 1.0) > 1e-6:
             text += f"; images were rescaled ×{scale:.2f} to the base model's cell size"
-        if res.validation_caveat:
-            text += f". <span style='color:#e0a040'>Note: {res.validation_caveat}</span>"
+        for caveat in res.caveats:
+            text += f". <span style='color:#e0a040'>Note: {caveat}</span>"
         self.status.setText(text)
         self.apply_btn.setEnabled(True)
 

@@ -55,15 +55,31 @@ class FinetuneResult:
     weight_mix: float = 1.0
 
     @property
-    def validation_caveat(self) -> str | None:
-        """A warning when the before/after scores rest on too few images to say whether the model generalises."""
+    def caveats(self) -> list[str]:
+        """What a user should know before trusting the new model: it was saved, but its scores say little or say
+        it is worse than its base."""
+        out = []
         n = int((self.after or {}).get("n_images", 0))
-        if not n or n >= CONVINCING_VAL_IMAGES:
-            return None
-        return (
-            f"the before/after scores rest on {n} validation image{'s' if n > 1 else ''}: a weak guide; check the "
-            "new model on a few more of your images (Evaluate) before relying on it"
-        )
+        if not n:
+            out.append(
+                "no image was held out for validation (too few images for the validation share), so nothing checked "
+                "the new model on images it did not learn from and its last state was saved; check it on a few "
+                "more of your images (Evaluate) before relying on it"
+            )
+        elif n < CONVINCING_VAL_IMAGES:
+            out.append(
+                f"the before/after scores rest on {n} validation image{'s' if n > 1 else ''}: a weak guide; check "
+                "the new model on a few more of your images (Evaluate) before relying on it"
+            )
+        if self.before and self.after:
+            old, new = selection_score(self.before), selection_score(self.after)
+            if new < old - 5e-4:  # below that, noise of a few pixels
+                base = f"its base {self.card.base_model}" if self.card.base_model else "its base"
+                out.append(
+                    f"the new model scores lower than {base} on the validation images (mean Dice {old:.4f} -> "
+                    f"{new:.4f}): keep using the base, or correct more images and fine-tune again"
+                )
+        return out
 
 
 #: fewer validation images than this and the before/after change is reported with a caveat: with one re-stained

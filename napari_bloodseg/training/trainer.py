@@ -33,6 +33,8 @@ from .red_cells import paste_red_cells
 class TrainConfig:
     epochs: int = 60
     steps_per_epoch: int | None = None  # default: one pass over the training images
+    #: stop after exactly this many optimiser steps (the last epoch may be partial); None: epochs x steps_per_epoch
+    max_steps: int | None = None
     batch_size: int = 16
     lr: float = 3e-3
     weight_decay: float = 1e-4
@@ -280,6 +282,10 @@ def fit(
     n_replay = min(int(cfg.batch_size * cfg.replay_fraction), cfg.batch_size - 1) if replay else 0
     steps = cfg.steps_per_epoch or max(1, math.ceil(len(train) / (cfg.batch_size - n_replay)))
     total = steps * cfg.epochs
+    if cfg.max_steps is not None:
+        if cfg.max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, not {cfg.max_steps}")
+        total = min(total, cfg.max_steps)
     lr_factor = warmup_cosine()
     budget_s = cfg.max_minutes * 60 if cfg.max_minutes else None
     amp = training_dtype(cfg.precision, device)
@@ -356,10 +362,11 @@ def fit(
             if on_step is not None:
                 on_step(step, total, losses[-1])
         out_of_time = budget_s is not None and time.perf_counter() - clock0 >= budget_s
-        last = epoch == cfg.epochs or out_of_time
+        out_of_steps = step >= total
+        last = epoch == cfg.epochs or out_of_time or out_of_steps
         val_report = score = None
         raw = average.swapped_in(model) if average is not None else None  # judged and saved: the average
-        if val and (epoch % cfg.val_every == 0 or last or out_of_time):
+        if val and (epoch % cfg.val_every == 0 or last):
             val_report = validate(model, card, val, cfg.device)
             score = selection_score(val_report)
         log = EpochLog(
@@ -379,8 +386,8 @@ def fit(
             on_epoch(log)  # with ema it sees the average, like the validation in ``log``
         if raw is not None:
             model.load_state_dict(raw)
-        if out_of_time:
-            best.stopped_early = epoch < cfg.epochs
+        if out_of_time or out_of_steps:
+            best.stopped_early = out_of_time and epoch < cfg.epochs
             break
     model.load_state_dict(best.best_state)
     model.to(memory_format=torch.contiguous_format)

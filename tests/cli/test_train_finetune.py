@@ -287,3 +287,32 @@ def test_finetune_refuses_an_unusable_model_folder_before_training(folder, tmp_p
     err = capsys.readouterr().err
     clean_error(err, "cannot save models in")
     assert "epoch 1" not in err, "refused only after training"
+
+
+def test_finetune_steps_runs_exactly_that_many_steps(folder, tmp_model_dir, constant_model, monkeypatch, capsys):
+    from napari_bloodseg.models import read_card
+    from napari_bloodseg.training import trainer
+
+    constant_model(tmp_model_dir, "base", "wbc", 1)
+    calls = []
+    real_batch = trainer._batch
+    monkeypatch.setattr(trainer, "_batch", lambda *a, **k: calls.append(1) or real_batch(*a, **k))
+    argv = ["finetune", "--model", "base", "--data", str(folder), "--steps", "11", "--batch-size", "2"]
+    assert main([*argv, "--scale", "1", "--device", "cpu", "--name", "base-v2", "--max-seconds", "0"]) == 0
+    assert len(calls) == 11  # was 20: two whole epochs of 10
+    err = capsys.readouterr().err
+    assert [ln.split(":")[0] for ln in err.splitlines() if ln.startswith("epoch")] == ["epoch 1", "epoch 2"]
+    assert read_card(tmp_model_dir / "base-v2").training["settings"]["max_steps"] == 11
+    assert "bloodseg: warning: the before/after scores rest on 1 validation image" in err  # 5 images x 0.2
+
+    argv = ["finetune", "--model", "base", "--data", str(folder), "--steps", "2", "--val-fraction", "0"]
+    assert main([*argv, "--scale", "1", "--device", "cpu", "--name", "base-v3"]) == 0
+    out, err = capsys.readouterr()
+    assert "before: -" in out and "bloodseg: warning: no image was held out for validation" in err
+
+
+@pytest.mark.parametrize("flag", ["--steps", "--epochs", "--batch-size"])
+def test_finetune_counts_below_one_are_refused_before_any_work(folder, flag, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["finetune", "--model", "wbc-unet", "--data", str(folder), "--name", "x", flag, "0"])
+    assert exc.value.code == 2 and "at least 1" in capsys.readouterr().err

@@ -263,14 +263,25 @@ def test_mix_weights_moves_the_base_to_the_tuned_device_and_keeps_counters():
     assert on_meta["w"].device.type == "meta"  # a tuned model on a GPU: the CPU base follows it there
 
 
-@pytest.mark.parametrize("n_val, warned", [(0, False), (1, True), (2, True), (3, False), (10, False)])
-def test_few_validation_images_come_with_a_caveat(n_val, warned):
+def _report(n: int, dice: float = 0.9) -> dict | None:
+    return {"n_images": n, "per_class": {"cell": {"dice": dice}}} if n else None
+
+
+@pytest.mark.parametrize(
+    "n_val, expected", [(0, "no image was held out"), (1, "1 validation image"), (2, "2 validation images"), (3, None)]
+)
+def test_few_or_no_validation_images_come_with_a_caveat(n_val, expected):
     card = ModelCard(name="m", config={"architecture": "unet"}, schema="wbc")
-    report = {"n_images": n_val, "per_class": {}} if n_val else None
-    caveat = FinetuneResult(card, None, report, report).validation_caveat
-    assert (caveat is not None) is warned
-    if warned:
-        assert f"{n_val} validation image" in caveat and "weak guide" in caveat
+    caveats = FinetuneResult(card, None, _report(n_val), _report(n_val)).caveats
+    assert caveats == [] if expected is None else len(caveats) == 1 and expected in caveats[0]
+
+
+def test_a_fine_tune_that_scores_below_its_base_says_so():
+    card = ModelCard(name="m", config={"architecture": "unet"}, schema="wbc", base_model="wbc-unet")
+    worse = FinetuneResult(card, None, _report(5, 0.95), _report(5, 0.93)).caveats
+    assert len(worse) == 1 and "lower than its base wbc-unet" in worse[0] and "0.9500 -> 0.9300" in worse[0]
+    assert FinetuneResult(card, None, _report(5, 0.95), _report(5, 0.9498)).caveats == []  # noise: no warning
+    assert FinetuneResult(card, None, _report(5, 0.93), _report(5, 0.95)).caveats == []
 
 
 def test_switching_the_guard_off_saves_what_the_guard_would_refuse(tmp_model_dir, wbc_folder, wbc_samples):

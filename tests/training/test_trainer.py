@@ -413,3 +413,15 @@ def test_fp16_training_scales_the_loss(wbc_samples, monkeypatch, dtype, scaled):
         assert scaler.get_scale() > 1  # the loss really was multiplied before the backward
     first, last = first_last_loss(res.history)
     assert last < first and all(torch.isfinite(v).all() for v in model.state_dict().values())
+
+
+def test_max_steps_cuts_the_last_epoch_and_still_validates_it(wbc_samples):
+    model, card = _model_and_card()
+    steps = []
+    cfg = TrainConfig(epochs=3, steps_per_epoch=4, max_steps=6, batch_size=2, patch_size=48, seed=0, device="cpu")
+    res = fit(model, card, wbc_samples[:4], wbc_samples[4:], cfg, on_step=lambda i, n, loss: steps.append((i, n)))
+    assert steps == [(i, 6) for i in range(1, 7)]  # the schedule anneals over 6 steps, not 12
+    assert len(res.history) == 2 and res.history[-1].val is not None
+    assert not res.stopped_early  # not a time-budget stop
+    with pytest.raises(ValueError, match="max_steps"):
+        fit(model, card, wbc_samples[:4], [], TrainConfig(epochs=1, max_steps=0, batch_size=2, patch_size=48))
