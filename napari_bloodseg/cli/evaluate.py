@@ -87,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     for src in sources:
         name = Path(src).stem
         try:
+            if predictor is not None and not Path(src).is_file():
+                raise ImageReadError(f"{src}: no such file" if not Path(src).exists() else f"{src}: not a file")
             truth_path = masks.get(_key(name))
             if truth_path is None:
                 raise MaskError(f"{name}: no expert mask with this name in {args.masks}")
@@ -96,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                 pred = predictor.predict(image, scale=scale).labels
             else:
                 pred, _ = read_mask(src, schema)
-                truth, _ = read_mask(truth_path, schema, shape=pred.shape)
+                truth, _ = read_mask(truth_path, schema, shape=pred.shape, shape_of=f"the prediction {src}")
             scores.append(score_image(pred, truth, schema))
             names.append(name)
             truth_classes |= set(np.unique(truth).tolist())
@@ -127,11 +129,14 @@ def run(args: argparse.Namespace) -> int:
         from ..io.atomic import atomic_write
 
         text = json.dumps(report, indent=2)
+        replaced = args.json.exists()
         try:
             atomic_write(args.json, lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
         except OSError as exc:
             raise UsageError(f"--json {args.json}: {exc.strerror or exc}") from None
-        print(f"bloodseg: report written to {args.json}", file=sys.stderr)
+        print(
+            f"bloodseg: report written to {args.json}{' (replaced the one there)' if replaced else ''}", file=sys.stderr
+        )
     if not scores:
         raise UsageError("no image could be evaluated")
     return 2 if errors else 0

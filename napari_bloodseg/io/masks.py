@@ -58,11 +58,12 @@ def read_mask(
     schema: LabelSchema | str | None = None,
     *,
     shape: tuple[int, int] | None = None,
+    shape_of: str = "its image",
 ) -> tuple[np.ndarray, LabelSchema]:
     """Read an expert mask as label values, snapping stray grey values to the nearest level.
 
     ``shape`` is the image's (H, W): a mask of another size is refused rather than resized, since a
-    resized mask would silently score against the wrong pixels.
+    resized mask would silently score against the wrong pixels. ``shape_of`` names what it must fit, for the error.
     """
     path = Path(path)
     try:
@@ -77,7 +78,8 @@ def read_mask(
         raise MaskError(f"{path}: {exc}") from None
     unlabelled = raw[..., -1] == 0 if raw.ndim == 3 and raw.shape[-1] in (2, 4) else None
     if shape is not None and tuple(grey.shape) != tuple(shape[:2]):
-        raise MaskError(f"{path.name}: mask is {grey.shape[0]}x{grey.shape[1]} but its image is {shape[0]}x{shape[1]}")
+        size = f"{grey.shape[0]}x{grey.shape[1]}"
+        raise MaskError(f"{path.name}: mask is {size} but {shape_of} is {shape[0]}x{shape[1]}")
     labels, sch = labels_from_grey(grey, schema)
     if unlabelled is not None and unlabelled.any():
         labels[unlabelled] = IGNORE_INDEX

@@ -124,7 +124,7 @@ def test_bad_files_are_reported_and_the_rest_scored(wbc_dir, tmp_path, capsys, c
     assert main(["evaluate", "--masks", str(wbc_dir), "--pred", str(pred), "--json", str(out)]) == 2
     clean_error(
         capsys.readouterr().err,
-        "002.png: mask is 88x116 but its image is 50x50",
+        f"002.png: mask is 88x116 but the prediction {pred / '002.png'} is 50x50",
         "003.png: cannot read image",
         "077: no expert mask",
     )
@@ -278,3 +278,16 @@ def test_photographs_are_not_scored_as_masks(wbc_dir, tmp_path, capsys, clean_er
         *[f"{i:03d}.png: a colour image, not a mask" for i in (1, 2, 3)],
         "no image could be evaluated",
     )
+
+
+def test_a_missing_image_is_named_as_missing_and_a_replaced_report_is_said(
+    wbc_dir, constant_models, tmp_path, capsys, clean_error
+):
+    out = tmp_path / "r.json"
+    out.write_text("{}")
+    argv = ["evaluate", "--masks", str(wbc_dir), "--model", "all-cyto", "--json", str(out), "--images"]
+    assert main([*argv, str(tmp_path / "missing.bmp"), str(wbc_dir / "001.bmp")]) == 2
+    err = capsys.readouterr().err
+    clean_error(err, "missing.bmp: no such file")  # not "no expert mask with this name"
+    assert "report written to" in err and "(replaced the one there)" in err
+    assert [im["name"] for im in json.loads(out.read_text())["images"]] == ["001"]
