@@ -38,6 +38,21 @@ def set_corrected(layer: Labels, value: bool) -> None:
     layer.events.metadata()
 
 
+def watch_edits(layer: Labels) -> None:
+    """Note in the layer's metadata when a person paints on it (brush, fill, eraser, polygon: napari's ``paint``
+    event), so re-running Segment does not replace hand edits that were never marked corrected."""
+    meta(layer)["edited"] = False
+    layer.events.paint.connect(_mark_edited)  # the same callback is connected once however often this runs
+
+
+def _mark_edited(event: Any) -> None:
+    meta(event.source)["edited"] = True
+
+
+def is_edited(layer: Labels) -> bool:
+    return bool(meta(layer).get("edited", False))
+
+
 def pick_class(layer: Labels, value: int) -> None:
     """Paint with class ``value`` from now on (brush tool, so the next stroke uses it)."""
     layer.selected_label = int(value)

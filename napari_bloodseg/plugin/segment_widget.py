@@ -1,7 +1,8 @@
 """Segment widget: run a model on image layers in a worker thread, one Labels layer per image.
 
 Results land in ``"<image> [<model>]"`` Labels layers in the schema's colours with class names; running again
-updates that layer (unless "new layer" is ticked, or the layer was marked corrected, which is never overwritten).
+updates that layer (unless "new layer" is ticked, or a person has painted on the layer or marked it corrected:
+hand edits are never overwritten, the result goes to an untouched earlier result of that image or a new layer).
 One :class:`~napari_bloodseg.inference.Predictor` is kept per (model, device, tile size), so weights load once.
 Cancel stops at the next tile: the image in progress is dropped whole, images already finished keep their layers.
 
@@ -673,24 +674,16 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
 
     def _commit(self, res: SegmentResult) -> Labels:
         """Add or update ``"<image> [<model>]"`` (and its uncertainty layer) from one finished image."""
-        from napari.layers import Labels
-        from napari.utils.notifications import show_info
 
-        from .editing import bind_class_keys
+        from .editing import bind_class_keys, watch_edits
 
         name = f"{res.image_name} [{res.model}]"
         kwargs = schema_layer_kwargs(res.schema, name, role="prediction", source=res.image_name, model=res.model)
         kwargs["metadata"][META_KEY].update(device=res.device, seconds=round(res.seconds, 3))
         if res.labels_file:
             kwargs["metadata"][META_KEY]["labels_file"] = res.labels_file
-        existing = find_layer(self.viewer, name)
+        existing = None if self.new_layer_check.isChecked() else self._layer_to_update(name, res)
         layer: Labels
-        if isinstance(existing, Labels) and not self.new_layer_check.isChecked():
-            if meta(existing).get("corrected"):
-                show_info(f"{name} is marked corrected: the new result goes to a new layer instead")
-                existing = None
-        else:
-            existing = None
         if existing is not None:
             layer = existing
             layer.data = res.labels
@@ -704,6 +697,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         else:
             layer = self.viewer.add_labels(res.labels, scale=res.scale, translate=res.translate, **kwargs)
             bind_class_keys(layer)
+        watch_edits(layer)  # these labels are the network's: later painting marks them edited
         if res.uncertainty is not None:
             self._commit_uncertainty(res, layer.name)
         elif existing is not None:  # an earlier run's uncertainty would no longer describe these labels
@@ -711,6 +705,34 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             if stale is not None and meta(stale).get("role") == "uncertainty":
                 self.viewer.layers.remove(stale)
         return layer
+
+    def _layer_to_update(self, name: str, res: SegmentResult) -> Labels | None:
+        """The layer a re-run replaces: ``name`` unless a person changed it (marked it corrected, or painted on
+        it, perhaps while this run went on), else an earlier result of the same image and model that nobody
+        changed; None (said, with why) when the result must go to a new layer so nothing of theirs is lost."""
+        from napari.layers import Labels
+        from napari.utils.notifications import show_info
+
+        from .editing import is_corrected, is_edited
+
+        first = find_layer(self.viewer, name)
+        if not isinstance(first, Labels):
+            return None
+
+        def untouched(layer: Labels) -> bool:
+            return not is_corrected(layer) and not is_edited(layer)
+
+        if untouched(first):
+            return first
+        for layer in reversed(list(self.viewer.layers)):
+            info = meta(layer)
+            key = (info.get("role"), info.get("source"), info.get("model"))
+            same = key == ("prediction", res.image_name, res.model)
+            if isinstance(layer, Labels) and layer is not first and same and untouched(layer):
+                return layer
+        why = "is marked corrected" if is_corrected(first) else "has hand edits"
+        show_info(f"{name} {why}: the new result goes to a new layer instead, so they are kept")
+        return None
 
     def _commit_uncertainty(self, res: SegmentResult, labels_name: str) -> None:
         from napari.layers import Image

@@ -107,13 +107,48 @@ def test_rerun_updates_layer_reuses_predictor_and_spares_corrected(viewer, dock,
     _segment(widget, wait_idle)
     assert "cell [unet] uncertainty" not in viewer.layers
 
-    # a layer marked corrected is never overwritten: the new result goes to a new layer
-    layer.paint((10, 10), 2, refresh=True)
-    painted = layer.data.copy()
+    # a layer marked corrected is never overwritten: the new result goes to the untouched earlier result of the
+    # same image and model ("cell [unet] [1]"), and with none left untouched, to a new layer
+    layer.data = ((first + 1) % 3).astype(np.uint8)  # set by a script, not painted
+    changed = layer.data.copy()
     set_corrected(layer, True)
+    spare = viewer.layers["cell [unet] [1]"]
+    spare.data = np.zeros_like(spare.data)
     _segment(widget, wait_idle)
-    np.testing.assert_array_equal(layer.data, painted)
+    np.testing.assert_array_equal(layer.data, changed)
+    np.testing.assert_array_equal(spare.data, first)
+    assert len([lyr for lyr in viewer.layers if lyr.__class__.__name__ == "Labels"]) == 2
+    set_corrected(spare, True)
+    _segment(widget, wait_idle)
+    np.testing.assert_array_equal(layer.data, changed)
     assert len([lyr for lyr in viewer.layers if lyr.__class__.__name__ == "Labels"]) == 3
+
+
+def test_rerun_keeps_hand_edits_that_were_not_marked_corrected(viewer, dock, wait_idle, wbc_pair, notes):
+    image, _ = wbc_pair
+    viewer.add_image(image, name="cell", rgb=True)
+    widget = dock("Segment")
+    _segment(widget, wait_idle)
+    layer = viewer.layers["cell [unet]"]
+    assert layer.metadata["bloodseg"]["edited"] is False
+
+    layer.paint((10, 10), 2, refresh=True)  # napari's brush, as a person paints; not marked corrected
+    painted = layer.data.copy()
+    assert layer.metadata["bloodseg"]["edited"] is True
+    _segment(widget, wait_idle)
+    np.testing.assert_array_equal(viewer.layers["cell [unet]"].data, painted)
+    fresh = viewer.layers[-1]
+    assert fresh is not layer and fresh.name.startswith("cell [unet]")
+    assert fresh.metadata["bloodseg"]["edited"] is False
+    assert any("has hand edits" in msg for msg in notes.of("info"))
+
+    # the fresh layer is the network's own until painted: the next run updates it, not a third layer
+    n_labels = len([lyr for lyr in viewer.layers if lyr.__class__.__name__ == "Labels"])
+    fresh.data = np.zeros_like(fresh.data)  # set by a script: not an edit
+    _segment(widget, wait_idle)
+    assert len([lyr for lyr in viewer.layers if lyr.__class__.__name__ == "Labels"]) == n_labels
+    assert fresh.data.any()
+    np.testing.assert_array_equal(layer.data, painted)
 
 
 def test_chosen_images_only_and_different_sizes(viewer, dock, wait_idle):
