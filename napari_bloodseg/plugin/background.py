@@ -32,6 +32,18 @@ class _Stop:
             self.cancel.set()
             self.idle.wait(STOP_WAIT_S)
 
+    def on_destroyed(self, *_: Any) -> None:
+        """Stop, then leave the application's quit signal: a destroyed widget has nothing left to stop there."""
+        self()
+        from qtpy.QtWidgets import QApplication
+
+        app = QApplication.instance()
+        if app is not None:
+            try:
+                app.aboutToQuit.disconnect(self)
+            except (TypeError, RuntimeError):  # never connected (no app at the time)
+                pass
+
 
 class _LeftViewer(QObject):
     """Calls ``on_leave`` when its widget loses its parent: napari's ``remove_dock_widget`` (the dock's X) orphans
@@ -62,7 +74,7 @@ class BackgroundRun:
         self._idle = threading.Event()  # cleared while a worker thread runs our function
         self._idle.set()
         stop = _Stop(self._cancel, self._idle)
-        self.destroyed.connect(stop)
+        self.destroyed.connect(stop.on_destroyed)
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(stop)

@@ -75,3 +75,16 @@ def test_a_generator_paused_at_a_yield_counts_as_idle():
     with pytest.raises(StopIteration) as end:
         next(gen)
     assert end.value.value == "done" and inside == [False, False] and idle.is_set()
+
+
+def test_a_destroyed_panel_leaves_the_quit_signal(qtbot):
+    from qtpy.QtCore import QCoreApplication, QEvent
+    from qtpy.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    before = app.receivers(app.aboutToQuit)
+    panel = Panel()
+    assert app.receivers(app.aboutToQuit) == before + 1
+    panel.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert app.receivers(app.aboutToQuit) == before
