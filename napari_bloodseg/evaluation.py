@@ -55,13 +55,18 @@ def score_pairs(
 
 def format_table(report: dict[str, Any]) -> str:
     """Plain-text table: per class Jaccard and Dice (mean ± SEM) and the class-vs-rest pixel accuracy."""
+    n = report["n_images"]
     lines = [
-        f"{report['n_images']} images, schema {report['schema']}, model {report['model'] or '-'}, "
+        f"{n} image{'' if n == 1 else 's'}, schema {report['schema']}, model {report['model'] or '-'}, "
         f"device {report['device']}, {report['seconds']:.1f} s",
         f"{'class':<10} {'Jaccard (IoU)':>17} {'Dice':>17} {'pixel acc.':>17}",
     ]
     for name, s in report["per_class"].items():
-        cells = [f"{s[k]:.4f} ± {s[k + '_sem']:.4f}" for k in ("jaccard", "dice", "pixel_accuracy")]
+        # the SEM of one image is undefined (stored as 0): shown as a dash, not as a perfect ± 0.0000
+        cells = [
+            f"{s[k]:.4f} ± " + (f"{s[k + '_sem']:.4f}" if n > 1 else "   -  ")
+            for k in ("jaccard", "dice", "pixel_accuracy")
+        ]
         lines.append(f"{name:<10} {cells[0]:>17} {cells[1]:>17} {cells[2]:>17}")
     lines.append(f"overall pixel accuracy {report['pixel_accuracy']:.4f}")
     return "\n".join(lines)

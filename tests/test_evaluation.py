@@ -55,11 +55,14 @@ def test_format_table():
     names, scores = score_pairs([("a", PRED, TARGET)], "wbc")
     text = format_table(build_report(names, scores, "wbc", model="m", seconds=2.5, device="cpu"))
     lines = text.splitlines()
-    assert lines[0] == "1 images, schema wbc, model m, device cpu, 2.5 s"
-    assert lines[2].split()[:2] == ["cytoplasm", "0.5000"]
+    assert lines[0] == "1 image, schema wbc, model m, device cpu, 2.5 s"
+    assert lines[2].split()[:4] == ["cytoplasm", "0.5000", "±", "-"]  # no SEM from one image
     assert lines[3].split()[:2] == ["nucleus", "0.6667"]
     assert lines[4].split()[:2] == ["cell", "0.7000"]
     assert lines[-1] == "overall pixel accuracy 0.6667"
+    names, scores = score_pairs([("a", PRED, TARGET), ("b", TARGET, TARGET)], "wbc")
+    two = format_table(build_report(names, scores, "wbc", model="m", seconds=2.5, device="cpu")).splitlines()
+    assert two[0].startswith("2 images,") and two[2].split()[:4] == ["cytoplasm", "0.7500", "±", "0.2500"]
 
 
 def _touch(folder, *names):
