@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .io.images import IMAGE_SUFFIXES, list_images
+from .io.images import IMAGE_SUFFIXES, hidden, list_images
 from .io.pairs import MASK_SUFFIXES, _key, find_pairs
 from .metrics import aggregate, score_image
 from .schemas import LabelSchema, get_schema
@@ -96,4 +96,5 @@ def mask_index(folder: str | Path) -> dict[str, Path]:
     paired = {_key(img.stem): m for img, m in pairs if m is not None}
     if paired:
         return paired
-    return {_key(p.stem): p for p in sorted(folder.iterdir()) if p.suffix.lower() in MASK_SUFFIXES + IMAGE_SUFFIXES}
+    suffixes = MASK_SUFFIXES + IMAGE_SUFFIXES
+    return {_key(p.stem): p for p in sorted(folder.iterdir()) if p.suffix.lower() in suffixes and not hidden(p)}

@@ -68,7 +68,7 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap in pixels")
     p.add_argument(
         "--batch-size",
-        type=positive_int_arg,
+        type=int,
         default=None,
         help="tiles per forward pass (default: 1 on a CPU, 4 on a GPU)",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -14,24 +15,69 @@ class ImageReadError(ValueError):
     """An image file is missing, unreadable or of an unsupported layout."""
 
 
+#: Pillow refuses images over ~179 MP as possible "decompression bombs"; whole smear scans are that big, and
+#: reading is what the user asked for. Above this (3 GB as RGB), a tiled TIFF is the way (read in parts)
+MAX_WHOLE_PIXELS = 1_000_000_000
+
+
 def _read_raw(path: Path) -> np.ndarray:
+    from PIL import Image, ImageOps
+
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            return np.asarray(tifffile.imread(path))
-        from PIL import Image
-
+            return _read_tiff(path)
+        if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_WHOLE_PIXELS:
+            Image.MAX_IMAGE_PIXELS = MAX_WHOLE_PIXELS
         with Image.open(path) as im:
-            if im.mode in ("P", "CMYK", "YCbCr", "LA", "PA", "1"):
-                im = im.convert("RGBA" if "A" in im.mode else "RGB")
+            _check_png_depth(path, im)
+            im = ImageOps.exif_transpose(im)  # as every viewer shows a rotated camera JPEG, and as masks are drawn
+            if im.mode in ("P", "CMYK", "YCbCr", "PA", "1"):
+                im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
             return np.asarray(im)
     except ImageReadError:
         raise
+    except Image.DecompressionBombError:
+        raise ImageReadError(
+            f"{path}: over {MAX_WHOLE_PIXELS // 1_000_000} megapixels, too big to read whole; save it as a tiled "
+            "TIFF, which is read in parts"
+        ) from None
     except Exception as exc:  # PIL/tifffile raise many types for corrupt files
         raise ImageReadError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    """The first image of a TIFF; a stack of z or time planes is refused rather than read as colours (3 or 4 planes
+    looked like RGB(A)). Unnamed planes (tifffile's Q, I) stay channels, as (3, H, W) colour TIFFs are written."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        stacked = [f"{ax}={n}" for ax, n in zip(series.axes, series.shape, strict=True) if ax in "ZT" and n > 1]
+        if stacked:
+            raise ImageReadError(
+                f"{path}: a stack of planes ({', '.join(stacked)}; axes {series.axes}), not one image: save the "
+                "plane to segment as its own file"
+            )
+        return np.asarray(series.asarray())
+
+
+def _check_png_depth(path: Path, im: Any) -> None:
+    """Pillow reads a 16-bit colour PNG as its high bytes only: fine for full-range data, near black for a 10-14
+    bit camera's values (a 12-bit image tops out at 15 of 255). Refuse those rather than segment a black image."""
+    if im.format != "PNG" or im.mode not in ("RGB", "RGBA"):
+        return
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if len(head) < 26 or head[12:16] != b"IHDR" or head[24] != 16:
+        return
+    peak = int(np.asarray(im)[..., :3].max(initial=0))
+    if peak < 128:
+        raise ImageReadError(
+            f"{path}: a 16-bit colour PNG whose values use only the lower bits (a 10-14 bit camera's?); it can be "
+            "read only at 8 bits, which would make it near black: save it as a 16-bit TIFF, read at full depth"
+        )
 
 
 def to_rgb_uint8(arr: np.ndarray, name: str = "image") -> np.ndarray:
@@ -43,6 +89,8 @@ def to_rgb_uint8(arr: np.ndarray, name: str = "image") -> np.ndarray:
         a = a[..., None]
     if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4):
         raise ImageReadError(f"{name}: expected a 2-D grey or RGB(A) image, got shape {a.shape}")
+    if a.dtype == np.uint8 and a.shape[-1] in (2, 4) and 0 < a[..., -1].max() and a[..., -1].min() < 255:
+        a = on_white(a)  # partly transparent; a wholly transparent one is a tool's unused alpha: dropped
     a = rgb_channels(a)
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a)
@@ -51,6 +99,13 @@ def to_rgb_uint8(arr: np.ndarray, name: str = "image") -> np.ndarray:
     if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).any():
         raise ImageReadError(f"{name}: no finite pixel values (all NaN or infinite)")
     return scale_to_uint8(a, value_top(a.dtype, peak_value(a)))
+
+
+def on_white(a: np.ndarray) -> np.ndarray:
+    """uint8 grey/RGB + alpha composited onto white: a cut-out cell on a transparent background is a cell on a
+    bright smear background, not on black (black around a cell was segmented as cytoplasm)."""
+    alpha = a[..., -1:].astype(np.float32) / 255.0
+    return (a[..., :-1] * alpha + 255.0 * (1 - alpha) + 0.5).astype(np.uint8)
 
 
 def peak_value(a: np.ndarray) -> float:
@@ -86,7 +141,12 @@ def value_top(dtype: np.dtype, peak: float) -> float:
         if peak > 65535:
             return peak
         return float(next(2**bits - 1 for bits in CAMERA_BITS if peak <= 2**bits - 1))
-    return 255.0 if peak > 1.0 else 1.0
+    # 0..1 data may overshoot a little (interpolation, deconvolution): one pixel at 1.02 made the image black
+    return 255.0 if peak > FLOAT_UNIT_SLACK else 1.0
+
+
+#: floats up to this peak are read as 0..1 data (values above 1 clipped); above it as 0..255
+FLOAT_UNIT_SLACK = 1.5
 
 
 def scale_to_uint8(a: np.ndarray, top: float) -> np.ndarray:
@@ -112,8 +172,14 @@ def list_images(paths: Iterable[str | Path], suffixes: tuple[str, ...] = IMAGE_S
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in suffixes))
+            out.extend(sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in suffixes and not hidden(q)))
         else:
             out.append(p)
     seen: set[Path] = set()
     return [p for p in out if not (p in seen or seen.add(p))]
+
+
+def hidden(path: Path) -> bool:
+    """Files a folder listing skips: hidden ones, such as the ``._name`` resource forks macOS leaves on shared
+    drives (not images, though they carry an image suffix)."""
+    return path.name.startswith(".")

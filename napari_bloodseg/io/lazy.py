@@ -117,8 +117,9 @@ def image_size(path: str | Path) -> tuple[int, int]:
 
 
 def as_rgb_uint8(raw: Any, name: str = "image") -> Any:
-    """``raw`` itself when it already is (H, W, 3) uint8, else an :class:`RGBView` over it."""
-    if raw.ndim == 3 and raw.shape[-1] == 3 and np.dtype(raw.dtype) == np.uint8:
+    """``raw`` itself when it already is an (H, W, 3) uint8 numpy array (memmap included), else an
+    :class:`RGBView` over it: zarr/dask reads decode on demand, and a corrupt chunk must name the file."""
+    if isinstance(raw, np.ndarray) and raw.ndim == 3 and raw.shape[-1] == 3 and raw.dtype == np.uint8:
         return raw
     return RGBView(raw, name)
 
@@ -153,10 +154,15 @@ class RGBView:
         return f"RGBView({self._name!r}, shape={self.shape}, source dtype={self._src_dtype})"
 
     def _read_rows(self, rows: slice) -> np.ndarray:
-        """Source rows as an (n, W, c) numpy array."""
-        if self._channel_first:
-            return np.moveaxis(np.asarray(self._raw[:, rows]), 0, -1)
-        block = np.asarray(self._raw[rows])
+        """Source rows as an (n, W, c) numpy array; a part the file cannot give (truncated, corrupt) is an
+        ImageReadError naming the file, as when an image is read whole."""
+        try:
+            if self._channel_first:
+                return np.moveaxis(np.asarray(self._raw[:, rows]), 0, -1)
+            block = np.asarray(self._raw[rows])
+        except Exception as exc:  # zarr/tifffile/codecs raise many types (zlib.error, ValueError, OSError)
+            where = f"rows {rows.start or 0}-{rows.stop if rows.stop is not None else self.shape[0]}"
+            raise ImageReadError(f"{self._name}: cannot read {where} ({type(exc).__name__}: {exc})") from None
         return block[..., None] if block.ndim == 2 else block
 
     def _scan_top(self) -> float:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .images import IMAGE_SUFFIXES
+from .images import IMAGE_SUFFIXES, hidden
 
-MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
+#: in a masks/ folder anything readable is a mask, JPEG too (lossy, but the grey levels survive it)
+MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg")
 _MASK_TAGS = ("_mask", "_masks", "_label", "_labels", "_gt", "-mask", "_seg")
 _MASK_DIRS = ("masks", "mask", "labels", "label", "gt", "groundtruth", "annotations")
 _IMAGE_DIRS = ("images", "image", "imgs", "img")
@@ -43,10 +44,11 @@ def find_pairs(folder: str | Path, mask_folder: str | Path | None = None) -> lis
         if sub_masks is not None:
             mask_folder = sub_masks
             img_dir = _subdir(folder, _IMAGE_DIRS) or folder
-    files = sorted(p for p in img_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in img_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not hidden(p))
     if mask_folder is not None:
         mask_folder = Path(mask_folder)
-        masks = {_key(p.stem): p for p in sorted(mask_folder.iterdir()) if p.suffix.lower() in MASK_SUFFIXES}
+        found = sorted(p for p in mask_folder.iterdir() if p.suffix.lower() in MASK_SUFFIXES and not hidden(p))
+        masks = {_key(p.stem): p for p in found}
         return [(p, masks.get(_key(p.stem))) for p in files]
 
     by_key: dict[str, list[Path]] = {}

@@ -165,3 +165,84 @@ def test_real_rbc_field(shared_data):
 def test_real_dataset1_bmp(shared_data):
     image = read_image(shared_data / "wbc" / "dataset1" / "001.bmp")
     assert image.shape == (120, 120, 3) and image.dtype == np.float32 and 0 <= image.min() <= image.max() <= 1
+
+
+def test_exif_orientation_is_applied_as_viewers_show_it(tmp_path, rgb8):
+    im = Image.fromarray(rgb8)  # 21 x 34 as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    im.save(tmp_path / "cam.png", exif=exif)
+    out = read_image(tmp_path / "cam.png", as_float=False)
+    assert out.shape == (34, 21, 3)
+    np.testing.assert_array_equal(out, np.rot90(rgb8, k=-1))
+
+
+def test_float_data_slightly_over_one_is_read_as_0_to_1(tmp_path, rng):
+    a = rng.random((16, 16, 3), dtype=np.float32) * 0.8
+    a[0, 0, 0] = 1.02  # one overshooting pixel made the whole image 0..255 data, i.e. black
+    tifffile.imwrite(tmp_path / "f.tif", a)
+    out = read_image(tmp_path / "f.tif", as_float=False)
+    assert out[0, 0, 0] == 255 and abs(int(out[5, 5, 1]) - round(a[5, 5, 1] * 255)) <= 1
+
+
+def _png16(path, rgb16):
+    """A 48-bit PNG, written by hand (Pillow cannot write one): IHDR bit depth 16, colour type 2, no filter."""
+    import struct
+    import zlib
+
+    h, w, _ = rgb16.shape
+    rows = b"".join(b"\x00" + rgb16[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    )
+
+
+def test_16bit_colour_png_of_a_12bit_camera_is_refused_not_read_black(tmp_path, rgb8):
+    _png16(tmp_path / "cam12.png", rgb8.astype(np.uint16) * 16)  # 0..4080: a 12-bit camera's range
+    with pytest.raises(ImageReadError, match="16-bit colour PNG.*16-bit TIFF"):
+        read_image(tmp_path / "cam12.png")
+    _png16(tmp_path / "full.png", rgb8.astype(np.uint16) * 257)  # full range: the high bytes are the image
+    np.testing.assert_array_equal(read_image(tmp_path / "full.png", as_float=False), rgb8)
+
+
+def test_a_cut_out_on_a_transparent_background_is_read_on_white(tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)  # black, transparent around ...
+    rgba[1:3, 1:3] = (200, 100, 150, 255)  # ... an opaque cell
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "cut.png")
+    out = read_image(tmp_path / "cut.png", as_float=False)
+    assert (out[0, 0] == 255).all() and tuple(out[1, 1]) == (200, 100, 150)
+
+
+def test_a_stack_of_planes_is_refused_not_read_as_colours(tmp_path, rng):
+    planes = rng.integers(0, 255, (3, 16, 16), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "z.tif", planes, metadata={"axes": "ZYX"})
+    with pytest.raises(ImageReadError, match=r"stack of planes \(Z=3"):
+        read_image(tmp_path / "z.tif")
+    tifffile.imwrite(tmp_path / "cf.tif", rng.integers(0, 255, (3, 16, 16), dtype=np.uint8), photometric="rgb")
+    assert read_image(tmp_path / "cf.tif").shape == (16, 16, 3)  # channels first is still one RGB image
+
+
+def test_big_images_are_not_refused_as_decompression_bombs(tmp_path, rgb8, monkeypatch):
+    from PIL import Image as PILImage
+
+    from napari_bloodseg.io import images
+
+    Image.fromarray(rgb8).save(tmp_path / "a.png")
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100)  # Pillow's own limit, here tiny: raised when reading
+    assert read_image(tmp_path / "a.png").shape == rgb8.shape
+    assert PILImage.MAX_IMAGE_PIXELS == images.MAX_WHOLE_PIXELS
+    monkeypatch.setattr(images, "MAX_WHOLE_PIXELS", 200)
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(ImageReadError, match="too big to read whole; save it as a tiled TIFF"):
+        read_image(tmp_path / "a.png")
+
+
+def test_hidden_files_such_as_macos_resource_forks_are_not_listed(tmp_path, rgb8):
+    Image.fromarray(rgb8).save(tmp_path / "001.bmp")
+    (tmp_path / "._001.BMP").write_bytes(b"\x00\x05\x16\x07")  # AppleDouble, not an image
+    assert list_images([tmp_path]) == [tmp_path / "001.bmp"]

@@ -87,3 +87,20 @@ def test_refusals_leave_nothing(tmp_path, labels):
     with pytest.raises(ValueError, match=".png or .tif"):
         write_mask_banded(tmp_path / "mask.jpg", labels, "wbc")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_part_of_the_file_that_cannot_be_read_names_the_file():
+    import zlib
+
+    from napari_bloodseg.io import ImageReadError
+    from napari_bloodseg.io.lazy import RGBView
+
+    class Truncated:
+        shape, dtype = (64, 32, 3), np.dtype(np.uint8)
+
+        def __getitem__(self, key):
+            raise zlib.error("Error -5 while decompressing data: incomplete or truncated stream")
+
+    view = RGBView(Truncated(), "/data/scan.tif")
+    with pytest.raises(ImageReadError, match=r"/data/scan\.tif: cannot read rows 0-16 \(error: Error -5"):
+        view[0:16]

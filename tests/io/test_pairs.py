@@ -71,3 +71,9 @@ def test_real_dataset1_pairs(shared_data):
     pairs = find_pairs(shared_data / "wbc" / "dataset1")
     assert len(pairs) == 270
     assert all(img.suffix == ".bmp" and mask is not None and mask.stem == img.stem for img, mask in pairs)
+
+
+def test_jpeg_masks_in_a_masks_folder_and_hidden_files_skipped(tmp_path):
+    _touch(tmp_path / "images", "001.jpg", "002.jpg", "._001.jpg")
+    _touch(tmp_path / "masks", "001.jpg", "002.png", "._002.png")
+    assert _names(find_pairs(tmp_path)) == [("001.jpg", "001.jpg"), ("002.jpg", "002.png")]
