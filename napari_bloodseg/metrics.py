@@ -79,12 +79,15 @@ def score_image(
     a slide-sized pair is scored in bounded memory); the counts, and so the scores, are the same."""
     sch = get_schema(schema)
     if rows is None:
-        return scores_from_confusion(confusion_matrix(pred, target, sch.num_classes), sch)
-    if tuple(pred.shape) != tuple(target.shape):
-        raise ValueError(f"prediction shape {tuple(pred.shape)} differs from mask shape {tuple(target.shape)}")
-    cm = np.zeros((sch.num_classes, sch.num_classes), np.int64)
-    for r in range(0, pred.shape[0], rows):
-        cm += confusion_matrix(np.asarray(pred[r : r + rows]), np.asarray(target[r : r + rows]), sch.num_classes)
+        cm = confusion_matrix(pred, target, sch.num_classes)
+    else:
+        if tuple(pred.shape) != tuple(target.shape):
+            raise ValueError(f"prediction shape {tuple(pred.shape)} differs from mask shape {tuple(target.shape)}")
+        cm = np.zeros((sch.num_classes, sch.num_classes), np.int64)
+        for r in range(0, pred.shape[0], rows):
+            cm += confusion_matrix(np.asarray(pred[r : r + rows]), np.asarray(target[r : r + rows]), sch.num_classes)
+    if not cm.sum() and np.asarray(target).size:  # all unlabelled: "perfect" scores would mean nothing
+        raise ValueError("no pixel is labelled in both the mask and the prediction: nothing to score")
     return scores_from_confusion(cm, sch)
 
 

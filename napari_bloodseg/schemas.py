@@ -87,12 +87,28 @@ def get_schema(name: str | LabelSchema) -> LabelSchema:
         raise ValueError(f"unknown label schema {name!r}; choose one of {', '.join(SCHEMAS)}") from None
 
 
+#: masks smaller than this (64 x 64) are WBC when any pixel is mid-grey, without the edge-band test
+GUESS_MIN_PIXELS = 4096
+
+
 def guess_schema(grey: np.ndarray) -> LabelSchema:
-    """Guess the schema of an on-disk mask: any mid-grey pixels (about 128) mean WBC, else RBC."""
-    values = np.unique(np.asarray(grey))
-    mid = values[(values > 64) & (values < 192)]
-    if mid.size:
+    """Guess the schema of an on-disk mask (a 2-D grey image): WBC when it has a mid-grey (about 128) *region*,
+    RBC when it is black and white. Mid-grey pixels only along the black/white edges, as a JPEG or a resized 0/255
+    mask has them, are not cytoplasm (such a red-cell mask was scored as WBC). Label space (values below 16, e.g.
+    0/1/2): WBC when class 2 (nucleus) covers a real part of the foreground, not a few JPEG-bent pixels."""
+    g = np.asarray(grey)
+    if g.size == 0:
+        return RBC
+    top = int(g.max())
+    if top < 16:
+        n2 = int((g >= 2).sum())
+        return WBC if n2 and n2 >= 0.1 * int((g >= 1).sum()) else RBC
+    mid = (g > 64) & (g < 192)
+    if not mid.any():
+        return RBC
+    if g.ndim != 2 or g.size < GUESS_MIN_PIXELS:  # too small for edge bands to be told from regions
         return WBC
-    if values.size and values.max() <= 2 and 2 in values:  # label-space WBC mask (0/1/2)
-        return WBC
-    return RBC
+    # mid pixels whose four neighbours are mid too: the inside of a cytoplasm region, not a 1-2 px edge band
+    inner = mid[1:-1, 1:-1] & mid[:-2, 1:-1] & mid[2:, 1:-1] & mid[1:-1, :-2] & mid[1:-1, 2:]
+    n_inner = int(inner.sum())
+    return WBC if n_inner >= max(10, 0.005 * int((g > 64).sum())) else RBC

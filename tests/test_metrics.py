@@ -201,3 +201,11 @@ def test_scoring_in_bands_counts_the_same_as_whole():
         assert score_image(pred, truth, "wbc", rows=rows) == whole
     with pytest.raises(ValueError, match="differs"):
         score_image(pred[:-1], truth, "wbc", rows=64)
+
+
+def test_an_image_with_no_labelled_pixel_is_not_scored_perfect():
+    target = np.full((4, 4), IGNORE_INDEX, np.uint8)
+    with pytest.raises(ValueError, match="nothing to score"):
+        score_image(np.zeros((4, 4), np.uint8), target, "wbc")
+    with pytest.raises(ValueError, match="nothing to score"):
+        score_image(np.zeros((4, 4), np.uint8), target, "wbc", rows=2)

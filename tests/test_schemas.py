@@ -67,3 +67,16 @@ def test_napari_colors_cover_labels_ignore_and_default():
     assert colors[0][3] == 0.0  # background transparent
     assert colors[IGNORE_INDEX] == (0.0, 0.0, 0.0, 0.0)
     assert all(0.0 <= c <= 1.0 for rgba in colors.values() for c in rgba)
+
+
+def test_guess_schema_tells_a_cytoplasm_region_from_jpeg_edges():
+    yy, xx = np.mgrid[:100, :100]
+    r = np.hypot(yy - 50, xx - 50)
+    rbc = np.where(r < 30, 255, 0).astype(np.uint8)
+    rbc[(r >= 30) & (r < 31.5)] = 128  # a 1-2 px band of mid-grey along the edge: JPEG, or a resized mask
+    assert guess_schema(rbc) is RBC
+    wbc = np.where(r < 15, 255, np.where(r < 30, 128, 0)).astype(np.uint8)
+    assert guess_schema(wbc) is WBC
+    bent = np.where(r < 30, 1, 0).astype(np.uint8)
+    bent[(r >= 29) & (r < 30)] = 2  # label space: an RBC 0/1 mask with a few JPEG-bent 2s
+    assert guess_schema(bent) is RBC

@@ -143,29 +143,27 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _guess_batch_schema(sources: list, masks: dict) -> LabelSchema | None:
-    """The schema of a batch of on-disk predictions and expert masks, from up to 8 of each (one mask may hold no
-    cytoplasm, or nothing at all, and then read as an RBC mask); said on stderr, since it decides every score."""
-    import numpy as np
-
-    from ..io.images import _read_raw
-    from ..io.masks import grey_from_array
+    """The schema of a batch of on-disk predictions and expert masks, from up to 8 of each: WBC when any of them
+    reads as WBC (one mask may hold no cytoplasm, or nothing at all, and then read as an RBC mask); said on stderr,
+    since it decides every score."""
+    from ..io.masks import MaskError, read_mask
     from ..io.pairs import _key
-    from ..schemas import guess_schema
+    from ..schemas import RBC, WBC
 
-    greys = []
+    guesses = []
     for src in sources:  # the first 8 readable predictions with their masks (the main loop reports the rest)
         try:
-            found = [np.unique(grey_from_array(_read_raw(Path(src))))]
+            found = [read_mask(Path(src))[1]]
             mask = masks.get(_key(Path(src).stem))
             if mask is not None:
-                found.append(np.unique(grey_from_array(_read_raw(Path(mask)))))
-        except (OSError, ValueError):
+                found.append(read_mask(Path(mask))[1])
+        except (OSError, MaskError):
             continue
-        greys += found
-        if len(greys) >= 16:
+        guesses += found
+        if len(guesses) >= 16:
             break
-    if not greys:
+    if not guesses:
         return None
-    schema = guess_schema(np.concatenate(greys))
+    schema = WBC if WBC in guesses else RBC
     print(f"bloodseg: read the masks as {schema.name.upper()} (--schema to choose)", file=sys.stderr)
     return schema

@@ -16,19 +16,69 @@ class MaskError(ValueError):
 
 
 def grey_from_array(raw: np.ndarray) -> np.ndarray:
-    """Masks saved as RGB(A) carry the same grey in each channel: take the channel maximum (alpha dropped)."""
+    """A mask's pixels as one uint8 grey plane. RGB(A) masks carry the same grey in each channel (the channel
+    maximum is taken; alpha dropped); 16-bit ones the 8-bit levels times 257 (0/32896/65535), floats 0..1."""
     a = np.asarray(raw)
     if a.ndim == 3:
         if a.shape[-1] in (2, 4):
             a = a[..., :-1]
+        if a.shape[-1] == 3 and colour_coded(a):
+            raise MaskError(
+                "a colour-coded mask (classes as colours): its colours cannot be told apart as grey levels; save it "
+                "as grey levels (WBC 0/128/255, RBC 0/255), label values (0/1/2) or a palette image of class indices"
+            )
         a = a.max(axis=-1)
     if a.ndim != 2:
         raise MaskError(f"expected a 2-D mask, got shape {a.shape}")
+    if a.dtype == bool:
+        return a.astype(np.uint8) * 255
     if a.dtype != np.uint8:
-        top = float(a.max(initial=0))
-        a = (a.astype(np.float64) * (255.0 / top)).round() if top > 255 else a
-        a = np.asarray(a).clip(0, 255).astype(np.uint8)
+        top = float(np.nanmax(a, initial=0)) if a.size else 0.0
+        if np.issubdtype(a.dtype, np.floating) and top <= 1.0:
+            a = np.nan_to_num(a) * 255.0  # 0 / 0.5 / 1 -> 0 / 128 / 255
+        elif top > 65535:
+            a = a.astype(np.float64) * (255.0 / top)
+        elif top > 255:
+            a = a / 257.0  # a 16-bit file of 8-bit levels: not by its own maximum, which made cytoplasm nucleus
+        a = np.nan_to_num(np.asarray(a, dtype=np.float64)).round().clip(0, 255).astype(np.uint8)
     return a
+
+
+def colour_coded(rgb: np.ndarray) -> bool:
+    """Classes painted in different hues (red cytoplasm, blue nucleus; VOC colours): the channel maximum would
+    merge them (both became nucleus). One hue at several brightnesses (dark and bright red) reads fine, as do grey
+    masks, JPEG-bent ones included. The hue of a lit pixel: which channels reach half its brightest."""
+    sub = rgb[:: max(1, rgb.shape[0] // 512), :: max(1, rgb.shape[1] // 512)].astype(np.int32)
+    top = sub.max(axis=-1)
+    lit = top > 64
+    if not lit.any():
+        return False
+    hues = ((sub[lit] * 2 > top[lit, None]) * np.array([1, 2, 4])).sum(axis=-1)
+    counts = np.bincount(hues, minlength=8)
+    return int((counts >= 0.005 * lit.sum()).sum()) > 1
+
+
+def palette_indices(path: Path) -> np.ndarray | None:
+    """Class indices of a palette image (P mode) whose palette is not grey: what annotation tools save (VOC-style
+    colours, pixel value = class). None for other files, and for grey palettes (read as grey levels)."""
+    if path.suffix.lower() in (".tif", ".tiff"):
+        return None
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as im:
+            if im.mode != "P":
+                return None
+            im = ImageOps.exif_transpose(im)
+            indices = np.asarray(im)
+            palette = np.asarray(im.getpalette() or [], dtype=np.int32).reshape(-1, 3)
+    except Exception:  # noqa: BLE001 - unreadable: _read_raw says why
+        return None
+    used = np.unique(indices)
+    colours = palette[used[used < len(palette)]]
+    if colours.size == 0 or (colours.max(axis=1) - colours.min(axis=1) <= 8).all():
+        return None
+    return indices
 
 
 def looks_like_photo(raw: np.ndarray) -> bool:
@@ -45,11 +95,19 @@ def looks_like_photo(raw: np.ndarray) -> bool:
     return np.unique(packed).size > 64
 
 
+#: a mask whose values all lie below this is in label space (0/1/2), perhaps with JPEG noise (a 3 here and there)
+LABEL_SPACE_TOP = 16
+
+
 def labels_from_grey(grey: np.ndarray, schema: LabelSchema | str | None = None) -> tuple[np.ndarray, LabelSchema]:
-    """Grey mask → (label values, schema). A mask already in label space (values < n_classes) is kept as is."""
+    """Grey mask → (label values, schema). A mask already in label space (values < n_classes) is kept as is; one
+    of small values a lossy format bent (0/1/2 saved as JPEG) has them clipped to the schema's classes."""
     sch = guess_schema(grey) if schema is None else get_schema(schema)
-    if grey.size and int(grey.max()) < sch.num_classes:
+    top = int(grey.max()) if grey.size else 0
+    if top < sch.num_classes:
         return grey.astype(np.uint8), sch
+    if top < LABEL_SPACE_TOP:  # read as grey levels, 3 and everything else would snap to background
+        return np.minimum(grey, sch.num_classes - 1).astype(np.uint8), sch
     return sch.from_disk(grey), sch
 
 
@@ -66,8 +124,9 @@ def read_mask(
     resized mask would silently score against the wrong pixels. ``shape_of`` names what it must fit, for the error.
     """
     path = Path(path)
+    indices = palette_indices(path)
     try:
-        raw = _read_raw(path)
+        raw = _read_raw(path) if indices is None else indices
     except ImageReadError as exc:
         raise MaskError(str(exc)) from None
     if looks_like_photo(raw):
@@ -76,10 +135,14 @@ def read_mask(
         grey = grey_from_array(raw)
     except MaskError as exc:
         raise MaskError(f"{path}: {exc}") from None
-    unlabelled = raw[..., -1] == 0 if raw.ndim == 3 and raw.shape[-1] in (2, 4) else None
+    # only grey + alpha (how this tool saves partial corrections) marks unlabelled pixels: an RGBA mask's alpha is
+    # an overlay's transparency, and reading it as "unlabelled" left nothing to score (every score 1.0)
+    unlabelled = raw[..., -1] == 0 if raw.ndim == 3 and raw.shape[-1] == 2 else None
     if shape is not None and tuple(grey.shape) != tuple(shape[:2]):
         size = f"{grey.shape[0]}x{grey.shape[1]}"
         raise MaskError(f"{path.name}: mask is {size} but {shape_of} is {shape[0]}x{shape[1]}")
+    if indices is not None and int(grey.max(initial=0)) >= get_schema(schema or guess_schema(grey)).num_classes:
+        raise MaskError(f"{path.name}: palette indices up to {int(grey.max())}: more classes than the schema has")
     labels, sch = labels_from_grey(grey, schema)
     if unlabelled is not None and unlabelled.any():
         labels[unlabelled] = IGNORE_INDEX
@@ -106,10 +169,19 @@ def write_mask(path: str | Path, labels: np.ndarray, schema: LabelSchema | str, 
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise MaskError(f"labels must be 2-D, got shape {labels.shape}")
-    if labels.size and (
-        labels.max() >= sch.num_classes and not np.all(np.isin(labels, [*range(sch.num_classes), 255]))
-    ):
-        raise MaskError(f"labels hold values outside the {sch.name} schema (0..{sch.num_classes - 1})")
+    if labels.dtype == bool:
+        labels = labels.astype(np.uint8)
+    elif not np.issubdtype(labels.dtype, np.integer):  # 0.85 was written as 0, NaN as background
+        if not (np.isfinite(labels).all() and (labels == np.round(labels)).all()):
+            raise MaskError(f"labels must be whole class values, not fractions or NaN ({labels.dtype})")
+    in_range = not labels.size or (labels.min() >= 0 and labels.max() < sch.num_classes)
+    if not in_range and not np.isin(labels, [*range(sch.num_classes), IGNORE_INDEX]).all():
+        bad = np.setdiff1d(np.unique(labels), [*range(sch.num_classes), IGNORE_INDEX])[:5].tolist()
+        raise MaskError(
+            f"labels hold values {bad} outside the {sch.name} schema (0..{sch.num_classes - 1}, "
+            f"{IGNORE_INDEX}: unlabelled)"
+        )
+    labels = labels.astype(np.uint8)
     grey = mask_pixels(labels, sch, alpha=bool((labels == IGNORE_INDEX).any()))
     suffix = path.suffix.lower()
 

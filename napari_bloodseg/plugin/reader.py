@@ -28,7 +28,7 @@ import numpy as np
 
 from ..io.images import IMAGE_SUFFIXES, ImageReadError, _read_raw, to_rgb_uint8
 from ..io.lazy import open_lazy
-from ..io.masks import MaskError, grey_from_array, read_mask
+from ..io.masks import LABEL_SPACE_TOP, MaskError, grey_from_array, palette_indices, read_mask
 from ..io.pairs import find_pairs
 from .layers import META_KEY, schema_layer_kwargs
 
@@ -204,7 +204,8 @@ def read_file(path: Path) -> LayerData:
     if big is not None:
         return big
     raw = _read_raw(path)
-    if looks_like_mask(raw):
+    indices = palette_indices(path)  # an annotation tool's palette mask: class indices, shown in colours
+    if looks_like_mask(raw) or (indices is not None and int(indices.max(initial=0)) < LABEL_SPACE_TOP):
         labels, schema = read_mask(path)
         return _mask_layer(path, labels, schema)
     return _image_layer(path, to_rgb_uint8(raw, str(path)))

@@ -131,8 +131,13 @@ def test_fully_labelled_mask_has_no_alpha(tmp_path):
 
 
 def test_write_refuses_bad_input(tmp_path):
-    with pytest.raises(MaskError, match=r"outside the rbc schema \(0\.\.1\)"):
+    with pytest.raises(MaskError, match=r"values \[2\] outside the rbc schema \(0\.\.1, 255: unlabelled\)"):
         write_mask(tmp_path / "x.png", np.array([[0, 2]], np.uint8), "rbc")
+    with pytest.raises(MaskError, match=r"values \[-1\] outside"):  # "ignore" as -1 was written as background
+        write_mask(tmp_path / "x.png", np.array([[0, -1]], np.int16), "rbc")
+    for bad in (0.85, np.nan):  # 0.85 was written as 0, NaN as background
+        with pytest.raises(MaskError, match="whole class values"):
+            write_mask(tmp_path / "x.png", np.array([[0.0, bad]]), "wbc")
     with pytest.raises(MaskError, match="must be 2-D"):
         write_mask(tmp_path / "x.png", np.zeros((2, 2, 3), np.uint8), "wbc")
     with pytest.raises(MaskError, match=r"x\.jpg: masks are written as \.png or \.tif, not \.jpg"):
@@ -181,3 +186,48 @@ def test_a_colour_photograph_is_not_read_as_a_mask(tmp_path):
     coded = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 255]], np.uint8)[labels]  # a colour-coded mask: 3 colours
     grey_rgb = np.repeat(np.array([0, 128, 255], np.uint8)[labels][..., None], 3, axis=-1)
     assert looks_like_photo(image) and not looks_like_photo(coded) and not looks_like_photo(grey_rgb)
+
+
+def test_palette_masks_are_read_as_class_indices(tmp_path):
+    im = Image.fromarray(LABELS, mode="P")  # annotation tools: pixel = class, VOC colours in the palette
+    im.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (253 * 3))
+    im.save(tmp_path / "voc.png")
+    labels, schema = read_mask(tmp_path / "voc.png")
+    assert schema is WBC  # was: both colours' channel maximum 128, so no nucleus at all
+    np.testing.assert_array_equal(labels, LABELS)
+    grey = Image.fromarray(GREY, mode="L").convert("P")  # a grey palette is grey levels, as before
+    grey.save(tmp_path / "grey.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "grey.png")[0], LABELS)
+
+
+def test_colour_coded_masks_are_refused_not_merged(tmp_path):
+    rgb = np.zeros(GREY.shape + (3,), np.uint8)
+    rgb[LABELS == 1] = (255, 0, 0)  # red cytoplasm
+    rgb[LABELS == 2] = (0, 0, 255)  # blue nucleus: the channel maximum made both nucleus
+    Image.fromarray(rgb).save(tmp_path / "coded.png")
+    with pytest.raises(MaskError, match="colour-coded mask"):
+        read_mask(tmp_path / "coded.png", "wbc")
+
+
+def test_an_rgba_masks_transparency_is_not_unlabelled(tmp_path):
+    rgba = np.dstack([GREY, GREY, GREY, np.where(GREY > 0, 255, 0).astype(np.uint8)])  # overlay: clear background
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "overlay.png")
+    labels, _ = read_mask(tmp_path / "overlay.png", "wbc")
+    np.testing.assert_array_equal(labels, LABELS)  # background, not IGNORE: it counts in the scores
+
+
+@pytest.mark.parametrize("noise", [0, 1])
+def test_label_value_masks_bent_by_jpeg_keep_their_classes(tmp_path, noise):
+    bent = LABELS + (LABELS == 2) * noise  # JPEG turns some 2s into 3s
+    labels, schema = read_mask(_save_grey(tmp_path / "l.png", bent) or tmp_path / "l.png")
+    assert schema is WBC
+    np.testing.assert_array_equal(labels, LABELS)  # was: every value snapped to grey level 0, background
+
+
+def test_16bit_and_float_masks_keep_their_levels(tmp_path):
+    cyto_only = np.where(GREY == 255, 0, GREY).astype(np.uint16) * 257  # 0 / 32896 only
+    tifffile.imwrite(tmp_path / "c16.tif", cyto_only)
+    labels, _ = read_mask(tmp_path / "c16.tif", "wbc")
+    assert set(np.unique(labels)) == {0, 1}  # was: rescaled by its own maximum, so cytoplasm became nucleus
+    tifffile.imwrite(tmp_path / "f.tif", GREY.astype(np.float32) / 255.0)  # 0 / 0.5 / 1
+    np.testing.assert_array_equal(read_mask(tmp_path / "f.tif", "wbc")[0], LABELS)

@@ -257,3 +257,17 @@ def test_viewer_shows_a_big_tiff_without_loading_full_resolution(viewer, big_tif
     assert layer.multiscale and layer.rgb and layer.metadata["bloodseg"]["lazy"]
     assert shapes, "napari must have read something to show"
     assert (1200, 1500, 3) not in shapes
+
+
+def test_a_palette_mask_from_an_annotation_tool_opens_as_labels(tmp_path):
+    from PIL import Image
+
+    labels = np.zeros((30, 30), np.uint8)
+    labels[5:25, 5:25] = 1
+    labels[10:20, 10:20] = 2
+    im = Image.fromarray(labels, mode="P")
+    im.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (253 * 3))  # VOC colours: red, green
+    im.save(tmp_path / "001.png")
+    ((data, kwargs, kind),) = read_paths(str(tmp_path / "001.png"))
+    assert kind == "labels" and kwargs["metadata"]["bloodseg"]["schema"] == "wbc"  # was: an RGB image layer
+    np.testing.assert_array_equal(data, labels)
