@@ -87,6 +87,26 @@ def images_in(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
+def prediction_files(folder: str | Path) -> tuple[list[Path], list[str]]:
+    """Every mask file of a folder of predictions (not read as image + mask pairs: ``slide.png`` beside
+    ``slide.tif`` are two predictions) and, for stems that more than one file shares, one problem each."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder")
+    suffixes = MASK_SUFFIXES + IMAGE_SUFFIXES
+    by_key: dict[str, list[Path]] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix.lower() in suffixes and not hidden(p):
+            by_key.setdefault(_key(p.stem), []).append(p)
+    files = [group[0] for group in by_key.values() if len(group) == 1]
+    clashes = [
+        f"{', '.join(p.name for p in group)}: predictions of one image name, none scored (keep one)"
+        for group in by_key.values()
+        if len(group) > 1
+    ]
+    return files, clashes
+
+
 def mask_index(folder: str | Path) -> dict[str, Path]:
     """Masks in ``folder`` keyed by the image stem they belong to."""
     folder = Path(folder)

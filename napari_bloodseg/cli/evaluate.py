@@ -40,7 +40,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..evaluation import build_report, format_table, images_in, mask_index
+    from ..evaluation import build_report, format_table, images_in, mask_index, prediction_files
     from ..io import ImageReadError, MaskError, read_image, read_mask
     from ..metrics import score_image
     from ..schemas import get_schema
@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if not masks:
         raise UsageError(f"no masks found in {args.masks}")
     predictor = None
+    clashes: list[str] = []
     if args.images:
         if not args.model:
             raise UsageError("--images needs --model")
@@ -74,14 +75,22 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.pred.is_dir():
             raise UsageError(f"{args.pred}: not a folder")
-        sources = sorted(mask_index(args.pred).values())
+        ignored = _inference_options_given(args)
+        if ignored:
+            verb = "is" if len(ignored) == 1 else "are"
+            print(f"bloodseg: warning: {', '.join(ignored)} {verb} for --images; ignored with --pred", file=sys.stderr)
+        if args.model:
+            print(f"bloodseg: --model {args.model} names the predictions in the report; nothing runs", file=sys.stderr)
+        sources, clashes = prediction_files(args.pred)
+        for problem in clashes:
+            error(problem)
         schema = get_schema(args.schema) if args.schema else _guess_batch_schema(sources, masks)
     if not sources:
         raise UsageError("no images or predictions found")
 
     from ..io.pairs import _key
 
-    names, scores, errors = [], [], []
+    names, scores, errors = [], [], list(clashes)
     truth_classes: set[int] = set()
     t0 = time.perf_counter()
     for src in sources:
@@ -106,6 +115,16 @@ def run(args: argparse.Namespace) -> int:
             error(str(exc))
             errors.append(str(exc))
     seconds = time.perf_counter() - t0
+    if args.pred:  # an expert mask without a prediction is a gap in the batch: said, not silently left out
+        predicted = {_key(Path(src).stem) for src in sources}
+        unscored = sorted(Path(m).name for k, m in masks.items() if k not in predicted)
+        if unscored:
+            more = f" and {len(unscored) - 5} more" if len(unscored) > 5 else ""
+            print(
+                f"bloodseg: warning: {len(unscored)} expert mask{'s' if len(unscored) > 1 else ''} without a "
+                f"prediction in {args.pred}, not scored: {', '.join(unscored[:5])}{more}",
+                file=sys.stderr,
+            )
     if schema is None:
         raise UsageError("nothing could be evaluated")
     report = build_report(
@@ -140,6 +159,24 @@ def run(args: argparse.Namespace) -> int:
     if not scores:
         raise UsageError("no image could be evaluated")
     return 2 if errors else 0
+
+
+def _inference_options_given(args: argparse.Namespace) -> list[str]:
+    """The options that run a model, given with --pred (where nothing runs)."""
+    defaults = build_defaults()
+    return [
+        "--" + name.replace("_", "-")
+        for name in ("device", "tile_size", "overlap", "batch_size", "tta", "edge_cells", "scale", "cell_size")
+        if getattr(args, name, None) != defaults.get(name)
+    ]
+
+
+def build_defaults() -> dict:
+    """Defaults of the evaluate options, as the parser sets them."""
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    add_parser(sub)
+    return {a.dest: a.default for a in sub.choices["evaluate"]._actions}
 
 
 def _guess_batch_schema(sources: list, masks: dict) -> LabelSchema | None:

@@ -291,3 +291,31 @@ def test_a_missing_image_is_named_as_missing_and_a_replaced_report_is_said(
     clean_error(err, "missing.bmp: no such file")  # not "no expert mask with this name"
     assert "report written to" in err and "(replaced the one there)" in err
     assert [im["name"] for im in json.loads(out.read_text())["images"]] == ["001"]
+
+
+def test_pred_folder_is_a_flat_list_clashing_names_and_unpredicted_masks_are_said(wbc_dir, tmp_path, capsys):
+    pred = tmp_path / "pred"
+    write_mask(pred / "001.png", _truth(wbc_dir, 1), "wbc")
+    write_mask(pred / "002.png", _truth(wbc_dir, 2), "wbc")
+    write_mask(pred / "002.tif", _truth(wbc_dir, 2), "wbc")  # two predictions of 002: which one counts?
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "--masks", str(wbc_dir), "--pred", str(pred), "--json", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "002.png, 002.tif: predictions of one image name, none scored" in err
+    assert "warning: 2 expert masks without a prediction" in err and "002.png, 003.png" in err
+    report = json.loads(out.read_text())
+    assert [im["name"] for im in report["images"]] == ["001"] and len(report["errors"]) == 1
+
+
+def test_pred_says_which_options_do_nothing(wbc_dir, tmp_path, capsys):
+    pred = tmp_path / "pred"
+    for i in (1, 2, 3):
+        write_mask(pred / f"{i:03d}.png", _truth(wbc_dir, i), "wbc")
+    assert main(["evaluate", "--masks", str(wbc_dir), "--pred", str(pred)]) == 0
+    assert "ignored with --pred" not in capsys.readouterr().err
+    argv = ["evaluate", "--masks", str(wbc_dir), "--pred", str(pred), "--tta", "on", "--model", "my-net"]
+    assert main([*argv, "--json", str(tmp_path / "r.json")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --tta is for --images; ignored with --pred" in err
+    assert "--model my-net names the predictions in the report; nothing runs" in err
+    assert json.loads((tmp_path / "r.json").read_text())["model"] == "my-net"
