@@ -7,7 +7,14 @@ import sys
 from pathlib import Path
 
 from ..training.finetune_defaults import FINETUNE_DEFAULTS
-from .common import UsageError, add_training_speed_args, below_one_arg, positive_int_arg, training_speed_note
+from .common import (
+    UsageError,
+    add_training_speed_args,
+    below_one_arg,
+    non_negative_arg,
+    positive_int_arg,
+    training_speed_note,
+)
 
 
 def add_parser(sub) -> None:
@@ -51,12 +58,12 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--scale",
         default="auto",
-        help="factor from --data pixels to the network input, the base's input scale included (rbc-deconvnet on "
-        "fields like its own: 0.5), or 'auto' (from cell sizes)",
+        help="resize factor for --data on top of the base model's own input scale, as predict's --scale (1: as the "
+        "base runs its own data; 0.4: Dataset 2 crops for a Dataset 1 model), or 'auto' (from cell sizes)",
     )
     p.add_argument(
         "--max-seconds",
-        type=float,
+        type=non_negative_arg,
         default=FINETUNE_DEFAULTS["max_minutes"] * 60,
         help="time budget of the training loop (0: none)",
     )
@@ -78,8 +85,8 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--no-guard", action="store_true", help="save even if the base domain gets worse")
     add_training_speed_args(p)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="auto: cuda > mps > cpu")
+    p.add_argument("--seed", type=int, default=0, help="seeds the split, sampling and augmentation")
     p.add_argument("--name", default=None, help="name of the new model (default: BASE-ftN)")
     p.set_defaults(func=run)
 
@@ -93,8 +100,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.data}: not a folder")
     try:
         from ..models import find_model
+        from ..models.files import read_card
 
-        schema = find_model(args.model).schema
+        info = find_model(args.model)
+        schema = info.schema
+        base_scale = (read_card(info.path).input_scale or 1.0) if info.path else 1.0
         samples = load_samples(args.data, schema)
         if args.val:
             train, val = samples, load_samples(args.val, schema)
@@ -106,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
             steps, max_steps = min(args.steps, 10), args.steps
             epochs = -(-args.steps // steps)
         try:
-            scale = args.scale if args.scale == "auto" else float(args.scale)
+            # as predict's --scale: on top of the model's own input scale (the library takes the whole factor)
+            scale = args.scale if args.scale == "auto" else float(args.scale) * base_scale
         except ValueError:
             raise UsageError(f"--scale must be 'auto' or a positive number, not {args.scale!r}") from None
         cfg = finetune_config(

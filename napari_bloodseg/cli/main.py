@@ -8,7 +8,7 @@ import sys
 
 from .. import __version__
 from . import evaluate, finetune, models, predict, train
-from .common import UsageError, error
+from .common import DefaultsFormatter, UsageError, error
 
 SUBCOMMANDS = [predict, evaluate, train, finetune, models]
 
@@ -19,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for mod in SUBCOMMANDS:
         mod.add_parser(sub)
+    for command in sub.choices.values():
+        command.formatter_class = DefaultsFormatter
     return parser
 
 

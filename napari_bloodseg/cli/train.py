@@ -11,6 +11,7 @@ from .common import (
     add_training_speed_args,
     below_one_arg,
     fraction_arg,
+    non_negative_arg,
     positive_int_arg,
     training_speed_note,
 )
@@ -20,7 +21,12 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a network from scratch")
     p.add_argument("--model", required=True, choices=["unet", "segnet", "deconvnet"], help="architecture")
     p.add_argument("--data", required=True, type=Path, help="folder of image+mask pairs")
-    p.add_argument("--schema", default="wbc", choices=["wbc", "rbc"])
+    p.add_argument(
+        "--schema",
+        default="wbc",
+        choices=["wbc", "rbc"],
+        help="label schema of the masks: wbc (0/128/255: cytoplasm, nucleus) or rbc (0/255: cell)",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--val-fraction", type=float, default=0.1, help="part of --data held out for model selection")
     g.add_argument("--val", type=Path, help="separate validation folder")
@@ -30,11 +36,13 @@ def add_parser(sub) -> None:
         default=0.0,
         help="part of --data never used (ids saved in the card, for an honest benchmark)",
     )
-    p.add_argument("--epochs", type=positive_int_arg, default=60)
-    p.add_argument("--steps-per-epoch", type=positive_int_arg, default=None)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--batch-size", type=positive_int_arg, default=16)
-    p.add_argument("--patch-size", type=positive_int_arg, default=128)
+    p.add_argument("--epochs", type=positive_int_arg, default=60, help="passes over the training images")
+    p.add_argument(
+        "--steps-per-epoch", type=positive_int_arg, default=None, help="optimiser steps per epoch (default: one pass)"
+    )
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (warm-up, then cosine decay)")
+    p.add_argument("--batch-size", type=positive_int_arg, default=16, help="crops per step")
+    p.add_argument("--patch-size", type=positive_int_arg, default=128, help="side of the training crops in pixels")
     p.add_argument(
         "--width", type=positive_int_arg, default=16, help="channels of the first level (doubling per level)"
     )
@@ -67,13 +75,15 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--input-scale", type=float, default=1.0, help="resize data by this factor (e.g. 0.5 for big fields)"
     )
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="auto: cuda > mps > cpu")
     p.add_argument("--seed", type=int, default=0, help="seeds the split, initialisation, sampling and augmentation")
     p.add_argument(
         "--split-seed", type=int, default=None, help="seed of the validation/test split only (default: --seed)"
     )
     p.add_argument("--val-every", type=positive_int_arg, default=1, help="validate every N epochs (and after the last)")
-    p.add_argument("--max-minutes", type=float, default=None, help="stop after this long (keeps the best so far)")
+    p.add_argument(
+        "--max-minutes", type=non_negative_arg, default=None, help="stop after this long (keeps the best so far)"
+    )
     p.add_argument(
         "--compile",
         action="store_true",

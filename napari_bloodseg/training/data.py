@@ -9,7 +9,7 @@ import numpy as np
 
 from ..inference.predict import resize_image
 from ..io import find_pairs, read_image, read_mask
-from ..schemas import LabelSchema, get_schema
+from ..schemas import IGNORE_INDEX, LabelSchema, get_schema
 
 
 @dataclass
@@ -84,3 +84,19 @@ def typical_cell_size(samples: list[Sample]) -> float:
         areas = np.bincount(lab.ravel(), minlength=n + 1)[1:]
         diam.extend(2 * np.sqrt(areas[areas >= 0.1 * areas.max()] / np.pi))
     return float(np.median(diam)) if diam else 0.0
+
+
+#: what RBC masks (0/255, one class) read as WBC look like: nucleus everywhere a cell is, cytoplasm nowhere
+RBC_MASKS_AS_WBC = (
+    "the masks mark nucleus (grey 255) but no cytoplasm (grey 128) anywhere: these look like RBC masks "
+    "(0/255, one class), which a WBC model would learn as 'every cell is a nucleus'"
+)
+
+
+def check_not_rbc_masks(samples: list[Sample], num_classes: int) -> None:
+    """ValueError when WBC training labels hold nucleus and background only, in fully labelled masks."""
+    if num_classes != 3 or not samples:
+        return
+    present = set().union(*(np.unique(s.labels).tolist() for s in samples)) - {IGNORE_INDEX}
+    if present == {0, 2} and not any((s.labels == IGNORE_INDEX).any() for s in samples):
+        raise ValueError(RBC_MASKS_AS_WBC)

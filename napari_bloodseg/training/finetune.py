@@ -29,8 +29,9 @@ from ..models import ModelCard, get_model, save_model, user_model_dir
 from ..models.files import model_paths
 from ..models.zoo import find_model
 from ..schemas import IGNORE_INDEX
-from .data import Sample, load_samples, rescale_sample, typical_cell_size
+from .data import Sample, check_not_rbc_masks, load_samples, rescale_sample, typical_cell_size
 from .finetune_defaults import FINETUNE_DEFAULTS
+from .train import run_environment
 from .trainer import EpochLog, TrainConfig, fit, selection_score, validate
 
 if TYPE_CHECKING:
@@ -62,9 +63,9 @@ class FinetuneResult:
         n = int((self.after or {}).get("n_images", 0))
         if not n:
             out.append(
-                "no image was held out for validation (too few images for the validation share), so nothing checked "
-                "the new model on images it did not learn from and its last state was saved; check it on a few "
-                "more of your images (Evaluate) before relying on it"
+                "no image was held out for validation, so nothing checked the new model on images it did not learn "
+                "from and its last state was saved; check it on a few more of your images (Evaluate) before "
+                "relying on it"
             )
         elif n < CONVINCING_VAL_IMAGES:
             out.append(
@@ -128,11 +129,10 @@ def check_samples(samples: list[Sample], num_classes: int) -> None:
     present = set().union(*(np.unique(s.labels).tolist() for s in samples)) - {IGNORE_INDEX}
     if present == {0}:
         raise FinetuneError("the corrected labels mark no cell anywhere (all background): correct or load the cells")
-    if num_classes == 3 and present == {0, 2} and not any((s.labels == IGNORE_INDEX).any() for s in samples):
-        raise FinetuneError(
-            "the masks mark nucleus (grey 255) but no cytoplasm (grey 128) anywhere: these look like RBC masks "
-            "(0/255, one class), which a WBC model would learn as 'every cell is a nucleus'; fine-tune an RBC model"
-        )
+    try:
+        check_not_rbc_masks(samples, num_classes)
+    except ValueError as exc:
+        raise FinetuneError(f"{exc}; fine-tune an RBC model") from None
 
 
 def _base_data_folder(recorded: str | None) -> Path | None:
@@ -334,8 +334,11 @@ def finetune(
             "val_ids": [s.name for s in val],
             "scale": factor,
             "settings": cfg.to_dict(),
+            "epochs_run": len(result.history),
+            "best_epoch": result.best_epoch,
             "seconds": round(time.perf_counter() - t0, 1),
             "device": result.device,
+            **run_environment(),
             "guard": guard,
             "weight_mix": share,
         },

@@ -15,8 +15,18 @@ from ..inference.edge_cells import check_min_fraction
 from ..models import ModelCard, build_model, save_model
 from ..models.files import DEFAULT_NORMALISATION, model_paths
 from ..schemas import get_schema
-from .data import Sample, load_samples, split_names, typical_cell_size
+from .data import Sample, check_not_rbc_masks, load_samples, split_names, typical_cell_size
 from .trainer import EpochLog, FitResult, TrainConfig, fit
+
+
+def run_environment() -> dict[str, str]:
+    """Machine, torch and bloodseg versions, for a model card: timings and results mean little without them."""
+    threads = torch.get_num_threads()
+    return {
+        "machine": f"{platform.machine()} {platform.processor() or ''} {threads} threads".replace("  ", " "),
+        "torch": torch.__version__,
+        "bloodseg": __version__,
+    }
 
 
 def split_samples(
@@ -72,6 +82,10 @@ def train_model(
         val = load_samples(val_data, sch, scale=input_scale)
     else:
         train, val, test = split_samples(samples, val_fraction, test_fraction, split_seed)
+    try:
+        check_not_rbc_masks(train + val, sch.num_classes)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; train with schema rbc (--schema rbc)") from None
     torch.manual_seed(cfg.seed)
     model = build_model(architecture, num_classes=sch.num_classes, width=width, depth=depth)
     out = model_paths(out)[0].with_suffix("")  # "m", "m.safetensors" and "m.json" all mean the model m
@@ -103,9 +117,7 @@ def train_model(
             "best_epoch": best_epoch,
             "seconds": round(seconds, 1),
             "device": device,
-            "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
-            "torch": torch.__version__,
-            "bloodseg": __version__,
+            **run_environment(),
         }
 
     def save_best(m, log: EpochLog) -> None:

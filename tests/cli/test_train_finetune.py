@@ -316,3 +316,75 @@ def test_finetune_counts_below_one_are_refused_before_any_work(folder, flag, cap
     with pytest.raises(SystemExit) as exc:
         main(["finetune", "--model", "wbc-unet", "--data", str(folder), "--name", "x", flag, "0"])
     assert exc.value.code == 2 and "at least 1" in capsys.readouterr().err
+
+
+def test_train_refuses_rbc_masks_read_as_wbc(tmp_path, capsys, clean_error):
+    from napari_bloodseg.data import synthetic_rbc
+
+    data = tmp_path / "rbc"
+    data.mkdir()
+    for i in range(4):
+        img, lab = synthetic_rbc((64, 64), seed=i)
+        Image.fromarray(img).save(data / f"{i:03d}.jpg")
+        write_mask(data / f"{i:03d}.png", lab, "rbc")  # 0/255: read as WBC, every cell a nucleus
+    out = tmp_path / "m"
+    assert main(["train", "--model", "unet", "--data", str(data), *TINY, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    clean_error(err, "look like RBC masks")
+    assert "--schema rbc" in err
+    assert not out.with_suffix(".json").exists()
+
+
+@pytest.mark.parametrize(("command", "flag"), [("train", "--max-minutes"), ("finetune", "--max-seconds")])
+def test_negative_time_budgets_are_refused(folder, tmp_path, command, flag, capsys):
+    args = ["train", "--model", "unet", "--out", str(tmp_path / "m")] if command == "train" else ["finetune"]
+    if command == "finetune":
+        args += ["--model", "wbc-unet", "--name", "x"]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--data", str(folder), flag, "-5"])
+    assert exc.value.code == 2 and "0 or more" in capsys.readouterr().err
+
+
+def test_help_says_the_defaults(capsys):
+    for command in ("train", "finetune", "predict", "evaluate"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for shown in (
+        "--max-seconds MAX_SECONDS time budget of the training loop (0: none) (default: 45.0)",
+        "(default: 1088)",
+        "--epochs EPOCHS passes over the training images (default: 60)",
+        "seeds the split, sampling and augmentation (default: 0)",
+    ):
+        assert shown in text, shown
+
+
+def test_finetune_scale_means_what_predict_scale_means(folder, tmp_model_dir, capsys):
+    """--scale is on top of the base's own input scale, in finetune as in predict: 1 runs the data as the base runs
+    its own (a base at input scale 0.5 gave a fine-tune at twice its resolution)."""
+    import torch
+
+    from napari_bloodseg.models import ModelCard, build_model, read_card, save_model
+
+    torch.manual_seed(0)
+    model = build_model("unet", num_classes=3, width=4, depth=3)
+    save_model(
+        model, ModelCard(name="half", config=model.config, schema="wbc", input_scale=0.5), tmp_model_dir / "half"
+    )
+    argv = [
+        "finetune",
+        "--model",
+        "half",
+        "--data",
+        str(folder),
+        "--steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+    ]
+    assert main([*argv, "--scale", "1", "--name", "half-ft"]) == 0
+    assert read_card(tmp_model_dir / "half-ft").input_scale == 0.5
+    assert main([*argv, "--scale", "0.4", "--name", "half-ft2"]) == 0
+    assert read_card(tmp_model_dir / "half-ft2").input_scale == pytest.approx(0.2)
