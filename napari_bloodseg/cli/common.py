@@ -149,37 +149,30 @@ class DefaultsFormatter(argparse.HelpFormatter):
         return text
 
 
+def _number_arg(text: str, kind: type, ok: Callable[[Any], bool], expected: str) -> Any:
+    """``text`` as ``kind`` when ``ok`` says so, else argparse's one-line error saying what was expected."""
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not ok(value):  # ok() is False for NaN too
+        raise argparse.ArgumentTypeError(f"expected {expected}, not {text!r}")
+    return value
+
+
 def non_negative_arg(text: str) -> float:
     """argparse type for a time budget: 0 (none) or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of 0 or more, not {text!r}") from None
-    if not value >= 0:  # also NaN
-        raise argparse.ArgumentTypeError(f"expected a number of 0 or more, not {text!r}")
-    return value
+    return _number_arg(text, float, lambda v: v >= 0, "a number of 0 or more")
 
 
 def positive_int_arg(text: str) -> int:
     """argparse type for a count that must be at least 1 (epochs, steps, batch size, width)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
-    return value
+    return _number_arg(text, int, lambda v: v >= 1, "a whole number of at least 1")
 
 
 def below_one_arg(text: str) -> float:
     """argparse type for a number in [0, 1): a replayed share of a batch, a moving average's decay."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 up to (not including) 1, not {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 up to (not including) 1, not {text!r}")
-    return value
+    return _number_arg(text, float, lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1")
 
 
 def load_model_or_fail(spec: str, width: int = 16):

@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _inference_options_given(args: argparse.Namespace) -> list[str]:
     """The options that run a model, given with --pred (where nothing runs)."""
-    defaults = build_defaults()
+    defaults = _option_defaults()
     return [
         "--" + name.replace("_", "-")
         for name in ("device", "tile_size", "overlap", "batch_size", "tta", "edge_cells", "scale", "cell_size")
@@ -171,7 +171,7 @@ def _inference_options_given(args: argparse.Namespace) -> list[str]:
     ]
 
 
-def build_defaults() -> dict:
+def _option_defaults() -> dict:
     """Defaults of the evaluate options, as the parser sets them."""
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()

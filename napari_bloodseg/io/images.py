@@ -21,7 +21,7 @@ MAX_WHOLE_PIXELS = 1_000_000_000
 
 
 def _read_raw(path: Path) -> np.ndarray:
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
@@ -32,7 +32,7 @@ def _read_raw(path: Path) -> np.ndarray:
             Image.MAX_IMAGE_PIXELS = MAX_WHOLE_PIXELS
         with Image.open(path) as im:
             _check_png_depth(path, im)
-            im = ImageOps.exif_transpose(im)  # as every viewer shows a rotated camera JPEG, and as masks are drawn
+            im = _upright(im)
             if im.mode in ("P", "CMYK", "YCbCr", "PA", "1"):
                 im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
             return np.asarray(im)
@@ -45,6 +45,17 @@ def _read_raw(path: Path) -> np.ndarray:
         ) from None
     except Exception as exc:  # PIL/tifffile raise many types for corrupt files
         raise ImageReadError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
+
+
+def _upright(im: Any) -> Any:
+    """The image turned as its EXIF orientation says, as every viewer shows a camera JPEG and as its mask was drawn;
+    as stored when that tag cannot be read (a broken EXIF block must not make the pixels unreadable)."""
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(im)
+    except Exception:  # noqa: BLE001 - Pillow raises several types for malformed EXIF
+        return im
 
 
 def _read_tiff(path: Path) -> np.ndarray:

@@ -63,13 +63,15 @@ def palette_indices(path: Path) -> np.ndarray | None:
     colours, pixel value = class). None for other files, and for grey palettes (read as grey levels)."""
     if path.suffix.lower() in (".tif", ".tiff"):
         return None
-    from PIL import Image, ImageOps
+    from PIL import Image
+
+    from .images import _upright
 
     try:
         with Image.open(path) as im:
             if im.mode != "P":
                 return None
-            im = ImageOps.exif_transpose(im)
+            im = _upright(im)
             indices = np.asarray(im)
             palette = np.asarray(im.getpalette() or [], dtype=np.int32).reshape(-1, 3)
     except Exception:  # noqa: BLE001 - unreadable: _read_raw says why

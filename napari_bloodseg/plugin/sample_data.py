@@ -80,7 +80,6 @@ def fetch_responsive(fetch: Callable[..., Path], name: str) -> Path:
     """``fetch(name, progress=...)`` in a worker thread while the Qt event loop keeps running, with a napari
     progress bar. napari calls sample loaders synchronously and needs their layers back, so the loader waits here,
     in a nested event loop, instead of blocking napari for the whole download."""
-    from qtpy.QtCore import QEventLoop, QTimer
     from qtpy.QtWidgets import QApplication
 
     if QApplication.instance() is None:
@@ -88,13 +87,14 @@ def fetch_responsive(fetch: Callable[..., Path], name: str) -> Path:
     if not _DOWNLOADING.acquire(blocking=False):
         raise RuntimeError("a dataset download is already running; wait for it to finish")
     try:
-        return _fetch_in_thread(fetch, name, QEventLoop, QTimer)
+        return _fetch_in_thread(fetch, name)
     finally:
         _DOWNLOADING.release()
 
 
-def _fetch_in_thread(fetch: Callable[..., Path], name: str, loop_cls: Any, timer_cls: Any) -> Path:
+def _fetch_in_thread(fetch: Callable[..., Path], name: str) -> Path:
     from napari.utils import progress
+    from qtpy.QtCore import QEventLoop, QTimer
 
     seen = {"done": 0, "total": 0}
     outcome: dict[str, Any] = {}
@@ -106,8 +106,8 @@ def _fetch_in_thread(fetch: Callable[..., Path], name: str, loop_cls: Any, timer
             outcome["error"] = exc
 
     thread = threading.Thread(target=work, name=f"bloodseg-download-{name}", daemon=True)
-    loop = loop_cls()
-    timer = timer_cls()
+    loop = QEventLoop()
+    timer = QTimer()
     timer.setInterval(100)
     with progress(total=0, desc=f"Downloading {name}") as bar:
 
