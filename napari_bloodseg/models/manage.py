@@ -13,6 +13,8 @@ from .zoo import SHIPPED_DIR, find_model, user_model_dir
 
 #: a model's name is its file name and what users type after ``--model``: portable characters only
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+#: file systems allow 255 bytes a name; the weights suffix and the atomic write's temporary prefix need room too
+MAX_NAME_LENGTH = 100
 
 
 def check_model_name(name: str) -> str:
@@ -24,6 +26,8 @@ def check_model_name(name: str) -> str:
             f"{name!r} is not a usable model name: letters, digits, '.', '_', '-' and '+' only, starting with a "
             "letter or digit, without a file suffix"
         )
+    if len(name) > MAX_NAME_LENGTH:
+        raise ModelFileError(f"a model name may have at most {MAX_NAME_LENGTH} characters; this one has {len(name)}")
     if name.lower() in ARCHITECTURES:
         raise ModelFileError(f"{name!r} names the untrained {name.lower()} architecture: choose another name")
     shipped = {p.stem.lower() for p in SHIPPED_DIR.glob(f"*{CARD_SUFFIX}")}

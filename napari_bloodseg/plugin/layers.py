@@ -64,9 +64,15 @@ def label_colormap(colors: dict[int | None, tuple[float, ...]]):
     return DirectLabelColormap(color_dict=colors)
 
 
-def class_features(names: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """One feature row per label value: napari's status bar then reads ``class: nucleus`` under the cursor."""
-    return {"index": np.arange(len(names)), "class": list(names)}
+def class_features(names: list[str] | tuple[str, ...], *, unlabelled: bool = False) -> dict[str, Any]:
+    """One feature row per label value: napari's status bar then reads ``class: nucleus`` under the cursor.
+
+    ``unlabelled`` adds a row for the not-annotated value (IGNORE_INDEX) that the Correct widget paints."""
+    index, classes = list(range(len(names))), list(names)
+    if unlabelled:
+        index.append(IGNORE_INDEX)
+        classes.append("unlabelled")
+    return {"index": np.array(index), "class": classes}
 
 
 def schema_layer_kwargs(
@@ -99,7 +105,7 @@ def schema_layer_kwargs(
     return {
         "name": name,
         "colormap": label_colormap(sch.napari_colors()),
-        "features": class_features(sch.class_names),
+        "features": class_features(sch.class_names, unlabelled=True),
         "metadata": {META_KEY: info},
         "opacity": opacity,
     }

@@ -95,25 +95,57 @@ class ExportResult:
     failed: list[str] = field(default_factory=list)  # "layer: reason"
 
 
+def export_stems(layers: list[Labels]) -> list[str]:
+    """File stems for ``layers``, the same whatever their order in the layer list.
+
+    A layer alone on its image gets the image's name. When several layers share one image (two models, a
+    prediction beside its expert mask), the one marked corrected keeps the plain name if it is the only one; the
+    others are tagged with their model (or ``mask``, or what their layer name adds to the image's name)."""
+    stems = [export_name(layer) for layer in layers]
+    groups: dict[str, list[int]] = {}
+    for i, stem in enumerate(stems):
+        groups.setdefault(stem.lower(), []).append(i)
+    plain: set[int] = set()
+    for members in groups.values():
+        corrected = [i for i in members if meta(layers[i]).get("corrected")]
+        if len(members) == 1 or len(corrected) == 1:
+            plain.add(members[0] if len(members) == 1 else corrected[0])
+    out = list(stems)
+    used = {stems[i].lower() for i in plain}
+    for members in groups.values():
+        for i in sorted(members, key=lambda i: layers[i].name.lower()):
+            if i in plain:
+                continue
+            stem = f"{stems[i]}_{_export_tag(layers[i], stems[i])}"
+            candidate, n = stem, 2
+            while candidate.lower() in used:
+                candidate, n = f"{stem}_{n}", n + 1
+            used.add(candidate.lower())
+            out[i] = candidate
+    return out
+
+
+def _export_tag(layer: Labels, stem: str) -> str:
+    info = meta(layer)
+    tag = info.get("model") or ("mask" if info.get("role") == "mask" else None)
+    if not tag:
+        rest = layer.name[len(stem) :] if layer.name.lower().startswith(stem.lower()) else layer.name
+        tag = rest.strip(" _-") or "labels"
+    return _UNSAFE.sub("_", str(tag)).replace(" ", "_")
+
+
 def export_layers(
     layers: Iterable[Labels], folder: str | Path, *, suffix: str = ".png", overwrite: bool = False
 ) -> ExportResult:
     """Write each layer as ``folder/<source image><suffix>``; existing files are skipped unless ``overwrite``.
 
-    Two layers from the same image (two models) get the model name appended so neither hides the other.
+    Two layers from the same image (two models) get the model name appended so neither hides the other
+    (:func:`export_stems`).
     """
     folder = Path(folder)
     result = ExportResult()
-    used: set[str] = set()
-    for layer in layers:
-        stem = export_name(layer)
-        if stem.lower() in used:
-            tag = meta(layer).get("model") or layer.name
-            stem = f"{stem}_{_UNSAFE.sub('_', str(tag)).replace(' ', '_')}"
-            n = 2
-            while stem.lower() in used:
-                stem, n = f"{stem}_{n}", n + 1
-        used.add(stem.lower())
+    layers = list(layers)
+    for layer, stem in zip(layers, export_stems(layers), strict=True):
         target = folder / f"{stem}{suffix}"
         try:
             if too_big_to_load(_level0(layer.data)):

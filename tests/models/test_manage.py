@@ -77,6 +77,7 @@ def test_a_shipped_models_name_is_refused(user_model, tmp_path, monkeypatch):
         ("unet", "untrained unet architecture"),
         ("SegNet", "untrained segnet architecture"),
         ("wbc-unet", "shipped model's name"),
+        ("a" * 101, "at most 100 characters"),  # the file name would be too long for the file system
     ],
 )
 def test_names_that_would_be_unreachable_are_refused(name, why):
@@ -85,7 +86,7 @@ def test_names_that_would_be_unreachable_are_refused(name, why):
 
 
 def test_usable_names_pass():
-    for name in ("lab-net_v2.1", "wbc-unet-ft1", "Rbc+stain"):
+    for name in ("lab-net_v2.1", "wbc-unet-ft1", "Rbc+stain", "a" * 100):
         assert check_model_name(name) == name
 
 

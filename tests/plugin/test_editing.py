@@ -34,6 +34,17 @@ def test_class_buttons_named_by_schema_and_pick_paint_class(viewer, dock):
     assert (layer.data[:, :20] == 0).all()
 
 
+def test_status_bar_names_every_value_the_widget_paints(viewer, dock):
+    """napari's status bar reads the class under the cursor from the layer's features, 'unlabelled' included."""
+    layer = _prediction(viewer)
+    widget = dock("Correct")
+    widget.unlabelled_btn.click()
+    layer.paint((10, 10), layer.selected_label, refresh=True)
+    layer.paint((40, 40), 2, refresh=True)
+    assert "class: unlabelled" in layer._get_properties((10, 10))
+    assert "class: nucleus" in layer._get_properties((40, 40))
+
+
 def test_shortcuts_pick_classes_and_toggle_corrected(viewer, dock):
     layer = _prediction(viewer)
     widget = dock("Correct")

@@ -97,3 +97,23 @@ def test_big_disk_labels_export_in_bands_as_png_or_tif(viewer, dock, tmp_path, n
     np.testing.assert_array_equal(read_mask(saved)[0], labels)
     (saved,) = write_labels(str(tmp_path / "saved.tif"), mm, attrs)
     np.testing.assert_array_equal(read_mask(saved)[0], labels)
+
+
+def test_file_names_do_not_depend_on_layer_order(viewer, wbc_pair):
+    """Layers of one image: the one marked corrected keeps the plain name, the others get their model or 'mask'
+    as a tag (not the whole layer name), however the layer list is ordered."""
+    from napari_bloodseg.plugin.editing import set_corrected
+    from napari_bloodseg.plugin.writer import export_stems
+
+    _, labels = wbc_pair
+    kw = {"role": "prediction", "source": "001"}
+    unet = viewer.add_labels(labels, **schema_layer_kwargs("wbc", "001 [wbc-unet]", model="wbc-unet", **kw))
+    segnet = viewer.add_labels(labels, **schema_layer_kwargs("wbc", "001 [wbc-segnet]", model="wbc-segnet", **kw))
+    mask = viewer.add_labels(labels, **schema_layer_kwargs("wbc", "001 mask", role="mask", source="001"))
+    for order in ([unet, segnet, mask], [mask, segnet, unet]):
+        names = dict(zip([lyr.name for lyr in order], export_stems(order), strict=True))
+        assert names == {"001 [wbc-unet]": "001_wbc-unet", "001 [wbc-segnet]": "001_wbc-segnet", "001 mask": "001_mask"}
+    set_corrected(segnet, True)
+    for order in ([unet, segnet, mask], [segnet, mask, unet]):
+        names = dict(zip([lyr.name for lyr in order], export_stems(order), strict=True))
+        assert names == {"001 [wbc-unet]": "001_wbc-unet", "001 [wbc-segnet]": "001", "001 mask": "001_mask"}

@@ -46,7 +46,7 @@ def test_image_opens_rgb_and_mask_opens_labels_in_schema(tmp_path, smear, write_
     assert kind == "labels"
     np.testing.assert_array_equal(data, labels)
     assert kwargs["metadata"]["bloodseg"]["schema"] == "wbc"
-    assert list(kwargs["features"]["class"]) == list(WBC.class_names)
+    assert list(kwargs["features"]["class"]) == [*WBC.class_names, "unlabelled"]
 
     rbc = np.zeros((40, 50), np.uint8)
     rbc[10:20, 10:30] = 255

@@ -25,7 +25,7 @@ def test_synthetic_samples_open_image_and_mask(viewer, key, schema, name):
     assert mask.data.shape == image.data.shape[:2]
     assert set(np.unique(mask.data)) == set(range(schema.num_classes))
     assert mask.metadata["bloodseg"]["schema"] == schema.name
-    assert list(mask.features["class"]) == list(schema.class_names)
+    assert list(mask.features["class"]) == [*schema.class_names, "unlabelled"]
 
 
 def test_samples_are_listed_in_the_menu_manifest():

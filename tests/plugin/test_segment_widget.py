@@ -51,7 +51,7 @@ def test_segment_makes_schema_labels_layer(viewer, dock, wait_idle, wbc_pair):
     assert isinstance(layer.colormap, DirectLabelColormap)
     for value, rgba in enumerate(WBC.colors[1:], start=1):
         np.testing.assert_allclose(layer.colormap.map(np.array([value]))[0], np.array(rgba) / 255, atol=1e-6)
-    assert list(layer.features["class"]) == list(WBC.class_names)
+    assert list(layer.features["class"]) == [*WBC.class_names, "unlabelled"]
     info = layer.metadata["bloodseg"]
     assert (info["schema"], info["role"], info["source"], info["model"]) == ("wbc", "prediction", "cell", "unet")
     assert info["corrected"] is False
