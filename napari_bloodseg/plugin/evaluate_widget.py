@@ -41,6 +41,7 @@ from .layers import (
     level0,
     meta,
     pair_key,
+    same_image,
     strip_tags,
     too_big_to_load,
 )
@@ -78,14 +79,18 @@ def looks_like_mask(layer: Labels) -> bool:
 
 
 def pair_layers(predictions: list[Labels], truths: list[Labels]) -> tuple[list[tuple[Labels, Labels]], list[Labels]]:
-    """(prediction, expert) pairs by key, and the predictions left without a mask."""
-    by_key: dict[str, Labels] = {}
-    for t in truths:
-        by_key.setdefault(layer_key(t), t)
+    """(prediction, expert) pairs, and the predictions left without a mask.
+
+    A mask made for the same image file pairs first; otherwise names pair, unless the two layers record
+    different image files (``001`` from two folders: napari renames the second, the names still match)."""
     pairs, unmatched = [], []
     for p in predictions:
-        t = by_key.get(layer_key(p))
-        if t is None or t.name == p.name:
+        others = [t for t in truths if t.name != p.name]
+        t = next((t for t in others if same_image(p, t)), None)
+        if t is None:
+            key = layer_key(p)
+            t = next((t for t in others if layer_key(t) == key and same_image(p, t) is not False), None)
+        if t is None:
             unmatched.append(p)
         else:
             pairs.append((p, t))

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..schemas import get_schema
 from .evaluate_widget import layer_key
-from .layers import image_rgb, labels_in_schema, meta, pair_key
+from .layers import image_rgb, labels_in_schema, meta, pair_key, same_image, strip_tags
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -48,20 +48,36 @@ class LayerPair:
 
 
 def find_layer_pairs(viewer: napari.Viewer) -> list[LayerPair]:
-    """Every (image, labels) pair in the viewer, paired by the labels' source image or by name."""
+    """Every (image, labels) pair in the viewer (:func:`image_for`)."""
     from napari.layers import Image, Labels
 
-    images: dict[str, Image] = {}
-    for layer in viewer.layers:
-        if isinstance(layer, Image) and meta(layer).get("role") != "uncertainty":
-            images.setdefault(pair_key(layer.name), layer)
+    images = [layer for layer in viewer.layers if isinstance(layer, Image) and meta(layer).get("role") != "uncertainty"]
     pairs = []
     for layer in viewer.layers:
         if isinstance(layer, Labels) and meta(layer).get("role") != "errors":
-            image = images.get(layer_key(layer))
+            image = image_for(layer, images)
             if image is not None:
                 pairs.append(LayerPair(image, layer))
     return pairs
+
+
+def image_for(labels: Labels, images: list[Image]) -> Image | None:
+    """The image ``labels`` segments: the one read from the file it records, else the one named as its source,
+    else one whose name pairs with it; never one recorded as another file (two folders' ``001``)."""
+    by_file = [im for im in images if same_image(labels, im)]
+    fits = by_file or [im for im in images if same_image(labels, im) is not False]
+    source = str(meta(labels).get("source") or "")
+    own = strip_tags(labels.name).lower()
+    key = layer_key(labels)
+    for test in (
+        lambda im: im.name == source,
+        lambda im: im.name.lower() == own,
+        lambda im: pair_key(im.name) == key,
+    ):
+        found = next((im for im in fits if test(im)), None)
+        if found is not None:
+            return found
+    return by_file[0] if by_file else None  # the same file opened twice, under names that pair with neither
 
 
 def pair_samples(pairs: list[LayerPair], schema_name: str, base: str) -> list[Sample]:

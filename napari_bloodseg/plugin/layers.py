@@ -7,6 +7,7 @@ guessing, and ``features`` with one row per label value so napari's status bar s
 
 from __future__ import annotations
 
+import os
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,23 @@ def strip_tags(name: str) -> str:
 def pair_key(name: str) -> str:
     """Case-insensitive key that pairs a prediction layer with its expert mask layer."""
     return strip_tags(name).lower()
+
+
+def image_file(layer: Layer) -> str | None:
+    """The file behind an Image layer, or behind the image a Labels layer segments or annotates, as recorded by
+    the plugin's reader and Segment; None when unknown. Layers of two same-named files from two folders (napari
+    calls the second ``001 [1]``) pair by this, not by their names."""
+    info = layer.metadata.get(META_KEY)
+    if not isinstance(info, dict):
+        return None
+    path = info.get("image_path") or (info.get("path") if info.get("role") == "image" else None)
+    return os.path.abspath(str(path)) if path else None
+
+
+def same_image(a: Layer, b: Layer) -> bool | None:
+    """True / False when both layers know their image file, None when either does not."""
+    fa, fb = image_file(a), image_file(b)
+    return None if fa is None or fb is None else fa == fb
 
 
 def meta(layer: Layer) -> dict[str, Any]:

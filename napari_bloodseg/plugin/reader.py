@@ -102,9 +102,14 @@ def _image_layer(path: Path, rgb: np.ndarray) -> LayerData:
     )
 
 
-def _mask_layer(path: Path, labels: np.ndarray, schema, image_name: str | None = None) -> LayerData:
-    name = f"{image_name or path.stem} mask"
-    kwargs = schema_layer_kwargs(schema, name, role="mask", source=image_name or path.stem, path=str(path))
+def _mask_layer(path: Path, labels: np.ndarray, schema, image: Path | None = None) -> LayerData:
+    """An expert mask; opened with its image, it records that image's file, so it pairs with it whatever napari
+    renames the layers to (``001 mask [1]`` when a second folder also holds a ``001``)."""
+    name = f"{image.stem if image else path.stem} mask"
+    extra = {"image_path": str(image.absolute())} if image else {}
+    kwargs = schema_layer_kwargs(
+        schema, name, role="mask", source=image.stem if image else path.stem, path=str(path), **extra
+    )
     return (labels, kwargs, "labels")
 
 
@@ -232,7 +237,7 @@ def read_pairs(pairs: Sequence[tuple[Path, Path | None]], errors: list[str]) -> 
         except MaskError as exc:
             errors.append(str(exc))
             continue
-        out.append(_mask_layer(mask_path, labels, schema, image_name=img_path.stem))
+        out.append(_mask_layer(mask_path, labels, schema, image=img_path))
     return out
 
 

@@ -46,7 +46,7 @@ from qtpy.QtWidgets import (
 
 from ..inference.defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, MIN_TILE_SIZE
 from .background import BackgroundRun
-from .layers import META_KEY, find_layer, image_rgb, is_lazy, meta, schema_layer_kwargs
+from .layers import META_KEY, find_layer, image_file, image_rgb, is_lazy, meta, schema_layer_kwargs
 from .model_choices import ModelChoice, default_choice, image_kind, model_choices, weights_stamp
 from .model_events import gone_message, model_events
 from .scroll import ScrollPanel
@@ -68,6 +68,7 @@ class _Job:
     scale: tuple[float, float]
     translate: tuple[float, float]
     lazy: bool = False
+    image_file: str | None = None  # the image's file, when the reader recorded it (pairs the result with its mask)
 
 
 @dataclass
@@ -84,6 +85,7 @@ class SegmentResult:
     scale: tuple[float, float]
     translate: tuple[float, float]
     labels_file: str | None = None  # the temporary file behind ``labels`` when the image was streamed
+    image_file: str | None = None
 
 
 @dataclass
@@ -420,7 +422,16 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             except ValueError as exc:
                 show_error(str(exc))
                 continue
-            jobs.append(_Job(layer.name, image, tuple(layer.scale[-2:]), tuple(layer.translate[-2:]), is_lazy(image)))
+            jobs.append(
+                _Job(
+                    layer.name,
+                    image,
+                    tuple(layer.scale[-2:]),
+                    tuple(layer.translate[-2:]),
+                    is_lazy(image),
+                    image_file(layer),
+                )
+            )
             if jobs[-1].lazy and self.uncertainty_check.isChecked():
                 show_warning(f"{layer.name} is read from disk: no uncertainty layer (it would not fit in memory)")
         if not jobs:
@@ -533,6 +544,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
                     job.scale,
                     job.translate,
                     labels_file,
+                    job.image_file,
                 )
         except Cancelled:
             return
@@ -682,6 +694,8 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         kwargs["metadata"][META_KEY].update(device=res.device, seconds=round(res.seconds, 3))
         if res.labels_file:
             kwargs["metadata"][META_KEY]["labels_file"] = res.labels_file
+        if res.image_file:
+            kwargs["metadata"][META_KEY]["image_path"] = res.image_file
         existing = None if self.new_layer_check.isChecked() else self._layer_to_update(name, res)
         layer: Labels
         if existing is not None:

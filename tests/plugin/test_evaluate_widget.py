@@ -289,3 +289,41 @@ def _synthetic_slide_labels():
     from napari_bloodseg.data import synthetic_wbc
 
     return np.tile(synthetic_wbc(size=200, seed=5)[1], (5, 5))
+
+
+def test_same_names_from_two_folders_pair_with_their_own_masks(viewer, dock, wait_idle, tmp_path, write_png):
+    """Two folders each holding 001.bmp + 001.png: napari names the second's layers '001 [1]' and '001 mask [1]'.
+    Predictions, masks and images pair by the file they came from, not by the names napari made clash."""
+    from napari_bloodseg.data import synthetic_wbc
+    from napari_bloodseg.plugin.finetune_pairs import find_layer_pairs
+
+    truths = {}
+    for folder, seed in (("dayA", 1), ("dayB", 2)):
+        (tmp_path / folder).mkdir()
+        image, mask = synthetic_wbc(size=64, seed=seed)
+        write_png(tmp_path / folder / "001.png", np.choose(mask, [0, 128, 255]).astype(np.uint8))
+        from PIL import Image as PILImage
+
+        PILImage.fromarray(image).save(tmp_path / folder / "001.bmp")
+        truths[folder] = mask
+        viewer.open(str(tmp_path / folder), plugin="napari-bloodseg")
+    assert {"001", "001 [1]", "001 mask", "001 mask [1]"} <= {lyr.name for lyr in viewer.layers}
+    assert not np.array_equal(truths["dayA"], truths["dayB"])
+
+    segment = dock("Segment")
+    segment.set_model("unet")
+    segment.set_device("cpu")
+    segment.run()
+    wait_idle(segment)
+    evaluate = dock("Evaluate")
+    evaluate.refresh_layers()
+    pairs = {p.name: t.name for p, t in evaluate.pairs()[0]}
+    assert pairs == {"001 [unet]": "001 mask", "001 [1] [unet]": "001 mask [1]"}
+
+    images = {(pair.labels.name, pair.image.name) for pair in find_layer_pairs(viewer)}
+    assert images == {
+        ("001 mask", "001"),
+        ("001 [unet]", "001"),
+        ("001 mask [1]", "001 [1]"),
+        ("001 [1] [unet]", "001 [1]"),
+    }
