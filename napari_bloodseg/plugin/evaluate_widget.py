@@ -1,8 +1,9 @@
 """Evaluate widget: score prediction Labels layers against expert-mask layers with the core metrics.
 
-Layers pair by name: ``"001 [wbc-unet]"`` and ``"001 mask"`` share the key ``"001"``. Scores are exactly
-:func:`napari_bloodseg.metrics.score_image` per pair and :func:`napari_bloodseg.evaluation.build_report` overall
-(the ``bloodseg evaluate --json`` report), shown as a sortable per-image table, a mean ± SEM table and a bar chart;
+Layers pair by image file or name: ``"001 [wbc-unet]"`` and ``"001 mask"`` share the key ``"001"``
+(``evaluate_pairs``). Scores are exactly :func:`napari_bloodseg.metrics.score_image` per pair and
+:func:`napari_bloodseg.evaluation.build_report` per model (the ``bloodseg evaluate --json`` report), shown as a
+sortable per-image table, a mean ± SEM table and a bar chart;
 CSV export is atomic. Optional error layers show, per class, where the prediction is a false positive or negative.
 """
 
@@ -33,18 +34,8 @@ from qtpy.QtWidgets import (
 
 from ..schemas import IGNORE_INDEX, LabelSchema
 from .background import BackgroundRun
-from .layers import (
-    META_KEY,
-    find_layer,
-    labels_in_schema,
-    layer_schema,
-    level0,
-    meta,
-    pair_key,
-    same_image,
-    strip_tags,
-    too_big_to_load,
-)
+from .evaluate_pairs import ScoringPlan, looks_like_mask, looks_like_prediction, pair_layers, plan_scoring
+from .layers import META_KEY, find_layer, labels_in_schema, level0, meta, too_big_to_load
 from .plot import ScoreBars
 from .scroll import ScrollPanel
 
@@ -55,46 +46,6 @@ if TYPE_CHECKING:  # pragma: no cover
 METRICS = (("jaccard", "Jaccard"), ("dice", "Dice"))
 #: pixels read at a time when scoring a slide-sized pair from disk (the counting makes ~20 bytes a pixel of them)
 SLIDE_BAND_PIXELS = 4_000_000
-
-
-def layer_key(layer: Labels) -> str:
-    """Pairing key: the source image of a prediction/mask when recorded, else the name without tags."""
-    source = meta(layer).get("source")
-    return pair_key(str(source)) if source else pair_key(layer.name)
-
-
-def looks_like_prediction(layer: Labels) -> bool:
-    role = meta(layer).get("role")
-    if role:
-        return role == "prediction"
-    return strip_tags(layer.name) != layer.name and "mask" not in layer.name.lower()
-
-
-def looks_like_mask(layer: Labels) -> bool:
-    role = meta(layer).get("role")
-    if role:
-        return role == "mask"
-    name = layer.name.lower()
-    return any(tag in name for tag in ("mask", "truth", "gt", "expert", "label"))
-
-
-def pair_layers(predictions: list[Labels], truths: list[Labels]) -> tuple[list[tuple[Labels, Labels]], list[Labels]]:
-    """(prediction, expert) pairs, and the predictions left without a mask.
-
-    A mask made for the same image file pairs first; otherwise names pair, unless the two layers record
-    different image files (``001`` from two folders: napari renames the second, the names still match)."""
-    pairs, unmatched = [], []
-    for p in predictions:
-        others = [t for t in truths if t.name != p.name]
-        t = next((t for t in others if same_image(p, t)), None)
-        if t is None:
-            key = layer_key(p)
-            t = next((t for t in others if layer_key(t) == key and same_image(p, t) is not False), None)
-        if t is None:
-            unmatched.append(p)
-        else:
-            pairs.append((p, t))
-    return pairs, unmatched
 
 
 def error_map(pred: np.ndarray, truth: np.ndarray, schema: LabelSchema) -> tuple[np.ndarray, list[str], dict]:
@@ -148,17 +99,19 @@ class _NumberItem(QTableWidgetItem):
         return float(a) < float(b)
 
 
-def report_csv(report: dict[str, Any]) -> str:
-    """CSV text: one row per image and class, then ``mean`` and ``sem`` rows per class."""
+def report_csv(reports: dict[str, Any] | list[dict[str, Any]]) -> str:
+    """CSV text: one row per image and class, then ``mean`` and ``sem`` rows per class; one block per model."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["image", "class", "jaccard", "dice", "pixel_accuracy"])
-    for img in report["images"]:
-        for cls, s in img["per_class"].items():
-            w.writerow([img["name"], cls, repr(s["jaccard"]), repr(s["dice"]), repr(s["pixel_accuracy"])])
-    for row, suffix in (("mean", ""), ("sem", "_sem")):
-        for cls, s in report["per_class"].items():
-            w.writerow([row, cls, *(repr(s[k + suffix]) for k in ("jaccard", "dice", "pixel_accuracy"))])
+    w.writerow(["image", "class", "jaccard", "dice", "pixel_accuracy", "model"])
+    for report in [reports] if isinstance(reports, dict) else reports:
+        model = report.get("model") or ""
+        for img in report["images"]:
+            for cls, s in img["per_class"].items():
+                w.writerow([img["name"], cls, repr(s["jaccard"]), repr(s["dice"]), repr(s["pixel_accuracy"]), model])
+        for row, suffix in (("mean", ""), ("sem", "_sem")):
+            for cls, s in report["per_class"].items():
+                w.writerow([row, cls, *(repr(s[k + suffix]) for k in ("jaccard", "dice", "pixel_accuracy")), model])
     return buf.getvalue()
 
 
@@ -168,7 +121,8 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.report: dict[str, Any] | None = None
+        self.report: dict[str, Any] | None = None  # the first model's (the only one's, mostly)
+        self.reports: list[dict[str, Any]] = []  # one per model scored
         self._init_background()
 
         self.pred_list = QListWidget()
@@ -300,27 +254,28 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
         if not pairs:
             show_warning("No prediction/mask pairs: masks pair with predictions by image name")
             return None
-        schema = layer_schema(pairs[0][1])
+        plan = plan_scoring(pairs)
+        if plan.schema is None:
+            show_warning("Nothing to score: " + "; ".join(plan.skipped))
+            return None
         # copies: the user may keep painting while the worker scores; slide-sized layers are read in bands instead
         items = [
             (
+                model,
                 p.name,
                 level0(p) if big else np.array(p.data, copy=True),
                 level0(t) if big else np.array(t.data, copy=True),
-                layer_schema(t),
-                meta(p).get("schema"),
                 p,
                 big,
             )
-            for p, t in pairs
+            for model, group in plan.groups.items()
+            for p, t in group
             for big in [self._is_big(p, t)]
         ]
-        model = ", ".join(sorted({str(meta(p).get("model")) for p, _ in pairs if meta(p).get("model")})) or None
         return self._start_worker(
             self._score,
             items,
-            schema,
-            model,
+            plan,
             self.error_check.isChecked(),
             self._cancel,
             connect={
@@ -339,23 +294,23 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
         return too_big_to_load(level0(p)) or too_big_to_load(level0(t))
 
     @staticmethod
-    def _score(items, schema: LabelSchema, model: str | None, want_errors: bool, cancel: threading.Event):
-        """Worker thread: core ``score_image`` per pair, ``build_report`` overall; bad pairs become report errors.
-        Yields (pairs done, total) before each pair; returns None when cancelled (the last report stays shown)."""
+    def _score(items, plan: ScoringPlan, want_errors: bool, cancel: threading.Event):
+        """Worker thread: core ``score_image`` per pair, ``build_report`` per model; bad pairs become report errors
+        (those the plan left out go to the first report). Yields (pairs done, total) before each pair; returns None
+        when cancelled (the last report stays shown)."""
         from ..evaluation import build_report
         from ..metrics import score_image
 
+        schema = plan.schema
         t0 = time.perf_counter()
-        names, scores, errors, error_maps, unmapped = [], [], [], [], []
-        for done, (name, pred, truth, truth_schema, pred_schema, pred_layer, big) in enumerate(items):
+        scored: dict[str, tuple[list[str], list[dict], list[str]]] = {m: ([], [], []) for m in plan.groups}
+        error_maps, unmapped = [], []
+        for done, (model, name, pred, truth, pred_layer, big) in enumerate(items):
             if cancel.is_set():
                 return None
             yield done, len(items)
+            names, scores, errors = scored[model]
             try:
-                if truth_schema.name != schema.name:
-                    raise ValueError(f"mask is {truth_schema.name}, the others are {schema.name}")
-                if pred_schema and pred_schema != truth_schema.name:
-                    raise ValueError(f"prediction is {pred_schema} but its mask is {truth_schema.name}")
                 if tuple(pred.shape) != tuple(truth.shape):
                     raise ValueError(f"prediction is {tuple(pred.shape)}, mask is {tuple(truth.shape)}")
                 if not big:  # grey levels (0/128/255) as the Fine-tune and Export widgets take them; 255 unlabelled
@@ -369,33 +324,48 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
                     error_maps.append((name, *error_map(pred, truth, schema), pred_layer))
             except ValueError as exc:
                 errors.append(f"{name}: {exc}")
-        report = build_report(
-            names, scores, schema, model=model, seconds=time.perf_counter() - t0, device="none", errors=errors
-        )
-        return report, error_maps, unmapped
+        seconds = time.perf_counter() - t0
+        reports = [
+            build_report(
+                names,
+                scores,
+                schema,
+                model=model or None,
+                seconds=seconds,
+                device="none",
+                errors=(plan.skipped if k == 0 else []) + errors,
+            )
+            for k, (model, (names, scores, errors)) in enumerate(scored.items())
+        ]
+        return reports, error_maps, unmapped
 
     def _on_progress(self, step: tuple[int, int]) -> None:
         done, total = step
         self.progress.setValue(int(1000 * done / max(total, 1)))
 
-    def _on_report(self, result: tuple[dict[str, Any], list, list[str]] | None) -> None:
+    def _on_report(self, result: tuple[list[dict[str, Any]], list, list[str]] | None) -> None:
         from napari.utils.notifications import show_warning
 
         if result is None:
             self.status.setText("Cancelled: nothing scored" + ("; the last results stay below" if self.report else ""))
             return
         self.progress.setValue(1000)
-        report, error_maps, unmapped = result
-        self.report = report
-        self._fill_tables(report)
+        reports, error_maps, unmapped = result
+        self.reports, self.report = reports, reports[0]
+        self._fill_tables(reports)
         self._add_error_layers(error_maps)
-        self.export_btn.setEnabled(bool(report["images"]))
-        msg = f"{report['n_images']} image(s), schema {report['schema']}"
-        if report["n_images"]:
-            msg += f", pixel accuracy {report['pixel_accuracy']:.4f}"
-        if report["errors"]:
-            msg += f"; {len(report['errors'])} pair(s) skipped"
-            show_warning("Evaluation skipped: " + "; ".join(report["errors"]))
+        self.export_btn.setEnabled(any(r["images"] for r in reports))
+        errors = [e for r in reports for e in r["errors"]]
+        if len(reports) == 1:
+            msg = f"{self.report['n_images']} image(s), schema {self.report['schema']}"
+            if self.report["n_images"]:
+                msg += f", pixel accuracy {self.report['pixel_accuracy']:.4f}"
+        else:
+            per_model = ", ".join(f"{r['model'] or 'no model'}: {r['n_images']}" for r in reports)
+            msg = f"{len(reports)} models, one table each (images {per_model}), schema {self.report['schema']}"
+        if errors:
+            msg += f"; {len(errors)} pair(s) skipped"
+            show_warning("Evaluation skipped: " + "; ".join(errors))
         if unmapped:
             msg += f"; no error layer for slide-sized {', '.join(unmapped[:3])}{' …' if len(unmapped) > 3 else ''}"
         self.status.setText(msg)
@@ -407,33 +377,34 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
     def _on_finished(self) -> None:
         self._worker_done()
 
-    def _fill_tables(self, report: dict[str, Any]) -> None:
-        classes = list(report["per_class"])
-        self.summary_table.setRowCount(len(classes))
-        for r, cls in enumerate(classes):
-            s = report["per_class"][cls]
-            self.summary_table.setItem(r, 0, QTableWidgetItem(cls))
+    def _fill_tables(self, reports: list[dict[str, Any]]) -> None:
+        """Mean ± SEM rows per class (``class · model`` when several models were scored), bars, per-image rows."""
+        classes = list(reports[0]["per_class"])
+        several = len(reports) > 1
+        rows = [
+            (f"{cls} · {r['model'] or 'no model'}" if several else cls, r["per_class"][cls], r["n_images"])
+            for r in reports
+            for cls in r["per_class"]
+        ]
+        self.summary_table.setRowCount(len(rows))
+        for r, (label, s, n) in enumerate(rows):
+            self.summary_table.setItem(r, 0, QTableWidgetItem(label))
             for c, key in enumerate(("jaccard", "jaccard_sem", "dice", "dice_sem"), start=1):
                 self.summary_table.setItem(r, c, _NumberItem(s[key]))
-            self.summary_table.setItem(r, 5, QTableWidgetItem(str(report["n_images"])))
+            self.summary_table.setItem(r, 5, QTableWidgetItem(str(n)))
         self.summary_table.resizeColumnsToContents()
         self.plot.set_data(
-            classes,
-            {
-                label: (
-                    [report["per_class"][c][key] for c in classes],
-                    [report["per_class"][c][key + "_sem"] for c in classes],
-                )
-                for key, label in METRICS
-            },
+            [label for label, _, _ in rows],
+            {label: ([s[key] for _, s, _ in rows], [s[key + "_sem"] for _, s, _ in rows]) for key, label in METRICS},
         )
+        images = [img for r in reports for img in r["images"]]
         headers = ["image", "pixel acc."] + [f"{cls} {label}" for cls in classes for _, label in METRICS]
         self.image_table.setSortingEnabled(False)
         self.image_table.clear()
         self.image_table.setColumnCount(len(headers))
         self.image_table.setHorizontalHeaderLabels(headers)
-        self.image_table.setRowCount(len(report["images"]))
-        for r, img in enumerate(report["images"]):
+        self.image_table.setRowCount(len(images))
+        for r, img in enumerate(images):
             self.image_table.setItem(r, 0, QTableWidgetItem(img["name"]))
             self.image_table.setItem(r, 1, _NumberItem(img["pixel_accuracy"]))
             c = 2
@@ -492,7 +463,7 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
 
         if self.report is None:
             raise ValueError("nothing to export: run Evaluate first")
-        text = report_csv(self.report)
+        text = report_csv(self.reports)
         return atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite=True)
 
     def _export_dialog(self) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..schemas import get_schema
-from .evaluate_widget import layer_key
+from .evaluate_pairs import layer_key
 from .layers import image_rgb, labels_in_schema, meta, pair_key, same_image, strip_tags
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -327,3 +327,61 @@ def test_same_names_from_two_folders_pair_with_their_own_masks(viewer, dock, wai
         ("001 mask [1]", "001 [1]"),
         ("001 [1] [unet]", "001 [1]"),
     }
+
+
+def test_one_wrong_schema_mask_leaves_out_only_its_own_pair(viewer, dock, wait_idle, notes):
+    """The schema was taken from the first pair: one RBC mask among WBC ones left every pair unscored."""
+    from napari_bloodseg.plugin.layers import schema_layer_kwargs
+
+    pairs = _add_pairs(viewer, n=3)
+    wrong = viewer.layers["img0 mask"]
+    viewer.layers.remove(wrong)
+    rbc = (np.asarray(wrong.data) > 0).astype(np.uint8)
+    viewer.add_labels(rbc, **schema_layer_kwargs("rbc", "img0 mask", role="mask", source="img0"))
+    widget = dock("Evaluate")
+    widget.refresh_layers()
+    widget.evaluate()
+    wait_idle(widget)
+    assert widget.report["schema"] == WBC.name
+    assert sorted(img["name"] for img in widget.report["images"]) == ["img1 [net]", "img2 [net]"]
+    assert (
+        widget.report["per_class"]
+        == build_report(["img1 [net]", "img2 [net]"], [score_image(p, t, WBC) for _, p, t in pairs[1:]], WBC)[
+            "per_class"
+        ]
+    )
+    (error,) = widget.report["errors"]
+    assert error.startswith("img0 [net]:") and "rbc" in error
+
+
+def test_two_models_get_a_table_each_and_a_double_prediction_counts_once(viewer, dock, wait_idle, tmp_path):
+    """Re-running Segment with another model, or beside a corrected layer, must not pool those predictions into
+    one mean over 'twice as many' images."""
+    from napari_bloodseg.plugin.layers import schema_layer_kwargs
+
+    pairs = _add_pairs(viewer, n=2)
+    other = {}
+    for i, (_, pred, truth) in enumerate(pairs):
+        worse = np.where(np.arange(pred.size).reshape(pred.shape) % 7 == 0, 0, pred).astype(np.uint8)
+        viewer.add_labels(
+            worse, **schema_layer_kwargs("wbc", f"img{i} [net2]", role="prediction", source=f"img{i}", model="net2")
+        )
+        other[f"img{i} [net2]"] = (worse, truth)
+    viewer.add_labels(  # a second 'net' prediction of img0 (napari's name for a re-run beside a corrected layer)
+        pairs[0][1], **schema_layer_kwargs("wbc", "img0 [net] [1]", role="prediction", source="img0", model="net")
+    )
+    widget = dock("Evaluate")
+    widget.refresh_layers()
+    widget.evaluate()
+    wait_idle(widget)
+    assert [r["model"] for r in widget.reports] == ["net", "net2"]
+    assert [r["n_images"] for r in widget.reports] == [2, 2]
+    want = build_report(list(other), [score_image(p, t, WBC) for p, t in other.values()], WBC)
+    assert widget.reports[1]["per_class"] == want["per_class"]
+    assert any("img0 [net] [1]" in e and "untick one" in e for e in widget.report["errors"])
+    labels = [widget.summary_table.item(r, 0).text() for r in range(widget.summary_table.rowCount())]
+    assert "cell · net" in labels and "cell · net2" in labels
+    assert {widget.summary_table.item(r, 5).text() for r in range(widget.summary_table.rowCount())} == {"2"}
+    rows = list(csv.DictReader(widget.export_csv(tmp_path / "s.csv").open()))
+    means = {(r["model"], r["class"]): float(r["dice"]) for r in rows if r["image"] == "mean"}
+    assert means[("net2", "cell")] == want["per_class"]["cell"]["dice"]
