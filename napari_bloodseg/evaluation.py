@@ -3,6 +3,8 @@ that the CLI writes as JSON and the widget shows as a table (one code path for b
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -73,18 +75,39 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def images_in(paths: Iterable[str | Path]) -> list[Path]:
-    """Images named by files/folders; in a folder holding image+mask pairs (Dataset 1 layout) only the images."""
+    """Images named by files/folders; in a folder holding image+mask pairs (Dataset 1 layout) only the images.
+
+    A file named twice (``d1 d1/001.bmp``, overlapping globs, a relative and an absolute path) is listed once:
+    twice, it counted twice in the mean and its second output clashed with its first."""
     out: list[Path] = []
+    seen: set[Path] = set()
     for p in map(Path, paths):
         if p.is_dir():
             pairs = find_pairs(p)
-            if any(m is not None for _, m in pairs):
-                out.extend(img for img, _ in pairs)
-            else:
-                out.extend(list_images([p]))
+            found = [img for img, _ in pairs] if any(m is not None for _, m in pairs) else list_images([p])
         else:
-            out.append(p)
+            found = [p]
+        for f in found:
+            real = f.resolve()
+            if real not in seen:
+                seen.add(real)
+                out.append(f)
     return out
+
+
+def report_json(report: dict[str, Any]) -> str:
+    """The report as strict JSON (``JSON.parse`` and ``jq`` refuse ``NaN``): a value that is not a number is null."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return value
+
+    return json.dumps(clean(report), indent=2, allow_nan=False)
 
 
 def prediction_files(folder: str | Path) -> tuple[list[Path], list[str]]:

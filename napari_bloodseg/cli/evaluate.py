@@ -54,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
             check_can_write_in(args.json.parent)
         except OSError as exc:
             raise UsageError(f"--json {args.json}: {exc}") from None
+        if args.json.exists() and not _is_report(args.json):
+            raise UsageError(
+                f"--json {args.json}: exists and is not a bloodseg report (an image or mask?); name a new file"
+            )
     try:
         masks = mask_index(args.masks)
     except FileNotFoundError as exc:
@@ -65,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     if args.images:
         if not args.model:
             raise UsageError("--images needs --model")
-        sources = images_in(args.images)
+        sources, clashes = _one_per_name(images_in(args.images))
+        for problem in clashes:
+            error(problem)
         model, card = load_model_or_fail(args.model)
         predictor = make_predictor(args, model, card)
         scale = scale_from_args(args, predictor)
@@ -101,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
             truth_path = masks.get(_key(name))
             if truth_path is None:
                 raise MaskError(f"{name}: no expert mask with this name in {args.masks}")
+            if predictor is None and Path(src).resolve() == Path(truth_path).resolve():
+                raise MaskError(f"{src}: this is the expert mask itself, not a prediction of it")
             if predictor is not None:
                 image = read_image(src, as_float=False)
                 truth, _ = read_mask(truth_path, schema, shape=image.shape[:2])
@@ -144,10 +152,11 @@ def run(args: argparse.Namespace) -> int:
             "RBC masks (0/255), score them with an RBC model or --schema rbc",
             file=sys.stderr,
         )
-    if args.json:
+    if args.json and scores:  # a run that scored nothing leaves an earlier report where it is
+        from ..evaluation import report_json
         from ..io.atomic import atomic_write
 
-        text = json.dumps(report, indent=2)
+        text = report_json(report)
         replaced = args.json.exists()
         try:
             atomic_write(args.json, lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
@@ -159,6 +168,34 @@ def run(args: argparse.Namespace) -> int:
     if not scores:
         raise UsageError("no image could be evaluated")
     return 2 if errors else 0
+
+
+def _one_per_name(images: list[Path]) -> tuple[list[Path], list[str]]:
+    """Images whose name no other listed image shares, and one problem per shared name: two files named 001
+    from two folders would both be scored against the one mask 001."""
+    from ..io.pairs import _key
+
+    groups: dict[str, list[Path]] = {}
+    for p in images:
+        groups.setdefault(_key(p.stem), []).append(p)
+    keep = [p for p in images if len(groups[_key(p.stem)]) == 1]
+    clashes = [
+        f"{', '.join(map(str, group))}: images of one name, one expert mask; none scored (evaluate them apart)"
+        for group in groups.values()
+        if len(group) > 1
+    ]
+    return keep, clashes
+
+
+def _is_report(path: Path) -> bool:
+    """An earlier ``--json`` report (safe to replace), not an input or any other file."""
+    try:
+        if path.stat().st_size > 100_000_000:
+            return False
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and {"per_class", "images", "schema"} <= data.keys()
 
 
 def _inference_options_given(args: argparse.Namespace) -> list[str]:

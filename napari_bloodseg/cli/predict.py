@@ -89,7 +89,7 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
     land on an input image or an expert mask beside the inputs (even with ``--overwrite``), or when ``--out``
     is not a folder this user can write to; folders' masks that are skipped as such are said once."""
     from ..io.atomic import check_can_write_in
-    from ..io.pairs import find_pairs
+    from ..io.pairs import _IMAGE_DIRS, find_pairs
 
     outputs = [
         args.out / f"{Path(p).stem}.{args.stream_format if _streamed(p, args.stream) else 'png'}" for p in images
@@ -102,7 +102,10 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
                 f"{other} and {image} would both be written to {out}: predict them into separate --out folders"
             )
     folders: dict[Path, list] = {}  # each input folder and image parent listed once
-    for folder in {Path(p).parent for p in images} | {Path(a) for a in args.images if Path(a).is_dir()}:
+    searched = {Path(p).parent for p in images} | {Path(a) for a in args.images if Path(a).is_dir()}
+    # the dataset folder above an images/ folder: its masks/ beside it hold the expert masks
+    searched |= {f.parent for f in searched if f.name.lower() in _IMAGE_DIRS}
+    for folder in searched:
         try:
             folders[folder] = find_pairs(folder)
         except OSError:  # FileNotFoundError included: the main loop reports a missing file

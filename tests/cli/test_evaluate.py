@@ -284,7 +284,7 @@ def test_a_missing_image_is_named_as_missing_and_a_replaced_report_is_said(
     wbc_dir, constant_models, tmp_path, capsys, clean_error
 ):
     out = tmp_path / "r.json"
-    out.write_text("{}")
+    out.write_text(json.dumps({"schema": "wbc", "per_class": {}, "images": []}))  # an earlier report
     argv = ["evaluate", "--masks", str(wbc_dir), "--model", "all-cyto", "--json", str(out), "--images"]
     assert main([*argv, str(tmp_path / "missing.bmp"), str(wbc_dir / "001.bmp")]) == 2
     err = capsys.readouterr().err
@@ -319,3 +319,56 @@ def test_pred_says_which_options_do_nothing(wbc_dir, tmp_path, capsys):
     assert "warning: --tta is for --images; ignored with --pred" in err
     assert "--model my-net names the predictions in the report; nothing runs" in err
     assert json.loads((tmp_path / "r.json").read_text())["model"] == "my-net"
+
+
+def test_json_never_replaces_an_input_or_any_file_that_is_not_a_report(wbc_dir, tmp_path, capsys, clean_error):
+    pred = tmp_path / "pred"
+    write_mask(pred / "001.png", _truth(wbc_dir, 1), "wbc")
+    precious = (wbc_dir / "001.png").read_bytes()
+    for target in (wbc_dir / "001.png", pred / "001.png"):
+        before = target.read_bytes()
+        assert main(["evaluate", "--masks", str(wbc_dir), "--pred", str(pred), "--json", str(target)]) == 2
+        clean_error(capsys.readouterr().err, "exists and is not a bloodseg report")
+        assert target.read_bytes() == before
+    assert (wbc_dir / "001.png").read_bytes() == precious
+    report = tmp_path / "r.json"
+    assert main(["evaluate", "--masks", str(wbc_dir), "--pred", str(pred), "--json", str(report)]) == 0
+    assert main(["evaluate", "--masks", str(wbc_dir), "--pred", str(pred), "--json", str(report)]) == 0  # a report
+
+
+def test_a_run_that_scores_nothing_keeps_the_last_report_and_json_is_strict(wbc_dir, tmp_path, capsys):
+    pred, wrong = tmp_path / "pred", tmp_path / "wrong"
+    write_mask(pred / "001.png", _truth(wbc_dir, 1), "wbc")
+    write_mask(wrong / "999.png", _truth(wbc_dir, 1), "wbc")
+    out = tmp_path / "report.json"
+    assert main(["evaluate", "--masks", str(wbc_dir), "--pred", str(pred), "--json", str(out)]) == 0
+    text = out.read_text()
+    assert "NaN" not in text
+    report = json.loads(text)
+    assert report["n_images"] == 1
+    assert main(["evaluate", "--masks", str(wbc_dir), "--pred", str(wrong), "--json", str(out)]) == 2
+    assert out.read_text() == text
+
+
+def test_expert_masks_are_not_scored_against_themselves(wbc_dir, tmp_path, capsys):
+    expert = tmp_path / "expert"
+    expert.mkdir()
+    for p in wbc_dir.glob("*.png"):
+        (expert / p.name).write_bytes(p.read_bytes())
+    assert main(["evaluate", "--masks", str(expert), "--pred", str(expert)]) == 2
+    err = capsys.readouterr().err
+    assert "this is the expert mask itself" in err and "no image could be evaluated" in err
+
+
+def test_an_image_named_twice_counts_once_and_two_images_of_one_name_not_at_all(
+    wbc_dir, constant_models, tmp_path, capsys
+):
+    argv = ["evaluate", "--masks", str(wbc_dir), "--model", "all-cyto", "--json", str(tmp_path / "r.json")]
+    assert main([*argv, "--images", str(wbc_dir), str(wbc_dir / "001.bmp")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["n_images"] == 3
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "001.bmp").write_bytes((wbc_dir / "002.bmp").read_bytes())
+    assert main([*argv, "--images", str(wbc_dir), str(other / "001.bmp")]) == 2
+    assert "images of one name, one expert mask; none scored" in capsys.readouterr().err
+    assert [im["name"] for im in json.loads((tmp_path / "r.json").read_text())["images"]] == ["002", "003"]

@@ -80,6 +80,32 @@ def test_predict_never_writes_over_its_inputs_even_with_overwrite(wbc_dir, const
     assert {p.name: p.read_bytes() for p in wbc_dir.iterdir()} == before
 
 
+def test_the_images_folder_of_a_dataset_never_writes_over_its_masks_folder(
+    wbc_dir, constant_models, tmp_path, capsys, clean_error
+):
+    """``predict lay/images --out lay/masks --overwrite``: the expert masks sit in the images folder's sibling."""
+    lay = tmp_path / "lay"
+    (lay / "images").mkdir(parents=True)
+    (lay / "masks").mkdir()
+    for i in (1, 2):
+        (lay / "images" / f"00{i}.bmp").write_bytes((wbc_dir / f"00{i}.bmp").read_bytes())
+        (lay / "masks" / f"00{i}.png").write_bytes((wbc_dir / f"00{i}.png").read_bytes())
+    before = {p.name: p.read_bytes() for p in (lay / "masks").iterdir()}
+    argv = ["predict", "--model", "all-cyto", "--overwrite", "--out", str(lay / "masks"), str(lay / "images")]
+    assert main(argv) == 2
+    clean_error(capsys.readouterr().err, "001.png is the mask of 001.bmp")
+    assert {p.name: p.read_bytes() for p in (lay / "masks").iterdir()} == before
+
+
+def test_an_image_named_twice_is_segmented_once(wbc_dir, constant_models, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(wbc_dir.parent)
+    out = tmp_path / "out"
+    argv = ["predict", "--model", "all-cyto", "--out", str(out), "wbc", "wbc/001.bmp", str(wbc_dir / "002.bmp")]
+    assert main(argv) == 0
+    assert "exists" not in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["001.png", "002.png", "003.png"]
+
+
 def test_two_images_with_one_stem_are_refused_before_any_work(wbc_dir, rbc_dir, constant_models, tmp_path, capsys):
     (rbc_dir / "001.jpg").write_bytes((rbc_dir / "field-0.jpg").read_bytes())
     out = tmp_path / "out"
