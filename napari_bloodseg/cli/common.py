@@ -165,6 +165,11 @@ def non_negative_arg(text: str) -> float:
     return _number_arg(text, float, lambda v: v >= 0, "a number of 0 or more")
 
 
+def positive_arg(text: str) -> float:
+    """argparse type for a factor that must be above 0 (an input scale)."""
+    return _number_arg(text, float, lambda v: v > 0, "a number above 0")
+
+
 def positive_int_arg(text: str) -> int:
     """argparse type for a count that must be at least 1 (epochs, steps, batch size, width)."""
     return _number_arg(text, int, lambda v: v >= 1, "a whole number of at least 1")

@@ -98,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.data.is_dir():
         raise UsageError(f"{args.data}: not a folder")
+    if args.val is not None and args.val.resolve() == args.data.resolve():
+        raise UsageError("--val names the --data folder: validation images must not be training images")
     try:
         from ..models import find_model
         from ..models.files import read_card

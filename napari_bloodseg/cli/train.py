@@ -12,6 +12,7 @@ from .common import (
     below_one_arg,
     fraction_arg,
     non_negative_arg,
+    positive_arg,
     positive_int_arg,
     training_speed_note,
 )
@@ -28,11 +29,13 @@ def add_parser(sub) -> None:
         help="label schema of the masks: wbc (0/128/255: cytoplasm, nucleus) or rbc (0/255: cell)",
     )
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--val-fraction", type=float, default=0.1, help="part of --data held out for model selection")
+    g.add_argument(
+        "--val-fraction", type=below_one_arg, default=0.1, help="part of --data held out for model selection"
+    )
     g.add_argument("--val", type=Path, help="separate validation folder")
     p.add_argument(
         "--test-fraction",
-        type=float,
+        type=below_one_arg,
         default=0.0,
         help="part of --data never used (ids saved in the card, for an honest benchmark)",
     )
@@ -73,7 +76,7 @@ def add_parser(sub) -> None:
         help="random resize range for augmentation",
     )
     p.add_argument(
-        "--input-scale", type=float, default=1.0, help="resize data by this factor (e.g. 0.5 for big fields)"
+        "--input-scale", type=positive_arg, default=1.0, help="resize data by this factor (e.g. 0.5 for big fields)"
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="auto: cuda > mps > cpu")
     p.add_argument("--seed", type=int, default=0, help="seeds the split, initialisation, sampling and augmentation")
@@ -82,7 +85,10 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--val-every", type=positive_int_arg, default=1, help="validate every N epochs (and after the last)")
     p.add_argument(
-        "--max-minutes", type=non_negative_arg, default=None, help="stop after this long (keeps the best so far)"
+        "--max-minutes",
+        type=non_negative_arg,
+        default=None,
+        help="stop after this long (keeps the best so far; 0: no limit)",
     )
     p.add_argument(
         "--compile",
@@ -125,6 +131,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.data}: not a folder")
     if args.red_cells and args.schema != "wbc":
         raise UsageError("--red-cells pastes red cells as background: for --schema wbc only")
+    if args.val is None and args.val_fraction + args.test_fraction >= 1:
+        raise UsageError(f"--val-fraction {args.val_fraction} and --test-fraction {args.test_fraction} leave no image")
+    lo, hi = args.scale_jitter
+    if not 0 < lo <= hi:
+        raise UsageError(f"--scale-jitter {lo} {hi}: two factors above 0, the smaller first (e.g. 0.9 1.12)")
+    if args.val is not None and args.val.resolve() == args.data.resolve():
+        raise UsageError("--val names the --data folder: validation images must not be training images")
     weights, card_path = _check_out(args.out, args.overwrite)
     cfg = TrainConfig(
         epochs=args.epochs,
@@ -183,9 +196,13 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         raise UsageError(str(exc)) from None
     bar.close()
+    validated = (
+        f"best epoch {result.best_epoch}/{len(result.history)}, val mean Dice {result.best_score:.4f}"
+        if any(log.val for log in result.history)
+        else f"no validation images: kept the last of {len(result.history)} epochs"
+    )
     print(
-        f"bloodseg: best epoch {result.best_epoch}/{len(result.history)}, val mean Dice {result.best_score:.4f}, "
-        f"{result.seconds:.0f} s on {result.device}; saved {weights} + {card_path.name}",
+        f"bloodseg: {validated}, {result.seconds:.0f} s on {result.device}; saved {weights} + {card_path.name}",
         file=sys.stderr,
     )
     note = training_speed_note(args)  # after the run, so a refusal stays one line

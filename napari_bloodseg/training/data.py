@@ -39,14 +39,20 @@ def load_samples(folder: str | Path, schema: LabelSchema | str, scale: float = 1
     """All image+mask pairs of a folder (Dataset 1 layout or images/ + masks/); images without a mask are skipped."""
     sch = get_schema(schema)
     out = []
+    wbc_masks = 0
     for img_path, mask_path in find_pairs(folder):
         if mask_path is None:
             continue
         image = read_image(img_path, as_float=False)
-        labels, _ = read_mask(mask_path, sch, shape=image.shape[:2])
+        labels, own = read_mask(mask_path, shape=image.shape[:2])  # the mask's own schema, then the one asked for
+        if own.name != sch.name:
+            wbc_masks += own.name == "wbc"
+            labels, _ = read_mask(mask_path, sch, shape=image.shape[:2])
         out.append(rescale_sample(Sample(img_path.stem, image, labels), scale))
     if not out:
         raise ValueError(f"{folder}: no image+mask pairs found")
+    if sch.name == "rbc" and wbc_masks * 2 > len(out):
+        raise ValueError(f"{folder}: {wbc_masks} of {len(out)} masks: {WBC_MASKS_AS_RBC}")
     return out
 
 
@@ -90,6 +96,12 @@ def typical_cell_size(samples: list[Sample]) -> float:
 RBC_MASKS_AS_WBC = (
     "the masks mark nucleus (grey 255) but no cytoplasm (grey 128) anywhere: these look like RBC masks "
     "(0/255, one class), which a WBC model would learn as 'every cell is a nucleus'"
+)
+
+
+WBC_MASKS_AS_RBC = (
+    "the masks mark cytoplasm (grey 128) and nucleus (grey 255): these are WBC masks, which an RBC model would "
+    "learn as one 'cell' class; use a WBC model (or --schema wbc)"
 )
 
 

@@ -388,3 +388,60 @@ def test_finetune_scale_means_what_predict_scale_means(folder, tmp_model_dir, ca
     assert read_card(tmp_model_dir / "half-ft").input_scale == 0.5
     assert main([*argv, "--scale", "0.4", "--name", "half-ft2"]) == 0
     assert read_card(tmp_model_dir / "half-ft2").input_scale == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "needle"),
+    [
+        ("--input-scale", "0", "a number above 0"),
+        ("--input-scale", "-1", "a number above 0"),
+        ("--val-fraction", "-0.2", "up to (not including) 1"),
+        ("--test-fraction", "-0.2", "up to (not including) 1"),
+    ],
+)
+def test_train_refuses_scales_and_fractions_out_of_range_before_any_work(folder, tmp_path, flag, value, needle, capsys):
+    """--input-scale 0 crashed with ZeroDivisionError, -1 wrote a card with a negative cell size; a negative
+    fraction quietly moved most images out of training."""
+    out = tmp_path / "m"
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--model", "unet", "--data", str(folder), flag, value, "--out", str(out)])
+    assert exc.value.code == 2 and needle in capsys.readouterr().err
+    assert not out.with_suffix(".json").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--val-fraction", "0.6", "--test-fraction", "0.4"], "leave no image"),
+        (["--scale-jitter", "2", "1"], "the smaller first"),
+        (["--val", "DATA"], "--val names the --data folder"),
+    ],
+)
+def test_train_refuses_contradictory_settings_with_one_line(folder, tmp_path, extra, needle, capsys, clean_error):
+    out = tmp_path / "m"
+    extra = [str(folder) if e == "DATA" else e for e in extra]
+    assert main(["train", "--model", "unet", "--data", str(folder), *extra, "--out", str(out)]) == 2
+    clean_error(capsys.readouterr().err, needle)
+
+
+def test_finetune_refuses_its_training_folder_as_validation(folder, tmp_model_dir, capsys, clean_error):
+    argv = ["finetune", "--model", "wbc-unet", "--data", str(folder), "--val", str(folder), "--name", "x"]
+    assert main(argv) == 2
+    clean_error(capsys.readouterr().err, "--val names the --data folder")
+    assert not any(tmp_model_dir.iterdir())
+
+
+def test_train_without_validation_says_so_instead_of_a_score(folder, tmp_path, capsys):
+    out = tmp_path / "m"
+    assert (
+        main(["train", "--model", "unet", "--data", str(folder), *TINY, "--val-fraction", "0", "--out", str(out)]) == 0
+    )
+    err = capsys.readouterr().err
+    assert "no validation images: kept the last of" in err and "-1.0000" not in err
+
+
+def test_train_refuses_wbc_masks_as_rbc(folder, tmp_path, capsys, clean_error):
+    out = tmp_path / "m"
+    assert main(["train", "--model", "unet", "--data", str(folder), "--schema", "rbc", *TINY, "--out", str(out)]) == 2
+    clean_error(capsys.readouterr().err, "these are WBC masks")
+    assert not out.with_suffix(".json").exists()

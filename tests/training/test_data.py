@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from napari_bloodseg.training import Sample, load_samples, split_names, split_samples
 from napari_bloodseg.training.data import resize_labels, typical_cell_size
@@ -76,3 +77,9 @@ def test_typical_cell_size_leaves_unlabelled_pixels_out():
     lab[(yy - 90) ** 2 + (xx - 60) ** 2 <= 15**2] = 1
     size = typical_cell_size([Sample("partial", np.zeros((120, 120, 3), np.uint8), lab)])
     assert abs(size - 30) < 1.5
+
+
+def test_wbc_masks_are_refused_as_rbc_training_data(wbc_folder):
+    """Read as RBC, cytoplasm and nucleus both became 'cell': a model trained on them learns white cells."""
+    with pytest.raises(ValueError, match="6 of 6 masks: the masks mark cytoplasm .* these are WBC masks"):
+        load_samples(wbc_folder, "rbc")
