@@ -42,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"# user models: {user_model_dir()}")
     except BrokenPipeError:
         raise
-    except (ModelFileError, FileExistsError, OSError) as exc:
+    except ModelFileError as exc:
         raise UsageError(str(exc)) from None
+    except OSError as exc:  # "[Errno 30] Read-only file system: 'x'" → "x: read-only file system"
+        where = exc.filename or (args.args[-1] if args.args else "")
+        raise UsageError(f"{where}: {(exc.strerror or str(exc)).lower()}" if exc.strerror else str(exc)) from None
     return 0

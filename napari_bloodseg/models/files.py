@@ -159,8 +159,19 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> tuple
         model = build_model(card.architecture, **card.config)
         model.load_state_dict(state, strict=True)
     except (ValueError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0]
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        detail = next((line for line in lines[1:] if not line.startswith("Error(s)")), lines[0] if lines else "")
         raise ModelFileError(
-            f"{weights}: weights do not fit a {card.architecture} with {card.config} ({first})"
+            f"{weights}: weights do not fit a {card.architecture} with {card.config} ({detail.rstrip('.')})"
         ) from None
+    try:
+        schema = card.label_schema
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
+    outputs = int(model.head.out_channels) if hasattr(model, "head") else schema.num_classes
+    if outputs != schema.num_classes:
+        raise ModelFileError(
+            f"{path}: the card says {schema.name} ({schema.num_classes} classes) but the weights have {outputs} "
+            "outputs: the card was edited or belongs to another model"
+        )
     return model.to(device).eval(), card

@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+from ..io.atomic import atomic_write
 from .files import CARD_SUFFIX, WEIGHTS_SUFFIX, ModelFileError, load_model, model_paths
 from .registry import ARCHITECTURES
 from .zoo import SHIPPED_DIR, find_model, user_model_dir
@@ -58,8 +59,8 @@ def rename_model(old: str, new: str) -> Path:
     (sw, sc), (dw, dc) = model_paths(src), model_paths(dst)
     card = json.loads(sc.read_text())
     card["name"] = new
-    shutil.move(sw, dw)
-    dc.write_text(json.dumps(card, indent=2) + "\n")
+    shutil.move(sw, dw)  # a rename within one folder: atomic
+    atomic_write(dc, lambda tmp: tmp.write_text(json.dumps(card, indent=2) + "\n"))
     sc.unlink()
     return dst
 
@@ -75,13 +76,20 @@ def export_model(name: str, folder: str | Path) -> Path:
     if info.path is None:
         raise ModelFileError(f"{name} is an untrained architecture: nothing to export")
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file, not a folder: name the folder to export into")
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / info.path.name
     if any(p.exists() for p in model_paths(target)):
         raise FileExistsError(f"{target} exists; choose another folder")
     for src, dst in zip(model_paths(info.path), model_paths(target), strict=True):
-        shutil.copy2(src, dst)
+        _copy(src, dst)
     return target
+
+
+def _copy(src: Path, dst: Path) -> None:
+    """Copy under a temporary name, renamed when complete: an interrupted copy leaves no half model file."""
+    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
 def import_model(path: str | Path, name: str | None = None) -> Path:
@@ -95,8 +103,8 @@ def import_model(path: str | Path, name: str | None = None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     src_w, src_c = model_paths(path)
     dst_w, dst_c = model_paths(target)
-    shutil.copy2(src_w, dst_w)
+    _copy(src_w, dst_w)
     data = json.loads(src_c.read_text())
     data["name"] = target.name
-    dst_c.write_text(json.dumps(data, indent=2) + "\n")
+    atomic_write(dst_c, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))  # the card last: listed now
     return target

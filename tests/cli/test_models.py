@@ -77,3 +77,20 @@ def test_import_broken_model_is_refused(constant_models, tmp_path, capsys, clean
     assert main(["models", "import", str(tmp_path / "bad")]) == 2
     clean_error(capsys.readouterr().err, "corrupt safetensors file")
     assert "bad" not in [m.name for m in list_models()]
+
+
+def test_export_into_a_file_or_an_unwritable_place_is_one_plain_line(constant_models, tmp_path, capsys, monkeypatch):
+    afile = tmp_path / "001.bmp"
+    afile.write_bytes(b"an image")
+    assert main(["models", "export", "all-cell", str(afile)]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and "Errno" not in err
+    assert afile.read_bytes() == b"an image"
+
+    def read_only(*_args, **_kwargs):
+        raise OSError(30, "Read-only file system", str(tmp_path / "ro"))
+
+    monkeypatch.setattr("napari_bloodseg.models.manage.atomic_write", read_only)
+    assert main(["models", "export", "all-cell", str(tmp_path / "ro")]) == 2
+    err = capsys.readouterr().err
+    assert "ro: read-only file system" in err and "Errno" not in err

@@ -163,6 +163,26 @@ def test_weights_of_another_width(tmp_path, trained_like):
         load_model(weights)
 
 
+def test_a_card_whose_schema_is_not_the_weights_is_refused(trained_like):
+    """An edited schema imported fine and then failed image by image ('labels hold values [2] outside rbc')."""
+    _, weights, card_path = trained_like
+    data = json.loads(card_path.read_text())
+    data["schema"] = "rbc"
+    card_path.write_text(json.dumps(data))
+    with pytest.raises(ModelFileError, match=r"the card says rbc \(2 classes\) but the weights have 3 outputs"):
+        load_model(weights)
+
+
+def test_a_mismatch_names_the_first_layer_that_does_not_fit(tmp_path, trained_like):
+    _, weights, card_path = trained_like
+    data = json.loads(card_path.read_text())
+    data["config"]["width"] = 8
+    card_path.write_text(json.dumps(data))
+    with pytest.raises(ModelFileError) as exc:
+        load_model(weights)
+    assert "size mismatch for" in str(exc.value) and "Error(s) in loading" not in str(exc.value)
+
+
 def test_weights_of_another_architecture(trained_like):
     _, weights, card_path = trained_like
     data = json.loads(card_path.read_text())
