@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from qtpy.QtWidgets import QWidget
 
-from ..schemas import IGNORE_INDEX, LabelSchema
-from .layers import layer_schema, meta
+from ..schemas import IGNORE_INDEX, SCHEMAS, LabelSchema, get_schema
+from .layers import apply_schema, labels_in_schema, layer_schema, level0, meta, too_big_to_load
 from .scroll import ScrollPanel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,12 +70,39 @@ def bind_class_keys(layer: Labels, schema: LabelSchema | None = None) -> None:
             pick_class(lyr, value)
 
         layer.bind_key(CLASS_KEY.format(value), _pick, overwrite=True)
+    for value in range(sch.num_classes, 10):  # a layer switched from WBC to RBC: Alt+2 no longer paints a class
+        layer.bind_key(CLASS_KEY.format(value), None)  # unbinds (nothing when unbound)
 
     def _toggle(lyr: Labels) -> None:
         set_corrected(lyr, not is_corrected(lyr))
 
     layer.bind_key(CORRECTED_KEY, _toggle, overwrite=True)
     meta(layer)["keys_bound"] = True
+
+
+def settle_schema(layer: Labels) -> None:
+    """Give a blank Labels layer without a recorded schema the one of images its size, and record it.
+
+    A layer made to paint from scratch is all background, which alone reads as RBC (0/1): over a white-cell crop
+    the buttons offered 'cell', and what was painted trained as cytoplasm. Crops get WBC, smear fields RBC (the
+    rule that picks Segment's model); the Schema box changes it. Layers with labels keep what their values say."""
+    from ..models.zoo import schema_for_image
+
+    info = meta(layer)
+    data = level0(layer)
+    if info.get("schema") or info.get("role") == "errors" or too_big_to_load(data) or len(data.shape) < 2:
+        return
+    if not np.asarray(data).any():
+        apply_schema(layer, schema_for_image(*data.shape[-2:]))
+
+
+def change_schema(layer: Labels, schema: str) -> None:
+    """Record another schema for the layer; ValueError (nothing changed) when its labels are not that schema's."""
+    data = level0(layer)
+    if too_big_to_load(data):
+        raise ValueError(f"{layer.name} is read from disk: its schema is the one it was made with")
+    labels_in_schema(np.asarray(data), get_schema(schema))
+    apply_schema(layer, schema)
 
 
 def _swatch(rgba: tuple[int, int, int, int]):
@@ -109,6 +137,13 @@ class EditWidget(ScrollPanel):
 
         self.layer_combo = QComboBox()
         self.layer_combo.setToolTip("Labels layer to correct (follows the layer selected in the layer list)")
+        self.schema_combo = QComboBox()
+        for sch in SCHEMAS.values():
+            self.schema_combo.addItem(f"{sch.name.upper()}: {', '.join(sch.class_names[1:])}", sch.name)
+        self.schema_combo.setToolTip(
+            "What the label values mean in this layer. A new blank layer starts as WBC over a single-cell crop and "
+            "as RBC over a smear field; change it here before painting"
+        )
         self.class_box = QWidget()
         self.class_grid = QGridLayout(self.class_box)
         self.class_grid.setContentsMargins(0, 0, 0, 0)
@@ -123,6 +158,7 @@ class EditWidget(ScrollPanel):
 
         form = QFormLayout()
         form.addRow("Layer", self.layer_combo)
+        form.addRow("Schema", self.schema_combo)
         form.addRow("Paint class", self.class_box)
         layout = QVBoxLayout(self.content)
         layout.addLayout(form)
@@ -132,6 +168,7 @@ class EditWidget(ScrollPanel):
         self.setMinimumHeight(190)  # class buttons and the shortcut text stay readable in a shared dock area
 
         self.layer_combo.currentIndexChanged.connect(self._on_combo)
+        self.schema_combo.currentIndexChanged.connect(self._on_schema_combo)
         self.class_group.idClicked.connect(self._on_class_clicked)
         self.corrected_check.toggled.connect(self._on_corrected_toggled)
         self.viewer.layers.events.inserted.connect(self._on_inserted)
@@ -152,6 +189,7 @@ class EditWidget(ScrollPanel):
     def _prepare(self, layer: Labels) -> None:
         if meta(layer).get("role") == "errors":
             return
+        settle_schema(layer)
         bind_class_keys(layer)
         layer.events.name.connect(self._refresh_layers)
 
@@ -205,6 +243,7 @@ class EditWidget(ScrollPanel):
                     pass
         self._target = layer
         self._build_buttons()
+        self._sync_schema()
         if layer is not None:
             idx = self.layer_combo.findText(layer.name)
             if idx >= 0 and idx != self.layer_combo.currentIndex():
@@ -250,6 +289,30 @@ class EditWidget(ScrollPanel):
         n = sch.num_classes
         self.class_grid.addWidget(btn, n // 3, n % 3)
         self.unlabelled_btn = btn
+
+    def _sync_schema(self) -> None:
+        layer = self._target
+        self.schema_combo.setEnabled(layer is not None)
+        if layer is not None:
+            self.schema_combo.blockSignals(True)
+            self.schema_combo.setCurrentIndex(self.schema_combo.findData(layer_schema(layer).name))
+            self.schema_combo.blockSignals(False)
+
+    def _on_schema_combo(self, index: int) -> None:
+        from napari.utils.notifications import show_warning
+
+        layer, schema = self._target, self.schema_combo.itemData(index)
+        if layer is None or schema == layer_schema(layer).name:
+            return
+        try:
+            change_schema(layer, schema)
+        except ValueError as exc:
+            show_warning(f"{layer.name} stays {layer_schema(layer).name.upper()}: {exc}")
+            self._sync_schema()
+            return
+        bind_class_keys(layer)
+        self._build_buttons()
+        self._sync_class()
 
     def _sync_class(self, *_: Any) -> None:
         layer = self._target

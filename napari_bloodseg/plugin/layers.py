@@ -151,6 +151,16 @@ def layer_schema(layer: Labels) -> LabelSchema:
     return guess_labels_schema(np.asarray(layer.data))
 
 
+def apply_schema(layer: Labels, schema: LabelSchema | str) -> None:
+    """Record ``schema`` as the layer's (metadata, colours, class names in the status bar) for every widget."""
+    sch = get_schema(schema)
+    info = meta(layer)
+    info["schema"], info["class_names"] = sch.name, list(sch.class_names)
+    layer.colormap = label_colormap(sch.napari_colors())
+    layer.features = class_features(sch.class_names, unlabelled=True)
+    layer.events.metadata()
+
+
 def labels_in_schema(data: np.ndarray, schema: LabelSchema) -> np.ndarray:
     """Label values for ``schema``: label-space data as is, grey levels (0/128/255) mapped back.
 

@@ -85,3 +85,39 @@ def test_widget_follows_active_layer_and_its_schema(viewer, dock):
     viewer.layers.selection.active = late
     assert viewer.window._qt_viewer._key_map_handler.press_key("Alt-2")
     assert late.selected_label == 2
+
+
+def test_a_blank_layer_takes_the_schema_of_images_its_size_and_can_be_switched(viewer, dock, notes):
+    """A new empty Labels layer over a white-cell crop offered RBC's 'cell' (all zeros read as 0/1), and what
+    was painted trained as cytoplasm; over a smear field it stays RBC. The Schema box changes it."""
+    from napari_bloodseg.plugin.finetune_pairs import LayerPair, pair_samples
+
+    widget = dock("Correct")
+    crop = viewer.add_image(np.zeros((96, 96, 3), np.uint8), name="001", rgb=True)
+    blank = viewer.add_labels(np.zeros((96, 96), np.uint8), name="001 labels")
+    viewer.layers.selection.active = blank
+    assert [btn.text() for btn in widget._buttons] == list(WBC.class_names)
+    assert widget.schema_combo.currentData() == "wbc"
+    keys = viewer.window._qt_viewer._key_map_handler
+    assert keys.press_key("Alt-2") and blank.selected_label == 2
+    blank.paint((40, 40), 2, refresh=True)
+    assert blank.metadata["bloodseg"]["schema"] == "wbc"
+    (sample,) = pair_samples([LayerPair(crop, blank)], "wbc", "wbc-unet")
+    assert sample.labels.max() == 2
+
+    field = viewer.add_labels(np.zeros((800, 1000), np.uint8), name="field labels")
+    viewer.layers.selection.active = field
+    assert [btn.text() for btn in widget._buttons] == list(RBC.class_names)
+
+    # switching a layer that holds a nucleus to RBC is refused, an empty one switches
+    viewer.layers.selection.active = blank
+    widget.schema_combo.setCurrentIndex(widget.schema_combo.findData("rbc"))
+    assert blank.metadata["bloodseg"]["schema"] == "wbc" and widget.schema_combo.currentData() == "wbc"
+    assert any("stays WBC" in msg for msg in notes.warnings)
+    blank.data = np.zeros_like(blank.data)
+    widget.schema_combo.setCurrentIndex(widget.schema_combo.findData("rbc"))
+    assert blank.metadata["bloodseg"]["schema"] == "rbc"
+    assert [btn.text() for btn in widget._buttons] == list(RBC.class_names)
+    blank.selected_label = 0
+    keys.press_key("Alt-2")
+    assert blank.selected_label == 0  # Alt+2 no longer picks a class the layer does not have
