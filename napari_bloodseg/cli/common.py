@@ -213,11 +213,25 @@ def make_predictor(args: argparse.Namespace, model, card):
         raise UsageError(str(exc)) from None
 
 
+#: a --scale beyond this factor either way is more likely a typo (0.04 for 0.4) than real data: said, not refused
+EXTREME_SCALE = 10.0
+
+
+def _extreme_scale_warning(scale: float, predictor) -> str:
+    """Why the user should look at their --scale again, in cell sizes when the model knows its own."""
+    how = f"shrinks the images {1 / scale:.0f} times" if scale < 1 else f"enlarges the images {scale:.0f} times"
+    size = getattr(getattr(predictor, "card", None), "cell_size_px", None)
+    cells = f": the model's ~{size:.0f} px cells would be ~{size / scale:.0f} px in your images" if size else ""
+    return f"bloodseg: warning: --scale {scale:g} {how}{cells}; check the value (or use --cell-size auto)"
+
+
 def scale_from_args(args: argparse.Namespace, predictor) -> float | None:
     """The scale for every image, or None for ``--cell-size auto`` (then :func:`auto_scale` measures it)."""
     if getattr(args, "scale", None) is not None:  # 0 is a bad scale, not "no scale"
         if not 0 < args.scale < float("inf"):
             raise UsageError(f"--scale must be positive, not {args.scale}")
+        if not 1 / EXTREME_SCALE <= args.scale <= EXTREME_SCALE:
+            print(_extreme_scale_warning(float(args.scale), predictor), file=sys.stderr)
         return float(args.scale)
     if getattr(args, "cell_size", None) is not None:
         if not (predictor.card and predictor.card.cell_size_px):

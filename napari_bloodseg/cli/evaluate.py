@@ -78,6 +78,11 @@ def run(args: argparse.Namespace) -> int:
         if scale is None:
             scale = auto_scale(predictor, sources, lambda p: read_image(p, as_float=False))
         schema = card.label_schema
+        if args.schema and args.schema != schema.name:
+            raise UsageError(
+                f"--schema {args.schema}: {args.model} segments {schema.name}, so its masks are read as {schema.name} "
+                "(--schema chooses for --pred)"
+            )
     else:
         if not args.pred.is_dir():
             raise UsageError(f"{args.pred}: not a folder")

@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
             cfg=cfg,
             scale=scale,
             guard=not args.no_guard,
-            data_source=str(args.data),
+            data_source=str(args.data.absolute()),  # as train's cards: still findable from another folder
             on_epoch=lambda log: print(f"epoch {log.epoch}: loss {log.loss:.4f}", file=sys.stderr),
         )
     except (FinetuneError, ModelFileError, ValueError, OSError) as exc:  # OSError: e.g. the disk filled up

@@ -317,3 +317,20 @@ def test_bad_cell_size_is_an_argparse_error(wbc_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["predict", "--model", "unet", "--cell-size", "big", "--out", str(tmp_path / "o"), str(wbc_dir)])
     assert exc.value.code == 2 and "expected a diameter in pixels or auto" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("scale", "needle"), [("0.04", "shrinks the images 25 times"), ("20", "enlarges the images 20")]
+)
+def test_an_extreme_scale_is_questioned(wbc_dir, constant_models, tmp_path, capsys, scale, needle):
+    """--scale 0.04 (for 0.4) turned a crop into a few pixels and an empty mask, without a word."""
+    argv = ["predict", "--model", "all-cyto", "--scale", scale, "--out", str(tmp_path / "o"), str(wbc_dir / "001.bmp")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert f"warning: --scale {scale} {needle}" in err and "check the value" in err
+
+
+def test_an_ordinary_scale_is_not_questioned(wbc_dir, constant_models, tmp_path, capsys):
+    argv = ["predict", "--model", "all-cyto", "--scale", "0.4", "--out", str(tmp_path / "o"), str(wbc_dir / "001.bmp")]
+    assert main(argv) == 0
+    assert "check the value" not in capsys.readouterr().err

@@ -303,6 +303,7 @@ def test_finetune_steps_runs_exactly_that_many_steps(folder, tmp_model_dir, cons
     err = capsys.readouterr().err
     assert [ln.split(":")[0] for ln in err.splitlines() if ln.startswith("epoch")] == ["epoch 1", "epoch 2"]
     assert read_card(tmp_model_dir / "base-v2").training["settings"]["max_steps"] == 11
+    assert read_card(tmp_model_dir / "base-v2").training["data"] == str(folder.absolute())  # as train's cards
     assert "bloodseg: warning: the before/after scores rest on 1 validation image" in err  # 5 images x 0.2
 
     argv = ["finetune", "--model", "base", "--data", str(folder), "--steps", "2", "--val-fraction", "0"]
