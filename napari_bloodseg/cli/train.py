@@ -133,6 +133,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--red-cells pastes red cells as background: for --schema wbc only")
     if args.val is None and args.val_fraction + args.test_fraction >= 1:
         raise UsageError(f"--val-fraction {args.val_fraction} and --test-fraction {args.test_fraction} leave no image")
+    if args.patch_size < 4 * 2**args.depth:  # depth 12 built a 16384-channel bottom and ran for minutes first
+        raise UsageError(
+            f"--depth {args.depth} halves a {args.patch_size} px crop to under 4 px: use --depth "
+            f"{max(1, (args.patch_size // 4).bit_length() - 1)} or less, or a larger --patch-size"
+        )
     lo, hi = args.scale_jitter
     if not 0 < lo <= hi:
         raise UsageError(f"--scale-jitter {lo} {hi}: two factors above 0, the smaller first (e.g. 0.9 1.12)")

@@ -416,6 +416,7 @@ def test_train_refuses_scales_and_fractions_out_of_range_before_any_work(folder,
         (["--val-fraction", "0.6", "--test-fraction", "0.4"], "leave no image"),
         (["--scale-jitter", "2", "1"], "the smaller first"),
         (["--val", "DATA"], "--val names the --data folder"),
+        (["--depth", "12"], "--depth 12 halves a 128 px crop to under 4 px: use --depth 5 or less"),
     ],
 )
 def test_train_refuses_contradictory_settings_with_one_line(folder, tmp_path, extra, needle, capsys, clean_error):
