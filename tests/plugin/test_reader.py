@@ -271,3 +271,21 @@ def test_a_palette_mask_from_an_annotation_tool_opens_as_labels(tmp_path):
     ((data, kwargs, kind),) = read_paths(str(tmp_path / "001.png"))
     assert kind == "labels" and kwargs["metadata"]["bloodseg"]["schema"] == "wbc"  # was: an RGB image layer
     np.testing.assert_array_equal(data, labels)
+
+
+def test_a_jpeg_mask_opens_as_labels_and_a_grey_photo_as_an_image(tmp_path):
+    """A WBC mask saved as JPEG (quality 75) rings at its edges: many grey values, nearly all near 0/128/255.
+    It opened as an image; the CLI read it as a mask all along."""
+    from PIL import Image as PILImage
+
+    from napari_bloodseg.data import synthetic_wbc
+    from napari_bloodseg.plugin.reader import read_paths
+
+    image, labels = synthetic_wbc(size=120, seed=4)
+    PILImage.fromarray(np.choose(labels, [0, 128, 255]).astype(np.uint8)).save(tmp_path / "001.jpg", quality=75)
+    ((data, kwargs, kind),) = read_paths(str(tmp_path / "001.jpg"))
+    assert kind == "labels" and kwargs["metadata"]["bloodseg"]["schema"] == "wbc"
+    assert (np.asarray(data) == labels).mean() > 0.99
+    PILImage.fromarray(image).convert("L").save(tmp_path / "grey.jpg", quality=75)
+    ((_, _, kind),) = read_paths(str(tmp_path / "grey.jpg"))
+    assert kind == "image"
