@@ -362,7 +362,7 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
                 msg += f", pixel accuracy {self.report['pixel_accuracy']:.4f}"
         else:
             per_model = ", ".join(f"{r['model'] or 'no model'}: {r['n_images']}" for r in reports)
-            msg = f"{len(reports)} models, one table each (images {per_model}), schema {self.report['schema']}"
+            msg = f"{len(reports)} models, a mean ± SEM each (images {per_model}), schema {self.report['schema']}"
         if errors:
             msg += f"; {len(errors)} pair(s) skipped"
             show_warning("Evaluation skipped: " + "; ".join(errors))
