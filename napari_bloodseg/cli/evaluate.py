@@ -73,16 +73,16 @@ def run(args: argparse.Namespace) -> int:
         for problem in clashes:
             error(problem)
         model, card = load_model_or_fail(args.model)
-        predictor = make_predictor(args, model, card)
-        scale = scale_from_args(args, predictor)
-        if scale is None:
-            scale = auto_scale(predictor, sources, lambda p: read_image(p, as_float=False))
         schema = card.label_schema
-        if args.schema and args.schema != schema.name:
+        if args.schema and args.schema != schema.name:  # before any work (--cell-size auto measures for seconds)
             raise UsageError(
                 f"--schema {args.schema}: {args.model} segments {schema.name}, so its masks are read as {schema.name} "
                 "(--schema chooses for --pred)"
             )
+        predictor = make_predictor(args, model, card)
+        scale = scale_from_args(args, predictor)
+        if scale is None:
+            scale = auto_scale(predictor, sources, lambda p: read_image(p, as_float=False))
     else:
         if not args.pred.is_dir():
             raise UsageError(f"{args.pred}: not a folder")

@@ -104,7 +104,7 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
     folders: dict[Path, list] = {}  # each input folder and image parent listed once
     searched = {Path(p).parent for p in images} | {Path(a) for a in args.images if Path(a).is_dir()}
     # the dataset folder above an images/ folder: its masks/ beside it hold the expert masks
-    searched |= {f.parent for f in searched if f.name.lower() in _IMAGE_DIRS}
+    searched |= {f.resolve().parent for f in searched if f.resolve().name.lower() in _IMAGE_DIRS}  # "." included
     for folder in searched:
         try:
             folders[folder] = find_pairs(folder)

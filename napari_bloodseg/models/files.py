@@ -161,6 +161,7 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> tuple
     except (ValueError, RuntimeError) as exc:
         lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
         detail = next((line for line in lines[1:] if not line.startswith("Error(s)")), lines[0] if lines else "")
+        detail = detail if len(detail) <= 160 else detail[:157] + "..."  # "Missing key(s): ..." lists every key
         raise ModelFileError(
             f"{weights}: weights do not fit a {card.architecture} with {card.config} ({detail.rstrip('.')})"
         ) from None

@@ -7,6 +7,7 @@ and one prediction per model and mask.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -60,6 +61,19 @@ def pair_layers(predictions: list[Labels], truths: list[Labels]) -> tuple[list[P
     return pairs, unmatched
 
 
+_TAG = re.compile(r"\[([^\[\]]+)\]")
+
+
+def model_of(layer: Labels) -> str:
+    """The model a prediction came from: Segment records it; else the last ``[tag]`` of the name that is not
+    napari's ``[1]`` for a repeated name (``001 [segnet] [1]`` → ``segnet``); else "" (unknown)."""
+    recorded = meta(layer).get("model")
+    if recorded:
+        return str(recorded)
+    tags = [t.strip() for t in _TAG.findall(layer.name) if not t.strip().isdigit()]
+    return tags[-1] if tags else ""
+
+
 @dataclass
 class ScoringPlan:
     """The pairs to score, one group per model (each gets its own mean ± SEM), and the pairs left out."""
@@ -103,7 +117,7 @@ def plan_scoring(pairs: list[Pair]) -> ScoringPlan:
                 "their own"
             )
             continue
-        model = str(meta(p).get("model") or "")
+        model = model_of(p)
         first = scored.setdefault((model, t.name), p.name)
         if first != p.name:
             by = f" by {model}" if model else ""

@@ -97,7 +97,8 @@ def looks_like_mask(raw: np.ndarray) -> bool:
 def _image_layer(path: Path, rgb: np.ndarray) -> LayerData:
     return (
         rgb,
-        {"name": path.stem, "rgb": True, "metadata": {META_KEY: {"path": str(path), "role": "image"}}},
+        # absolute: layers pair by this file, and a relative path would change meaning with the working folder
+        {"name": path.stem, "rgb": True, "metadata": {META_KEY: {"path": str(path.absolute()), "role": "image"}}},
         "image",
     )
 
@@ -198,7 +199,7 @@ def read_big_tiff(path: Path) -> LayerData | None:
         return None  # e.g. a stack: the whole-file path says what is wrong with it
     if _looks_like_mask_sample(levels[0]):
         return None
-    info = {"path": str(path), "role": "image", "lazy": True}
+    info = {"path": str(path.absolute()), "role": "image", "lazy": True}
     kwargs = {"name": path.stem, "rgb": True, "multiscale": True, "contrast_limits": (0, 255)}
     return (levels, {**kwargs, "metadata": {META_KEY: info}}, "image")
 

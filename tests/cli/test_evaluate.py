@@ -374,7 +374,11 @@ def test_an_image_named_twice_counts_once_and_two_images_of_one_name_not_at_all(
     assert [im["name"] for im in json.loads((tmp_path / "r.json").read_text())["images"]] == ["002", "003"]
 
 
-def test_schema_that_contradicts_the_model_is_refused(wbc_dir, constant_models, capsys, clean_error):
+def test_schema_that_contradicts_the_model_is_refused(wbc_dir, constant_models, capsys, clean_error, monkeypatch):
+    def no_work(*_a, **_k):
+        raise AssertionError("refused only after setting up the predictor")
+
+    monkeypatch.setattr("napari_bloodseg.cli.evaluate.make_predictor", no_work)
     argv = ["evaluate", "--masks", str(wbc_dir), "--images", str(wbc_dir), "--model", "all-cyto", "--schema", "rbc"]
     assert main(argv) == 2
     clean_error(capsys.readouterr().err, "--schema rbc: all-cyto segments wbc")

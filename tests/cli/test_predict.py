@@ -81,7 +81,7 @@ def test_predict_never_writes_over_its_inputs_even_with_overwrite(wbc_dir, const
 
 
 def test_the_images_folder_of_a_dataset_never_writes_over_its_masks_folder(
-    wbc_dir, constant_models, tmp_path, capsys, clean_error
+    wbc_dir, constant_models, tmp_path, capsys, clean_error, monkeypatch
 ):
     """``predict lay/images --out lay/masks --overwrite``: the expert masks sit in the images folder's sibling."""
     lay = tmp_path / "lay"
@@ -94,6 +94,10 @@ def test_the_images_folder_of_a_dataset_never_writes_over_its_masks_folder(
     argv = ["predict", "--model", "all-cyto", "--overwrite", "--out", str(lay / "masks"), str(lay / "images")]
     assert main(argv) == 2
     clean_error(capsys.readouterr().err, "001.png is the mask of 001.bmp")
+    monkeypatch.chdir(lay / "images")  # from inside: "." and bare file names have no folder name to look at
+    for inputs in (["."], ["001.bmp"]):
+        assert main(["predict", "--model", "all-cyto", "--overwrite", "--out", "../masks", *inputs]) == 2
+        clean_error(capsys.readouterr().err, "001.png is the mask of 001.bmp")
     assert {p.name: p.read_bytes() for p in (lay / "masks").iterdir()} == before
 
 

@@ -188,8 +188,9 @@ def test_weights_of_another_architecture(trained_like):
     data = json.loads(card_path.read_text())
     data["config"]["architecture"] = "segnet"
     card_path.write_text(json.dumps(data))
-    with pytest.raises(ModelFileError, match="weights do not fit a segnet"):
+    with pytest.raises(ModelFileError, match="weights do not fit a segnet") as exc:
         load_model(weights)
+    assert len(str(exc.value)) < 400  # one line, not every missing key
 
 
 def test_unknown_architecture_or_config_key_in_card(trained_like):

@@ -291,7 +291,9 @@ def _synthetic_slide_labels():
     return np.tile(synthetic_wbc(size=200, seed=5)[1], (5, 5))
 
 
-def test_same_names_from_two_folders_pair_with_their_own_masks(viewer, dock, wait_idle, tmp_path, write_png):
+def test_same_names_from_two_folders_pair_with_their_own_masks(
+    viewer, dock, wait_idle, tmp_path, write_png, monkeypatch
+):
     """Two folders each holding 001.bmp + 001.png: napari names the second's layers '001 [1]' and '001 mask [1]'.
     Predictions, masks and images pair by the file they came from, not by the names napari made clash."""
     from napari_bloodseg.data import synthetic_wbc
@@ -306,7 +308,9 @@ def test_same_names_from_two_folders_pair_with_their_own_masks(viewer, dock, wai
 
         PILImage.fromarray(image).save(tmp_path / folder / "001.bmp")
         truths[folder] = mask
-        viewer.open(str(tmp_path / folder), plugin="napari-bloodseg")
+        monkeypatch.chdir(tmp_path)
+        viewer.open(folder, plugin="napari-bloodseg")  # relative, as typed: pairing must not depend on the cwd
+    monkeypatch.chdir(tmp_path / "dayA")
     assert {"001", "001 [1]", "001 mask", "001 mask [1]"} <= {lyr.name for lyr in viewer.layers}
     assert not np.array_equal(truths["dayA"], truths["dayB"])
 
@@ -385,3 +389,23 @@ def test_two_models_get_a_table_each_and_a_double_prediction_counts_once(viewer,
     rows = list(csv.DictReader(widget.export_csv(tmp_path / "s.csv").open()))
     means = {(r["model"], r["class"]): float(r["dice"]) for r in rows if r["image"] == "mean"}
     assert means[("net2", "cell")] == want["per_class"]["cell"]["dice"]
+
+
+@pytest.mark.parametrize(
+    ("name", "model"), [("001 [unet]", "unet"), ("001 [segnet] [1]", "segnet"), ("001 [1]", ""), ("001", "")]
+)
+def test_a_prediction_without_metadata_is_of_the_model_its_name_says(viewer, name, model):
+    from napari_bloodseg.plugin.evaluate_pairs import model_of
+
+    assert model_of(viewer.add_labels(np.zeros((4, 4), np.uint8), name=name)) == model
+
+
+def test_predictions_named_by_hand_are_grouped_by_their_model_tags(viewer):
+    from napari_bloodseg.plugin.evaluate_pairs import pair_layers, plan_scoring
+
+    _, truth = _add_pairs(viewer, n=1)[0][1:]
+    mask = viewer.layers["img0 mask"]
+    plain = [viewer.add_labels(truth.copy(), name=f"img0 [{m}]") for m in ("unet", "segnet")]
+    pairs, _ = pair_layers(plain, [mask])
+    plan = plan_scoring(pairs)
+    assert sorted(plan.groups) == ["segnet", "unet"] and plan.skipped == []
