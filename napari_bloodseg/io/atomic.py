@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 
@@ -16,29 +18,86 @@ def atomic_path(target: str | Path, *, overwrite: bool = False) -> Iterator[Path
     Refuses to replace an existing file unless ``overwrite`` is true, so nothing is lost silently.
     """
     target = Path(target)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    mode = 0o666 & ~umask  # mkstemp makes 0600; the final file gets normal permissions
-    os.chmod(tmp_path, mode)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, mode)  # again: a writer that replaces the file (safetensors does) made it 0600
-        os.replace(tmp_path, target)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+    with _temporary(target, overwrite=overwrite) as tmp:
+        yield tmp
+        _final_mode(tmp)  # a writer that replaces the file (safetensors does) made it 0600 like mkstemp
+        os.replace(tmp, target)
 
 
 def atomic_write(target: str | Path, write: Callable[[Path], None], *, overwrite: bool = False) -> Path:
     with atomic_path(target, overwrite=overwrite) as tmp:
         write(tmp)
     return Path(target)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold back Ctrl-C and SIGTERM (POSIX, main thread) while a few renames commit; they arrive right after.
+
+    A model is two files: an interrupt between their renames left new weights beside the old card, and neither
+    model loaded."""
+    mask = getattr(signal, "pthread_sigmask", None)
+    if mask is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        mask(signal.SIG_SETMASK, old)
+
+
+def atomic_write_group(
+    files: Sequence[tuple[str | Path, Callable[[Path], None]]],
+    *,
+    overwrite: bool = False,
+    moves: Sequence[tuple[Path, Path]] = (),
+    remove: Sequence[Path] = (),
+) -> list[Path]:
+    """Write several files that only make sense together (a model's weights and card) all or nothing.
+
+    Every file is written in full under a temporary name first, so a full disk or an error leaves the old files
+    as they were; then, with interrupts held back (:func:`signals_held`), ``moves`` are renamed, the files are
+    renamed into place in order (the last one, e.g. the card, makes the group visible) and ``remove`` is deleted.
+    """
+    with contextlib.ExitStack() as stack:
+        temps = []
+        for target, write in files:
+            tmp = stack.enter_context(_temporary(Path(target), overwrite=overwrite))
+            write(tmp)
+            _final_mode(tmp)
+            temps.append((tmp, Path(target)))
+        with signals_held():
+            for src, dst in moves:
+                os.replace(src, dst)
+            for tmp, target in temps:
+                os.replace(tmp, target)
+            for path in remove:
+                Path(path).unlink(missing_ok=True)
+    return [target for _, target in temps]
+
+
+@contextlib.contextmanager
+def _temporary(target: Path, *, overwrite: bool) -> Iterator[Path]:
+    """A temporary file beside ``target`` (hidden: listings skip it), removed unless renamed away."""
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _final_mode(path: Path) -> None:
+    """The permissions a plain new file gets (mkstemp makes 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def check_can_write_in(folder: str | Path) -> None:

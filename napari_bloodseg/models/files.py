@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..io.atomic import atomic_write
+from ..io.atomic import atomic_write_group
 from ..schemas import LabelSchema, get_schema
 from .registry import build_model
 
@@ -109,8 +109,8 @@ def _sha256(path: Path) -> str:
 def save_model(
     model: SegmentationNet, card: ModelCard, path: str | Path, *, overwrite: bool = False
 ) -> tuple[Path, Path]:
-    """Write weights then card, each atomically; the card is written last so a reader never sees a card
-    pointing at half-written weights."""
+    """Write weights and card as one atomic group (:func:`~napari_bloodseg.io.atomic.atomic_write_group`): a
+    reader sees the old model or the new one, never new weights beside the old card."""
     from safetensors.torch import save_file
 
     weights, card_path = model_paths(path)
@@ -118,12 +118,23 @@ def save_model(
         for p in (weights, card_path):
             if p.exists():
                 raise FileExistsError(f"{p} exists; choose another name or pass overwrite=True")
+    from safetensors import SafetensorError
+
     card.config = dict(model.config)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(weights, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}), overwrite=True)
-    card.weights_sha256 = _sha256(weights)
-    text = json.dumps(card.to_dict(), indent=2, sort_keys=False)
-    atomic_write(card_path, lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
+
+    def write_weights(tmp: Path) -> None:
+        try:
+            save_file(state, str(tmp), metadata={"format": "pt"})
+        except SafetensorError as exc:  # e.g. "No space left on device (os error 28)": an OSError for callers
+            raise OSError(f"{weights}: {exc}") from None
+        card.weights_sha256 = _sha256(tmp)
+
+    def write_card(tmp: Path) -> None:
+        tmp.write_text(json.dumps(card.to_dict(), indent=2, sort_keys=False) + "\n")
+
+    # both files complete before either replaces anything: an interrupt or a full disk leaves the old model whole
+    atomic_write_group([(weights, write_weights), (card_path, write_card)], overwrite=True)
     return weights, card_path
 
 

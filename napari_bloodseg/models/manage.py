@@ -7,7 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
-from ..io.atomic import atomic_write
+from ..io.atomic import atomic_write_group
 from .files import CARD_SUFFIX, WEIGHTS_SUFFIX, ModelFileError, load_model, model_paths
 from .registry import ARCHITECTURES
 from .zoo import SHIPPED_DIR, find_model, user_model_dir
@@ -59,9 +59,10 @@ def rename_model(old: str, new: str) -> Path:
     (sw, sc), (dw, dc) = model_paths(src), model_paths(dst)
     card = json.loads(sc.read_text())
     card["name"] = new
-    shutil.move(sw, dw)  # a rename within one folder: atomic
-    atomic_write(dc, lambda tmp: tmp.write_text(json.dumps(card, indent=2) + "\n"))
-    sc.unlink()
+    # the new card is written in full first (a full disk stops here, the model untouched); then the weights move,
+    # the card lands and the old card goes, with interrupts held back: the model is under one name or the other
+    text = json.dumps(card, indent=2) + "\n"
+    atomic_write_group([(dc, lambda tmp: tmp.write_text(text))], moves=[(sw, dw)], remove=[sc])
     return dst
 
 
@@ -82,14 +83,20 @@ def export_model(name: str, folder: str | Path) -> Path:
     target = folder / info.path.name
     if any(p.exists() for p in model_paths(target)):
         raise FileExistsError(f"{target} exists; choose another folder")
-    for src, dst in zip(model_paths(info.path), model_paths(target), strict=True):
-        _copy(src, dst)
+    (src_w, src_c), (dst_w, dst_c) = model_paths(info.path), model_paths(target)
+    _copy_model(src_w, dst_w, dst_c, src_c.read_text())
     return target
 
 
-def _copy(src: Path, dst: Path) -> None:
-    """Copy under a temporary name, renamed when complete: an interrupted copy leaves no half model file."""
-    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
+def _copy_model(src_weights: Path, dst_weights: Path, dst_card: Path, card_text: str) -> None:
+    """Weights and card written as one group: an interrupted copy or a full disk leaves no half model (orphan
+    weights blocked every retry: 'a model named ... exists already')."""
+    atomic_write_group(
+        [
+            (dst_weights, lambda tmp: shutil.copyfile(src_weights, tmp)),
+            (dst_card, lambda tmp: tmp.write_text(card_text)),
+        ]
+    )
 
 
 def import_model(path: str | Path, name: str | None = None) -> Path:
@@ -103,8 +110,7 @@ def import_model(path: str | Path, name: str | None = None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     src_w, src_c = model_paths(path)
     dst_w, dst_c = model_paths(target)
-    _copy(src_w, dst_w)
     data = json.loads(src_c.read_text())
     data["name"] = target.name
-    atomic_write(dst_c, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))  # the card last: listed now
+    _copy_model(src_w, dst_w, dst_c, json.dumps(data, indent=2) + "\n")
     return target

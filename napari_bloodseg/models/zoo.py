@@ -86,6 +86,8 @@ def _scan(folder: Path, source: str) -> list[ModelInfo]:
     if not folder.is_dir():
         return out
     for card_path in sorted(folder.glob(f"*{CARD_SUFFIX}")):
+        if card_path.name.startswith("."):  # a temporary file of an interrupted save, or a macOS ._ file
+            continue
         try:
             card = read_card(card_path)
         except ModelFileError:

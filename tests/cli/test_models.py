@@ -90,7 +90,7 @@ def test_export_into_a_file_or_an_unwritable_place_is_one_plain_line(constant_mo
     def read_only(*_args, **_kwargs):
         raise OSError(30, "Read-only file system", str(tmp_path / "ro"))
 
-    monkeypatch.setattr("napari_bloodseg.models.manage.atomic_write", read_only)
+    monkeypatch.setattr("napari_bloodseg.models.manage.atomic_write_group", read_only)
     assert main(["models", "export", "all-cell", str(tmp_path / "ro")]) == 2
     err = capsys.readouterr().err
     assert "ro: read-only file system" in err and "Errno" not in err

@@ -90,3 +90,52 @@ def test_files_written_by_replacing_the_temporary_keep_normal_permissions(tmp_pa
     finally:
         os.umask(umask)
     assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_group_is_written_all_or_nothing(tmp_path):
+    """A model is weights + card: a failure writing the second (a full disk) must leave both old files."""
+    import errno
+
+    from napari_bloodseg.io.atomic import atomic_write_group
+
+    weights, card = tmp_path / "m.safetensors", tmp_path / "m.json"
+    weights.write_text("old weights")
+    card.write_text("old card")
+
+    def full(tmp):
+        tmp.write_text("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        atomic_write_group([(weights, lambda t: t.write_text("new weights")), (card, full)], overwrite=True)
+    assert (weights.read_text(), card.read_text()) == ("old weights", "old card")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.safetensors"]  # no temporary left
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C while the card is being written: the same
+        atomic_write_group([(weights, lambda t: t.write_text("new")), (card, _interrupt)], overwrite=True)
+    assert (weights.read_text(), card.read_text()) == ("old weights", "old card")
+
+    atomic_write_group(
+        [(weights, lambda t: t.write_text("new weights")), (card, lambda t: t.write_text("new card"))],
+        overwrite=True,
+        moves=[],
+        remove=[],
+    )
+    assert (weights.read_text(), card.read_text()) == ("new weights", "new card")
+
+
+def _interrupt(tmp):
+    raise KeyboardInterrupt
+
+
+def test_interrupts_wait_until_the_renames_are_done():
+    import os
+    import signal
+
+    from napari_bloodseg.io.atomic import signals_held
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("renamed")  # still runs: the interrupt is held back
+    assert done == ["renamed"]

@@ -120,3 +120,58 @@ def test_import_of_an_image_says_it_is_not_a_model_file(tmp_path, tmp_model_dir)
     png.write_bytes(b"not a model")
     with pytest.raises(ModelFileError, match="not a model file"):
         import_model(png)
+
+
+def _disk_full_at_the_card(monkeypatch):
+    """The weights fit, the card does not: the second file of the group fails as a full disk would."""
+    import errno
+    from pathlib import Path
+
+    real = Path.write_text
+
+    def write_text(self, *args, **kwargs):
+        if self.name.startswith(".") and self.suffix == ".json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+
+
+def _files(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_a_full_disk_leaves_every_model_whole_and_no_orphan_file(user_model, tmp_model_dir, tmp_path, monkeypatch):
+    """Rename moved the weights and then failed on the card (neither name loaded); import and save left weights
+    without a card, which blocked every retry ('a model named ... exists already')."""
+    from napari_bloodseg.models import load_model
+
+    exported = export_model("mine", tmp_path / "out")
+    before = _files(tmp_model_dir)
+    with monkeypatch.context() as full:
+        _disk_full_at_the_card(full)
+        _attempts_fail_cleanly(user_model, exported, tmp_model_dir, before)
+    load_model(user_model)  # the old model, whole
+    assert rename_model("mine", "mine2").name == "mine2" and import_model(exported, "copy").name == "copy"
+    assert {"mine2", "copy"} <= names() and "mine" not in names()
+
+
+def _attempts_fail_cleanly(user_model, exported, tmp_model_dir, before):
+    for attempt in (
+        lambda: rename_model("mine", "mine2"),
+        lambda: import_model(exported, "copy"),
+        lambda: save_model(
+            build_model("segnet", num_classes=2, width=4),
+            ModelCard(name="mine", config={}, schema="rbc"),
+            user_model,
+            overwrite=True,
+        ),
+    ):
+        with pytest.raises(OSError, match="No space"):
+            attempt()
+        assert _files(tmp_model_dir) == before
+
+
+def test_a_temporary_card_left_by_a_killed_save_is_not_a_model(user_model, tmp_model_dir):
+    (tmp_model_dir / ".mine.x1y2z3.tmp.json").write_text((tmp_model_dir / "mine.json").read_text())
+    assert not any(n.startswith(".") for n in names())
