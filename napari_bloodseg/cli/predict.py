@@ -77,11 +77,19 @@ def run(args: argparse.Namespace) -> int:
             pred = predictor.predict(image, scale=scale)
             write_mask(out, pred.labels, card.schema, overwrite=args.overwrite)
         except (ImageReadError, MaskError, OSError, ValueError) as exc:  # OSError: exists, disk full, no access
-            error(str(exc))
+            error(_about(path, out, exc))
             failures += 1
     done = len(images) - failures
     print(f"bloodseg: wrote {done} mask{'' if done == 1 else 's'} to {args.out}", file=sys.stderr)
     return 2 if failures else 0
+
+
+def _about(image: Path, out: Path, exc: BaseException) -> str:
+    """The error, naming the image it stopped (a bare "[Errno 28] No space left on device" named nothing)."""
+    if isinstance(exc, OSError) and not isinstance(exc, FileExistsError) and exc.strerror:
+        return f"{Path(image).name} -> {out}: {exc.strerror}"
+    text = str(exc)
+    return text if str(Path(image).name) in text or str(out) in text else f"{Path(image).name}: {text}"
 
 
 def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:

@@ -22,6 +22,8 @@ a grey-level TIFF or PNG mask the same way (the napari writer and Export widget 
 
 from __future__ import annotations
 
+import errno
+import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -218,14 +220,35 @@ def open_label_output(path: str | Path, shape: tuple[int, int], *, overwrite: bo
 
         if path.exists():
             path.unlink()
-        return tifffile.memmap(path, shape=(h, w), dtype=np.uint8, photometric="minisblack")
+        out = tifffile.memmap(path, shape=(h, w), dtype=np.uint8, photometric="minisblack")
+        return _reserve(path, out)
     if suffix == ".npy":
-        return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(h, w))
+        return _reserve(path, np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(h, w)))
     if suffix == ".zarr":
         import zarr
 
         return zarr.open_array(str(path), mode="w", shape=(h, w), dtype=np.uint8, chunks=(512, min(w, 4096)))
     raise ValueError(f"{path}: label output must be .tif, .tiff, .npy or .zarr")
+
+
+def _reserve(path: Path, out: Any) -> Any:
+    """Claim the disk blocks of a memory-mapped file now. A memory map of a sparse file finds a full disk only
+    when a page is written, and the process then dies of SIGBUS with no message (napari with it, edits and all);
+    reserved, a full disk is an OSError here, before any work."""
+    fallocate = getattr(os, "posix_fallocate", None)  # Linux and most Unixes; macOS and Windows skip this
+    if fallocate is None:
+        return out
+    size = path.stat().st_size
+    try:
+        with open(path, "r+b") as f:
+            fallocate(f.fileno(), 0, size)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):  # a file system that cannot reserve
+            return out
+        del out
+        path.unlink(missing_ok=True)
+        raise OSError(exc.errno, f"{exc.strerror} (the labels need {size / 1e6:.1f} MB)", str(path)) from None
+    return out
 
 
 def close_output(out: Any) -> None:

@@ -45,3 +45,28 @@ def test_a_closed_pipe_ends_quietly():
     err = proc.stderr.decode()
     assert proc.returncode == 141, err
     assert err == ""
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does(monkeypatch, capsys):
+    """kill / timeout / a scheduler: the run ends through the same clean-up as Ctrl-C (exit 130, temporary files
+    removed by their context managers), and the test process gets its own SIGTERM handler back."""
+    import os
+    import signal
+
+    from napari_bloodseg.cli import main as cli_main
+    from napari_bloodseg.cli import models
+
+    reached = []
+
+    def run(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            reached.append("after the signal")
+        finally:
+            reached.append("clean-up")
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(models, "run", run)
+    assert cli_main.main(["models"]) == 130
+    assert reached == ["clean-up"] and "interrupted" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == before

@@ -338,3 +338,26 @@ def test_an_ordinary_scale_is_not_questioned(wbc_dir, constant_models, tmp_path,
     argv = ["predict", "--model", "all-cyto", "--scale", "0.4", "--out", str(tmp_path / "o"), str(wbc_dir / "001.bmp")]
     assert main(argv) == 0
     assert "check the value" not in capsys.readouterr().err
+
+
+def test_a_full_disk_while_streaming_names_the_image_and_leaves_nothing(
+    wbc_dir, constant_models, tmp_path, capsys, clean_error, monkeypatch
+):
+    import errno
+    import os
+
+    import tifffile
+
+    if not hasattr(os, "posix_fallocate"):
+        pytest.skip("no posix_fallocate on this platform")
+    tifffile.imwrite(tmp_path / "slide.tif", np.asarray(Image.open(wbc_dir / "001.bmp")))
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    out = tmp_path / "out"
+    argv = ["predict", "--model", "all-cyto", "--stream", "--out", str(out), str(tmp_path / "slide.tif")]
+    assert main(argv) == 2
+    clean_error(capsys.readouterr().err, "slide.tif -> ")
+    assert not out.exists() or list(out.iterdir()) == []

@@ -104,3 +104,39 @@ def test_a_part_of_the_file_that_cannot_be_read_names_the_file():
     view = RGBView(Truncated(), "/data/scan.tif")
     with pytest.raises(ImageReadError, match=r"/data/scan\.tif: cannot read rows 0-16 \(error: Error -5"):
         view[0:16]
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".npy"])
+def test_a_full_disk_is_an_error_before_any_pixel_is_written(tmp_path, monkeypatch, suffix):
+    """A memory map of a sparse file met a full disk only when a page was written: SIGBUS, no message, and
+    napari gone with it. The blocks are now claimed first."""
+    import errno
+    import os
+
+    from napari_bloodseg.io.lazy import open_label_output
+
+    if not hasattr(os, "posix_fallocate"):
+        pytest.skip("no posix_fallocate on this platform: nothing is reserved")
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(OSError, match=r"No space left on device \(the labels need 1.0 MB\)"):
+        open_label_output(tmp_path / f"out{suffix}", (1000, 1000))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_system_that_cannot_reserve_still_gets_its_output(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from napari_bloodseg.io.lazy import open_label_output
+
+    def unsupported(fd, offset, length):
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported, raising=False)
+    out = open_label_output(tmp_path / "out.tif", (20, 30))
+    out[:] = 2
+    assert out.shape == (20, 30)
