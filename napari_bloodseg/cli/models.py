@@ -4,6 +4,7 @@ rename / delete / export / import user models."""
 from __future__ import annotations
 
 import argparse
+import errno
 
 from .common import UsageError
 
@@ -45,6 +46,11 @@ def run(args: argparse.Namespace) -> int:
     except ModelFileError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:  # "[Errno 30] Read-only file system: 'x'" → "x: read-only file system"
-        where = exc.filename or (args.args[-1] if args.args else "")
+        # a full disk: the file named in the error may be the source being copied, not where it did not fit
+        where = (
+            f"models {args.action}"
+            if exc.errno == errno.ENOSPC
+            else exc.filename or (args.args[-1] if args.args else "")
+        )
         raise UsageError(f"{where}: {(exc.strerror or str(exc)).lower()}" if exc.strerror else str(exc)) from None
     return 0

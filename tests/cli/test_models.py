@@ -94,3 +94,15 @@ def test_export_into_a_file_or_an_unwritable_place_is_one_plain_line(constant_mo
     assert main(["models", "export", "all-cell", str(tmp_path / "ro")]) == 2
     err = capsys.readouterr().err
     assert "ro: read-only file system" in err and "Errno" not in err
+
+
+def test_a_full_disk_is_blamed_on_the_action_not_on_the_source_file(constant_models, tmp_path, capsys, monkeypatch):
+    import errno
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "/the/shipped/source.json")
+
+    monkeypatch.setattr("napari_bloodseg.models.manage.atomic_write_group", full)
+    assert main(["models", "export", "all-cell", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "models export: no space left on device" in err and "source.json" not in err
