@@ -32,19 +32,27 @@ def atomic_write(target: str | Path, write: Callable[[Path], None], *, overwrite
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """Hold back Ctrl-C and SIGTERM (POSIX, main thread) while a few renames commit; they arrive right after.
+    """Hold back Ctrl-C and SIGTERM (main thread) while a few renames commit; they arrive right after.
 
     A model is two files: an interrupt between their renames left new weights beside the old card, and neither
-    model loaded."""
-    mask = getattr(signal, "pthread_sigmask", None)
-    if mask is None or threading.current_thread() is not threading.main_thread():
-        yield
+    model loaded. Python runs signal handlers in the main thread whichever thread the signal reached (torch and Qt
+    have threads of their own), so the handlers are swapped for a recorder rather than the signals masked."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # worker threads (napari) are stopped by their cancel flag, never by a signal
         return
-    old = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    pending: list[int] = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if handler is not None:  # None: installed outside Python, which could not be put back
+            previous[sig] = signal.signal(sig, lambda signum, frame: pending.append(signum))
     try:
         yield
     finally:
-        mask(signal.SIG_SETMASK, old)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in pending:
+            signal.raise_signal(sig)  # now, to the handler that was there
 
 
 def atomic_write_group(
