@@ -55,8 +55,8 @@ def _terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM (``kill``, ``timeout``, a batch scheduler) stops a run as Ctrl-C does: temporary files are
     removed and the last best model is kept. Without this it died where it stood, leaving hidden temporary
     files of up to the size of a slide's mask."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        yield  # a parent that made us ignore SIGTERM meant it, as Python itself keeps an ignored SIGINT
         return
 
     def interrupt(signum: int, frame: object) -> None:

@@ -235,7 +235,9 @@ def _reserve(path: Path, out: Any) -> Any:
     """Claim the disk blocks of a memory-mapped file now. A memory map of a sparse file finds a full disk only
     when a page is written, and the process then dies of SIGBUS with no message (napari with it, edits and all);
     reserved, a full disk is an OSError here, before any work."""
-    fallocate = getattr(os, "posix_fallocate", None)  # Linux and most Unixes; macOS and Windows skip this
+    # Linux and most Unixes (macOS and Windows skip this). On a file system without fallocate (NFSv3, some FUSE)
+    # glibc emulates it by writing a byte per block: seconds per GB before the run, still better than SIGBUS.
+    fallocate = getattr(os, "posix_fallocate", None)
     if fallocate is None:
         return out
     size = path.stat().st_size

@@ -70,3 +70,20 @@ def test_sigterm_stops_a_run_as_ctrl_c_does(monkeypatch, capsys):
     assert cli_main.main(["models"]) == 130
     assert reached == ["clean-up"] and "interrupted" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_an_ignored_sigterm_stays_ignored(monkeypatch):
+    """A parent that starts us with SIGTERM ignored (nohup-like launchers) keeps that choice."""
+    import signal
+
+    from napari_bloodseg.cli import main as cli_main
+    from napari_bloodseg.cli import models
+
+    seen = []
+    monkeypatch.setattr(models, "run", lambda args: seen.append(signal.getsignal(signal.SIGTERM)))
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        assert cli_main.main(["models"]) == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [signal.SIG_IGN]
