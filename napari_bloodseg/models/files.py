@@ -111,6 +111,7 @@ def save_model(
 ) -> tuple[Path, Path]:
     """Write weights and card as one atomic group (:func:`~napari_bloodseg.io.atomic.atomic_write_group`): a
     reader sees the old model or the new one, never new weights beside the old card."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     weights, card_path = model_paths(path)
@@ -118,8 +119,6 @@ def save_model(
         for p in (weights, card_path):
             if p.exists():
                 raise FileExistsError(f"{p} exists; choose another name or pass overwrite=True")
-    from safetensors import SafetensorError
-
     card.config = dict(model.config)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
@@ -180,7 +179,7 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> tuple
         schema = card.label_schema
     except ValueError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
-    outputs = int(model.head.out_channels) if hasattr(model, "head") else schema.num_classes
+    outputs = int(model.head.out_channels)  # every architecture ends in a 1x1 conv named head
     if outputs != schema.num_classes:
         raise ModelFileError(
             f"{path}: the card says {schema.name} ({schema.num_classes} classes) but the weights have {outputs} "

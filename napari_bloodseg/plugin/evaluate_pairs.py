@@ -82,10 +82,6 @@ class ScoringPlan:
     groups: dict[str, list[Pair]] = field(default_factory=dict)  # model ("" when unknown) → pairs
     skipped: list[str] = field(default_factory=list)  # "prediction layer: why"
 
-    @property
-    def n_pairs(self) -> int:
-        return sum(len(g) for g in self.groups.values())
-
 
 def plan_scoring(pairs: list[Pair]) -> ScoringPlan:
     """Group ``pairs`` by model and leave out what would bend the means, saying why.
