@@ -138,14 +138,19 @@ def test_interrupts_wait_until_the_renames_are_done():
 
     from napari_bloodseg.io.atomic import signals_held
 
-    before = signal.getsignal(signal.SIGINT)
-    done = []
-    with pytest.raises(KeyboardInterrupt):
-        with signals_held():
-            subprocess.run(["kill", "-INT", str(os.getpid())], check=True)
-            end = time.monotonic() + 0.05
-            while time.monotonic() < end:  # the signal has arrived by now; a real rename would run here
-                pass
-            done.append("renamed")  # still runs: the interrupt is held back
-    assert done == ["renamed"]
-    assert signal.getsignal(signal.SIGINT) is before  # put back
+    # Python's own Ctrl-C handler, whatever earlier tests (napari, Qt) left installed
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        done = []
+        with pytest.raises(KeyboardInterrupt):
+            with signals_held():
+                subprocess.run(["kill", "-INT", str(os.getpid())], check=True)
+                end = time.monotonic() + 0.5
+                while time.monotonic() < end:  # the signal has arrived by now; a real rename would run here
+                    pass
+                done.append("renamed")  # still runs: the interrupt is held back
+        assert done == ["renamed"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    finally:
+        if outer is not None:
+            signal.signal(signal.SIGINT, outer)
