@@ -165,6 +165,15 @@ def non_negative_arg(text: str) -> float:
     return _number_arg(text, float, lambda v: v >= 0, "a number of 0 or more")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C (same clean-up) but reported with its own exit status."""
+
+
+def interrupted_status(exc: KeyboardInterrupt) -> int:
+    """The shell's exit status for a run stopped by ``exc``: 128 + the signal number (SIGINT 130, SIGTERM 143)."""
+    return 143 if isinstance(exc, Terminated) else 130
+
+
 def positive_arg(text: str) -> float:
     """argparse type for a factor that must be above 0 (an input scale)."""
     return _number_arg(text, float, lambda v: v > 0, "a number above 0")

@@ -11,6 +11,7 @@ from .common import (
     UsageError,
     add_training_speed_args,
     below_one_arg,
+    interrupted_status,
     non_negative_arg,
     positive_int_arg,
     training_speed_note,
@@ -151,9 +152,9 @@ def run(args: argparse.Namespace) -> int:
         )
     except (FinetuneError, ModelFileError, ValueError, OSError) as exc:  # OSError: e.g. the disk filled up
         raise UsageError(str(exc)) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("bloodseg: interrupted; nothing saved, the base model is unchanged", file=sys.stderr)
-        return 130
+        return interrupted_status(exc)
 
     def fmt(rep):
         return ", ".join(f"{k} Dice {v['dice']:.4f}" for k, v in rep["per_class"].items()) if rep else "-"

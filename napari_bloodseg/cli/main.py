@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from .. import __version__
 from . import evaluate, finetune, models, predict, train
-from .common import DefaultsFormatter, UsageError, error
+from .common import DefaultsFormatter, Terminated, UsageError, error, interrupted_status
 
 SUBCOMMANDS = [predict, evaluate, train, finetune, models]
 
@@ -40,9 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         error(str(exc))
         return 2
-    except KeyboardInterrupt:
-        error("interrupted")
-        return 130
+    except KeyboardInterrupt as exc:
+        error("terminated" if isinstance(exc, Terminated) else "interrupted")
+        return interrupted_status(exc)
     except BrokenPipeError:
         # the reader went away (`bloodseg models | head`): stop quietly, as command-line tools do
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -60,7 +60,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
         return
 
     def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        raise Terminated
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:

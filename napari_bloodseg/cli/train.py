@@ -11,6 +11,7 @@ from .common import (
     add_training_speed_args,
     below_one_arg,
     fraction_arg,
+    interrupted_status,
     non_negative_arg,
     positive_arg,
     positive_int_arg,
@@ -192,10 +193,10 @@ def run(args: argparse.Namespace) -> int:
             version=args.version,
             on_epoch=on_epoch,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         bar.close()
         print(f"bloodseg: interrupted; the best model so far (if any) is intact at {weights}", file=sys.stderr)
-        return 130
+        return interrupted_status(exc)
     except (ValueError, OSError) as exc:  # OSError: the disk filled up or went away while saving
         bar.leave = False  # a refusal before the first epoch: wipe the empty bar, leave only the message
         bar.close()

@@ -48,8 +48,8 @@ def test_a_closed_pipe_ends_quietly():
 
 
 def test_sigterm_stops_a_run_as_ctrl_c_does(monkeypatch, capsys):
-    """kill / timeout / a scheduler: the run ends through the same clean-up as Ctrl-C (exit 130, temporary files
-    removed by their context managers), and the test process gets its own SIGTERM handler back."""
+    """kill / timeout / a scheduler: the run ends through the same clean-up as Ctrl-C (temporary files removed by
+    their context managers; exit 143), and the test process gets its own SIGTERM handler back."""
     import os
     import signal
 
@@ -67,8 +67,8 @@ def test_sigterm_stops_a_run_as_ctrl_c_does(monkeypatch, capsys):
 
     before = signal.getsignal(signal.SIGTERM)
     monkeypatch.setattr(models, "run", run)
-    assert cli_main.main(["models"]) == 130
-    assert reached == ["clean-up"] and "interrupted" in capsys.readouterr().err
+    assert cli_main.main(["models"]) == 143  # 128 + SIGTERM, as a shell reports it
+    assert reached == ["clean-up"] and "terminated" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) == before
 
 

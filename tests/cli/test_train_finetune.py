@@ -176,8 +176,9 @@ def test_train_refuses_red_cells_for_red_cell_masks(folder, tmp_path, capsys):
     assert not out.with_suffix(".json").exists()
 
 
-def _interrupt_at_step(monkeypatch, n):
-    """Ctrl-C during the ``n``-th training step (KeyboardInterrupt from inside the loop, as SIGINT raises it)."""
+def _interrupt_at_step(monkeypatch, n, signal=KeyboardInterrupt):
+    """Ctrl-C during the ``n``-th training step (KeyboardInterrupt from inside the loop, as SIGINT raises it; the
+    CLI's ``Terminated`` for SIGTERM)."""
     from napari_bloodseg.training import trainer
 
     calls = []
@@ -186,18 +187,22 @@ def _interrupt_at_step(monkeypatch, n):
     def batch(*args, **kwargs):
         calls.append(1)
         if len(calls) == n:
-            raise KeyboardInterrupt
+            raise signal
         return real_batch(*args, **kwargs)
 
     monkeypatch.setattr(trainer, "_batch", batch)
 
 
-def test_train_interrupted_exits_130_and_keeps_the_best_model(folder, tmp_path, monkeypatch, capsys):
-    _interrupt_at_step(monkeypatch, 3)  # epoch 2 of 3, two steps each: epoch 1's best is saved
+@pytest.mark.parametrize(("stop", "status"), [("ctrl-c", 130), ("sigterm", 143)])
+def test_train_interrupted_exits_130_and_keeps_the_best_model(folder, tmp_path, monkeypatch, capsys, stop, status):
+    from napari_bloodseg.cli.common import Terminated
+
+    # epoch 2 of 3, two steps each: epoch 1's best is saved
+    _interrupt_at_step(monkeypatch, 3, KeyboardInterrupt if stop == "ctrl-c" else Terminated)
     out = tmp_path / "m"
     argv = ["train", "--model", "unet", "--data", str(folder), "--width", "4", "--depth", "3", "--epochs", "3"]
     argv += ["--steps-per-epoch", "2", "--batch-size", "2", "--patch-size", "48", "--val-fraction", "0.2"]
-    assert main([*argv, "--device", "cpu", "--out", str(out)]) == 130
+    assert main([*argv, "--device", "cpu", "--out", str(out)]) == status
     err = capsys.readouterr().err
     assert f"interrupted; the best model so far (if any) is intact at {out}" in err and "Traceback" not in err
     assert json.loads(out.with_suffix(".json").read_text())["training"]["best_epoch"] == 1
