@@ -112,8 +112,8 @@ def export_stems(layers: list[Labels]) -> list[str]:
             plain.add(members[0] if len(members) == 1 else corrected[0])
     out = list(stems)
     used = {stems[i].lower() for i in plain}
-    for members in groups.values():
-        for i in sorted(members, key=lambda i: layers[i].name.lower()):
+    for key in sorted(groups):  # sorted, not in layer order: a tag that clashes gets its _2 the same way every time
+        for i in sorted(groups[key], key=lambda i: layers[i].name.lower()):
             if i in plain:
                 continue
             stem = f"{stems[i]}_{_export_tag(layers[i], stems[i])}"

@@ -117,3 +117,19 @@ def test_file_names_do_not_depend_on_layer_order(viewer, wbc_pair):
     for order in ([unet, segnet, mask], [segnet, mask, unet]):
         names = dict(zip([lyr.name for lyr in order], export_stems(order), strict=True))
         assert names == {"001 [wbc-unet]": "001_wbc-unet", "001 [wbc-segnet]": "001", "001 mask": "001_mask"}
+
+
+def test_clashing_tags_are_numbered_the_same_whatever_the_order(viewer, wbc_pair):
+    """Groups 'a' (models b_m, x) and 'a_b' (models m, y) both make 'a_b_m': which one gets '_2' must not follow
+    the layer list."""
+    from napari_bloodseg.plugin.writer import export_stems
+
+    _, labels = wbc_pair
+    layers = [
+        viewer.add_labels(labels, **schema_layer_kwargs("wbc", f"{src} [{m}]", role="prediction", source=src, model=m))
+        for src, m in (("a", "b_m"), ("a", "x"), ("a_b", "m"), ("a_b", "y"))
+    ]
+    forward = dict(zip([lyr.name for lyr in layers], export_stems(layers), strict=True))
+    backward = dict(zip([lyr.name for lyr in layers[::-1]], export_stems(layers[::-1]), strict=True))
+    assert forward == backward
+    assert len(set(forward.values())) == 4
