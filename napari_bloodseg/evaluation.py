@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -117,17 +117,19 @@ def prediction_files(folder: str | Path) -> tuple[list[Path], list[str]]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder")
     suffixes = MASK_SUFFIXES + IMAGE_SUFFIXES
-    by_key: dict[str, list[Path]] = {}
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix.lower() in suffixes and not hidden(p):
-            by_key.setdefault(_key(p.stem), []).append(p)
-    files = [group[0] for group in by_key.values() if len(group) == 1]
-    clashes = [
-        f"{', '.join(p.name for p in group)}: predictions of one image name, none scored (keep one)"
-        for group in by_key.values()
-        if len(group) > 1
-    ]
-    return files, clashes
+    files = [p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in suffixes and not hidden(p)]
+    return one_per_name(files, "predictions of one image name, none scored (keep one)", str_of=lambda p: p.name)
+
+
+def one_per_name(paths: list[Path], why: str, *, str_of: Callable[[Path], str] = str) -> tuple[list[Path], list[str]]:
+    """The files whose image name (stem, case and mask tags aside) no other file shares, in order, and one
+    problem per shared name (``"a, b: <why>"``): two files of one name would be scored against one mask."""
+    groups: dict[str, list[Path]] = {}
+    for p in paths:
+        groups.setdefault(_key(p.stem), []).append(p)
+    keep = [p for p in paths if len(groups[_key(p.stem)]) == 1]
+    clashes = [f"{', '.join(map(str_of, g))}: {why}" for g in groups.values() if len(g) > 1]
+    return keep, clashes
 
 
 def mask_index(folder: str | Path) -> dict[str, Path]:

@@ -40,7 +40,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..evaluation import build_report, format_table, images_in, mask_index, prediction_files
+    from ..evaluation import build_report, format_table, images_in, mask_index, one_per_name, prediction_files
     from ..io import ImageReadError, MaskError, read_image, read_mask
     from ..metrics import score_image
     from ..schemas import get_schema
@@ -69,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
     if args.images:
         if not args.model:
             raise UsageError("--images needs --model")
-        sources, clashes = _one_per_name(images_in(args.images))
+        # two files named 001 from two folders would both be scored against the one mask 001
+        sources, clashes = one_per_name(
+            images_in(args.images), "images of one name, one expert mask; none scored (evaluate them apart)"
+        )
         for problem in clashes:
             error(problem)
         model, card = load_model_or_fail(args.model)
@@ -173,23 +176,6 @@ def run(args: argparse.Namespace) -> int:
     if not scores:
         raise UsageError("no image could be evaluated")
     return 2 if errors else 0
-
-
-def _one_per_name(images: list[Path]) -> tuple[list[Path], list[str]]:
-    """Images whose name no other listed image shares, and one problem per shared name: two files named 001
-    from two folders would both be scored against the one mask 001."""
-    from ..io.pairs import _key
-
-    groups: dict[str, list[Path]] = {}
-    for p in images:
-        groups.setdefault(_key(p.stem), []).append(p)
-    keep = [p for p in images if len(groups[_key(p.stem)]) == 1]
-    clashes = [
-        f"{', '.join(map(str, group))}: images of one name, one expert mask; none scored (evaluate them apart)"
-        for group in groups.values()
-        if len(group) > 1
-    ]
-    return keep, clashes
 
 
 def _is_report(path: Path) -> bool:
