@@ -3,7 +3,6 @@ that the CLI writes as JSON and the widget shows as a table (one code path for b
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .io import strict_json
 from .io.images import IMAGE_SUFFIXES, hidden, list_images
 from .io.pairs import MASK_SUFFIXES, _key, find_pairs
 from .metrics import aggregate, score_image
@@ -64,9 +64,9 @@ def format_table(report: dict[str, Any]) -> str:
         f"{'class':<10} {'Jaccard (IoU)':>17} {'Dice':>17} {'pixel acc.':>17}",
     ]
     for name, s in report["per_class"].items():
-        # the SEM of one image is undefined (stored as 0): shown as a dash, not as a perfect ± 0.0000
+        # the SEM of one image is undefined (NaN): shown as a dash, not as a perfect ± 0.0000
         cells = [
-            f"{s[k]:.4f} ± " + (f"{s[k + '_sem']:.4f}" if n > 1 else "   -  ")
+            f"{s[k]:.4f} ± " + (f"{s[k + '_sem']:.4f}" if math.isfinite(s[k + "_sem"]) else "   -  ")
             for k in ("jaccard", "dice", "pixel_accuracy")
         ]
         lines.append(f"{name:<10} {cells[0]:>17} {cells[1]:>17} {cells[2]:>17}")
@@ -97,17 +97,7 @@ def images_in(paths: Iterable[str | Path]) -> list[Path]:
 
 def report_json(report: dict[str, Any]) -> str:
     """The report as strict JSON (``JSON.parse`` and ``jq`` refuse ``NaN``): a value that is not a number is null."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        return value
-
-    return json.dumps(clean(report), indent=2, allow_nan=False)
+    return strict_json.dumps(report, indent=2)
 
 
 def prediction_files(folder: str | Path) -> tuple[list[Path], list[str]]:

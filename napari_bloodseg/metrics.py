@@ -8,7 +8,8 @@ Conventions (MONAI-like, stated because published numbers differ on them):
 - ``pixel_accuracy`` per class is the binary accuracy of the class-vs-rest map, (TP + TN) / N: this is what the
   published WBC "Jaccard" values of 0.95–0.99 actually measured. The top-level ``pixel_accuracy`` is the usual
   multi-class fraction of correct pixels.
-- SEM is the sample standard deviation (ddof=1) over images divided by sqrt(n); 0 for a single image.
+- SEM is the sample standard deviation (ddof=1) over images divided by sqrt(n); undefined (NaN) for a single
+  image, so that no report shows one image as a perfect ± 0.
 """
 
 from __future__ import annotations
@@ -92,10 +93,11 @@ def score_image(
 
 
 def mean_sem(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and SEM; the SEM of one value is NaN (the spread of one image is unknown, not zero)."""
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         return float("nan"), float("nan")
-    sem = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
+    sem = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else float("nan")
     return float(v.mean()), sem
 
 

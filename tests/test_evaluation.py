@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from napari_bloodseg.evaluation import build_report, format_table, images_in, mask_index, score_pairs
+from napari_bloodseg.evaluation import build_report, format_table, images_in, mask_index, report_json, score_pairs
 
 TARGET = np.array([[0, 0, 1, 1], [0, 1, 1, 2], [0, 1, 2, 2]])
 PRED = np.array([[0, 1, 1, 1], [0, 0, 1, 2], [1, 1, 2, 1]])  # cytoplasm J 0.5, nucleus J 2/3 (see test_metrics)
@@ -41,7 +41,9 @@ def test_rbc_report_has_only_cell():
     names, scores = score_pairs([("f", np.array([[0, 1]]), np.array([[0, 1]]))], "rbc")
     report = build_report(names, scores, "rbc")
     assert list(report["per_class"]) == ["cell"]
-    assert report["per_class"]["cell"]["jaccard_sem"] == 0.0  # one image: SEM 0
+    assert math.isnan(report["per_class"]["cell"]["jaccard_sem"])  # one image: SEM undefined
+    assert json.loads(report_json(report))["per_class"]["cell"]["jaccard_sem"] is None  # null in the JSON
+    assert "1.0000 ±    -" in format_table(report)  # a dash in the table, not "± 0.0000"
 
 
 def test_empty_report_and_errors():

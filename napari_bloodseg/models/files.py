@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..io import strict_json
 from ..io.atomic import atomic_write_group
 from ..schemas import LabelSchema, get_schema
 from .registry import build_model
@@ -130,7 +131,7 @@ def save_model(
         card.weights_sha256 = _sha256(tmp)
 
     def write_card(tmp: Path) -> None:
-        tmp.write_text(json.dumps(card.to_dict(), indent=2, sort_keys=False) + "\n")
+        tmp.write_text(strict_json.dumps(card.to_dict(), indent=2, sort_keys=False) + "\n")  # no NaN in a card
 
     # both files complete before either replaces anything: an interrupt or a full disk leaves the old model whole
     atomic_write_group([(weights, write_weights), (card_path, write_card)], overwrite=True)

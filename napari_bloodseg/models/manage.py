@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+from ..io import strict_json
 from ..io.atomic import atomic_write_group
 from .files import CARD_SUFFIX, WEIGHTS_SUFFIX, ModelFileError, load_model, model_paths
 from .registry import ARCHITECTURES
@@ -61,7 +62,7 @@ def rename_model(old: str, new: str) -> Path:
     card["name"] = new
     # the new card is written in full first (a full disk stops here, the model untouched); then the weights move,
     # the card lands and the old card goes, with interrupts held back: the model is under one name or the other
-    text = json.dumps(card, indent=2) + "\n"
+    text = strict_json.dumps(card, indent=2) + "\n"
     atomic_write_group([(dc, lambda tmp: tmp.write_text(text))], moves=[(sw, dw)], remove=[sc])
     return dst
 
@@ -112,5 +113,5 @@ def import_model(path: str | Path, name: str | None = None) -> Path:
     dst_w, dst_c = model_paths(target)
     data = json.loads(src_c.read_text())
     data["name"] = target.name
-    _copy_model(src_w, dst_w, dst_c, json.dumps(data, indent=2) + "\n")
+    _copy_model(src_w, dst_w, dst_c, strict_json.dumps(data, indent=2) + "\n")
     return target

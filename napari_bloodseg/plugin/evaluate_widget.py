@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import threading
 import time
 from pathlib import Path
@@ -85,10 +86,11 @@ def error_map(pred: np.ndarray, truth: np.ndarray, schema: LabelSchema) -> tuple
 
 
 class _NumberItem(QTableWidgetItem):
-    """Table cell showing 4 decimals, holding the exact float (UserRole) and sorting by it."""
+    """Table cell showing 4 decimals (a dash for an undefined value, such as the SEM of one image), holding the
+    exact float (UserRole) and sorting by it."""
 
     def __init__(self, value: float) -> None:
-        super().__init__(f"{value:.4f}")
+        super().__init__(f"{value:.4f}" if math.isfinite(value) else "–")
         self.setData(Qt.ItemDataRole.UserRole, float(value))
         self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
@@ -111,7 +113,8 @@ def report_csv(reports: dict[str, Any] | list[dict[str, Any]]) -> str:
                 w.writerow([img["name"], cls, repr(s["jaccard"]), repr(s["dice"]), repr(s["pixel_accuracy"]), model])
         for row, suffix in (("mean", ""), ("sem", "_sem")):
             for cls, s in report["per_class"].items():
-                w.writerow([row, cls, *(repr(s[k + suffix]) for k in ("jaccard", "dice", "pixel_accuracy")), model])
+                values = (s[k + suffix] for k in ("jaccard", "dice", "pixel_accuracy"))
+                w.writerow([row, cls, *(repr(v) if math.isfinite(v) else "" for v in values), model])
     return buf.getvalue()
 
 

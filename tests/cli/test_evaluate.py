@@ -23,7 +23,9 @@ def _check_shape(report: dict, classes: list[str], n: int) -> None:
     assert report["n_images"] == n == len(report["images"])
     assert list(report["per_class"]) == classes
     for entry in report["per_class"].values():
-        assert CLASS_KEYS <= set(entry) and all(isinstance(entry[k], float) for k in CLASS_KEYS)
+        assert CLASS_KEYS <= set(entry) and all(isinstance(entry[k], float) for k in ("jaccard", "dice"))
+        # the SEM of one image is undefined: null, never a perfect 0.0
+        assert all(isinstance(entry[k], float) if n > 1 else entry[k] is None for k in ("jaccard_sem", "dice_sem"))
     for image in report["images"]:
         assert {"name", "per_class"} <= set(image) and isinstance(image["name"], str)
         assert list(image["per_class"]) == classes

@@ -81,6 +81,17 @@ def test_card_fields(trained_like):
     assert card.architecture == "unet" and card.config["width"] == 4
 
 
+def test_a_card_is_strict_json_even_with_undefined_metrics(tmp_path, trained_like):
+    """A fine-tune validated on one image has an undefined SEM: the card says null, not NaN (which jq refuses)."""
+    model, _, _ = trained_like
+    card = ModelCard(name="one-val", config={}, schema="wbc", metrics={"val": {"cell": {"dice_sem": float("nan")}}})
+    _, card_path = save_model(model, card, tmp_path / "one-val")
+    text = card_path.read_text()
+    assert "NaN" not in text
+    assert json.loads(text)["metrics"] == {"val": {"cell": {"dice_sem": None}}}
+    assert read_card(card_path).metrics == {"val": {"cell": {"dice_sem": None}}}
+
+
 def test_save_refuses_to_overwrite(trained_like):
     model, weights, card_path = trained_like
     before = weights.read_bytes(), card_path.read_text()

@@ -150,7 +150,7 @@ def test_error_layer_counts_false_positives_and_negatives(viewer, dock, wait_idl
     assert widget.report["schema"] == RBC.name
 
 
-def test_bad_pair_is_skipped_with_a_notification(viewer, dock, wait_idle, notes):
+def test_bad_pair_is_skipped_with_a_notification(viewer, dock, wait_idle, notes, tmp_path):
     from napari_bloodseg.plugin.layers import schema_layer_kwargs
 
     pairs = _add_pairs(viewer, n=1)
@@ -168,6 +168,10 @@ def test_bad_pair_is_skipped_with_a_notification(viewer, dock, wait_idle, notes)
     wait_idle(widget)
     assert widget.report["n_images"] == 1
     assert [img["name"] for img in widget.report["images"]] == [pairs[0][0]]
+    # one image has no spread: a dash and an empty CSV cell, never a perfect "0.0000"
+    assert widget.summary_table.item(0, 2).text() == "–" and widget.summary_table.item(0, 1).text() != "–"
+    sem_rows = [r for r in csv.DictReader(widget.export_csv(tmp_path / "one.csv").open()) if r["image"] == "sem"]
+    assert sem_rows and all(r["dice"] == "" for r in sem_rows)
     assert any("odd [net]" in e and "(31, 30)" in e for e in widget.report["errors"])
     assert any("cross [m:rbc]" in e and "rbc" in e for e in widget.report["errors"])
     assert any("odd [net]" in msg for msg in notes.warnings)
