@@ -3,6 +3,8 @@ that the CLI writes as JSON and the widget shows as a table (one code path for b
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -98,6 +100,27 @@ def images_in(paths: Iterable[str | Path]) -> list[Path]:
 def report_json(report: dict[str, Any]) -> str:
     """The report as strict JSON (``JSON.parse`` and ``jq`` refuse ``NaN``): a value that is not a number is null."""
     return strict_json.dumps(report, indent=2)
+
+
+CSV_HEADER = ("image", "class", "jaccard", "dice", "pixel_accuracy", "model")
+
+
+def report_csv(reports: dict[str, Any] | list[dict[str, Any]]) -> str:
+    """CSV text (``bloodseg evaluate --csv``, the Evaluate widget's export): one row per image and class, then
+    ``mean`` and ``sem`` rows per class, one block per model; an undefined value (the SEM of one image) is empty."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_HEADER)
+    for report in [reports] if isinstance(reports, dict) else reports:
+        model = report.get("model") or ""
+        for img in report["images"]:
+            for cls, s in img["per_class"].items():
+                w.writerow([img["name"], cls, repr(s["jaccard"]), repr(s["dice"]), repr(s["pixel_accuracy"]), model])
+        for row, suffix in (("mean", ""), ("sem", "_sem")):
+            for cls, s in report["per_class"].items():
+                values = (s[k + suffix] for k in ("jaccard", "dice", "pixel_accuracy"))
+                w.writerow([row, cls, *(repr(v) if math.isfinite(v) else "" for v in values), model])
+    return buf.getvalue()
 
 
 def prediction_files(folder: str | Path) -> tuple[list[Path], list[str]]:

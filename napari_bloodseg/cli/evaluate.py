@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,7 +34,8 @@ def add_parser(sub) -> None:
     add_model_args(p, required=False)
     add_inference_args(p)
     p.add_argument("--schema", choices=["wbc", "rbc"], help="label schema of --pred masks (default: guessed)")
-    p.add_argument("--json", type=Path, help="write the full report here")
+    p.add_argument("--json", type=Path, help="write the full report here (JSON)")
+    p.add_argument("--csv", type=Path, help="write the scores here as CSV: per image and class, then mean and sem rows")
     p.set_defaults(func=run)
 
 
@@ -45,19 +47,13 @@ def run(args: argparse.Namespace) -> int:
     from ..metrics import score_image
     from ..schemas import get_schema
 
-    if args.json:
-        from ..io.atomic import check_can_write_in
-
-        try:
-            if args.json.is_dir():
-                raise IsADirectoryError("a folder: name the report file, e.g. report.json")
-            check_can_write_in(args.json.parent)
-        except OSError as exc:
-            raise UsageError(f"--json {args.json}: {exc}") from None
-        if args.json.exists() and not _is_report(args.json):
-            raise UsageError(
-                f"--json {args.json}: exists and is not a bloodseg report (an image or mask?); name a new file"
-            )
+    if args.json and args.json.suffix.lower() == ".csv":
+        raise UsageError(f"--json {args.json}: a .csv name for a JSON report; for CSV use --csv {args.json}")
+    if args.json and args.csv and args.json.resolve() == args.csv.resolve():
+        raise UsageError(f"--json and --csv name one file ({args.json}): give each its own")
+    for flag, path, earlier in (("--json", args.json, _is_report), ("--csv", args.csv, _is_csv_report)):
+        if path:
+            _check_report_path(flag, path, earlier)
     try:
         masks = mask_index(args.masks)
     except FileNotFoundError as exc:
@@ -160,22 +156,54 @@ def run(args: argparse.Namespace) -> int:
             "RBC masks (0/255), score them with an RBC model or --schema rbc",
             file=sys.stderr,
         )
-    if args.json and scores:  # a run that scored nothing leaves an earlier report where it is
-        from ..evaluation import report_json
-        from ..io.atomic import atomic_write
+    if scores:  # a run that scored nothing leaves an earlier report where it is
+        from ..evaluation import report_csv, report_json
 
-        text = report_json(report)
-        replaced = args.json.exists()
-        try:
-            atomic_write(args.json, lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
-        except OSError as exc:
-            raise UsageError(f"--json {args.json}: {exc.strerror or exc}") from None
-        print(
-            f"bloodseg: report written to {args.json}{' (replaced the one there)' if replaced else ''}", file=sys.stderr
-        )
+        for flag, path, text in (
+            ("--json", args.json, report_json(report) + "\n"),
+            ("--csv", args.csv, report_csv(report)),
+        ):
+            if path:
+                _write_report(flag, path, text)
     if not scores:
         raise UsageError("no image could be evaluated")
     return 2 if errors else 0
+
+
+def _check_report_path(flag: str, path: Path, is_earlier: Callable[[Path], bool]) -> None:
+    """Refuse before any work: a folder, a place that cannot be written, or a file that is not an earlier report."""
+    from ..io.atomic import check_can_write_in
+
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(f"a folder: name the report file, e.g. report{path.suffix or '.json'}")
+        check_can_write_in(path.parent)
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: {exc}") from None
+    if path.exists() and not is_earlier(path):
+        raise UsageError(f"{flag} {path}: exists and is not a bloodseg report (an image or mask?); name a new file")
+
+
+def _write_report(flag: str, path: Path, text: str) -> None:
+    from ..io.atomic import atomic_write
+
+    replaced = path.exists()
+    try:
+        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite=True)
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: {exc.strerror or exc}") from None
+    print(f"bloodseg: report written to {path}{' (replaced the one there)' if replaced else ''}", file=sys.stderr)
+
+
+def _is_csv_report(path: Path) -> bool:
+    """An earlier ``--csv`` report (or the widget's export): its first line is our header."""
+    from ..evaluation import CSV_HEADER
+
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            return f.readline(200).rstrip("\r\n") == ",".join(CSV_HEADER)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _is_report(path: Path) -> bool:

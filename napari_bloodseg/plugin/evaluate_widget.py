@@ -9,8 +9,6 @@ CSV export is atomic. Optional error layers show, per class, where the predictio
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import threading
 import time
@@ -33,6 +31,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
+from ..evaluation import report_csv
 from ..schemas import IGNORE_INDEX, LabelSchema
 from .background import BackgroundRun
 from .evaluate_pairs import ScoringPlan, looks_like_mask, looks_like_prediction, pair_layers, plan_scoring
@@ -99,23 +98,6 @@ class _NumberItem(QTableWidgetItem):
         if a is None or b is None:
             return super().__lt__(other)
         return float(a) < float(b)
-
-
-def report_csv(reports: dict[str, Any] | list[dict[str, Any]]) -> str:
-    """CSV text: one row per image and class, then ``mean`` and ``sem`` rows per class; one block per model."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["image", "class", "jaccard", "dice", "pixel_accuracy", "model"])
-    for report in [reports] if isinstance(reports, dict) else reports:
-        model = report.get("model") or ""
-        for img in report["images"]:
-            for cls, s in img["per_class"].items():
-                w.writerow([img["name"], cls, repr(s["jaccard"]), repr(s["dice"]), repr(s["pixel_accuracy"]), model])
-        for row, suffix in (("mean", ""), ("sem", "_sem")):
-            for cls, s in report["per_class"].items():
-                values = (s[k + suffix] for k in ("jaccard", "dice", "pixel_accuracy"))
-                w.writerow([row, cls, *(repr(v) if math.isfinite(v) else "" for v in values), model])
-    return buf.getvalue()
 
 
 class EvaluateWidget(BackgroundRun, ScrollPanel):

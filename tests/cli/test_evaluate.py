@@ -1,3 +1,4 @@
+import csv
 import json
 import os
 import subprocess
@@ -384,3 +385,34 @@ def test_schema_that_contradicts_the_model_is_refused(wbc_dir, constant_models, 
     argv = ["evaluate", "--masks", str(wbc_dir), "--images", str(wbc_dir), "--model", "all-cyto", "--schema", "rbc"]
     assert main(argv) == 2
     clean_error(capsys.readouterr().err, "--schema rbc: all-cyto segments wbc")
+
+
+def test_csv_report_matches_the_json_and_is_guarded_like_it(wbc_dir, tmp_path, capsys, clean_error):
+    pred = tmp_path / "pred"
+    write_mask(pred / "001.png", _truth(wbc_dir, 1), "wbc")
+    write_mask(pred / "002.png", np.where(_truth(wbc_dir, 2) == 2, 1, _truth(wbc_dir, 2)), "wbc")
+    js, cs = tmp_path / "r.json", tmp_path / "r.csv"
+    args = ["evaluate", "--masks", str(wbc_dir), "--pred", str(pred)]
+    assert main([*args, "--json", str(js), "--csv", str(cs)]) == 0
+    report = json.loads(js.read_text())
+    rows = list(csv.DictReader(cs.open()))
+    got = {(r["image"], r["class"]): float(r["dice"]) for r in rows}
+    for img in report["images"]:
+        for cls, s in img["per_class"].items():
+            assert got[(img["name"], cls)] == s["dice"]
+    for cls, s in report["per_class"].items():
+        assert got[("mean", cls)] == s["dice"] and got[("sem", cls)] == pytest.approx(s["dice_sem"])
+    assert main([*args, "--csv", str(cs)]) == 0  # an earlier CSV report is replaced
+    assert "replaced the one there" in capsys.readouterr().err
+    # never over an input or a JSON report; a JSON report is not written under a .csv name; one file, not two
+    for bad, needle in (
+        (["--csv", str(wbc_dir / "001.png")], "exists and is not a bloodseg report"),
+        (["--csv", str(js)], "exists and is not a bloodseg report"),
+        (["--json", str(tmp_path / "new.csv")], "for CSV use --csv"),
+        (["--json", str(tmp_path / "x"), "--csv", str(tmp_path / "x")], "name one file"),
+    ):
+        before = {p: p.read_bytes() for p in (wbc_dir / "001.png", js, cs)}
+        assert main([*args, *bad]) == 2
+        clean_error(capsys.readouterr().err, needle)
+        assert {p: p.read_bytes() for p in before} == before
+    assert not (tmp_path / "new.csv").exists() and not (tmp_path / "x").exists()
