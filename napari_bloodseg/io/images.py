@@ -20,18 +20,21 @@ class ImageReadError(ValueError):
 MAX_WHOLE_PIXELS = 1_000_000_000
 
 
-def _read_raw(path: Path) -> np.ndarray:
+def _read_raw(path: Path, *, values: bool = False) -> np.ndarray:
+    """The stored pixels as viewers show them (see :func:`_read_tiff` for TIFFs); ``values``: a mask's raw values."""
     from PIL import Image
 
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            return _read_tiff(path)
+        if is_tiff(path):  # by content: a 16-bit TIFF saved under another suffix went through Pillow at 8 bits
+            return _read_tiff(path, values=values)
         if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_WHOLE_PIXELS:
             Image.MAX_IMAGE_PIXELS = MAX_WHOLE_PIXELS
+        deep = _png16_colour(path)
+        if deep is not None:
+            return deep
         with Image.open(path) as im:
-            _check_png_depth(path, im)
             im = _upright(im)
             if im.mode in ("P", "CMYK", "YCbCr", "PA", "1"):
                 im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
@@ -58,50 +61,167 @@ def _upright(im: Any) -> Any:
         return im
 
 
-def _read_tiff(path: Path) -> np.ndarray:
-    """The first image of a TIFF; a stack of z or time planes is refused rather than read as colours (3 or 4 planes
-    looked like RGB(A)). Unnamed planes (tifffile's Q, I) stay channels, as (3, H, W) colour TIFFs are written."""
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
+#: TIFF photometric interpretations that need converting to be seen as viewers show them
+MINISWHITE, RGB, PALETTE, SEPARATED = 0, 2, 3, 5
+#: TIFF ExtraSamples values that mean alpha (1 associated, 2 unassociated; 0 is "unspecified data")
+ALPHA_SAMPLES = (1, 2)
+
+
+def is_tiff(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) in TIFF_MAGIC
+    except OSError:
+        return False
+
+
+def tiff_stack_problem(axes: str, shape: tuple[int, ...]) -> str | None:
+    """Why a TIFF series is a stack rather than one image (z or time planes, or pages of one size), else None:
+    3 or 4 planes read as channels looked like RGB(A). Unnamed planes (tifffile's Q) stay channels, as
+    (3, H, W) colour arrays are written without metadata; more than 4 of them are planes."""
+    if _grey_alpha_pages(axes, shape):
+        return None
+    stacked = [
+        f"{ax}={n}" for ax, n in zip(axes, shape, strict=True) if (ax in "ZTI" and n > 1) or (ax == "Q" and n > 4)
+    ]
+    if not stacked:
+        return None
+    what = "pages" if any(s.startswith("I") for s in stacked) else "planes"
+    return (
+        f"a stack of {what} ({', '.join(stacked)}; axes {axes}), not one image: save the one to segment as its own file"
+    )
+
+
+def _grey_alpha_pages(axes: str, shape: tuple[int, ...]) -> bool:
+    """An (H, W, 2) array as tifffile writes it by default, H pages of W x 2: how this tool saved partial
+    corrections (grey + alpha) before it declared the alpha. Read as grey + alpha, so those files still open."""
+    return axes == "QYX" and len(shape) == 3 and shape[-1] == 2
+
+
+def tiff_needs_converting(page: Any) -> bool:
+    """Whether a TIFF page's pixels, as stored, are not what viewers show (palette, CMYK, MinIsWhite, a turned
+    Orientation tag, extra channels that are not alpha): streaming reads stored pixels, so such files are read whole."""
+    extras = tuple(page.extrasamples or ())
+    return (
+        int(page.photometric) in (MINISWHITE, PALETTE, SEPARATED)
+        or _orientation(page) != 1
+        or any(e not in ALPHA_SAMPLES for e in extras)
+    )
+
+
+def _read_tiff(path: Path, *, values: bool = False) -> np.ndarray:
+    """The first image of a TIFF, channels last, as viewers show it: palette colours applied, CMYK converted, a
+    MinIsWhite grey image inverted (``values=True`` keeps a mask's stored values: ImageJ saves binary masks so),
+    the Orientation tag applied. A stack of planes or pages is refused rather than read as colours; channels that
+    are neither colour nor declared alpha (a 2-channel fluorescence image) are refused rather than guessed."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
-        stacked = [f"{ax}={n}" for ax, n in zip(series.axes, series.shape, strict=True) if ax in "ZT" and n > 1]
-        if stacked:
-            raise ImageReadError(
-                f"{path}: a stack of planes ({', '.join(stacked)}; axes {series.axes}), not one image: save the "
-                "plane to segment as its own file"
-            )
-        return np.asarray(series.asarray())
+        problem = tiff_stack_problem(series.axes, tuple(series.shape))
+        if problem:
+            raise ImageReadError(f"{path}: {problem}")
+        page = series.keyframe
+        try:
+            a = np.asarray(series.asarray())
+        except ValueError as exc:
+            if "imagecodecs" in str(exc):  # LZW/JPEG need it: a dependency, but an environment may lack it
+                raise ImageReadError(f"{path}: {exc} (pip install imagecodecs)") from None
+            raise
+        axes = series.axes
+        photometric, extras = int(page.photometric), tuple(page.extrasamples or ())
+        if _grey_alpha_pages(axes, tuple(series.shape)):
+            axes, extras = "YXS", (2,)
+        colormap, orientation = page.colormap, _orientation(page)
+    # length-1 axes dropped (a (1, H, W, 3) array), declared channels (S, C) last
+    keep = [i for i, (ax, n) in enumerate(zip(axes, a.shape, strict=True)) if n > 1 or ax in "YX"]
+    a = a.reshape([a.shape[i] for i in keep])
+    axes = "".join(axes[i] for i in keep)
+    if "Q" in axes and "C" not in axes and "S" not in axes:  # unnamed planes, at most 4 (else a stack): channels
+        axes = axes.replace("Q", "C")
+    for ax in "CS":
+        if ax in axes and axes.index(ax) != len(axes) - 1:
+            a = np.moveaxis(a, axes.index(ax), -1)
+            axes = axes.replace(ax, "") + ax
+    if photometric == PALETTE and colormap is not None and a.ndim == 2:
+        cmap = np.asarray(colormap)
+        cmap = (cmap >> 8 if cmap.max() > 255 else cmap).astype(np.uint8)
+        a = np.moveaxis(cmap[:, a], 0, -1)
+    elif photometric == SEPARATED and a.ndim == 3 and a.shape[-1] >= 4:
+        a = _cmyk_to_rgb(a)
+    elif photometric == MINISWHITE and not values:
+        a = ~a if a.dtype == bool else (value_top(a.dtype, peak_value(a)) - a.astype(np.float64)).astype(a.dtype)
+    channels = a.shape[-1] if a.ndim == 3 and axes[-1] in "CS" else 1
+    has_alpha = bool(extras) and extras[0] in ALPHA_SAMPLES
+    if channels == 2 and not has_alpha:
+        raise ImageReadError(f"{path}: 2 channels that are neither colour nor alpha: save the channel to segment")
+    if channels > 3 and not has_alpha:
+        if photometric != RGB:  # 4+ channels of a grey image: fluorescence, not RGBA
+            raise ImageReadError(f"{path}: {channels} channels, not RGB: save the channels to segment as RGB")
+        a = a[..., :3]  # RGB + data that is not alpha: not composited as if it were transparency
+    return _oriented(a, orientation)
 
 
-def _check_png_depth(path: Path, im: Any) -> None:
-    """Pillow reads a 16-bit colour PNG as its high bytes only: fine for full-range data, near black for a 10-14
-    bit camera's values (a 12-bit image tops out at 15 of 255). Refuse those rather than segment a black image."""
-    if im.format != "PNG" or im.mode not in ("RGB", "RGBA"):
-        return
+def _orientation(page: Any) -> int:
+    tag = page.tags.get("Orientation")
+    try:
+        return int(tag.value) if tag is not None else 1
+    except (TypeError, ValueError):
+        return 1
+
+
+def _oriented(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Pixels turned as the TIFF Orientation tag says (as EXIF: 6 is a quarter turn clockwise), as viewers show it."""
+    turns = {
+        2: lambda x: x[:, ::-1],
+        3: lambda x: x[::-1, ::-1],
+        4: lambda x: x[::-1],
+        5: lambda x: np.swapaxes(x, 0, 1),
+        6: lambda x: np.rot90(x, -1),
+        7: lambda x: np.rot90(x, -1)[:, ::-1],
+        8: lambda x: np.rot90(x, 1),
+    }
+    turn = turns.get(orientation)
+    return np.ascontiguousarray(turn(a)) if turn else a
+
+
+def _cmyk_to_rgb(a: np.ndarray) -> np.ndarray:
+    """CMYK (+ extras) → RGB in the same dtype: (1 - C)(1 - K), as Pillow converts it."""
+    top = float(np.iinfo(a.dtype).max) if np.issubdtype(a.dtype, np.integer) else 1.0
+    cmy, k = a[..., :3].astype(np.float64), a[..., 3:4].astype(np.float64)
+    return ((top - cmy) * (top - k) / top + (0.5 if top > 1 else 0)).astype(a.dtype)
+
+
+def _png16_colour(path: Path) -> np.ndarray | None:
+    """A 16-bit colour PNG at full depth (Pillow reads only its high bytes: a 10-14 bit camera's values came out
+    near black, a dim full-range image 8x coarser), through libpng in ``imagecodecs``; None for other files."""
     with open(path, "rb") as f:
         head = f.read(26)
-    if len(head) < 26 or head[12:16] != b"IHDR" or head[24] != 16:
-        return
-    peak = int(np.asarray(im)[..., :3].max(initial=0))
-    if peak < 128:
-        raise ImageReadError(
-            f"{path}: a 16-bit colour PNG whose values use only the lower bits (a 10-14 bit camera's?); it can be "
-            "read only at 8 bits, which would make it near black: save it as a 16-bit TIFF, read at full depth"
-        )
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR" or head[24] != 16:
+        return None
+    if head[25] not in (2, 6):  # colour type RGB / RGBA; 16-bit grey Pillow reads at full depth
+        return None
+    import imagecodecs
+
+    return np.asarray(imagecodecs.png_decode(path.read_bytes()))
 
 
 def to_rgb_uint8(arr: np.ndarray, name: str = "image") -> np.ndarray:
     """Any grey/RGB/RGBA array of 8/16-bit ints or floats → HxWx3 uint8 (the compact in-memory form)."""
     a = np.asarray(arr)
-    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
-        a = np.moveaxis(a, 0, -1)  # channel-first TIFF
+    while a.ndim > 3 and a.shape[0] == 1:
+        a = a[0]
+    if channel_first(a.shape):
+        a = np.moveaxis(a, 0, -1)
     if a.ndim == 2:
         a = a[..., None]
     if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4):
         raise ImageReadError(f"{name}: expected a 2-D grey or RGB(A) image, got shape {a.shape}")
-    if a.dtype == np.uint8 and a.shape[-1] in (2, 4) and 0 < a[..., -1].max() and a[..., -1].min() < 255:
-        a = on_white(a)  # partly transparent; a wholly transparent one is a tool's unused alpha: dropped
+    if a.shape[-1] in (2, 4) and a.dtype != bool:
+        opaque = float(np.iinfo(a.dtype).max) if np.issubdtype(a.dtype, np.integer) else 1.0
+        if 0 < a[..., -1].max() and a[..., -1].min() < opaque:
+            a = on_white(a, opaque)  # partly transparent; a wholly transparent one is a tool's unused alpha: dropped
     a = rgb_channels(a)
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a)
@@ -112,11 +232,21 @@ def to_rgb_uint8(arr: np.ndarray, name: str = "image") -> np.ndarray:
     return scale_to_uint8(a, value_top(a.dtype, peak_value(a)))
 
 
-def on_white(a: np.ndarray) -> np.ndarray:
-    """uint8 grey/RGB + alpha composited onto white: a cut-out cell on a transparent background is a cell on a
-    bright smear background, not on black (black around a cell was segmented as cytoplasm)."""
-    alpha = a[..., -1:].astype(np.float32) / 255.0
-    return (a[..., :-1] * alpha + 255.0 * (1 - alpha) + 0.5).astype(np.uint8)
+def channel_first(shape: tuple[int, ...]) -> bool:
+    """A (1|3|4, H, W) array (a channel-first TIFF); not an (n, W, 2) grey + alpha image 1, 3 or 4 rows tall."""
+    return len(shape) == 3 and shape[0] in (1, 3, 4) and shape[-1] not in (1, 2, 3, 4)
+
+
+def on_white(a: np.ndarray, opaque: float = 255.0) -> np.ndarray:
+    """Grey/RGB + alpha composited onto white, in the colours' own range: a cut-out cell on a transparent
+    background is a cell on a bright smear background, not on black (black around a cell was segmented as
+    cytoplasm). ``opaque``: the alpha value of full opacity (255 for 8 bits, 65535 for 16)."""
+    alpha = a[..., -1:].astype(np.float32) / opaque
+    colour = a[..., :-1]
+    if a.dtype == np.uint8:
+        return (colour * alpha + 255.0 * (1 - alpha) + 0.5).astype(np.uint8)
+    white = value_top(a.dtype, peak_value(colour))
+    return (colour.astype(np.float32) * alpha + white * (1 - alpha)).astype(np.float32)
 
 
 def peak_value(a: np.ndarray) -> float:
@@ -145,7 +275,8 @@ CAMERA_BITS = (10, 12, 14, 16)
 def value_top(dtype: np.dtype, peak: float) -> float:
     """The value that means full intensity: for integers 255, or the top of the smallest camera bit depth the data
     fit (a 12-bit camera's 0-4095 in a 16-bit file is not a picture 16x too dark: scaled by 65535, the networks saw
-    near-black and found no nucleus), more for wider data; 1 or 255 for floats."""
+    near-black and found no nucleus), more for wider data. Floats: 1 for 0..1 data, 255 up to 255, and above that
+    as integers (camera units kept as floats were clipped to white)."""
     if np.issubdtype(dtype, np.integer):
         if peak <= 255:
             return 255.0
@@ -153,7 +284,14 @@ def value_top(dtype: np.dtype, peak: float) -> float:
             return peak
         return float(next(2**bits - 1 for bits in CAMERA_BITS if peak <= 2**bits - 1))
     # 0..1 data may overshoot a little (interpolation, deconvolution): one pixel at 1.02 made the image black
-    return 255.0 if peak > FLOAT_UNIT_SLACK else 1.0
+    if peak <= FLOAT_UNIT_SLACK:
+        return 1.0
+    if peak <= 255:
+        return 255.0
+    if peak > 65535:  # wider than any camera: its own peak
+        return peak
+    # camera units kept as floats (ImageJ's 32-bit conversion of a 12-bit image): scaled as the integers are
+    return float(next(2**bits - 1 for bits in CAMERA_BITS if peak <= 2**bits - 1))
 
 
 #: floats up to this peak are read as 0..1 data (values above 1 clipped); above it as 0..255

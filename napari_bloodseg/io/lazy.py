@@ -31,7 +31,17 @@ from typing import Any
 
 import numpy as np
 
-from .images import ImageReadError, peak_value, read_image, rgb_channels, scale_to_uint8, value_top
+from .images import (
+    ImageReadError,
+    channel_first,
+    peak_value,
+    read_image,
+    rgb_channels,
+    scale_to_uint8,
+    tiff_needs_converting,
+    tiff_stack_problem,
+    value_top,
+)
 
 #: Formats that open lazily (others are decoded whole).
 LAZY_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
@@ -51,8 +61,20 @@ def _open_zarr_level(obj: Any, level: int) -> Any:
 
 
 def _open_tiff(path: Path, level: int) -> Any:
+    """Level ``level`` of a TIFF, read in parts where it can be. A stack is refused as when read whole; a TIFF
+    whose stored pixels are not what viewers show (palette, CMYK, MinIsWhite, turned) is read whole, converted."""
     import tifffile
 
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        problem = tiff_stack_problem(series.axes, tuple(series.shape))
+        if problem:
+            raise ImageReadError(f"{path}: {problem}")
+        whole = tiff_needs_converting(series.keyframe)
+    if whole:
+        if level:
+            raise ImageReadError(f"{path}: a TIFF read whole (stored colours converted) has no pyramid levels to read")
+        return read_image(path, as_float=False)
     if level == 0:
         try:
             return tifffile.memmap(path, mode="r")
@@ -137,7 +159,7 @@ class RGBView:
 
     def __init__(self, raw: Any, name: str = "image") -> None:
         shape = tuple(raw.shape)
-        self._channel_first = len(shape) == 3 and shape[0] in (1, 3, 4) and shape[-1] not in (1, 3, 4)
+        self._channel_first = channel_first(shape)
         if self._channel_first:
             shape = (*shape[1:], shape[0])
         if len(shape) == 2:

@@ -61,12 +61,12 @@ def colour_coded(rgb: np.ndarray) -> bool:
 def palette_indices(path: Path) -> np.ndarray | None:
     """Class indices of a palette image (P mode) whose palette is not grey: what annotation tools save (VOC-style
     colours, pixel value = class). None for other files, and for grey palettes (read as grey levels)."""
-    if path.suffix.lower() in (".tif", ".tiff"):
-        return None
     from PIL import Image
 
-    from .images import _upright
+    from .images import _upright, is_tiff
 
+    if is_tiff(path):
+        return _tiff_palette_indices(path)
     try:
         with Image.open(path) as im:
             if im.mode != "P":
@@ -81,6 +81,27 @@ def palette_indices(path: Path) -> np.ndarray | None:
     if colours.size == 0 or (colours.max(axis=1) - colours.min(axis=1) <= 8).all():
         return None
     return indices
+
+
+def _tiff_palette_indices(path: Path) -> np.ndarray | None:
+    """:func:`palette_indices` for a palette TIFF (photometric 3) of one page, read by tifffile as the rest."""
+    import tifffile
+
+    from .images import PALETTE, _orientation, _oriented
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            if int(page.photometric) != PALETTE or page.colormap is None or len(tif.series[0].shape) != 2:
+                return None
+            indices, orientation = np.asarray(tif.series[0].asarray()), _orientation(page)
+            palette = np.asarray(page.colormap, dtype=np.int64).T >> 8
+    except Exception:  # noqa: BLE001 - unreadable: _read_raw says why
+        return None
+    colours = palette[np.unique(indices)[np.unique(indices) < len(palette)]]
+    if colours.size == 0 or (colours.max(axis=1) - colours.min(axis=1) <= 8).all():
+        return None
+    return _oriented(indices, orientation)
 
 
 def looks_like_photo(raw: np.ndarray) -> bool:
@@ -128,7 +149,7 @@ def read_mask(
     path = Path(path)
     indices = palette_indices(path)
     try:
-        raw = _read_raw(path) if indices is None else indices
+        raw = _read_raw(path, values=True) if indices is None else indices
     except ImageReadError as exc:
         raise MaskError(str(exc)) from None
     if looks_like_photo(raw):
@@ -191,7 +212,8 @@ def write_mask(path: str | Path, labels: np.ndarray, schema: LabelSchema | str, 
         if suffix in (".tif", ".tiff"):
             import tifffile
 
-            tifffile.imwrite(tmp, grey, compression="zlib")
+            alpha = {"photometric": "minisblack", "extrasamples": [2]} if grey.ndim == 3 else {}  # declared alpha
+            tifffile.imwrite(tmp, grey, compression="zlib", **alpha)
         elif suffix == ".png":
             from PIL import Image
 

@@ -202,12 +202,20 @@ def _png16(path, rgb16):
     )
 
 
-def test_16bit_colour_png_of_a_12bit_camera_is_refused_not_read_black(tmp_path, rgb8):
-    _png16(tmp_path / "cam12.png", rgb8.astype(np.uint16) * 16)  # 0..4080: a 12-bit camera's range
-    with pytest.raises(ImageReadError, match="16-bit colour PNG.*16-bit TIFF"):
-        read_image(tmp_path / "cam12.png")
-    _png16(tmp_path / "full.png", rgb8.astype(np.uint16) * 257)  # full range: the high bytes are the image
+def test_16bit_colour_png_is_read_at_full_depth(tmp_path, rgb8):
+    """Pillow keeps only the high bytes: a 12-bit camera's PNG was near black (then refused), a dim one coarse."""
+
+    def scaled(a, top):
+        return (a.astype(np.float32) * (255 / top) + 0.5).astype(np.uint8)
+
+    cam = rgb8.astype(np.uint16) * 16  # 0..4080: a 12-bit camera's range, scaled as a 12-bit TIFF is
+    _png16(tmp_path / "cam12.png", cam)
+    np.testing.assert_array_equal(read_image(tmp_path / "cam12.png", as_float=False), scaled(cam, 4095))
+    _png16(tmp_path / "full.png", rgb8.astype(np.uint16) * 257)  # full range
     np.testing.assert_array_equal(read_image(tmp_path / "full.png", as_float=False), rgb8)
+    dim = rgb8.astype(np.uint16) * 257 // 3  # a dim full-depth image: its own 16-bit scale, every level kept
+    _png16(tmp_path / "dim.png", dim)
+    np.testing.assert_array_equal(read_image(tmp_path / "dim.png", as_float=False), scaled(dim, 65535))
 
 
 def test_a_cut_out_on_a_transparent_background_is_read_on_white(tmp_path):
@@ -246,3 +254,78 @@ def test_hidden_files_such_as_macos_resource_forks_are_not_listed(tmp_path, rgb8
     Image.fromarray(rgb8).save(tmp_path / "001.bmp")
     (tmp_path / "._001.BMP").write_bytes(b"\x00\x05\x16\x07")  # AppleDouble, not an image
     assert list_images([tmp_path]) == [tmp_path / "001.bmp"]
+
+
+@pytest.mark.parametrize("compression", ["tiff_lzw", "jpeg"])
+def test_lzw_and_jpeg_compressed_tiffs_are_read(tmp_path, compression):
+    """What scanners, Photoshop and GIMP write; tifffile needs imagecodecs for them (a dependency)."""
+    yy, xx = np.mgrid[0:24, 0:32]
+    rgb = np.stack([yy * 9, xx * 7, np.full_like(xx, 90)], -1).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "c.tif", compression=compression)
+    _check_both(tmp_path / "c.tif", rgb, atol=0 if compression == "tiff_lzw" else 12)
+
+
+def test_tiff_colours_are_read_as_viewers_show_them(tmp_path, rgb8):
+    """Palette and CMYK TIFFs were read as raw indices / as RGB + alpha, a MinIsWhite image inverted."""
+    Image.fromarray(rgb8).convert("CMYK").save(tmp_path / "cmyk.tif")
+    _check_both(tmp_path / "cmyk.tif", np.asarray(Image.open(tmp_path / "cmyk.tif").convert("RGB")), atol=1)
+    Image.fromarray(rgb8).quantize(32).save(tmp_path / "pal.tif")
+    _check_both(tmp_path / "pal.tif", np.asarray(Image.open(tmp_path / "pal.tif").convert("RGB")), atol=1)
+    grey = rgb8[..., 0]
+    tifffile.imwrite(tmp_path / "white.tif", 255 - grey, photometric="miniswhite")  # shown as `grey`
+    _check_both(tmp_path / "white.tif", np.repeat(grey[..., None], 3, -1))
+
+
+def test_pages_planes_and_unnamed_channels_that_are_not_colour_are_refused(tmp_path, rgb8):
+    grey = [Image.fromarray(rgb8[..., c]) for c in range(3)]
+    grey[0].save(tmp_path / "pages.tif", save_all=True, append_images=grey[1:])  # 3 pages: not R, G and B
+    with pytest.raises(ImageReadError, match=r"stack of pages \(I=3"):
+        read_image(tmp_path / "pages.tif")
+    tifffile.imwrite(tmp_path / "q.tif", np.zeros((6, 8, 9), np.uint8))  # 6 unnamed planes
+    with pytest.raises(ImageReadError, match=r"stack of planes \(Q=6"):
+        read_image(tmp_path / "q.tif")
+    two = np.dstack([rgb8[..., 0], rgb8[..., 1]])
+    tifffile.imwrite(tmp_path / "two.tif", two, photometric="minisblack", planarconfig="contig", extrasamples=[0])
+    with pytest.raises(ImageReadError, match="2 channels that are neither colour nor alpha"):
+        read_image(tmp_path / "two.tif")
+    tifffile.imwrite(tmp_path / "la.tif", two, photometric="minisblack", planarconfig="contig", extrasamples=[2])
+    assert read_image(tmp_path / "la.tif").shape == rgb8.shape  # declared alpha: grey + alpha
+
+
+def test_rgb_with_extra_data_is_not_composited_as_alpha_and_a_leading_1_is_squeezed(tmp_path, rgb8):
+    rgbx = np.dstack([rgb8, np.zeros(rgb8.shape[:2], np.uint8)])  # a 4th sample that is not alpha
+    tifffile.imwrite(tmp_path / "rgbx.tif", rgbx, photometric="rgb", extrasamples=[0])
+    _check_both(tmp_path / "rgbx.tif", rgb8)
+    tifffile.imwrite(tmp_path / "one.tif", rgb8[None], photometric="rgb")
+    _check_both(tmp_path / "one.tif", rgb8)
+
+
+def test_tiff_orientation_tag_is_applied(tmp_path, rgb8):
+    tifffile.imwrite(tmp_path / "o6.tif", rgb8, photometric="rgb", extratags=[(274, "H", 1, 6, True)])
+    _check_both(tmp_path / "o6.tif", np.rot90(rgb8, -1))  # as Pillow's exif_transpose turns a camera's 6
+
+
+def test_a_tiff_under_another_suffix_is_read_as_a_tiff(tmp_path, rgb8):
+    cam = rgb8.astype(np.uint16) * 16  # 12-bit values: through Pillow, only the high bytes (near black)
+    tifffile.imwrite(tmp_path / "cam.png", cam, photometric="rgb")
+    assert read_image(tmp_path / "cam.png", as_float=False).max() > 200
+
+
+def test_short_grey_alpha_images_keep_their_axes(tmp_path, rng):
+    la = np.dstack([rng.integers(0, 256, (3, 20), dtype=np.uint8), np.full((3, 20), 255, np.uint8)])
+    Image.fromarray(la, "LA").save(tmp_path / "la.png")
+    assert read_image(tmp_path / "la.png").shape == (3, 20, 3)  # was read as a 20 x 2 image
+
+
+def test_transparency_is_white_at_16_bits_too(tmp_path):
+    rgba = np.zeros((4, 6, 4), np.uint16)
+    rgba[1:3, 1:3] = (40000, 20000, 30000, 65535)  # an opaque cell on a transparent (black) background
+    tifffile.imwrite(tmp_path / "c16.tif", rgba, photometric="rgb", extrasamples=[2])
+    out = read_image(tmp_path / "c16.tif", as_float=False)
+    assert (out[0] == 255).all() and out[1, 1].tolist() == [156, 78, 117]  # 40000 / 65535 * 255 = 155.6
+
+
+def test_float_camera_units_are_scaled_like_integers(tmp_path, rgb8):
+    tifffile.imwrite(tmp_path / "f12.tif", rgb8.astype(np.float32) * 16)  # ImageJ's 32-bit copy of 12-bit data
+    out = read_image(tmp_path / "f12.tif", as_float=False)
+    assert (out == 255).mean() < 0.01 and np.abs(out.astype(int) - rgb8).max() <= 1  # was 97 % white

@@ -1,14 +1,14 @@
-"""io.lazy's banded mask writer: an on-disk label array → the same grey-level mask ``write_mask`` writes, without
-ever holding the labels whole; refusals leave nothing behind. (Lazy reading and streaming prediction:
-``tests/inference/test_lazy.py``.)"""
+"""io.lazy: lazy TIFF opening (the layouts whole-file reading refuses or converts), and the banded mask writer:
+an on-disk label array → the same grey-level mask ``write_mask`` writes, without ever holding the labels whole;
+refusals leave nothing behind. (Streaming prediction: ``tests/inference/test_lazy.py``.)"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from napari_bloodseg.io import read_mask
-from napari_bloodseg.io.lazy import open_label_output, write_mask_banded
+from napari_bloodseg.io import ImageReadError, read_image, read_mask
+from napari_bloodseg.io.lazy import open_label_output, open_lazy, write_mask_banded
 from napari_bloodseg.io.masks import write_mask
 
 
@@ -140,3 +140,18 @@ def test_a_file_system_that_cannot_reserve_still_gets_its_output(tmp_path, monke
     out = open_label_output(tmp_path / "out.tif", (20, 30))
     out[:] = 2
     assert out.shape == (20, 30)
+
+
+def test_streaming_refuses_a_stack_and_converts_stored_colours_as_reading_whole_does(tmp_path, rng):
+    """A z-stack streamed as channels-first RGB: segmented as one false-colour image, where reading it whole refused."""
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "z.tif", rng.integers(0, 255, (3, 40, 50), dtype=np.uint8), metadata={"axes": "ZYX"})
+    with pytest.raises(ImageReadError, match=r"stack of planes \(Z=3"):
+        open_lazy(tmp_path / "z.tif")
+    grey = rng.integers(0, 255, (40, 50), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "w.tif", 255 - grey, photometric="miniswhite")
+    np.testing.assert_array_equal(
+        np.asarray(open_lazy(tmp_path / "w.tif")), read_image(tmp_path / "w.tif", as_float=False)
+    )
+    assert (np.asarray(open_lazy(tmp_path / "w.tif"))[..., 0] == grey).all()

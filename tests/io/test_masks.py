@@ -125,6 +125,20 @@ def test_partial_labels_round_trip_as_transparent_pixels(tmp_path):
     np.testing.assert_array_equal(out, labels)
 
 
+def test_partial_labels_in_tiff_declare_their_alpha_and_older_files_still_read(tmp_path):
+    """tifffile's default for an (H, W, 2) array is H pages of W x 2, which other software shows as a stack; the
+    alpha is declared now, and files this tool wrote the old way read as before."""
+    labels, grey = np.tile(LABELS, (4, 4)), np.tile(GREY, (4, 4))  # taller than 4 rows, as masks are
+    labels[0, 1] = IGNORE_INDEX
+    write_mask(tmp_path / "i.tif", labels, "wbc")
+    with tifffile.TiffFile(tmp_path / "i.tif") as tif:
+        assert tif.series[0].axes == "YXS" and tuple(tif.pages[0].extrasamples) == (2,)
+    np.testing.assert_array_equal(read_mask(tmp_path / "i.tif")[0], labels)
+    grey_alpha = np.dstack([np.where(labels == IGNORE_INDEX, 0, grey), np.where(labels == IGNORE_INDEX, 0, 255)])
+    tifffile.imwrite(tmp_path / "old.tif", grey_alpha.astype(np.uint8), compression="zlib")  # the old writer
+    np.testing.assert_array_equal(read_mask(tmp_path / "old.tif")[0], labels)
+
+
 def test_fully_labelled_mask_has_no_alpha(tmp_path):
     write_mask(tmp_path / "f.png", LABELS, "wbc")
     assert Image.open(tmp_path / "f.png").mode == "L"
@@ -198,6 +212,19 @@ def test_palette_masks_are_read_as_class_indices(tmp_path):
     grey = Image.fromarray(GREY, mode="L").convert("P")  # a grey palette is grey levels, as before
     grey.save(tmp_path / "grey.png")
     np.testing.assert_array_equal(read_mask(tmp_path / "grey.png")[0], LABELS)
+
+
+def test_tiff_masks_palette_indices_and_miniswhite_values(tmp_path):
+    """A palette TIFF of class indices reads as classes, as a palette PNG does; a MinIsWhite mask keeps its stored
+    values (ImageJ's inverted-LUT masks store 255 for the object), where a MinIsWhite image is shown inverted."""
+    cmap = np.zeros((3, 256), np.uint16)
+    cmap[:, 1], cmap[:, 2] = (65535, 0, 0), (0, 65535, 0)  # VOC-like colours for classes 1 and 2
+    tifffile.imwrite(tmp_path / "voc.tif", LABELS, photometric="palette", colormap=cmap)
+    labels, schema = read_mask(tmp_path / "voc.tif")
+    assert schema is WBC
+    np.testing.assert_array_equal(labels, LABELS)
+    tifffile.imwrite(tmp_path / "white.tif", GREY, photometric="miniswhite")
+    np.testing.assert_array_equal(read_mask(tmp_path / "white.tif")[0], LABELS)
 
 
 def test_colour_coded_masks_are_refused_not_merged(tmp_path):
