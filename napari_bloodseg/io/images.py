@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-IMAGE_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".tif", ".tiff")
 
 
 class ImageReadError(ValueError):

@@ -28,8 +28,9 @@ import numpy as np
 
 from ..io.images import IMAGE_SUFFIXES, ImageReadError, _read_raw, to_rgb_uint8
 from ..io.lazy import open_lazy
-from ..io.masks import LABEL_SPACE_TOP, MaskError, grey_from_array, palette_indices, read_mask
+from ..io.masks import MaskError, grey_from_array, palette_indices, read_mask
 from ..io.pairs import find_pairs
+from ..schemas import SCHEMAS
 from .layers import META_KEY, schema_layer_kwargs
 
 LayerData = tuple[Any, ...]
@@ -37,6 +38,8 @@ LayerData = tuple[Any, ...]
 NOTHING: list[LayerData] = [(None,)]
 #: Folders with more pairs open only the first ones: napari adds a layer in ~0.1-0.5 s, hundreds would stall it.
 MAX_FOLDER_PAIRS = 24
+#: palette indices below this are class indices (a mask); more colours make a palette image
+MAX_CLASSES = max(s.num_classes for s in SCHEMAS.values())
 
 _MASK_LEVELS = np.array([0, 128, 255])
 
@@ -211,7 +214,8 @@ def read_file(path: Path) -> LayerData:
         return big
     raw = _read_raw(path)
     indices = palette_indices(path)  # an annotation tool's palette mask: class indices, shown in colours
-    if looks_like_mask(raw) or (indices is not None and int(indices.max(initial=0)) < LABEL_SPACE_TOP):
+    # indices beyond every schema's classes: a palette *image* (a GIF-like 12-colour picture), not a mask
+    if looks_like_mask(raw) or (indices is not None and int(indices.max(initial=0)) < MAX_CLASSES):
         labels, schema = read_mask(path)
         return _mask_layer(path, labels, schema)
     return _image_layer(path, to_rgb_uint8(raw, str(path)))
@@ -253,6 +257,9 @@ def read_folder(folder: Path, errors: list[str]) -> list[LayerData]:
             "(use `bloodseg evaluate`/`bloodseg predict` for the whole folder)"
         )
         pairs = pairs[:MAX_FOLDER_PAIRS]
+    if not pairs:  # e.g. a folder named like an image: opening nothing without a word looked like a hang
+        errors.append(f"{folder.name}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})")
+        return []
     if paired:
         return read_pairs(pairs, errors)
     out = []

@@ -152,7 +152,7 @@ def test_list_images_sorted_filtered_deduplicated(tmp_path):
     (tmp_path / "sub.png").mkdir()  # a folder with an image suffix is not an image
     out = list_images([tmp_path, tmp_path / "b.png"])
     assert [p.name for p in out] == ["a.BMP", "b.png", "c.tif", "d.jpeg"]
-    assert {".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff"} == set(IMAGE_SUFFIXES)
+    assert {".bmp", ".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".tif", ".tiff"} == set(IMAGE_SUFFIXES)
 
 
 def test_real_rbc_field(shared_data):

@@ -289,3 +289,18 @@ def test_a_jpeg_mask_opens_as_labels_and_a_grey_photo_as_an_image(tmp_path):
     PILImage.fromarray(image).convert("L").save(tmp_path / "grey.jpg", quality=75)
     ((_, _, kind),) = read_paths(str(tmp_path / "grey.jpg"))
     assert kind == "image"
+
+
+def test_a_palette_image_of_a_few_colours_opens_as_an_image(tmp_path, wbc_pair):
+    """Palette indices beyond every schema's classes: a picture; it was taken for a mask and refused."""
+    from PIL import Image
+
+    Image.fromarray(wbc_pair[0]).quantize(12).save(tmp_path / "pal.png")
+    ((data, _, kind),) = read_paths(str(tmp_path / "pal.png"))
+    assert kind == "image" and data.shape == (*wbc_pair[0].shape[:2], 3)
+
+
+def test_a_folder_without_images_says_so(viewer, tmp_path, notes):
+    (tmp_path / "x.png").mkdir()  # a folder named like an image: claimed by its suffix
+    assert viewer.open(str(tmp_path / "x.png"), plugin=PLUGIN) == []
+    assert any("x.png: no images in this folder" in msg for msg in notes.errors)
