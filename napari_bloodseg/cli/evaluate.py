@@ -99,8 +99,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("no images or predictions found")
 
     from ..io.pairs import _key
+    from ..schemas import IGNORE_INDEX
 
     names, scores, errors = [], [], list(clashes)
+    sparse: list[str] = []  # masks mostly transparent: partial corrections, or a mask painted on a clear layer
     truth_classes: set[int] = set()
     t0 = time.perf_counter()
     for src in sources:
@@ -123,10 +125,21 @@ def run(args: argparse.Namespace) -> int:
             scores.append(score_image(pred, truth, schema))
             names.append(name)
             truth_classes |= set(np.unique(truth).tolist())
+            unlabelled = float((truth == IGNORE_INDEX).mean())
+            if unlabelled >= MOSTLY_UNLABELLED:
+                sparse.append(f"{name} ({unlabelled:.0%})")
         except (ImageReadError, MaskError, ValueError) as exc:
             error(str(exc))
             errors.append(str(exc))
     seconds = time.perf_counter() - t0
+    if sparse:
+        more = f" and {len(sparse) - 5} more" if len(sparse) > 5 else ""
+        print(
+            f"bloodseg: warning: {len(sparse)} expert mask{'s are' if len(sparse) > 1 else ' is'} mostly unlabelled "
+            f"(transparent), scored on the labelled pixels only: {', '.join(sparse[:5])}{more}. A mask drawn on a "
+            "transparent layer: flatten it onto black (background) before saving",
+            file=sys.stderr,
+        )
     if args.pred:  # an expert mask without a prediction is a gap in the batch: said, not silently left out
         predicted = {_key(Path(src).stem) for src in sources}
         unscored = sorted(Path(m).name for k, m in masks.items() if k not in predicted)
@@ -168,6 +181,10 @@ def run(args: argparse.Namespace) -> int:
     if not scores:
         raise UsageError("no image could be evaluated")
     return 2 if errors else 0
+
+
+#: an expert mask with at least this share of unlabelled (transparent) pixels gets a warning
+MOSTLY_UNLABELLED = 0.5
 
 
 def _check_report_path(flag: str, path: Path, is_earlier: Callable[[Path], bool]) -> None:

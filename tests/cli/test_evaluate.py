@@ -416,3 +416,19 @@ def test_csv_report_matches_the_json_and_is_guarded_like_it(wbc_dir, tmp_path, c
         clean_error(capsys.readouterr().err, needle)
         assert {p: p.read_bytes() for p in before} == before
     assert not (tmp_path / "new.csv").exists() and not (tmp_path / "x").exists()
+
+
+def test_a_mostly_transparent_expert_mask_is_scored_with_a_warning(wbc_dir, tmp_path, capsys):
+    """A mask painted on a transparent layer (GIMP, Krita) has its background unlabelled: everything called
+    cytoplasm scored a perfect cell Jaccard. The labelled pixels are still what is scored, but it is said."""
+    from napari_bloodseg.schemas import IGNORE_INDEX
+
+    truth = _truth(wbc_dir, 1)
+    masks, pred = tmp_path / "masks", tmp_path / "pred"
+    write_mask(masks / "001.png", np.where(truth == 0, IGNORE_INDEX, truth), "wbc")  # background transparent
+    write_mask(masks / "002.png", _truth(wbc_dir, 2), "wbc")
+    write_mask(pred / "001.png", np.ones_like(truth), "wbc")
+    write_mask(pred / "002.png", _truth(wbc_dir, 2), "wbc")
+    assert main(["evaluate", "--masks", str(masks), "--pred", str(pred)]) == 0
+    err = capsys.readouterr().err
+    assert "1 expert mask is mostly unlabelled" in err and "001 (" in err and "002" not in err.split("only:")[1]
