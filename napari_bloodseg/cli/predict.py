@@ -129,6 +129,13 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
         what = protected.get(out.resolve())
         if what:
             raise UsageError(f"{out} is {what}: write the predictions to another --out folder")
+    if not args.out.is_dir() and args.out.suffix.lower() in (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"):
+        # it would become a folder named result.png holding the mask: --out names the folder, the mask is named
+        # after its image
+        raise UsageError(
+            f"--out {args.out}: --out is a folder (each mask is named after its image: <stem>.png); "
+            f"e.g. --out {args.out.parent / args.out.stem}"
+        )
     try:
         check_can_write_in(args.out)
     except OSError as exc:

@@ -361,3 +361,15 @@ def test_a_full_disk_while_streaming_names_the_image_and_leaves_nothing(
     assert main(argv) == 2
     clean_error(capsys.readouterr().err, "slide.tif -> ")
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_an_out_named_like_a_mask_file_is_refused_not_made_a_folder(
+    wbc_dir, constant_models, tmp_path, capsys, clean_error
+):
+    out = tmp_path / "result.png"
+    assert main(["predict", "--model", "all-cyto", "--out", str(out), str(wbc_dir / "001.bmp")]) == 2
+    clean_error(capsys.readouterr().err, "--out is a folder (each mask is named after its image")
+    assert not out.exists()
+    out.mkdir()  # a folder that is named so already is the user's choice
+    assert main(["predict", "--model", "all-cyto", "--out", str(out), str(wbc_dir / "001.bmp")]) == 0
+    assert (out / "001.png").is_file()
