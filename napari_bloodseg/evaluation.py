@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .io import strict_json
-from .io.images import IMAGE_SUFFIXES, hidden, list_images
+from .io.images import ARRAY_SUFFIXES, IMAGE_SUFFIXES, hidden, list_images
 from .io.pairs import MASK_SUFFIXES, _key, find_pairs
 from .metrics import aggregate, score_image
 from .schemas import LabelSchema, get_schema
@@ -77,16 +77,21 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def images_in(paths: Iterable[str | Path]) -> list[Path]:
-    """Images named by files/folders; in a folder holding image+mask pairs (Dataset 1 layout) only the images.
+    """Images named by files/folders; in a folder holding image+mask pairs (Dataset 1 layout) only the images,
+    in another folder its images, ``.npy`` arrays and ``.zarr`` folders too (a ``.zarr`` folder is one image).
 
     A file named twice (``d1 d1/001.bmp``, overlapping globs, a relative and an absolute path) is listed once:
     twice, it counted twice in the mean and its second output clashed with its first."""
     out: list[Path] = []
     seen: set[Path] = set()
     for p in map(Path, paths):
-        if p.is_dir():
+        if p.is_dir() and p.suffix.lower() not in ARRAY_SUFFIXES:  # a .zarr folder is one image
             pairs = find_pairs(p)
-            found = [img for img, _ in pairs] if any(m is not None for _, m in pairs) else list_images([p])
+            if any(m is not None for _, m in pairs):
+                found = [img for img, _ in pairs]
+            else:
+                arrays = sorted(q for q in p.iterdir() if q.suffix.lower() in ARRAY_SUFFIXES and not hidden(q))
+                found = list_images([p]) + arrays
         else:
             found = [p]
         for f in found:

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 
 IMAGE_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".tif", ".tiff")
+#: arrays (a ``.npy`` file, a ``.zarr`` folder) that ``read_image`` and the CLI take too; napari opens them itself
+ARRAY_SUFFIXES = (".npy", ".zarr")
 
 
 class ImageReadError(ValueError):
@@ -312,7 +314,12 @@ def read_image(path: str | Path, *, as_float: bool = True) -> np.ndarray:
     uint8 is what big smears should use: a quarter of the memory, normalised tile by tile at inference.
     """
     path = Path(path)
-    rgb = to_rgb_uint8(_read_raw(path), str(path))
+    if path.suffix.lower() in ARRAY_SUFFIXES:  # arrays saved by analysis code: the lazy reader knows them
+        from .lazy import open_lazy
+
+        rgb = np.asarray(open_lazy(path))
+    else:
+        rgb = to_rgb_uint8(_read_raw(path), str(path))
     return rgb.astype(np.float32) / 255.0 if as_float else rgb
 
 

@@ -373,3 +373,20 @@ def test_an_out_named_like_a_mask_file_is_refused_not_made_a_folder(
     out.mkdir()  # a folder that is named so already is the user's choice
     assert main(["predict", "--model", "all-cyto", "--out", str(out), str(wbc_dir / "001.bmp")]) == 0
     assert (out / "001.png").is_file()
+
+
+def test_npy_and_zarr_images_are_predicted_named_or_in_a_folder(constant_models, tmp_path, capsys):
+    """--help and the docs promise .npy/.zarr input: a .zarr folder was searched for images ("no images found"),
+    a small .npy went to Pillow, and a folder's arrays were skipped without a word."""
+    zarr = pytest.importorskip("zarr")
+    rgb = np.full((40, 60, 3), 200, np.uint8)
+    src = tmp_path / "arrays"
+    src.mkdir()
+    np.save(src / "a.npy", rgb)
+    zarr.open_array(str(src / "b.zarr"), mode="w", shape=rgb.shape, dtype=rgb.dtype)[:] = rgb
+    for argv, out in (([str(src / "a.npy"), str(src / "b.zarr")], "named"), ([str(src)], "folder")):
+        assert main(["predict", "--model", "all-cyto", "--out", str(tmp_path / out), *argv]) == 0
+        assert sorted(p.name for p in (tmp_path / out).iterdir()) == ["a.png", "b.png"]
+        assert (_grey(tmp_path / out / "a.png") == 128).all()  # everything cytoplasm, at the array's size
+    assert main(["predict", "--model", "all-cyto", "--stream", "--out", str(tmp_path / "s"), str(src)]) == 0
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["a.tif", "b.tif"]
