@@ -2,10 +2,13 @@
 # Create .venv with everything the plugin, CLI and tests need, on a fresh Debian/Ubuntu machine.
 # torch is pinned here (not in pyproject) so pip takes the local CPU wheel instead of GBs of CUDA wheels;
 # users with a GPU install their own torch build first and skip this pin with BLOODSEG_TORCH_SPEC=skip.
+# Where no local CPU wheel is found (a stock machine), PyPI's Linux torch is the CUDA build: set
+# BLOODSEG_TORCH_INDEX=https://download.pytorch.org/whl/cpu to take torch (only torch) from that index.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${BLOODSEG_VENV:-.venv}
 TORCH_SPEC=${BLOODSEG_TORCH_SPEC:-torch==2.13.0}
+TORCH_INDEX=${BLOODSEG_TORCH_INDEX:-}
 EXTRAS=${1:-testing}
 
 # System libraries napari/Qt need for a real (virtual) X server; installed only when missing.
@@ -20,6 +23,10 @@ fi
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
 if [ "$TORCH_SPEC" != "skip" ] && ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
-  $PIP install "$TORCH_SPEC"
+  if [ -n "$TORCH_INDEX" ]; then
+    $PIP install --index-url "$TORCH_INDEX" "$TORCH_SPEC"
+  else
+    $PIP install "$TORCH_SPEC"
+  fi
 fi
 $PIP install -e ".[$EXTRAS]"

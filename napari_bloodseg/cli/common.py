@@ -169,6 +169,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled as Ctrl-C (same clean-up) but reported with its own exit status."""
 
 
+def stopped_by(exc: KeyboardInterrupt) -> str:
+    """How a stopped run says what stopped it, the same in every command: "terminated" (SIGTERM) or "interrupted"."""
+    return "terminated" if isinstance(exc, Terminated) else "interrupted"
+
+
 def interrupted_status(exc: KeyboardInterrupt) -> int:
     """The shell's exit status for a run stopped by ``exc``: 128 + the signal number (SIGINT 130, SIGTERM 143)."""
     return 143 if isinstance(exc, Terminated) else 130

@@ -14,6 +14,7 @@ from .common import (
     interrupted_status,
     non_negative_arg,
     positive_int_arg,
+    stopped_by,
     training_speed_note,
 )
 
@@ -153,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     except (FinetuneError, ModelFileError, ValueError, OSError) as exc:  # OSError: e.g. the disk filled up
         raise UsageError(str(exc)) from None
     except KeyboardInterrupt as exc:
-        print("bloodseg: interrupted; nothing saved, the base model is unchanged", file=sys.stderr)
+        print(f"bloodseg: {stopped_by(exc)}; nothing saved, the base model is unchanged", file=sys.stderr)
         return interrupted_status(exc)
 
     def fmt(rep):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from .. import __version__
 from . import evaluate, finetune, models, predict, train
-from .common import DefaultsFormatter, Terminated, UsageError, error, interrupted_status
+from .common import DefaultsFormatter, Terminated, UsageError, error, interrupted_status, stopped_by
 
 SUBCOMMANDS = [predict, evaluate, train, finetune, models]
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         error(str(exc))
         return 2
     except KeyboardInterrupt as exc:
-        error("terminated" if isinstance(exc, Terminated) else "interrupted")
+        error(stopped_by(exc))
         return interrupted_status(exc)
     except BrokenPipeError:
         # the reader went away (`bloodseg models | head`): stop quietly, as command-line tools do

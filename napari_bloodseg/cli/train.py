@@ -15,6 +15,7 @@ from .common import (
     non_negative_arg,
     positive_arg,
     positive_int_arg,
+    stopped_by,
     training_speed_note,
 )
 
@@ -195,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt as exc:
         bar.close()
-        print(f"bloodseg: interrupted; the best model so far (if any) is intact at {weights}", file=sys.stderr)
+        print(f"bloodseg: {stopped_by(exc)}; the best model so far (if any) is intact at {weights}", file=sys.stderr)
         return interrupted_status(exc)
     except (ValueError, OSError) as exc:  # OSError: the disk filled up or went away while saving
         bar.leave = False  # a refusal before the first epoch: wipe the empty bar, leave only the message

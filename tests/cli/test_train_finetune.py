@@ -204,7 +204,8 @@ def test_train_interrupted_exits_130_and_keeps_the_best_model(folder, tmp_path, 
     argv += ["--steps-per-epoch", "2", "--batch-size", "2", "--patch-size", "48", "--val-fraction", "0.2"]
     assert main([*argv, "--device", "cpu", "--out", str(out)]) == status
     err = capsys.readouterr().err
-    assert f"interrupted; the best model so far (if any) is intact at {out}" in err and "Traceback" not in err
+    said = "interrupted" if stop == "ctrl-c" else "terminated"  # as predict and the other commands say it
+    assert f"{said}; the best model so far (if any) is intact at {out}" in err and "Traceback" not in err
     assert json.loads(out.with_suffix(".json").read_text())["training"]["best_epoch"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "m.json", "m.safetensors"]
 
