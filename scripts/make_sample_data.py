@@ -2,7 +2,7 @@
 
     python scripts/make_sample_data.py [--out sample_data]
 
-Three 120 px WBC crops and one 1200x1600 RBC field (the napari sample's), each with its mask in the schema's
+Three 120 px WBC crops and one 1600x1200 RBC field (the napari sample's), each with its mask in the schema's
 on-disk grey convention (WBC 0/128/255, RBC 0/255) written by ``napari_bloodseg.io.write_mask``, named ``<stem>.png`` /
 ``<stem>.jpg`` + ``<stem>_mask.png`` so ``bloodseg evaluate`` and the napari reader pair them by stem.
 Deterministic: the same seeds give the same files. Existing files are replaced.
@@ -31,7 +31,7 @@ dataset image is stored in this repository.
 | files | what |
 |---|---|
 | `synthetic_wbc_00N.png`, `..._mask.png` | 120x120 white-cell crops; mask 0/128/255 = background/cytoplasm/nucleus |
-| `synthetic_rbc_000.jpg`, `..._mask.png` | a 1200x1600 smear field (~100 px cells); mask 0/255 = background/cell |
+| `synthetic_rbc_000.jpg`, `..._mask.png` | a 1600x1200 smear field (~100 px cells); mask 0/255 = background/cell |
 
 They pair by file stem, so with the shipped models
 

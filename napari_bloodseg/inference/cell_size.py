@@ -1,7 +1,7 @@
 """Estimating the cell size of an image, so a user need not know the magnification.
 
 A network segments well only near the cell size it was trained on (the card's ``cell_size_px``), and a new
-lab's images rarely say theirs: Dataset 2's white cells are ~2.5x Dataset 1's in pixels, a 60 px red cell is
+lab's images rarely say theirs: Dataset 2's white cells are ~2.2x Dataset 1's in pixels, a 60 px red cell is
 half ``rbc-deconvnet``'s. Cellpose answers with a regression model of its own; here the segmentation model
 measures itself. The image (a central window of it) is segmented at a ladder of scales; at each, the cells
 found give a median diameter ``d`` in the image's pixels, and a scale where ``d * scale`` is near the training
