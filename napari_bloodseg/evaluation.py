@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .io import strict_json
-from .io.images import ARRAY_SUFFIXES, IMAGE_SUFFIXES, hidden, list_images
+from .io.images import ARRAY_SUFFIXES, IMAGE_SUFFIXES, hidden, is_zarr, list_images
 from .io.pairs import MASK_SUFFIXES, _key, find_pairs
 from .metrics import aggregate, score_image
 from .schemas import LabelSchema, get_schema
@@ -85,13 +85,21 @@ def images_in(paths: Iterable[str | Path]) -> list[Path]:
     out: list[Path] = []
     seen: set[Path] = set()
     for p in map(Path, paths):
-        if p.is_dir() and p.suffix.lower() not in ARRAY_SUFFIXES:  # a .zarr folder is one image
+        if p.is_dir() and not is_zarr(p):  # a zarr store is one image
             pairs = find_pairs(p)
             if any(m is not None for _, m in pairs):
                 found = [img for img, _ in pairs]
             else:
-                arrays = sorted(q for q in p.iterdir() if q.suffix.lower() in ARRAY_SUFFIXES and not hidden(q))
-                found = list_images([p]) + arrays
+                found = list_images([p])
+                stems = {f.stem for f in found}  # 001.npy beside 001.bmp is that image's data, not another image
+                found += sorted(
+                    q
+                    for q in p.iterdir()
+                    if q.suffix.lower() in ARRAY_SUFFIXES
+                    and not hidden(q)
+                    and q.stem not in stems
+                    and (q.is_file() or is_zarr(q))
+                )
         else:
             found = [p]
         for f in found:

@@ -91,3 +91,21 @@ def test_mask_index(tmp_path):
     }
     with pytest.raises(FileNotFoundError):
         mask_index(tmp_path / "missing")
+
+
+def test_images_in_reads_zarr_stores_not_folders_named_so_and_arrays_beside_images_are_theirs(tmp_path):
+    from PIL import Image
+
+    zarr = pytest.importorskip("zarr")
+    plain = tmp_path / "smears.zarr"  # a folder of images that happens to be named .zarr
+    plain.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(plain / "001.png")
+    assert images_in([plain]) == [plain / "001.png"]
+    store = tmp_path / "field.zarr"
+    zarr.open_array(str(store), mode="w", shape=(8, 8, 3), dtype="u1")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(mixed / "001.bmp")
+    np.save(mixed / "001.npy", np.zeros(3))  # that image's data, not another image
+    np.save(mixed / "002.npy", np.zeros((8, 8, 3), np.uint8))
+    assert images_in([store, mixed]) == [store, mixed / "001.bmp", mixed / "002.npy"]

@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json and args.json.suffix.lower() == ".csv":
         raise UsageError(f"--json {args.json}: a .csv name for a JSON report; for CSV use --csv {args.json}")
+    if args.csv and args.csv.suffix.lower() == ".json":
+        raise UsageError(f"--csv {args.csv}: a .json name for a CSV report; for JSON use --json {args.csv}")
     if args.json and args.csv and args.json.resolve() == args.csv.resolve():
         raise UsageError(f"--json and --csv name one file ({args.json}): give each its own")
     for flag, path, earlier in (("--json", args.json, _is_report), ("--csv", args.csv, _is_csv_report)):

@@ -96,6 +96,7 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
     """The mask file of every image, refused as a whole when two images would write the same file, when one would
     land on an input image or an expert mask beside the inputs (even with ``--overwrite``), or when ``--out``
     is not a folder this user can write to; folders' masks that are skipped as such are said once."""
+    from ..io import IMAGE_SUFFIXES
     from ..io.atomic import check_can_write_in
     from ..io.pairs import _IMAGE_DIRS, find_pairs
 
@@ -129,7 +130,7 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
         what = protected.get(out.resolve())
         if what:
             raise UsageError(f"{out} is {what}: write the predictions to another --out folder")
-    if not args.out.is_dir() and args.out.suffix.lower() in (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"):
+    if not args.out.is_dir() and args.out.suffix.lower() in IMAGE_SUFFIXES:
         # it would become a folder named result.png holding the mask: --out names the folder, the mask is named
         # after its image
         raise UsageError(

@@ -103,13 +103,16 @@ def _grey_alpha_pages(axes: str, shape: tuple[int, ...]) -> bool:
 
 def tiff_needs_converting(page: Any) -> bool:
     """Whether a TIFF page's pixels, as stored, are not what viewers show (palette, CMYK, MinIsWhite, a turned
-    Orientation tag, extra channels that are not alpha): streaming reads stored pixels, so such files are read whole."""
+    Orientation tag, premultiplied alpha): streaming reads stored pixels, so such files are read whole. Extra
+    samples that are not alpha need no converting: streaming drops them too (:func:`tiff_alpha`)."""
     extras = tuple(page.extrasamples or ())
-    return (
-        int(page.photometric) in (MINISWHITE, PALETTE, SEPARATED)
-        or _orientation(page) != 1
-        or any(e not in ALPHA_SAMPLES for e in extras)
-    )
+    return int(page.photometric) in (MINISWHITE, PALETTE, SEPARATED) or _orientation(page) != 1 or extras[:1] == (1,)
+
+
+def tiff_alpha(page: Any) -> bool | None:
+    """Whether a TIFF page's extra sample is alpha (True), declared as something else (False), or absent (None)."""
+    extras = tuple(page.extrasamples or ())
+    return None if not extras else extras[0] in ALPHA_SAMPLES
 
 
 def _read_tiff(path: Path, *, values: bool = False) -> np.ndarray:
@@ -147,15 +150,17 @@ def _read_tiff(path: Path, *, values: bool = False) -> np.ndarray:
             a = np.moveaxis(a, axes.index(ax), -1)
             axes = axes.replace(ax, "") + ax
     if photometric == PALETTE and colormap is not None and a.ndim == 2:
-        cmap = np.asarray(colormap)
-        cmap = (cmap >> 8 if cmap.max() > 255 else cmap).astype(np.uint8)
-        a = np.moveaxis(cmap[:, a], 0, -1)
+        a = np.moveaxis(colormap_uint8(colormap)[:, a], 0, -1)
     elif photometric == SEPARATED and a.ndim == 3 and a.shape[-1] >= 4:
         a = _cmyk_to_rgb(a)
-    elif photometric == MINISWHITE and not values:
-        a = ~a if a.dtype == bool else (value_top(a.dtype, peak_value(a)) - a.astype(np.float64)).astype(a.dtype)
     channels = a.shape[-1] if a.ndim == 3 and axes[-1] in "CS" else 1
     has_alpha = bool(extras) and extras[0] in ALPHA_SAMPLES
+    if photometric == MINISWHITE and not values:
+        a = _inverted_grey(a, alpha=has_alpha and channels > 1)
+    if has_alpha and extras[0] == 1 and channels > 1:  # associated alpha: the colour is premultiplied already
+        opaque = float(np.iinfo(a.dtype).max) if np.issubdtype(a.dtype, np.integer) else 1.0
+        a = on_white(a, opaque, premultiplied=True)
+        channels, has_alpha = channels - 1, False
     if channels == 2 and not has_alpha:
         raise ImageReadError(f"{path}: 2 channels that are neither colour nor alpha: save the channel to segment")
     if channels > 3 and not has_alpha:
@@ -163,6 +168,23 @@ def _read_tiff(path: Path, *, values: bool = False) -> np.ndarray:
             raise ImageReadError(f"{path}: {channels} channels, not RGB: save the channels to segment as RGB")
         a = a[..., :3]  # RGB + data that is not alpha: not composited as if it were transparency
     return _oriented(a, orientation)
+
+
+def _inverted_grey(a: np.ndarray, *, alpha: bool) -> np.ndarray:
+    """A MinIsWhite grey image as viewers show it (0 is white); its alpha channel, if any, stays as it is."""
+    grey = a[..., :-1] if alpha else a
+    if grey.dtype == bool:
+        inverted = ~grey
+    else:
+        inverted = (value_top(grey.dtype, peak_value(grey)) - grey.astype(np.float64)).astype(grey.dtype)
+    return np.concatenate([inverted, a[..., -1:]], axis=-1) if alpha else inverted
+
+
+def colormap_uint8(colormap: Any) -> np.ndarray:
+    """A TIFF colormap (3, 2**bits) as 8-bit colours: 16-bit values by their high byte; some writers store 8-bit
+    values in the 16-bit table, kept as they are."""
+    cmap = np.asarray(colormap)
+    return (cmap >> 8 if cmap.max() > 255 else cmap).astype(np.uint8)
 
 
 def _orientation(page: Any) -> int:
@@ -181,7 +203,7 @@ def _oriented(a: np.ndarray, orientation: int) -> np.ndarray:
         4: lambda x: x[::-1],
         5: lambda x: np.swapaxes(x, 0, 1),
         6: lambda x: np.rot90(x, -1),
-        7: lambda x: np.rot90(x, -1)[:, ::-1],
+        7: lambda x: np.rot90(x, 1)[:, ::-1],
         8: lambda x: np.rot90(x, 1),
     }
     turn = turns.get(orientation)
@@ -205,8 +227,11 @@ def _png16_colour(path: Path) -> np.ndarray | None:
     if head[25] not in (2, 6):  # colour type RGB / RGBA; 16-bit grey Pillow reads at full depth
         return None
     import imagecodecs
+    from PIL import Image
 
-    return np.asarray(imagecodecs.png_decode(path.read_bytes()))
+    with Image.open(path) as im:
+        orientation = int(im.getexif().get(0x0112, 1) or 1)  # EXIF Orientation, as Pillow's 8-bit path applies it
+    return _oriented(np.asarray(imagecodecs.png_decode(path.read_bytes())), orientation)
 
 
 def to_rgb_uint8(arr: np.ndarray, name: str = "image") -> np.ndarray:
@@ -239,16 +264,23 @@ def channel_first(shape: tuple[int, ...]) -> bool:
     return len(shape) == 3 and shape[0] in (1, 3, 4) and shape[-1] not in (1, 2, 3, 4)
 
 
-def on_white(a: np.ndarray, opaque: float = 255.0) -> np.ndarray:
+def on_white(
+    a: np.ndarray, opaque: float = 255.0, *, premultiplied: bool = False, white: float | None = None
+) -> np.ndarray:
     """Grey/RGB + alpha composited onto white, in the colours' own range: a cut-out cell on a transparent
     background is a cell on a bright smear background, not on black (black around a cell was segmented as
-    cytoplasm). ``opaque``: the alpha value of full opacity (255 for 8 bits, 65535 for 16)."""
+    cytoplasm). ``opaque``: the alpha value of full opacity (255 for 8 bits, 65535 for 16); ``premultiplied``:
+    the colours are already multiplied by alpha (a TIFF's associated alpha); ``white``: the colours' full
+    intensity (default: found from them, as reading scales them)."""
     alpha = a[..., -1:].astype(np.float32) / opaque
-    colour = a[..., :-1]
+    colour = a[..., :-1].astype(np.float32)
+    if not premultiplied:
+        colour = colour * alpha
     if a.dtype == np.uint8:
-        return (colour * alpha + 255.0 * (1 - alpha) + 0.5).astype(np.uint8)
-    white = value_top(a.dtype, peak_value(colour))
-    return (colour.astype(np.float32) * alpha + white * (1 - alpha)).astype(np.float32)
+        return (colour + 255.0 * (1 - alpha) + 0.5).clip(0, 255).astype(np.uint8)
+    if white is None:
+        white = value_top(a.dtype, peak_value(a[..., :-1]))
+    return colour + np.float32(white) * (1 - alpha)
 
 
 def peak_value(a: np.ndarray) -> float:
@@ -288,7 +320,7 @@ def value_top(dtype: np.dtype, peak: float) -> float:
     # 0..1 data may overshoot a little (interpolation, deconvolution): one pixel at 1.02 made the image black
     if peak <= FLOAT_UNIT_SLACK:
         return 1.0
-    if peak <= 255:
+    if peak <= 255 * FLOAT_BYTE_SLACK:  # 0..255 data overshoots too: one pixel at 256.5 made it 4x darker
         return 255.0
     if peak > 65535:  # wider than any camera: its own peak
         return peak
@@ -298,6 +330,8 @@ def value_top(dtype: np.dtype, peak: float) -> float:
 
 #: floats up to this peak are read as 0..1 data (values above 1 clipped); above it as 0..255
 FLOAT_UNIT_SLACK = 1.5
+#: floats up to 255 times this are read as 0..255 data (above 255 clipped); above it as camera units (0..1023 ...)
+FLOAT_BYTE_SLACK = 1.1
 
 
 def scale_to_uint8(a: np.ndarray, top: float) -> np.ndarray:
@@ -314,7 +348,7 @@ def read_image(path: str | Path, *, as_float: bool = True) -> np.ndarray:
     uint8 is what big smears should use: a quarter of the memory, normalised tile by tile at inference.
     """
     path = Path(path)
-    if path.suffix.lower() in ARRAY_SUFFIXES:  # arrays saved by analysis code: the lazy reader knows them
+    if path.suffix.lower() == ".npy" or is_zarr(path):  # arrays saved by analysis code: the lazy reader knows them
         from .lazy import open_lazy
 
         rgb = np.asarray(open_lazy(path))
@@ -333,6 +367,11 @@ def list_images(paths: Iterable[str | Path], suffixes: tuple[str, ...] = IMAGE_S
             out.append(p)
     seen: set[Path] = set()
     return [p for p in out if not (p in seen or seen.add(p))]
+
+
+def is_zarr(path: Path) -> bool:
+    """A zarr store (v2 or v3 metadata inside), not merely a folder whose name ends in .zarr."""
+    return path.is_dir() and any((path / name).is_file() for name in (".zarray", ".zgroup", "zarr.json"))
 
 
 def hidden(path: Path) -> bool:

@@ -33,7 +33,7 @@ import numpy as np
 
 from .images import (
     ImageReadError,
-    channel_first,
+    on_white,
     peak_value,
     read_image,
     rgb_channels,
@@ -42,6 +42,7 @@ from .images import (
     tiff_stack_problem,
     value_top,
 )
+from .images import channel_first as is_channel_first
 
 #: Formats that open lazily (others are decoded whole).
 LAZY_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
@@ -60,18 +61,36 @@ def _open_zarr_level(obj: Any, level: int) -> Any:
     return obj[key]
 
 
-def _open_tiff(path: Path, level: int) -> Any:
-    """Level ``level`` of a TIFF, read in parts where it can be. A stack is refused as when read whole; a TIFF
-    whose stored pixels are not what viewers show (palette, CMYK, MinIsWhite, turned) is read whole, converted."""
+def _tiff_layout(path: Path) -> dict[str, Any]:
+    """What the tags say about reading a TIFF in parts: refused as a stack as when read whole; ``whole``: its stored
+    pixels are not what viewers show (read whole, converted); ``channel_first``: from the axes, not the shape;
+    ``alpha``: whether its extra sample is alpha."""
     import tifffile
+
+    from .images import tiff_alpha
 
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         problem = tiff_stack_problem(series.axes, tuple(series.shape))
         if problem:
             raise ImageReadError(f"{path}: {problem}")
-        whole = tiff_needs_converting(series.keyframe)
-    if whole:
+        page = series.keyframe
+        alpha = tiff_alpha(page)
+        axes = "".join(ax for ax, n in zip(series.axes, series.shape, strict=True) if n > 1 or ax in "YX")
+        if alpha is False and page.samplesperpixel == 2:
+            raise ImageReadError(f"{path}: 2 channels that are neither colour nor alpha: save the channel to segment")
+        return {
+            "whole": tiff_needs_converting(page),
+            "channel_first": axes[:1] in ("S", "C", "Q"),
+            "alpha": alpha is not False,  # none declared: a 4th channel is alpha, as when read whole
+        }
+
+
+def _open_tiff(path: Path, level: int) -> Any:
+    """Level ``level`` of a TIFF, read in parts where it can be (a TIFF that needs converting is read whole)."""
+    import tifffile
+
+    if _tiff_layout(path)["whole"]:
         if level:
             raise ImageReadError(f"{path}: a TIFF read whole (stored colours converted) has no pyramid levels to read")
         return read_image(path, as_float=False)
@@ -103,8 +122,10 @@ def open_lazy(path: str | Path, *, level: int = 0) -> Any:
     if not path.exists():
         raise ImageReadError(f"{path}: no such file")
     suffix = path.suffix.lower()
+    layout: dict[str, Any] = {}
     try:
         if suffix in (".tif", ".tiff"):
+            layout = _tiff_layout(path)
             raw = _open_tiff(path, level)
         elif suffix == ".npy":
             raw = np.load(path, mmap_mode="r")
@@ -118,7 +139,7 @@ def open_lazy(path: str | Path, *, level: int = 0) -> Any:
         raise
     except Exception as exc:  # tifffile/zarr raise many types for corrupt or odd files
         raise ImageReadError(f"{path}: cannot open lazily ({type(exc).__name__}: {exc})") from None
-    return as_rgb_uint8(raw, str(path))
+    return as_rgb_uint8(raw, str(path), channel_first=layout.get("channel_first"), alpha=layout.get("alpha", True))
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -140,12 +161,12 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def as_rgb_uint8(raw: Any, name: str = "image") -> Any:
+def as_rgb_uint8(raw: Any, name: str = "image", *, channel_first: bool | None = None, alpha: bool = True) -> Any:
     """``raw`` itself when it already is an (H, W, 3) uint8 numpy array (memmap included), else an
     :class:`RGBView` over it: zarr/dask reads decode on demand, and a corrupt chunk must name the file."""
     if isinstance(raw, np.ndarray) and raw.ndim == 3 and raw.shape[-1] == 3 and raw.dtype == np.uint8:
         return raw
-    return RGBView(raw, name)
+    return RGBView(raw, name, channel_first=channel_first, alpha=alpha)
 
 
 class RGBView:
@@ -157,16 +178,21 @@ class RGBView:
     dtype = np.dtype(np.uint8)
     ndim = 3
 
-    def __init__(self, raw: Any, name: str = "image") -> None:
+    def __init__(self, raw: Any, name: str = "image", *, channel_first: bool | None = None, alpha: bool = True) -> None:
+        """``channel_first``: the layout when the file says it (TIFF axes), else guessed from the shape; ``alpha``:
+        whether a 2nd or 4th channel is alpha (composited onto white, as reading whole does) or other data."""
         shape = tuple(raw.shape)
-        self._channel_first = channel_first(shape)
+        self._lead = 0  # leading length-1 axes (a (1, H, W, 3) array), indexed away
+        while len(shape) > 3 and shape[0] == 1:
+            shape, self._lead = shape[1:], self._lead + 1
+        self._channel_first = is_channel_first(shape) if channel_first is None else channel_first and len(shape) == 3
         if self._channel_first:
             shape = (*shape[1:], shape[0])
         if len(shape) == 2:
             shape = (*shape, 1)
         if len(shape) != 3 or shape[-1] not in (1, 2, 3, 4):
             raise ImageReadError(f"{name}: expected a 2-D grey or RGB(A) image, got shape {tuple(raw.shape)}")
-        self._raw, self._name, self._channels = raw, name, shape[-1]
+        self._raw, self._name, self._channels, self._alpha = raw, name, shape[-1], alpha
         self.shape = (shape[0], shape[1], 3)
         self._src_dtype = np.dtype(raw.dtype)
         self._top: float | None = None  # intensity scale, found on first read for non-uint8 sources
@@ -181,9 +207,10 @@ class RGBView:
         """Source rows as an (n, W, c) numpy array; a part the file cannot give (truncated, corrupt) is an
         ImageReadError naming the file, as when an image is read whole."""
         try:
+            lead = (0,) * self._lead
             if self._channel_first:
-                return np.moveaxis(np.asarray(self._raw[:, rows]), 0, -1)
-            block = np.asarray(self._raw[rows])
+                return np.moveaxis(np.asarray(self._raw[(*lead, slice(None), rows)]), 0, -1)
+            block = np.asarray(self._raw[(*lead, rows)])
         except Exception as exc:  # zarr/tifffile/codecs raise many types (zlib.error, ValueError, OSError)
             where = f"rows {rows.start or 0}-{rows.stop if rows.stop is not None else self.shape[0]}"
             raise ImageReadError(f"{self._name}: cannot read {where} ({type(exc).__name__}: {exc})") from None
@@ -203,13 +230,17 @@ class RGBView:
         return value_top(dt, peak)
 
     def _convert(self, a: np.ndarray) -> np.ndarray:
+        if a.dtype != bool and a.dtype != np.uint8 and self._top is None:
+            self._top = self._scan_top()  # one scale for the whole image, so bands of a streamed image match
+        if self._alpha and self._channels in (2, 4) and a.dtype != bool:
+            opaque = float(np.iinfo(a.dtype).max) if np.issubdtype(a.dtype, np.integer) else 1.0
+            if 0 < a[..., -1].max() and a[..., -1].min() < opaque:  # as to_rgb_uint8 decides, band by band
+                a = on_white(a, opaque, white=self._top)
         a = rgb_channels(a)
         if a.dtype == np.uint8:
             return np.ascontiguousarray(a)
         if a.dtype == bool:
             return a.astype(np.uint8) * 255
-        if self._top is None:  # one scale for the whole image, so bands of a streamed image match
-            self._top = self._scan_top()
         return scale_to_uint8(a, self._top)
 
     def __getitem__(self, key: Any) -> np.ndarray:

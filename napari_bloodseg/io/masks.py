@@ -87,7 +87,7 @@ def _tiff_palette_indices(path: Path) -> np.ndarray | None:
     """:func:`palette_indices` for a palette TIFF (photometric 3) of one page, read by tifffile as the rest."""
     import tifffile
 
-    from .images import PALETTE, _orientation, _oriented
+    from .images import PALETTE, _orientation, _oriented, colormap_uint8
 
     try:
         with tifffile.TiffFile(path) as tif:
@@ -95,7 +95,7 @@ def _tiff_palette_indices(path: Path) -> np.ndarray | None:
             if int(page.photometric) != PALETTE or page.colormap is None or len(tif.series[0].shape) != 2:
                 return None
             indices, orientation = np.asarray(tif.series[0].asarray()), _orientation(page)
-            palette = np.asarray(page.colormap, dtype=np.int64).T >> 8
+            palette = colormap_uint8(page.colormap).T.astype(np.int64)  # as reading the image scales it
     except Exception:  # noqa: BLE001 - unreadable: _read_raw says why
         return None
     colours = palette[np.unique(indices)[np.unique(indices) < len(palette)]]

@@ -407,15 +407,16 @@ def test_csv_report_matches_the_json_and_is_guarded_like_it(wbc_dir, tmp_path, c
     # never over an input or a JSON report; a JSON report is not written under a .csv name; one file, not two
     for bad, needle in (
         (["--csv", str(wbc_dir / "001.png")], "exists and is not a bloodseg report"),
-        (["--csv", str(js)], "exists and is not a bloodseg report"),
+        (["--csv", str(js)], "for JSON use --json"),  # a JSON report is not written over with CSV
         (["--json", str(tmp_path / "new.csv")], "for CSV use --csv"),
+        (["--csv", str(tmp_path / "new.json")], "for JSON use --json"),
         (["--json", str(tmp_path / "x"), "--csv", str(tmp_path / "x")], "name one file"),
     ):
         before = {p: p.read_bytes() for p in (wbc_dir / "001.png", js, cs)}
         assert main([*args, *bad]) == 2
         clean_error(capsys.readouterr().err, needle)
         assert {p: p.read_bytes() for p in before} == before
-    assert not (tmp_path / "new.csv").exists() and not (tmp_path / "x").exists()
+    assert not any((tmp_path / n).exists() for n in ("new.csv", "new.json", "x"))
 
 
 def test_a_mostly_transparent_expert_mask_is_scored_with_a_warning(wbc_dir, tmp_path, capsys):

@@ -329,3 +329,57 @@ def test_float_camera_units_are_scaled_like_integers(tmp_path, rgb8):
     tifffile.imwrite(tmp_path / "f12.tif", rgb8.astype(np.float32) * 16)  # ImageJ's 32-bit copy of 12-bit data
     out = read_image(tmp_path / "f12.tif", as_float=False)
     assert (out == 255).mean() < 0.01 and np.abs(out.astype(int) - rgb8).max() <= 1  # was 97 % white
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_tiff_orientation_turns_as_pillow_turns_the_exif_one(tmp_path, rgb8, orientation):
+    from PIL import ImageOps
+
+    tifffile.imwrite(tmp_path / "o.tif", rgb8, photometric="rgb", extratags=[(274, "H", 1, orientation, True)])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(rgb8).save(tmp_path / "o.png", exif=exif)
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "o.png")))
+    _check_both(tmp_path / "o.tif", shown)
+    _check_both(tmp_path / "o.png", shown)
+
+
+def test_16bit_colour_png_is_turned_by_its_exif_orientation(tmp_path, rgb8):
+    import struct
+    import zlib
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    raw = exif.tobytes()  # TIFF-structured EXIF, as a PNG eXIf chunk holds it
+    raw = raw[6:] if raw.startswith(b"Exif") else raw
+    _png16(tmp_path / "p16.png", rgb8.astype(np.uint16) * 257)
+    data = (tmp_path / "p16.png").read_bytes()
+    chunk = struct.pack(">I", len(raw)) + b"eXIf" + raw + struct.pack(">I", zlib.crc32(b"eXIf" + raw))
+    (tmp_path / "p16.png").write_bytes(data[:33] + chunk + data[33:])  # after IHDR
+    assert Image.open(tmp_path / "p16.png").getexif().get(0x0112) == 6
+    np.testing.assert_array_equal(read_image(tmp_path / "p16.png", as_float=False), np.rot90(rgb8, -1))
+
+
+def test_float_0_to_255_data_that_overshoots_a_little_is_not_read_as_camera_units(tmp_path, rgb8):
+    a = rgb8.astype(np.float32)
+    a[0, 0, 0] = 256.5  # one overshooting pixel read the image as 10-bit data, 4x darker
+    tifffile.imwrite(tmp_path / "f.tif", a)
+    out = read_image(tmp_path / "f.tif", as_float=False)
+    assert out[0, 0, 0] == 255 and np.abs(out.astype(int)[1:] - rgb8[1:]).max() <= 1
+
+
+def test_miniswhite_inverts_the_grey_not_the_alpha(tmp_path):
+    la = np.zeros((6, 8, 2), np.uint8)
+    la[..., 0] = 200  # shown as 55
+    la[:, 4:, 1] = 255  # right half opaque, left half transparent
+    tifffile.imwrite(tmp_path / "w.tif", la, photometric="miniswhite", extrasamples=[2])
+    out = read_image(tmp_path / "w.tif", as_float=False)
+    assert (out[:, :4] == 255).all() and (out[:, 4:] == 55).all()
+
+
+def test_associated_alpha_is_not_multiplied_twice(tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[...] = (100, 100, 100, 128)  # premultiplied colour 100 at half opacity
+    tifffile.imwrite(tmp_path / "a.tif", rgba, photometric="rgb", extrasamples=[1])
+    out = read_image(tmp_path / "a.tif", as_float=False)
+    assert abs(int(out[0, 0, 0]) - round(100 + 255 * (1 - 128 / 255))) <= 1  # 227, as Pillow shows it

@@ -155,3 +155,38 @@ def test_streaming_refuses_a_stack_and_converts_stored_colours_as_reading_whole_
         np.asarray(open_lazy(tmp_path / "w.tif")), read_image(tmp_path / "w.tif", as_float=False)
     )
     assert (np.asarray(open_lazy(tmp_path / "w.tif"))[..., 0] == grey).all()
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["rgba8", "rgba16", "rgbx", "lead1", "planar2"],
+)
+def test_streamed_pixels_equal_whole_file_pixels(tmp_path, rng, layout):
+    """Whole and streamed reads of one file must give the same image: transparency onto white, an RGB TIFF's extra
+    data dropped (and still streamed, not read whole), a leading length-1 axis, a planar RGB two pixels wide."""
+    import tifffile
+
+    from napari_bloodseg.io.lazy import RGBView
+
+    rgb = rng.integers(0, 256, (30, 20, 3), dtype=np.uint8)
+    alpha = np.where(np.arange(20) < 8, 0, 255).astype(np.uint8)[None].repeat(30, 0)[..., None]
+    path = tmp_path / f"{layout}.tif"
+    if layout == "rgba8":
+        tifffile.imwrite(path, np.concatenate([rgb, alpha], -1), photometric="rgb", extrasamples=[2])
+    elif layout == "rgba16":
+        data = np.concatenate([rgb, alpha], -1).astype(np.uint16) * 257
+        tifffile.imwrite(path, data, photometric="rgb", extrasamples=[2])
+    elif layout == "rgbx":
+        tifffile.imwrite(path, np.concatenate([rgb, alpha], -1), photometric="rgb", extrasamples=[0])
+    elif layout == "lead1":
+        tifffile.imwrite(path, rgb[None], photometric="rgb")
+    else:
+        tifffile.imwrite(path, np.moveaxis(rgb[:, :2], -1, 0), photometric="rgb", planarconfig="separate")
+    whole = read_image(path, as_float=False)
+    streamed = open_lazy(path)
+    np.testing.assert_array_equal(np.asarray(streamed), whole)
+    np.testing.assert_array_equal(streamed[5:9], whole[5:9])
+    if layout == "rgbx":
+        assert isinstance(streamed, RGBView)  # read in parts: extra data needs no converting
+    if layout.startswith("rgba"):
+        assert (whole[:, :8] == 255).all()  # transparent: white, as a cut-out cell on a smear background

@@ -225,6 +225,8 @@ def test_tiff_masks_palette_indices_and_miniswhite_values(tmp_path):
     np.testing.assert_array_equal(labels, LABELS)
     tifffile.imwrite(tmp_path / "white.tif", GREY, photometric="miniswhite")
     np.testing.assert_array_equal(read_mask(tmp_path / "white.tif")[0], LABELS)
+    tifffile.imwrite(tmp_path / "voc8.tif", LABELS, photometric="palette", colormap=cmap // 257)  # 8-bit table
+    np.testing.assert_array_equal(read_mask(tmp_path / "voc8.tif")[0], LABELS)
 
 
 def test_colour_coded_masks_are_refused_not_merged(tmp_path):
