@@ -101,6 +101,13 @@ def _grey_alpha_pages(axes: str, shape: tuple[int, ...]) -> bool:
     return axes == "QYX" and len(shape) == 3 and shape[-1] == 2
 
 
+def refuse_stack(path: Path, series: Any) -> None:
+    """Raise ImageReadError naming ``path`` when the TIFF series is a stack (:func:`tiff_stack_problem`)."""
+    problem = tiff_stack_problem(series.axes, tuple(series.shape))
+    if problem:
+        raise ImageReadError(f"{path}: {problem}")
+
+
 def tiff_needs_converting(page: Any) -> bool:
     """Whether a TIFF page's pixels, as stored, are not what viewers show (palette, CMYK, MinIsWhite, a turned
     Orientation tag, premultiplied alpha): streaming reads stored pixels, so such files are read whole. Extra
@@ -124,9 +131,7 @@ def _read_tiff(path: Path, *, values: bool = False) -> np.ndarray:
 
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
-        problem = tiff_stack_problem(series.axes, tuple(series.shape))
-        if problem:
-            raise ImageReadError(f"{path}: {problem}")
+        refuse_stack(path, series)
         page = series.keyframe
         try:
             a = np.asarray(series.asarray())

@@ -39,7 +39,6 @@ from .images import (
     rgb_channels,
     scale_to_uint8,
     tiff_needs_converting,
-    tiff_stack_problem,
     value_top,
 )
 from .images import channel_first as is_channel_first
@@ -67,13 +66,11 @@ def _tiff_layout(path: Path) -> dict[str, Any]:
     ``alpha``: whether its extra sample is alpha."""
     import tifffile
 
-    from .images import tiff_alpha
+    from .images import refuse_stack, tiff_alpha
 
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
-        problem = tiff_stack_problem(series.axes, tuple(series.shape))
-        if problem:
-            raise ImageReadError(f"{path}: {problem}")
+        refuse_stack(path, series)
         page = series.keyframe
         alpha = tiff_alpha(page)
         axes = "".join(ax for ax, n in zip(series.axes, series.shape, strict=True) if n > 1 or ax in "YX")
