@@ -78,7 +78,8 @@ def format_table(report: dict[str, Any]) -> str:
 
 def images_in(paths: Iterable[str | Path]) -> list[Path]:
     """Images named by files/folders; in a folder holding image+mask pairs (Dataset 1 layout) only the images,
-    in another folder its images, ``.npy`` arrays and ``.zarr`` folders too (a ``.zarr`` folder is one image).
+    in another folder its images, ``.npy`` arrays and zarr stores too (a zarr store is one image; an array named
+    as an image beside it is that image's data).
 
     A file named twice (``d1 d1/001.bmp``, overlapping globs, a relative and an absolute path) is listed once:
     twice, it counted twice in the mean and its second output clashed with its first."""

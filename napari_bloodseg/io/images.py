@@ -82,7 +82,7 @@ def tiff_stack_problem(axes: str, shape: tuple[int, ...]) -> str | None:
     """Why a TIFF series is a stack rather than one image (z or time planes, or pages of one size), else None:
     3 or 4 planes read as channels looked like RGB(A). Unnamed planes (tifffile's Q) stay channels, as
     (3, H, W) colour arrays are written without metadata; more than 4 of them are planes."""
-    if _grey_alpha_pages(axes, shape):
+    if grey_alpha_pages(axes, shape):
         return None
     stacked = [
         f"{ax}={n}" for ax, n in zip(axes, shape, strict=True) if (ax in "ZTI" and n > 1) or (ax == "Q" and n > 4)
@@ -95,7 +95,7 @@ def tiff_stack_problem(axes: str, shape: tuple[int, ...]) -> str | None:
     )
 
 
-def _grey_alpha_pages(axes: str, shape: tuple[int, ...]) -> bool:
+def grey_alpha_pages(axes: str, shape: tuple[int, ...]) -> bool:
     """An (H, W, 2) array as tifffile writes it by default, H pages of W x 2: how this tool saved partial
     corrections (grey + alpha) before it declared the alpha. Read as grey + alpha, so those files still open."""
     return axes == "QYX" and len(shape) == 3 and shape[-1] == 2
@@ -141,7 +141,7 @@ def _read_tiff(path: Path, *, values: bool = False) -> np.ndarray:
             raise
         axes = series.axes
         photometric, extras = int(page.photometric), tuple(page.extrasamples or ())
-        if _grey_alpha_pages(axes, tuple(series.shape)):
+        if grey_alpha_pages(axes, tuple(series.shape)):
             axes, extras = "YXS", (2,)
         colormap, orientation = page.colormap, _orientation(page)
     # length-1 axes dropped (a (1, H, W, 3) array), declared channels (S, C) last
@@ -314,8 +314,8 @@ CAMERA_BITS = (10, 12, 14, 16)
 def value_top(dtype: np.dtype, peak: float) -> float:
     """The value that means full intensity: for integers 255, or the top of the smallest camera bit depth the data
     fit (a 12-bit camera's 0-4095 in a 16-bit file is not a picture 16x too dark: scaled by 65535, the networks saw
-    near-black and found no nucleus), more for wider data. Floats: 1 for 0..1 data, 255 up to 255, and above that
-    as integers (camera units kept as floats were clipped to white)."""
+    near-black and found no nucleus), more for wider data. Floats: 1 for 0..1 data, 255 for 0..255 data (both with
+    some overshoot), above that as integers (camera units kept as floats were clipped to white)."""
     if np.issubdtype(dtype, np.integer):
         if peak <= 255:
             return 255.0

@@ -66,7 +66,7 @@ def _tiff_layout(path: Path) -> dict[str, Any]:
     ``alpha``: whether its extra sample is alpha."""
     import tifffile
 
-    from .images import refuse_stack, tiff_alpha
+    from .images import grey_alpha_pages, refuse_stack, tiff_alpha
 
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
@@ -78,16 +78,16 @@ def _tiff_layout(path: Path) -> dict[str, Any]:
             raise ImageReadError(f"{path}: 2 channels that are neither colour nor alpha: save the channel to segment")
         return {
             "whole": tiff_needs_converting(page),
-            "channel_first": axes[:1] in ("S", "C", "Q"),
+            "channel_first": axes[:1] in ("S", "C", "Q") and not grey_alpha_pages(series.axes, tuple(series.shape)),
             "alpha": alpha is not False,  # none declared: a 4th channel is alpha, as when read whole
         }
 
 
-def _open_tiff(path: Path, level: int) -> Any:
-    """Level ``level`` of a TIFF, read in parts where it can be (a TIFF that needs converting is read whole)."""
+def _open_tiff(path: Path, level: int, *, whole: bool = False) -> Any:
+    """Level ``level`` of a TIFF, read in parts where it can be; ``whole``: it needs converting, so read whole."""
     import tifffile
 
-    if _tiff_layout(path)["whole"]:
+    if whole:
         if level:
             raise ImageReadError(f"{path}: a TIFF read whole (stored colours converted) has no pyramid levels to read")
         return read_image(path, as_float=False)
@@ -123,7 +123,7 @@ def open_lazy(path: str | Path, *, level: int = 0) -> Any:
     try:
         if suffix in (".tif", ".tiff"):
             layout = _tiff_layout(path)
-            raw = _open_tiff(path, level)
+            raw = _open_tiff(path, level, whole=layout["whole"])
         elif suffix == ".npy":
             raw = np.load(path, mmap_mode="r")
         elif suffix == ".zarr" or path.is_dir():
