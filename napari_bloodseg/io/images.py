@@ -163,7 +163,7 @@ def _read_tiff(path: Path, *, values: bool = False) -> np.ndarray:
     if photometric == MINISWHITE and not values:
         a = _inverted_grey(a, alpha=has_alpha and channels > 1)
     if has_alpha and extras[0] == 1 and channels > 1:  # associated alpha: the colour is premultiplied already
-        opaque = float(np.iinfo(a.dtype).max) if np.issubdtype(a.dtype, np.integer) else 1.0
+        opaque = dtype_full_scale(a.dtype)
         a = on_white(a, opaque, premultiplied=True)
         channels, has_alpha = channels - 1, False
     if channels == 2 and not has_alpha:
@@ -215,9 +215,15 @@ def _oriented(a: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(turn(a)) if turn else a
 
 
+def dtype_full_scale(dtype: np.dtype) -> float:
+    """The largest value a dtype stores (255, 65535, ...), 1.0 for floats: full opacity of an alpha channel, full
+    ink of a CMYK one."""
+    return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
+
+
 def _cmyk_to_rgb(a: np.ndarray) -> np.ndarray:
     """CMYK (+ extras) → RGB in the same dtype: (1 - C)(1 - K), as Pillow converts it."""
-    top = float(np.iinfo(a.dtype).max) if np.issubdtype(a.dtype, np.integer) else 1.0
+    top = dtype_full_scale(a.dtype)
     cmy, k = a[..., :3].astype(np.float64), a[..., 3:4].astype(np.float64)
     return ((top - cmy) * (top - k) / top + (0.5 if top > 1 else 0)).astype(a.dtype)
 
@@ -251,7 +257,7 @@ def to_rgb_uint8(arr: np.ndarray, name: str = "image") -> np.ndarray:
     if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4):
         raise ImageReadError(f"{name}: expected a 2-D grey or RGB(A) image, got shape {a.shape}")
     if a.shape[-1] in (2, 4) and a.dtype != bool:
-        opaque = float(np.iinfo(a.dtype).max) if np.issubdtype(a.dtype, np.integer) else 1.0
+        opaque = dtype_full_scale(a.dtype)
         if 0 < a[..., -1].max() and a[..., -1].min() < opaque:
             a = on_white(a, opaque)  # partly transparent; a wholly transparent one is a tool's unused alpha: dropped
     a = rgb_channels(a)

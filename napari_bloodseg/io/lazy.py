@@ -33,6 +33,7 @@ import numpy as np
 
 from .images import (
     ImageReadError,
+    dtype_full_scale,
     on_white,
     peak_value,
     read_image,
@@ -230,7 +231,7 @@ class RGBView:
         if a.dtype != bool and a.dtype != np.uint8 and self._top is None:
             self._top = self._scan_top()  # one scale for the whole image, so bands of a streamed image match
         if self._alpha and self._channels in (2, 4) and a.dtype != bool:
-            opaque = float(np.iinfo(a.dtype).max) if np.issubdtype(a.dtype, np.integer) else 1.0
+            opaque = dtype_full_scale(a.dtype)
             if 0 < a[..., -1].max() and a[..., -1].min() < opaque:  # as to_rgb_uint8 decides, band by band
                 a = on_white(a, opaque, white=self._top)
         a = rgb_channels(a)
