@@ -18,6 +18,10 @@ from .io.pairs import MASK_SUFFIXES, _key, find_pairs
 from .metrics import aggregate, score_image
 from .schemas import LabelSchema, get_schema
 
+#: an expert mask with at least this share of unlabelled (transparent) pixels gets a warning: a mask painted on a
+#: clear layer scores only what was painted (an everything-cytoplasm prediction would score cell Jaccard 1.0)
+MOSTLY_UNLABELLED = 0.5
+
 
 def build_report(
     names: list[str],

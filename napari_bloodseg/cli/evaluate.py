@@ -42,7 +42,15 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..evaluation import build_report, format_table, images_in, mask_index, one_per_name, prediction_files
+    from ..evaluation import (
+        MOSTLY_UNLABELLED,
+        build_report,
+        format_table,
+        images_in,
+        mask_index,
+        one_per_name,
+        prediction_files,
+    )
     from ..io import ImageReadError, MaskError, read_image, read_mask
     from ..metrics import score_image
     from ..schemas import get_schema
@@ -183,10 +191,6 @@ def run(args: argparse.Namespace) -> int:
     if not scores:
         raise UsageError("no image could be evaluated")
     return 2 if errors else 0
-
-
-#: an expert mask with at least this share of unlabelled (transparent) pixels gets a warning
-MOSTLY_UNLABELLED = 0.5
 
 
 def _check_report_path(flag: str, path: Path, is_earlier: Callable[[Path], bool]) -> None:

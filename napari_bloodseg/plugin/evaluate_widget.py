@@ -31,7 +31,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
-from ..evaluation import report_csv
+from ..evaluation import MOSTLY_UNLABELLED, report_csv
 from ..schemas import IGNORE_INDEX, LabelSchema
 from .background import BackgroundRun
 from .evaluate_pairs import ScoringPlan, looks_like_mask, looks_like_prediction, pair_layers, plan_scoring
@@ -289,7 +289,7 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
         schema = plan.schema
         t0 = time.perf_counter()
         scored: dict[str, tuple[list[str], list[dict], list[str]]] = {m: ([], [], []) for m in plan.groups}
-        error_maps, unmapped = [], []
+        error_maps, unmapped, sparse = [], [], []
         for done, (model, name, pred, truth, pred_layer, big) in enumerate(items):
             if cancel.is_set():
                 return None
@@ -303,6 +303,8 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
                 rows = max(1, SLIDE_BAND_PIXELS // max(1, truth.shape[1])) if big else None
                 scores.append(score_image(pred, truth, schema, rows=rows))
                 names.append(name)
+                if not big and (unlabelled := float((truth == IGNORE_INDEX).mean())) >= MOSTLY_UNLABELLED:
+                    sparse.append(f"{name} ({unlabelled:.0%})")
                 if want_errors and big:
                     unmapped.append(name)
                 elif want_errors:
@@ -322,20 +324,20 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
             )
             for k, (model, (names, scores, errors)) in enumerate(scored.items())
         ]
-        return reports, error_maps, unmapped
+        return reports, error_maps, unmapped, sparse
 
     def _on_progress(self, step: tuple[int, int]) -> None:
         done, total = step
         self.progress.setValue(int(1000 * done / max(total, 1)))
 
-    def _on_report(self, result: tuple[list[dict[str, Any]], list, list[str]] | None) -> None:
+    def _on_report(self, result: tuple[list[dict[str, Any]], list, list[str], list[str]] | None) -> None:
         from napari.utils.notifications import show_warning
 
         if result is None:
             self.status.setText("Cancelled: nothing scored" + ("; the last results stay below" if self.report else ""))
             return
         self.progress.setValue(1000)
-        reports, error_maps, unmapped = result
+        reports, error_maps, unmapped, sparse = result
         self.reports, self.report = reports, reports[0]
         self._fill_tables(reports)
         self._add_error_layers(error_maps)
@@ -351,6 +353,13 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
         if errors:
             msg += f"; {len(errors)} pair(s) skipped"
             show_warning("Evaluation skipped: " + "; ".join(errors))
+        if sparse:  # as `bloodseg evaluate` warns: a mask painted on a clear layer scores only what was painted
+            msg += f"; {len(sparse)} mask(s) mostly unlabelled"
+            show_warning(
+                f"{len(sparse)} expert mask(s) mostly unlabelled, scored on the labelled pixels only: "
+                f"{', '.join(sparse[:5])}{' …' if len(sparse) > 5 else ''}. Paint the background too (label 0) "
+                "or flatten the mask onto black before saving"
+            )
         if unmapped:
             msg += f"; no error layer for slide-sized {', '.join(unmapped[:3])}{' …' if len(unmapped) > 3 else ''}"
         self.status.setText(msg)
