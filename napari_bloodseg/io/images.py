@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,7 @@ def _read_raw(path: Path, *, values: bool = False) -> np.ndarray:
         deep = _png16_colour(path)
         if deep is not None:
             return deep
-        with Image.open(path) as im:
+        with naming_warnings(path), Image.open(path) as im:  # a JPEG's EXIF is parsed (and warned about) on open
             im = _upright(im)
             if im.mode in ("P", "CMYK", "YCbCr", "PA", "1"):
                 im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
@@ -61,6 +63,17 @@ def _upright(im: Any) -> Any:
         return ImageOps.exif_transpose(im)
     except Exception:  # noqa: BLE001 - Pillow raises several types for malformed EXIF
         return im
+
+
+@contextmanager
+def naming_warnings(path: Path) -> Iterator[None]:
+    """Pillow's warnings about a file's metadata ("Corrupt EXIF data", "Tag data larger than file") name no file:
+    in a batch of hundreds the user could not tell which one. Re-issued with the path in front."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        warnings.warn(f"{path}: {w.message}", w.category, stacklevel=3)
 
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
@@ -240,7 +253,7 @@ def _png16_colour(path: Path) -> np.ndarray | None:
     import imagecodecs
     from PIL import Image
 
-    with Image.open(path) as im:
+    with Image.open(path) as im, naming_warnings(path):
         orientation = int(im.getexif().get(0x0112, 1) or 1)  # EXIF Orientation, as Pillow's 8-bit path applies it
     return _oriented(np.asarray(imagecodecs.png_decode(path.read_bytes())), orientation)
 

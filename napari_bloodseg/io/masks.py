@@ -63,12 +63,12 @@ def palette_indices(path: Path) -> np.ndarray | None:
     colours, pixel value = class). None for other files, and for grey palettes (read as grey levels)."""
     from PIL import Image
 
-    from .images import _upright, is_tiff
+    from .images import _upright, is_tiff, naming_warnings
 
     if is_tiff(path):
         return _tiff_palette_indices(path)
     try:
-        with Image.open(path) as im:
+        with naming_warnings(path), Image.open(path) as im:
             if im.mode != "P":
                 return None
             im = _upright(im)

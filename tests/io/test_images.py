@@ -177,6 +177,23 @@ def test_exif_orientation_is_applied_as_viewers_show_it(tmp_path, rgb8):
     np.testing.assert_array_equal(out, np.rot90(rgb8, k=-1))
 
 
+def test_a_broken_exif_block_is_read_and_its_warning_names_the_file(tmp_path, rgb8):
+    """Pillow's "Tag data larger than file" names no file: in a batch of hundreds nobody could tell which."""
+    import io
+    import struct
+
+    # a little-endian TIFF block with one entry, ImageDescription (270): 1000 bytes said, none there
+    block = b"II*\x00" + struct.pack("<IHHHIII", 8, 1, 270, 2, 1000, 26, 0)
+    buf = io.BytesIO()
+    Image.fromarray(rgb8).save(buf, "JPEG", exif=b"Exif\x00\x00" + block)
+    (tmp_path / "cam.jpg").write_bytes(buf.getvalue())
+    with pytest.warns(UserWarning) as caught:
+        out = read_image(tmp_path / "cam.jpg", as_float=False)
+    assert out.shape == rgb8.shape
+    assert caught and all(str(w.message).startswith(f"{tmp_path / 'cam.jpg'}: ") for w in caught)
+    assert any("larger than file" in str(w.message) for w in caught)
+
+
 def test_float_data_slightly_over_one_is_read_as_0_to_1(tmp_path, rng):
     a = rng.random((16, 16, 3), dtype=np.float32) * 0.8
     a[0, 0, 0] = 1.02  # one overshooting pixel made the whole image 0..255 data, i.e. black
