@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -47,17 +48,44 @@ def _user_model(name: str) -> Path:
     return info.path
 
 
-def _check_free(target: Path) -> None:
+def name_clash(folder: Path, name: str, *, ignore: str | None = None) -> str | None:
+    """The model in ``folder`` that a new model ``name`` would collide with (``ignore``: a model being renamed), or
+    None. Names that differ only in case collide: they are one file on macOS and Windows, and one model to a user
+    typing them (``--model MyNet`` finds ``mynet``)."""
+    if not folder.is_dir():
+        return None
+    key, skip = name.casefold(), (ignore or "").casefold()
+    for entry in folder.iterdir():
+        for suffix in (WEIGHTS_SUFFIX, CARD_SUFFIX):
+            stem = entry.name[: -len(suffix)] if entry.name.endswith(suffix) else None
+            if stem and not stem.startswith(".") and stem.casefold() == key and stem.casefold() != skip:
+                return stem
+    return None
+
+
+def taken_message(name: str, clash: str) -> str:
+    """Why ``name`` cannot be a new model's name, given the model it clashes with."""
+    if clash == name:
+        return f"a model named {name!r} exists already"
+    return f"a model named {clash!r} exists already; {name!r} differs from it only in case"
+
+
+def _check_free(target: Path, *, ignore: str | None = None) -> None:
     """A user model's files free to take (shipped names were refused by :func:`check_model_name`)."""
-    if any(p.exists() for p in model_paths(target)):
-        raise ModelFileError(f"a model named {target.name!r} exists already")
+    clash = name_clash(target.parent, target.name, ignore=ignore)
+    if clash is not None:
+        raise ModelFileError(taken_message(target.name, clash))
 
 
 def rename_model(old: str, new: str) -> Path:
     src = _user_model(old)
     dst = src.with_name(check_model_name(new))
-    _check_free(dst)
+    if dst.name == src.name:
+        return src
+    _check_free(dst, ignore=src.name)  # a change of case only (mynet -> MyNet) is the same model's name
     (sw, sc), (dw, dc) = model_paths(src), model_paths(dst)
+    if _same_file(sw, dw):  # a change of case on a case-insensitive disk: the new card would be the old card's
+        return rename_model(rename_model(src.name, f"{src.name}.renaming").name, new)  # file, then removed as it
     card = json.loads(sc.read_text())
     card["name"] = new
     # the new card is written in full first (a full disk stops here, the model untouched); then the weights move,
@@ -65,6 +93,11 @@ def rename_model(old: str, new: str) -> Path:
     text = strict_json.dumps(card, indent=2) + "\n"
     atomic_write_group([(dc, lambda tmp: tmp.write_text(text))], moves=[(sw, dw)], remove=[sc])
     return dst
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``b`` is ``a`` under another name (macOS and Windows disks ignore case)."""
+    return b.exists() and os.path.samefile(a, b)
 
 
 def delete_model(name: str) -> None:

@@ -106,10 +106,17 @@ def list_models() -> list[ModelInfo]:
 
 
 def find_model(spec: str) -> ModelInfo:
-    """Resolve a model name, a path to a model file, or a bare architecture name."""
-    for info in list_models():
+    """Resolve a model name (its exact case first, then any case when only one model has it: ``--model WBC-UNet``),
+    a path to a model file, or a bare architecture name."""
+    models = list_models()
+    for info in models:
         if info.name == spec:
             return info
+    same_letters = [info for info in models if info.name.casefold() == spec.casefold()]
+    if len(same_letters) == 1:
+        return same_letters[0]
+    if same_letters:  # made on a case-sensitive disk before such names were refused
+        raise ModelFileError(f"{spec!r} could be any of {', '.join(m.name for m in same_letters)}: type it exactly")
     p = Path(spec).expanduser()
     weights, card = model_paths(p)
     if card.is_file() or weights.is_file():
@@ -118,7 +125,7 @@ def find_model(spec: str) -> ModelInfo:
     arch, _, schema = spec.partition(":")
     if arch.lower() in ARCHITECTURES:
         return ModelInfo(spec, get_schema(schema or "wbc").name, arch.lower(), "untrained", None)
-    known = ", ".join(m.name for m in list_models()) or "none installed"
+    known = ", ".join(m.name for m in models) or "none installed"
     raise ModelFileError(
         f"unknown model {spec!r}: not a model name ({known}), a model file, or an architecture "
         f"({', '.join(ARCHITECTURES)})"

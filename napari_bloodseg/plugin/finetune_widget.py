@@ -529,16 +529,15 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         )
 
     def _check_name(self, name: str) -> str | None:
-        from ..models import ModelFileError, list_models, user_model_dir
-        from ..models.files import model_paths
-        from ..models.manage import check_model_name
+        from ..models import ModelFileError, user_model_dir
+        from ..models.manage import check_model_name, name_clash, taken_message
 
         try:
-            check_model_name(name)
+            check_model_name(name)  # shipped models' and architectures' names, in any case, are refused here
         except ModelFileError as exc:
             return str(exc)
-        if any(m.name == name for m in list_models()) or any(p.exists() for p in model_paths(user_model_dir() / name)):
-            return f"a model named {name!r} exists already: choose another name"
+        if (clash := name_clash(user_model_dir(), name)) is not None:
+            return f"{taken_message(name, clash)}: choose another name"
         return None
 
     def _refuse(self, message: str) -> None:

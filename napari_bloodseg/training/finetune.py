@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..models import ModelCard, get_model, save_model, user_model_dir
-from ..models.files import model_paths
 from ..models.zoo import find_model
 from ..schemas import IGNORE_INDEX
 from .data import Sample, check_not_rbc_masks, load_samples, rescale_sample, typical_cell_size
@@ -196,9 +195,11 @@ def mix_weights(base: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], s
 
 
 def next_free_name(base_name: str) -> str:
+    from ..models.manage import name_clash
+
     folder = user_model_dir()
     i = 1
-    while model_paths(folder / f"{base_name}-ft{i}")[1].exists():
+    while name_clash(folder, f"{base_name}-ft{i}") is not None:
         i += 1
     return f"{base_name}-ft{i}"
 
@@ -206,15 +207,15 @@ def next_free_name(base_name: str) -> str:
 def _check_new_name(name: str, out_dir: Path | None) -> Path:
     """Where the new model ``name`` goes; FinetuneError when the name is not usable or taken."""
     from ..io.atomic import check_can_write_in
-    from ..models.manage import check_model_name
+    from ..models.manage import check_model_name, name_clash, taken_message
 
     try:
         check_model_name(name)
     except ValueError as exc:
         raise FinetuneError(str(exc)) from None
     folder = Path(out_dir) if out_dir else user_model_dir()
-    if any(p.exists() for p in model_paths(folder / name)):
-        raise FinetuneError(f"a model named {name!r} exists in {folder}; choose another name")
+    if (clash := name_clash(folder, name)) is not None:
+        raise FinetuneError(f"{taken_message(name, clash)} in {folder}; choose another name")
     try:
         check_can_write_in(folder)
     except OSError as exc:

@@ -175,3 +175,47 @@ def _attempts_fail_cleanly(user_model, exported, tmp_model_dir, before):
 def test_a_temporary_card_left_by_a_killed_save_is_not_a_model(user_model, tmp_model_dir):
     (tmp_model_dir / ".mine.x1y2z3.tmp.json").write_text((tmp_model_dir / "mine.json").read_text())
     assert not any(n.startswith(".") for n in names())
+
+
+def test_names_differing_only_in_case_are_one_model(user_model, tmp_model_dir, tmp_path):
+    """MyNet and mynet are one file on macOS and Windows and one model to a user typing them: a second model of the
+    same letters is refused, and the one there is found in any case."""
+    from napari_bloodseg.models.zoo import find_model
+
+    assert find_model("MINE").name == "mine"
+    exported = export_model("mine", tmp_path / "out")
+    with pytest.raises(ModelFileError, match="'mine' exists already; 'Mine' differs from it only in case"):
+        import_model(exported, "Mine")
+    import_model(exported, "other")
+    with pytest.raises(ModelFileError, match="only in case"):
+        rename_model("other", "MINE")
+    rename_model("mine", "Mine")  # a change of case is the same model's rename
+    assert "Mine" in names() and "mine" not in names()
+    files = {p.name for p in tmp_model_dir.iterdir()}
+    assert files == {"Mine.safetensors", "Mine.json", "other.safetensors", "other.json"}
+
+
+def test_a_case_only_rename_on_a_case_insensitive_disk_keeps_the_model(user_model, tmp_model_dir, monkeypatch):
+    """On such a disk the new card is the old card's file: written, then removed as the old card, the model was
+    lost. Such a rename goes through a temporary name; simulated here by saying the files are one."""
+    import json
+
+    from napari_bloodseg.models import manage
+
+    seen = []
+    monkeypatch.setattr(manage, "_same_file", lambda a, b: seen.append((a.name, b.name)) or len(seen) == 1)
+    rename_model("mine", "Mine")
+    assert seen[0] == ("mine.safetensors", "Mine.safetensors") and len(seen) == 3  # mine -> .renaming -> Mine
+    assert {p.name for p in tmp_model_dir.iterdir()} == {"Mine.safetensors", "Mine.json"}
+    assert json.loads((tmp_model_dir / "Mine.json").read_text())["name"] == "Mine"
+    assert "Mine" in names()
+
+
+def test_finding_a_name_typed_in_another_case_refuses_to_guess_between_two(user_model, tmp_model_dir):
+    from napari_bloodseg.models.zoo import find_model
+
+    for suffix in (".safetensors", ".json"):  # as a case-sensitive disk allowed before such names were refused
+        (tmp_model_dir / f"MINE{suffix}").write_bytes((tmp_model_dir / f"mine{suffix}").read_bytes())
+    assert find_model("mine").name == "mine" and find_model("MINE").name == "MINE"
+    with pytest.raises(ModelFileError, match="could be any of"):
+        find_model("Mine")

@@ -264,6 +264,8 @@ def test_guard_rails_refuse_with_a_notification_and_save_nothing(
     viewer.layers["cell mask"].data = synthetic_wbc(size=SIZE, seed=1)[1]
     widget.name_edit.setText(BASE)
     refused("exists already")
+    widget.name_edit.setText(BASE.upper())  # one file on macOS and Windows
+    refused("only in case")
     widget.name_edit.setText("bad/name")
     refused("not a usable model name")
 

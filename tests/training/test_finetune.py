@@ -122,7 +122,8 @@ def test_guard_rails_refuse_with_a_clear_message(base_model, wbc_samples, tmp_mo
 
 def test_existing_name_untrained_base_and_bad_scale_are_refused(base_model, wbc_samples, tmp_model_dir):
     steps: list[int] = []
-    for taken, message in (("base", "exists"), ("wbc-unet", "shipped model's name"), ("../up", "not a usable")):
+    refusals = [("base", "exists"), ("BASE", "only in case"), ("WBC-UNet", "shipped model's name"), ("../up", "usable")]
+    for taken, message in refusals:
         with pytest.raises(FinetuneError, match=message):
             finetune("base", wbc_samples[:2], [], name=taken, cfg=CFG, scale=1.0, on_step=lambda *a: steps.append(1))
     assert not steps, "a name that cannot be saved must be refused before any training"
