@@ -63,18 +63,21 @@ def name_clash(folder: Path, name: str, *, ignore: str | None = None) -> str | N
     return None
 
 
-def taken_message(name: str, clash: str) -> str:
-    """Why ``name`` cannot be a new model's name, given the model it clashes with."""
+def taken_message(folder: Path, name: str, clash: str) -> str:
+    """Why ``name`` cannot be a new model's name in ``folder``, given the model it clashes with."""
+    weights, card = model_paths(folder / clash)
+    if not card.exists():  # no model to list or load: weights left by a save killed between its two renames
+        return f"{weights} exists without its card (an interrupted save?): delete it or choose another name"
     if clash == name:
-        return f"a model named {name!r} exists already"
-    return f"a model named {clash!r} exists already; {name!r} differs from it only in case"
+        return f"a model named {name!r} exists already: choose another name"
+    return f"a model named {clash!r} exists already and {name!r} differs from it only in case: choose another name"
 
 
 def _check_free(target: Path, *, ignore: str | None = None) -> None:
     """A user model's files free to take (shipped names were refused by :func:`check_model_name`)."""
     clash = name_clash(target.parent, target.name, ignore=ignore)
     if clash is not None:
-        raise ModelFileError(taken_message(target.name, clash))
+        raise ModelFileError(taken_message(target.parent, target.name, clash))
 
 
 def rename_model(old: str, new: str) -> Path:

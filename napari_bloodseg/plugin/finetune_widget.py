@@ -536,8 +536,8 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
             check_model_name(name)  # shipped models' and architectures' names, in any case, are refused here
         except ModelFileError as exc:
             return str(exc)
-        if (clash := name_clash(user_model_dir(), name)) is not None:
-            return f"{taken_message(name, clash)}: choose another name"
+        if (clash := name_clash(folder := user_model_dir(), name)) is not None:
+            return taken_message(folder, name, clash)
         return None
 
     def _refuse(self, message: str) -> None:

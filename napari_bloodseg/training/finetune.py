@@ -215,7 +215,7 @@ def _check_new_name(name: str, out_dir: Path | None) -> Path:
         raise FinetuneError(str(exc)) from None
     folder = Path(out_dir) if out_dir else user_model_dir()
     if (clash := name_clash(folder, name)) is not None:
-        raise FinetuneError(f"{taken_message(name, clash)} in {folder}; choose another name")
+        raise FinetuneError(f"{taken_message(folder, name, clash)} (in {folder})")
     try:
         check_can_write_in(folder)
     except OSError as exc:

@@ -184,7 +184,7 @@ def test_names_differing_only_in_case_are_one_model(user_model, tmp_model_dir, t
 
     assert find_model("MINE").name == "mine"
     exported = export_model("mine", tmp_path / "out")
-    with pytest.raises(ModelFileError, match="'mine' exists already; 'Mine' differs from it only in case"):
+    with pytest.raises(ModelFileError, match="'mine' exists already and 'Mine' differs from it only in case"):
         import_model(exported, "Mine")
     import_model(exported, "other")
     with pytest.raises(ModelFileError, match="only in case"):
@@ -219,3 +219,12 @@ def test_finding_a_name_typed_in_another_case_refuses_to_guess_between_two(user_
     assert find_model("mine").name == "mine" and find_model("MINE").name == "MINE"
     with pytest.raises(ModelFileError, match="could be any of"):
         find_model("Mine")
+
+
+def test_weights_left_without_their_card_are_named_as_such(user_model, tmp_model_dir, tmp_path):
+    """A save killed between its two renames leaves weights and no card: no model is listed under that name, so
+    "a model named ... exists already" sent the user looking for one."""
+    exported = export_model("mine", tmp_path / "out")
+    (tmp_model_dir / "orphan.safetensors").write_bytes(b"x")
+    with pytest.raises(ModelFileError, match=r"orphan\.safetensors exists without its card"):
+        import_model(exported, "orphan")
