@@ -141,20 +141,23 @@ def open_lazy(path: str | Path, *, level: int = 0) -> Any:
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """(height, width) of an image file, without reading its pixels where the format allows it: a TIFF's tags
-    (also compressed ones, which :func:`open_lazy` reads whole when zarr is missing), a ``.npy`` header, zarr
-    metadata. Other formats are decoded."""
+    """(height, width) of an image file as it is shown (a TIFF Orientation of 5-8 swaps them), without reading its
+    pixels where the format allows it: a TIFF's tags (also compressed ones, which :func:`open_lazy` reads whole
+    when zarr is missing), a ``.npy`` header, zarr metadata. Other formats are decoded."""
+    from .images import _orientation
+
     path = Path(path)
     if path.suffix.lower() in (".tif", ".tiff") and path.is_file():
         import tifffile
 
         try:
             with tifffile.TiffFile(path) as tif:
-                axes, shape = tif.series[0].axes, tif.series[0].shape
+                axes, shape, turned = tif.series[0].axes, tif.series[0].shape, _orientation(tif.pages[0]) >= 5
         except Exception as exc:  # tifffile raises many types for corrupt files
             raise ImageReadError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
         if "Y" in axes and "X" in axes:
-            return int(shape[axes.index("Y")]), int(shape[axes.index("X")])
+            height, width = int(shape[axes.index("Y")]), int(shape[axes.index("X")])
+            return (width, height) if turned else (height, width)
     height, width = open_lazy(path).shape[:2]
     return int(height), int(width)
 

@@ -215,6 +215,14 @@ def test_image_size_reads_no_pixels(tmp_path, field, monkeypatch, write):
     assert lazy.image_size(tmp_path / "f.tif") == field.shape[:2]
 
 
+def test_image_size_is_as_shown_after_a_tiff_orientation_turn(tmp_path, field):
+    from napari_bloodseg.io import lazy, read_image
+
+    tifffile.imwrite(tmp_path / "turned.tif", field, extratags=[(274, 3, 1, 6, True)])  # a quarter turn to show
+    assert lazy.image_size(tmp_path / "turned.tif") == read_image(tmp_path / "turned.tif").shape[:2]
+    assert lazy.image_size(tmp_path / "turned.tif") == field.shape[1::-1]
+
+
 def test_predict_file_drops_edge_slivers_like_the_in_memory_path(tmp_path, field, predictor, reference):
     from napari_bloodseg.models import ModelCard
 
