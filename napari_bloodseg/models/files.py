@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,20 +76,73 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "card") -> ModelCard:
+        """A card from its JSON; ModelFileError naming ``source`` for anything a run could not use. One bad card in
+        the model folder made every command fail (a model list reads them all), and an imported card's scale of 0
+        or NaN, or a 0 std, ran silently at another scale or gave garbage."""
         missing = [k for k in ("name", "config", "schema") if k not in d]
         if missing:
             raise ModelFileError(f"{source}: model card lacks {', '.join(missing)}")
         if not isinstance(d["config"], dict) or not isinstance(d["config"].get("architecture"), str):
             raise ModelFileError(f"{source}: model card config must be a mapping that names its architecture")
-        if int(d.get("format_version", 1)) > FORMAT_VERSION:
-            raise ModelFileError(f"{source}: made by a newer napari-bloodseg (format {d['format_version']}); upgrade")
+        fmt = d.get("format_version", 1)
+        if not _is_int(fmt):
+            raise ModelFileError(f"{source}: format_version must be a whole number, not {fmt!r}")
+        if fmt > FORMAT_VERSION:
+            raise ModelFileError(f"{source}: made by a newer napari-bloodseg (format {fmt}); upgrade")
+        problem = _card_problem(d)
+        if problem:
+            raise ModelFileError(f"{source}: model card {problem}")
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        card = cls(**known)
-        try:
-            get_schema(card.schema)
-        except ValueError as exc:
-            raise ModelFileError(f"{source}: {exc}") from None
-        return card
+        known["version"] = str(known.get("version", "1"))
+        return cls(**known)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any, *, low: float = -math.inf, high: float = math.inf, above: bool = False) -> bool:
+    """A finite JSON number in [low, high] (above: low itself excluded)."""
+    if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
+        return False
+    return (v > low if above else v >= low) and v <= high
+
+
+def _card_problem(d: dict[str, Any]) -> str | None:
+    """What in a card's fields a run could not use, or None."""
+    for key in ("name", "schema"):
+        if not isinstance(d[key], str):
+            return f"{key} must be a string, not {d[key]!r}"
+    try:
+        get_schema(d["schema"])
+    except ValueError as exc:
+        return str(exc)
+    for key in ("training", "metrics", "extra"):
+        if not isinstance(d.get(key, {}), dict):
+            return f"{key} must be a mapping"
+    for key in ("base_model", "description", "created", "bloodseg_version", "weights_sha256"):
+        if d.get(key) is not None and not isinstance(d[key], str):
+            return f"{key} must be a string"
+    if not isinstance(d.get("version", "1"), str | int) or isinstance(d.get("version"), bool):
+        return "version must be a string"
+    norm = d.get("normalisation", DEFAULT_NORMALISATION)
+    channels = d["config"].get("in_channels", 3)
+    if not isinstance(norm, dict) or not all(
+        isinstance(norm.get(k), list) and len(norm[k]) == channels and all(_is_number(x) for x in norm[k])
+        for k in ("mean", "std")
+    ):
+        return f"normalisation must give a number per input channel ({channels}) for mean and std"
+    if not all(x > 0 for x in norm["std"]):
+        return "normalisation std must be above 0"
+    if not _is_number(d.get("input_scale", 1.0), low=0, high=100, above=True):
+        return f"input_scale must be a number above 0 (at most 100), not {d.get('input_scale')!r}"
+    if d.get("cell_size_px") is not None and not _is_number(d["cell_size_px"], low=0, above=True):
+        return f"cell_size_px must be a number above 0, not {d['cell_size_px']!r}"
+    if d.get("edge_cell_min_fraction") is not None and not _is_number(d["edge_cell_min_fraction"], low=0, high=1):
+        return f"edge_cell_min_fraction must be between 0 and 1, not {d['edge_cell_min_fraction']!r}"
+    if d.get("tta_max_pixels") is not None and not (_is_int(d["tta_max_pixels"]) and d["tta_max_pixels"] >= 0):
+        return f"tta_max_pixels must be a whole number of pixels, not {d['tta_max_pixels']!r}"
+    return None
 
 
 def model_paths(path: str | Path) -> tuple[Path, Path]:
@@ -144,8 +198,8 @@ def read_card(path: str | Path) -> ModelCard:
         raise ModelFileError(f"{card_path}: model card not found")
     try:
         data = json.loads(card_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{card_path}: not a valid JSON model card ({exc})") from None
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8, bad JSON, a 5000-digit number
+        raise ModelFileError(f"{card_path}: not a valid JSON model card ({type(exc).__name__}: {exc})") from None
     if not isinstance(data, dict):
         raise ModelFileError(f"{card_path}: not a valid JSON model card")
     return ModelCard.from_dict(data, source=str(card_path))
@@ -169,7 +223,7 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> tuple
     try:
         model = build_model(card.architecture, **card.config)
         model.load_state_dict(state, strict=True)
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError, TypeError) as exc:  # TypeError: a config key the architecture does not take
         lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
         detail = next((line for line in lines[1:] if not line.startswith("Error(s)")), lines[0] if lines else "")
         detail = detail if len(detail) <= 160 else detail[:157] + "..."  # "Missing key(s): ..." lists every key

@@ -133,6 +133,43 @@ def test_bad_cards(trained_like, text, message):
         load_model(weights)
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"format_version": "1.0"}, "format_version must be a whole number"),
+        ({"schema": 5}, "schema must be a string"),
+        ({"input_scale": None}, "input_scale must be a number above 0"),
+        ({"input_scale": 0}, "input_scale must be a number above 0"),
+        ({"input_scale": -1}, "input_scale must be a number above 0"),
+        ({"input_scale": "0.5"}, "input_scale must be a number above 0"),
+        ({"normalisation": {"mean": [0.5], "std": [0.25]}}, "a number per input channel"),
+        ({"normalisation": {"mean": [0.5] * 3, "std": [0.25, 0.0, 0.25]}}, "std must be above 0"),
+        ({"cell_size_px": -80}, "cell_size_px must be a number above 0"),
+        ({"edge_cell_min_fraction": 7}, "edge_cell_min_fraction must be between 0 and 1"),
+        ({"tta_max_pixels": 1.5}, "tta_max_pixels must be a whole number"),
+        ({"training": []}, "training must be a mapping"),
+    ],
+)
+def test_a_card_a_run_could_not_use_is_refused_naming_its_field(trained_like, change, message):
+    """Such cards imported without a word and then ran at another scale, gave garbage or a traceback."""
+    _, weights, card_path = trained_like
+    card_path.write_text(json.dumps(json.loads(card_path.read_text()) | change))
+    with pytest.raises(ModelFileError, match=message):
+        load_model(weights)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a": ' * 100_000 + "1" + "}" * 100_000, "[" + "9" * 5000 + "]", b"\xff\xfe{\x00}\x00\xd8"],
+    ids=["deeply-nested", "5000-digit-number", "not-utf8-json"],
+)
+def test_json_that_python_cannot_read_is_a_bad_card_not_a_traceback(trained_like, text):
+    _, weights, card_path = trained_like
+    card_path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ModelFileError, match="not a valid JSON model card"):
+        load_model(weights)
+
+
 def test_truncated_weights_caught_by_checksum(trained_like):
     _, weights, _ = trained_like
     weights.write_bytes(weights.read_bytes()[:-100])

@@ -166,3 +166,14 @@ def test_schema_for_image_tells_fields_from_crops():
 
     assert schema_for_image(120, 100) == "wbc" and schema_for_image(300, 300) == "wbc"  # Dataset 1 and 2 crops
     assert schema_for_image(1200, 1600) == "rbc" and schema_for_image(1383, 1944) == "rbc"  # the RBC fields
+
+
+def test_one_unreadable_card_in_the_user_folder_does_not_break_the_list(shipped_dir, tmp_model_dir):
+    """A card of format_version "1.0" made every command fail, `predict --model wbc-unet` included."""
+    _save(tmp_model_dir, "good")
+    (tmp_model_dir / "bad.json").write_text(
+        '{"name": "bad", "config": {"architecture": "unet"}, "schema": "wbc", "format_version": "1.0"}'
+    )
+    (tmp_model_dir / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert [m.name for m in list_models()] == ["good"]
+    assert find_model("good").name == "good"
