@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import warnings
 from collections.abc import Callable
@@ -182,7 +183,12 @@ def interrupted_status(exc: KeyboardInterrupt) -> int:
 
 def positive_arg(text: str) -> float:
     """argparse type for a factor that must be above 0 (an input scale)."""
-    return _number_arg(text, float, lambda v: v > 0, "a number above 0")
+    return _number_arg(text, float, lambda v: 0 < v < math.inf, "a number above 0")
+
+
+def learning_rate_arg(text: str) -> float:
+    """argparse type for --lr: above 0 (0 trains nothing and saves a copy; torch refused -1 after the data load)."""
+    return _number_arg(text, float, lambda v: 0 < v < math.inf, "a learning rate above 0")
 
 
 def positive_int_arg(text: str) -> int:

@@ -12,6 +12,7 @@ from .common import (
     add_training_speed_args,
     below_one_arg,
     interrupted_status,
+    learning_rate_arg,
     non_negative_arg,
     positive_int_arg,
     stopped_by,
@@ -44,7 +45,9 @@ def add_parser(sub) -> None:
         default=None,
         help="exactly this many optimiser steps instead of epochs (validated every 10 steps)",
     )
-    p.add_argument("--lr", type=float, default=FINETUNE_DEFAULTS["lr"], help="peak learning rate (default %(default)s)")
+    p.add_argument(
+        "--lr", type=learning_rate_arg, default=FINETUNE_DEFAULTS["lr"], help="peak learning rate (default %(default)s)"
+    )
     p.add_argument(
         "--batch-size",
         type=positive_int_arg,

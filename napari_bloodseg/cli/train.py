@@ -12,6 +12,7 @@ from .common import (
     below_one_arg,
     fraction_arg,
     interrupted_status,
+    learning_rate_arg,
     non_negative_arg,
     positive_arg,
     positive_int_arg,
@@ -45,7 +46,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--steps-per-epoch", type=positive_int_arg, default=None, help="optimiser steps per epoch (default: one pass)"
     )
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (warm-up, then cosine decay)")
+    p.add_argument("--lr", type=learning_rate_arg, default=3e-3, help="peak learning rate (warm-up, then cosine decay)")
     p.add_argument("--batch-size", type=positive_int_arg, default=16, help="crops per step")
     p.add_argument("--patch-size", type=positive_int_arg, default=128, help="side of the training crops in pixels")
     p.add_argument(
@@ -128,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..training import TrainConfig, train_model
+    from ..training.trainer import TrainingDiverged
 
     if not args.data.is_dir():
         raise UsageError(f"{args.data}: not a folder")
@@ -146,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
     if args.val is not None and args.val.resolve() == args.data.resolve():
         raise UsageError("--val names the --data folder: validation images must not be training images")
     weights, card_path = _check_out(args.out, args.overwrite)
+    earlier = _sha256_or_none(weights)  # with --overwrite: the model that was there before this run
     cfg = TrainConfig(
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
@@ -196,8 +199,11 @@ def run(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt as exc:
         bar.close()
-        print(f"bloodseg: {stopped_by(exc)}; the best model so far (if any) is intact at {weights}", file=sys.stderr)
+        print(f"bloodseg: {stopped_by(exc)}; {_what_is_kept(weights, earlier)}", file=sys.stderr)
         return interrupted_status(exc)
+    except TrainingDiverged as exc:
+        bar.close()
+        raise UsageError(f"{exc}; {_what_is_kept(weights, earlier)}") from None
     except (ValueError, OSError) as exc:  # OSError: the disk filled up or went away while saving
         bar.leave = False  # a refusal before the first epoch: wipe the empty bar, leave only the message
         bar.close()
@@ -216,6 +222,23 @@ def run(args: argparse.Namespace) -> int:
     if note:
         print(f"bloodseg: note: {note}", file=sys.stderr)
     return 0
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    from ..models.files import _sha256
+
+    return _sha256(path) if path.is_file() else None
+
+
+def _what_is_kept(weights: Path, earlier: str | None) -> str:
+    """What a stopped run leaves at ``--out``: its best epoch so far, the earlier model it would have replaced, or
+    nothing (said as such: "the best model so far is intact" sent users to a file that was not there)."""
+    now = _sha256_or_none(weights)
+    if now is None:
+        return "no model was saved (stopped before the first validated epoch)"
+    if now == earlier:
+        return f"nothing of this run was saved; the earlier model at {weights} is unchanged"
+    return f"the best model of this run so far is saved at {weights}"
 
 
 def _check_out(out: Path, overwrite: bool) -> tuple[Path, Path]:

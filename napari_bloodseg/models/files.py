@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # torch loads with the weights, not with the cards (listing m
 FORMAT_VERSION = 1
 WEIGHTS_SUFFIX = ".safetensors"
 CARD_SUFFIX = ".json"
+#: the largest input scale a card may hold (a network fed crops enlarged 100 times sees one colour)
+MAX_INPUT_SCALE = 100.0
 #: ImageNet-free default: images are scaled to [0, 1] then centred per channel.
 DEFAULT_NORMALISATION = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
 
@@ -134,8 +136,8 @@ def _card_problem(d: dict[str, Any]) -> str | None:
         return f"normalisation must give a number per input channel ({channels}) for mean and std"
     if not all(x > 0 for x in norm["std"]):
         return "normalisation std must be above 0"
-    if not _is_number(d.get("input_scale", 1.0), low=0, high=100, above=True):
-        return f"input_scale must be a number above 0 (at most 100), not {d.get('input_scale')!r}"
+    if not _is_number(d.get("input_scale", 1.0), low=0, high=MAX_INPUT_SCALE, above=True):
+        return f"input_scale must be a number above 0 (at most {MAX_INPUT_SCALE:g}), not {d.get('input_scale')!r}"
     if d.get("cell_size_px") is not None and not _is_number(d["cell_size_px"], low=0, above=True):
         return f"cell_size_px must be a number above 0, not {d['cell_size_px']!r}"
     if d.get("edge_cell_min_fraction") is not None and not _is_number(d["edge_cell_min_fraction"], low=0, high=1):

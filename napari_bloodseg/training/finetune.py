@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..models import ModelCard, get_model, save_model, user_model_dir
+from ..models.files import MAX_INPUT_SCALE
 from ..models.zoo import find_model
 from ..schemas import IGNORE_INDEX
 from .data import Sample, check_not_rbc_masks, load_samples, rescale_sample, typical_cell_size
@@ -194,6 +195,10 @@ def mix_weights(base: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], s
     return out
 
 
+#: the most pixels one rescaled training image may have (a whole 1944 x 1383 field at 4 times its size)
+MAX_FINETUNE_PIXELS = 50_000_000
+
+
 def next_free_name(base_name: str) -> str:
     from ..models.manage import name_clash
 
@@ -265,8 +270,14 @@ def finetune(
     model = copy.deepcopy(shared_model)  # the cached base stays untouched
     # the data go to the network at ``factor`` (base input scale included): "auto" matches cell sizes
     factor = auto_scale(base_card, train + val) if scale == "auto" else float(scale)
-    if not factor > 0:  # also NaN
-        raise FinetuneError(f"scale must be 'auto' or a positive factor, not {scale!r}")
+    if not 0 < factor <= MAX_INPUT_SCALE:  # also NaN and inf
+        raise FinetuneError(f"scale must be 'auto' or a factor above 0 and at most {MAX_INPUT_SCALE:g}, not {scale!r}")
+    largest = max(s.image.shape[0] * s.image.shape[1] for s in train + val) * factor**2
+    if largest > MAX_FINETUNE_PIXELS:
+        raise FinetuneError(
+            f"scale {factor:g} makes the largest image {largest / 1e6:.0f} megapixels, too big to fine-tune on: check "
+            "the scale (0.4, not 40)"
+        )
     train_s = [rescale_sample(s, factor) for s in train]
     val_s = [rescale_sample(s, factor) for s in val]
 

@@ -109,6 +109,17 @@ class FitResult:
 #: once after the first epoch when far over (a fine-tune, whose budget is its schedule), after the warm-up's 5 %
 #: of the steps when just over (so a slow start on a busy machine does not decide it)
 FAR_OVER, OVERRUN = 2.0, 1.1
+#: fp16 steps in a row whose loss may overflow (the gradient scaler skips them) before the run counts as diverged
+MAX_SKIPPED_STEPS = 10
+
+
+class TrainingDiverged(ValueError):
+    """The loss or the weights stopped being finite numbers: saving them would give a model that finds nothing
+    (NaN weights predict all background, which still beat an untrained score)."""
+
+
+def _all_finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
 
 
 def _batch(samples: list[Sample], idx: list[int], cfg: TrainConfig, rng: np.random.Generator, norm: dict):
@@ -302,7 +313,7 @@ def fit(
     average = _WeightAverage(model, cfg.ema) if cfg.ema else None
     order: list[int] = []
     replay_order: list[int] = []
-    step = 0
+    step = skipped = 0
     timed = False  # the clock drives the schedule: latched once the run is projected to overrun its budget
     for epoch in range(1, cfg.epochs + 1):
         te = time.perf_counter()
@@ -358,13 +369,28 @@ def fit(
                 average.update(model, step)
             if step == 1 and net is not model:
                 clock0 = time.perf_counter()
-            losses.append(float(loss.detach()))
+            value = float(loss.detach())
+            if not math.isfinite(value):  # fp16: an overflow the scaler skipped, unless it keeps happening
+                skipped += 1
+                if amp is not torch.float16 or skipped >= MAX_SKIPPED_STEPS:
+                    raise TrainingDiverged(
+                        f"the loss became {value} at step {step} of {total} (epoch {epoch}): training diverged; "
+                        f"try a lower learning rate than {cfg.lr:g}"
+                    )
+                continue
+            skipped = 0
+            losses.append(value)
             if on_step is not None:
                 on_step(step, total, losses[-1])
         out_of_time = budget_s is not None and time.perf_counter() - clock0 >= budget_s
         out_of_steps = step >= total
         last = epoch == cfg.epochs or out_of_time or out_of_steps
         val_report = score = None
+        if not _all_finite(model):  # a finite last loss, then a step that made the weights NaN or inf
+            raise TrainingDiverged(
+                f"the weights stopped being finite numbers in epoch {epoch}: training diverged; try a lower learning "
+                f"rate than {cfg.lr:g}"
+            )
         raw = average.swapped_in(model) if average is not None else None  # judged and saved: the average
         if val and (epoch % cfg.val_every == 0 or last):
             val_report = validate(model, card, val, cfg.device)

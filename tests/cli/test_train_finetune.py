@@ -151,7 +151,13 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
 
 
 def test_finetune_bad_scale_exits_2_with_one_line(folder, tmp_model_dir, capsys):
-    for bad, message in (("abc", "--scale must be"), ("0", "positive factor"), ("-1", "positive factor")):
+    for bad, message in (
+        ("abc", "--scale must be"),
+        ("0", "a factor above 0"),
+        ("-1", "a factor above 0"),
+        ("inf", "a factor above 0 and at most 100"),  # a traceback (OverflowError) before
+        ("1e9", "at most 100"),  # a traceback from torch ("Storage size calculation overflowed")
+    ):
         args = ["finetune", "--model", "wbc-unet", "--data", str(folder), "--name", "x", "--scale", bad]
         assert main(args) == 2
         err = capsys.readouterr().err.strip().splitlines()
@@ -205,9 +211,62 @@ def test_train_interrupted_exits_130_and_keeps_the_best_model(folder, tmp_path, 
     assert main([*argv, "--device", "cpu", "--out", str(out)]) == status
     err = capsys.readouterr().err
     said = "interrupted" if stop == "ctrl-c" else "terminated"  # as predict and the other commands say it
-    assert f"{said}; the best model so far (if any) is intact at {out}" in err and "Traceback" not in err
+    assert f"{said}; the best model of this run so far is saved at {out}" in err and "Traceback" not in err
     assert json.loads(out.with_suffix(".json").read_text())["training"]["best_epoch"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "m.json", "m.safetensors"]
+
+
+def test_a_run_stopped_before_any_save_says_so_and_an_earlier_model_stays(folder, tmp_path, monkeypatch, capsys):
+    """It said "the best model so far (if any) is intact at m.safetensors" when there was none, or when the file
+    was the earlier run's."""
+    out = tmp_path / "m"
+    argv = ["train", "--model", "unet", "--data", str(folder), "--width", "4", "--depth", "3", "--epochs", "1"]
+    argv += ["--steps-per-epoch", "2", "--batch-size", "2", "--patch-size", "48", "--device", "cpu"]
+    argv += ["--out", str(out)]
+    with monkeypatch.context() as m:
+        _interrupt_at_step(m, 1)
+        assert main(argv) == 130
+    assert "interrupted; no model was saved" in capsys.readouterr().err and not out.with_suffix(".json").exists()
+    assert main(argv) == 0
+    before = out.with_suffix(".safetensors").read_bytes()
+    _interrupt_at_step(monkeypatch, 1)
+    assert main([*argv, "--overwrite"]) == 130
+    assert f"nothing of this run was saved; the earlier model at {out}" in capsys.readouterr().err
+    assert out.with_suffix(".safetensors").read_bytes() == before
+
+
+def test_a_diverged_run_stops_with_a_clear_error_and_saves_no_nan_weights(folder, tmp_path, monkeypatch, capsys):
+    """A NaN loss trained on and saved NaN weights (they predict all background) with exit status 0."""
+    from napari_bloodseg.models import load_model
+    from napari_bloodseg.training import trainer
+
+    real_loss, calls = trainer._loss, []
+
+    def loss(*args, **kwargs):
+        calls.append(1)
+        value = real_loss(*args, **kwargs)
+        return value * float("nan") if len(calls) >= 3 else value  # epoch 2 of 2 steps each
+
+    monkeypatch.setattr(trainer, "_loss", loss)
+    out = tmp_path / "m"
+    argv = ["train", "--model", "unet", "--data", str(folder), "--width", "4", "--depth", "3", "--epochs", "3"]
+    argv += ["--steps-per-epoch", "2", "--batch-size", "2", "--patch-size", "48", "--device", "cpu"]
+    assert main([*argv, "--val-fraction", "0.2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "the loss became nan at step 3 of 6 (epoch 2): training diverged; try a lower learning rate" in err
+    assert f"the best model of this run so far is saved at {out}" in err and "Traceback" not in err
+    model, card = load_model(out)
+    assert card.training["best_epoch"] == 1
+    assert all(bool(t.isfinite().all()) for t in model.state_dict().values() if t.is_floating_point())
+
+
+@pytest.mark.parametrize("lr", ["0", "-1", "inf", "nan"])
+def test_a_learning_rate_that_cannot_train_is_refused_before_any_work(folder, tmp_path, capsys, lr):
+    out = tmp_path / "m"
+    for command in (["train", "--model", "unet", "--out", str(out)], ["finetune", "--model", "wbc-unet"]):
+        with pytest.raises(SystemExit) as exc:  # argparse: usage and one error line, before data are read
+            main([*command, "--data", str(folder), "--lr", lr])
+        assert exc.value.code == 2 and "expected a learning rate above 0" in capsys.readouterr().err
 
 
 def test_finetune_interrupted_exits_130_and_saves_nothing(folder, tmp_model_dir, constant_model, monkeypatch, capsys):

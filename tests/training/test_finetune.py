@@ -130,7 +130,7 @@ def test_existing_name_untrained_base_and_bad_scale_are_refused(base_model, wbc_
     with pytest.raises(FinetuneError, match="untrained"):
         finetune("unet", wbc_samples[:2], [], name="y", cfg=CFG, scale=1.0)
     for bad in (0.0, -1.0, float("nan")):
-        with pytest.raises(FinetuneError, match="positive"):
+        with pytest.raises(FinetuneError, match="a factor above 0"):
             finetune("base", wbc_samples[:2], [], name="z", cfg=CFG, scale=bad)
     assert not any(p.exists() for p in model_paths(tmp_model_dir / "z"))
 
