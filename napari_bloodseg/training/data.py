@@ -77,18 +77,26 @@ def typical_cell_size(samples: list[Sample]) -> float:
     """Median equivalent diameter of the cells: a scale hint stored in the model card.
 
     Cells are the connected foreground components (a whole smear field holds a hundred red cells; a white-cell
-    crop one cell), ignoring specks under a tenth of the image's largest component.
+    crop one cell), ignoring specks under a tenth of the image's largest component. A cell that touches unlabelled
+    pixels (a partial correction) is only the part that was painted, and is left out: measured, a correction of the
+    left third of each Dataset 2 crop read cells 3x too small, and fine-tuned at 3x the right scale. 0.0 when no
+    whole cell is left.
     """
     from scipy import ndimage as ndi
 
     diam = []
     for s in samples:
-        fg = (s.labels > 0) & (s.labels != 255)
+        fg = (s.labels > 0) & (s.labels != IGNORE_INDEX)
         lab, n = ndi.label(fg)
         if n == 0:
             continue
         areas = np.bincount(lab.ravel(), minlength=n + 1)[1:]
-        diam.extend(2 * np.sqrt(areas[areas >= 0.1 * areas.max()] / np.pi))
+        keep = areas >= 0.1 * areas.max()
+        unlabelled = s.labels == IGNORE_INDEX
+        if unlabelled.any():
+            cut = np.unique(lab[ndi.binary_dilation(unlabelled, np.ones((3, 3), bool))])
+            keep[cut[cut > 0] - 1] = False
+        diam.extend(2 * np.sqrt(areas[keep] / np.pi))
     return float(np.median(diam)) if diam else 0.0
 
 

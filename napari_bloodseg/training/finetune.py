@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..models import ModelCard, get_model, save_model, user_model_dir
+from ..models import ModelCard, SegmentationNet, get_model, save_model, user_model_dir
 from ..models.files import MAX_INPUT_SCALE
 from ..models.zoo import find_model
 from ..schemas import IGNORE_INDEX
@@ -168,13 +168,27 @@ def base_domain_samples(card: ModelCard, n_replay: int, seed: int = 0) -> tuple[
     return replay, [s for s in samples if s.name in set(val_ids)]
 
 
-def auto_scale(card: ModelCard, samples: list[Sample]) -> float:
+def auto_scale(card: ModelCard, samples: list[Sample], model: SegmentationNet | None = None) -> float:
     """Factor from these images to the network input: it brings their cells to the size the base network works
     at (its card's cell size times its input scale). The base's own input scale when the sizes are unknown or
-    within 10 %; e.g. 0.5 for the RBC model on fields like its own, 0.4 for the WBC U-Net on Dataset 2."""
+    within 10 %; e.g. 0.5 for the RBC model on fields like its own, 0.4 for the WBC U-Net on Dataset 2.
+
+    The cells are measured in the labels; where partial corrections leave no whole cell to measure, ``model`` (the
+    base) measures the images, as ``--cell-size auto`` does for predict."""
     base = card.input_scale or 1.0
+    if not card.cell_size_px:
+        return base
     mine = typical_cell_size(samples)
-    if not mine or not card.cell_size_px:
+    if not mine and model is not None and any((s.labels == IGNORE_INDEX).any() for s in samples):
+        from ..inference import Predictor
+        from ..inference.cell_size import CellSizeError, estimate_batch_cell_size
+
+        try:
+            estimate = estimate_batch_cell_size(Predictor(model, card, device="cpu"), [s.image for s in samples])
+        except CellSizeError:
+            return base
+        return float(base * estimate.scale)
+    if not mine:
         return base
     ratio = card.cell_size_px / mine
     return base if abs(ratio - 1) < 0.1 else float(base * ratio)
@@ -269,7 +283,7 @@ def finetune(
     check_samples(train + val, shared_model.num_classes)
     model = copy.deepcopy(shared_model)  # the cached base stays untouched
     # the data go to the network at ``factor`` (base input scale included): "auto" matches cell sizes
-    factor = auto_scale(base_card, train + val) if scale == "auto" else float(scale)
+    factor = auto_scale(base_card, train + val, shared_model) if scale == "auto" else float(scale)
     if not 0 < factor <= MAX_INPUT_SCALE:  # also NaN and inf
         raise FinetuneError(f"scale must be 'auto' or a factor above 0 and at most {MAX_INPUT_SCALE:g}, not {scale!r}")
     largest = max(s.image.shape[0] * s.image.shape[1] for s in train + val) * factor**2

@@ -79,6 +79,18 @@ def test_typical_cell_size_leaves_unlabelled_pixels_out():
     assert abs(size - 30) < 1.5
 
 
+def test_a_cell_cut_by_unlabelled_pixels_is_not_measured():
+    """A correction of part of the image leaves cells cut at its border: measured, they read 3x too small."""
+    yy, xx = np.mgrid[:120, :200]
+    lab = np.zeros((120, 200), np.uint8)
+    lab[(yy - 60) ** 2 + (xx - 40) ** 2 <= 15**2] = 1  # whole: 30 px
+    lab[(yy - 60) ** 2 + (xx - 140) ** 2 <= 30**2] = 1  # 60 px, of which only the left edge was corrected
+    lab[:, 125:] = 255
+    assert abs(typical_cell_size([Sample("p", np.zeros((120, 200, 3), np.uint8), lab)]) - 30) < 1.5
+    lab[:, 50:] = 255  # no whole cell left
+    assert typical_cell_size([Sample("p", np.zeros((120, 200, 3), np.uint8), lab)]) == 0.0
+
+
 def test_wbc_masks_are_refused_as_rbc_training_data(wbc_folder):
     """Read as RBC, cytoplasm and nucleus both became 'cell': a model trained on them learns white cells."""
     with pytest.raises(ValueError, match="6 of 6 masks: the masks mark cytoplasm .* these are WBC masks"):

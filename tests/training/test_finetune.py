@@ -1,3 +1,4 @@
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -148,6 +149,35 @@ def test_auto_scale_matches_cell_sizes(wbc_samples):
     assert auto_scale(card, wbc_samples) == pytest.approx(0.2, rel=1e-6)
     card.cell_size_px = mine * 1.05  # within 10 %: the base's own scale, exactly
     assert auto_scale(card, wbc_samples) == 0.5
+
+
+def test_auto_scale_asks_the_base_model_when_partial_labels_show_no_whole_cell(wbc_samples, monkeypatch):
+    from napari_bloodseg.inference import cell_size
+    from napari_bloodseg.models import build_model
+    from napari_bloodseg.schemas import IGNORE_INDEX
+
+    card = ModelCard(name="b", config={"architecture": "unet"}, schema="wbc", cell_size_px=40.0, input_scale=0.5)
+    model = build_model("unet", num_classes=3, width=4)
+    asked = []
+
+    def estimate(predictor, images, **kwargs):
+        asked.append(len(images))
+        return cell_size.CellSizeEstimate(100.0, 0.4, 5, n_images=len(images))
+
+    monkeypatch.setattr(cell_size, "estimate_batch_cell_size", estimate)
+    whole = auto_scale(card, wbc_samples, model)  # whole cells in the labels: measured there, no model run
+    assert not asked and whole == pytest.approx(0.5 * 40.0 / typical_cell_size_of(wbc_samples), rel=1e-6)
+    partial = [
+        dataclasses.replace(s, labels=np.where(np.arange(s.labels.shape[1]) < 8, s.labels, IGNORE_INDEX))
+        for s in wbc_samples
+    ]  # a strip down the left edge: every cell cut
+    assert auto_scale(card, partial, model) == pytest.approx(0.5 * 0.4) and asked == [len(wbc_samples)]
+
+
+def typical_cell_size_of(samples):
+    from napari_bloodseg.training.data import typical_cell_size
+
+    return typical_cell_size(samples)
 
 
 def test_finetuned_card_runs_the_data_at_the_scale_it_was_trained_at(tmp_model_dir, wbc_samples):
