@@ -2,6 +2,8 @@
 
 Files are named after the source image (``001.png`` for ``"001 [wbc-unet]"``), in the schema's grey convention,
 atomically. Existing files are never replaced unless "Overwrite" is ticked; the notification lists what was skipped.
+A file a layer came from (its image, an expert mask, the expert masks beside those images) is never replaced, even
+with "Overwrite" ticked: that layer is not written, and an error says which file and why.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from qtpy.QtWidgets import (
 )
 
 from .layers import meta
-from .writer import ExportResult, export_layers
+from .writer import ExportResult, export_layers, layer_files, protected_files
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -91,8 +93,13 @@ class ExportWidget(QWidget):
             return None
         layers = self.layers_to_export()
         if not layers:
-            what = "marked corrected" if self.only_corrected.isChecked() else "to export"
-            show_warning(f"No segmentation layers {what} (tick 'Marked as corrected' in the edit widget)")
+            if self.only_corrected.isChecked():
+                show_warning(
+                    "No segmentation layers marked corrected: tick 'Marked as corrected' in the Correct widget, "
+                    "or untick 'Only layers marked corrected'"
+                )
+            else:
+                show_warning("No segmentation layers to export")
             return None
         from ..io.atomic import check_can_write_in
 
@@ -107,15 +114,22 @@ class ExportWidget(QWidget):
             Path(folder).expanduser(),
             suffix=self.format_combo.currentText(),
             overwrite=self.overwrite_check.isChecked(),
+            protected=protected_files(layer_files(self.viewer.layers)),
         )
         self.last_result = result
         parts = [f"Wrote {len(result.written)} mask(s) to {folder}"]
         if result.skipped:
             names = ", ".join(p.name for p in result.skipped[:5]) + (" …" if len(result.skipped) > 5 else "")
             parts.append(f"skipped {len(result.skipped)} existing file(s) ({names}): tick 'Overwrite' to replace")
+        if result.refused:
+            parts.append(f"refused {len(result.refused)} file(s) a layer came from (see the error)")
         if result.failed:
             parts.append(f"{len(result.failed)} failed (see the error)")
         self.status.setText("; ".join(parts))
+        if result.refused:
+            show_error(
+                "Not written, even with 'Overwrite': " + "; ".join(result.refused) + ". Export to another folder"
+            )
         if result.failed:
             show_error("Export failed for " + "; ".join(result.failed))
         if result.skipped:

@@ -7,12 +7,17 @@ the npe2 writer overwrites; the batch export never replaces a file unless asked 
 Labels read from disk and too big to copy (a big image segmented by the Segment widget, backed by a memory map)
 are written as TIFF band by band (:func:`napari_bloodseg.io.lazy.write_mask_banded`); as PNG they are refused
 with a message, since a PNG is encoded from the whole image in memory.
+
+Neither ever writes over a file a layer came from (:func:`protected_files`), whatever was ticked or confirmed:
+the image a prediction was made from, an expert mask that was opened, or the expert masks beside those images,
+as ``bloodseg predict`` refuses them.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +29,7 @@ from ..schemas import LabelSchema, get_schema
 from .layers import META_KEY, guess_labels_schema, labels_in_schema, layer_schema, meta, strip_tags, too_big_to_load
 
 if TYPE_CHECKING:  # pragma: no cover
-    from napari.layers import Labels
+    from napari.layers import Labels, Layer
 
 _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
 
@@ -67,9 +72,75 @@ def _level0(data: Any) -> Any:
     return data[0] if isinstance(data, list) else data
 
 
+def _real(path: str | Path) -> Path:
+    """One spelling per file (absolute, links followed), so two names of the same file compare equal."""
+    return Path(os.path.realpath(Path(path).expanduser()))
+
+
+def _files_of(name: str, info: Any) -> dict[Path, str]:
+    """The files one layer came from, each with what it is (for the refusal message)."""
+    if not isinstance(info, dict):
+        return {}
+    out: dict[Path, str] = {}
+    role = info.get("role")
+    if info.get("image_path"):
+        out[_real(info["image_path"])] = f"the image that '{name}' was made from"
+    if info.get("path"):
+        what = "expert mask" if role == "mask" else "image" if role == "image" else "file"
+        out.setdefault(_real(info["path"]), f"the {what} that layer '{name}' was opened from")
+    if info.get("labels_file"):
+        out.setdefault(_real(info["labels_file"]), f"the file that layer '{name}' is read from")
+    return out
+
+
+def protected_files(layers: Iterable[tuple[str, Any]]) -> dict[Path, str]:
+    """Files no export may replace, even with Overwrite, from ``(layer name, bloodseg metadata)`` of the layers
+    open: what each came from (:func:`_files_of`), and the images and expert masks in those images' folders
+    (paired as ``bloodseg predict`` pairs them: ``002.png`` beside ``002.bmp`` is its expert mask, opened or not).
+    Replacing one would lose the image or the expert's annotation for good."""
+    from ..io.pairs import _IMAGE_DIRS, find_pairs
+
+    out: dict[Path, str] = {}
+    folders: set[Path] = set()
+    for name, info in layers:
+        files = _files_of(name, info)
+        out.update({p: what for p, what in files.items() if p not in out})
+        image = info.get("image_path") or (info.get("path") if info.get("role") == "image" else None)
+        if image:
+            parent = _real(image).parent
+            folders.add(parent)
+            if parent.name.lower() in _IMAGE_DIRS:  # images/ + masks/: the masks are found from the folder above
+                folders.add(parent.parent)
+    for folder in sorted(folders):
+        try:
+            pairs = find_pairs(folder)
+        except OSError:  # a folder gone or unreadable holds nothing to protect that can be listed
+            continue
+        for image, mask in pairs:
+            if mask is not None:
+                out.setdefault(_real(image), f"the image {image.name}")
+                out.setdefault(_real(mask), f"the expert mask of {image.name}")
+    return out
+
+
+def layer_files(layers: Iterable[Layer]) -> list[tuple[str, Any]]:
+    """``(name, bloodseg metadata)`` of napari layers, for :func:`protected_files`."""
+    return [(layer.name, layer.metadata.get(META_KEY)) for layer in layers]
+
+
 def write_labels(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
-    """npe2 single-layer writer for Labels → ``.png``/``.tif`` grey mask. Returns the written path."""
+    """npe2 single-layer writer for Labels → ``.png``/``.tif`` grey mask. Returns the written path.
+
+    napari's Save dialog asked before replacing a file, but not whether it is the image these labels were made
+    from or an expert mask beside it: those are refused (an edited expert mask may still be saved over itself)."""
     name = str(attributes.get("name", "labels"))
+    info = (attributes.get("metadata") or {}).get(META_KEY)
+    protected = protected_files([(name, info if isinstance(info, dict) else {})])
+    if isinstance(info, dict) and info.get("role") == "mask" and info.get("path"):
+        protected.pop(_real(info["path"]), None)
+    what = protected.get(_real(path))
+    if what:
+        raise ValueError(f"{Path(path).name} is {what}: it is not replaced; save the labels under another name")
     if too_big_to_load(_level0(data)):
         schema_name = ((attributes.get("metadata") or {}).get(META_KEY) or {}).get("schema")
         return [str(_write_big(path, _level0(data), schema_name, name, overwrite=True))]
@@ -93,6 +164,7 @@ class ExportResult:
     written: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)  # existed, overwrite not asked for
     failed: list[str] = field(default_factory=list)  # "layer: reason"
+    refused: list[str] = field(default_factory=list)  # "file is <what>": a file a layer came from, never replaced
 
 
 def export_stems(layers: list[Labels]) -> list[str]:
@@ -135,18 +207,30 @@ def _export_tag(layer: Labels, stem: str) -> str:
 
 
 def export_layers(
-    layers: Iterable[Labels], folder: str | Path, *, suffix: str = ".png", overwrite: bool = False
+    layers: Iterable[Labels],
+    folder: str | Path,
+    *,
+    suffix: str = ".png",
+    overwrite: bool = False,
+    protected: Mapping[Path, str] | None = None,
 ) -> ExportResult:
     """Write each layer as ``folder/<source image><suffix>``; existing files are skipped unless ``overwrite``.
 
     Two layers from the same image (two models) get the model name appended so neither hides the other
-    (:func:`export_stems`).
+    (:func:`export_stems`). A file in ``protected`` (by default :func:`protected_files` of ``layers``; the
+    widget passes those of every open layer) is never written, overwrite or not.
     """
     folder = Path(folder)
     result = ExportResult()
     layers = list(layers)
+    if protected is None:
+        protected = protected_files(layer_files(layers))
     for layer, stem in zip(layers, export_stems(layers), strict=True):
         target = folder / f"{stem}{suffix}"
+        what = protected.get(_real(target))
+        if what:
+            result.refused.append(f"{target.name} is {what}")
+            continue
         try:
             if too_big_to_load(_level0(layer.data)):
                 _write_big(target, _level0(layer.data), meta(layer).get("schema"), layer.name, overwrite=overwrite)

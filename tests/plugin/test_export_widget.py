@@ -133,3 +133,69 @@ def test_clashing_tags_are_numbered_the_same_whatever_the_order(viewer, wbc_pair
     backward = dict(zip([lyr.name for lyr in layers[::-1]], export_stems(layers[::-1]), strict=True))
     assert forward == backward
     assert len(set(forward.values())) == 4
+
+
+def _smear_folder(tmp_path, wbc_pair):
+    """``smears/``: an image saved as PNG (field.png), and an image with its expert mask (002.bmp + 002.png)."""
+    image, labels = wbc_pair
+    work = tmp_path / "smears"
+    work.mkdir()
+    Image.fromarray(image).save(work / "field.png")
+    Image.fromarray(image).save(work / "002.bmp")
+    Image.fromarray(np.array([0, 128, 255], np.uint8)[labels]).save(work / "002.png")
+    return work
+
+
+def _prediction(viewer, labels, image_file, model="wbc-unet"):
+    """A Labels layer as Segment makes it: named after its image, recording the image's file."""
+    from napari_bloodseg.plugin.editing import set_corrected
+
+    stem = image_file.stem
+    kwargs = schema_layer_kwargs("wbc", f"{stem} [{model}]", role="prediction", source=stem, model=model)
+    kwargs["metadata"]["bloodseg"]["image_path"] = str(image_file)
+    layer = viewer.add_labels(np.zeros_like(labels), **kwargs)
+    set_corrected(layer, True)
+    return layer
+
+
+def test_overwrite_never_replaces_the_source_image_or_an_expert_mask(viewer, dock, tmp_path, notes, wbc_pair):
+    """Exported into the folder the images came from, with 'Overwrite': field.png (the image itself) and 002.png
+    (the expert mask beside 002.bmp, not even opened) are refused with an error; other files are still written."""
+    _, labels = wbc_pair
+    work = _smear_folder(tmp_path, wbc_pair)
+    before = {p.name: p.read_bytes() for p in work.iterdir()}
+    viewer.open([str(work / "field.png"), str(work / "002.bmp")], plugin="napari-bloodseg")
+    _prediction(viewer, labels, work / "field.png")
+    _prediction(viewer, labels, work / "002.bmp")
+    _prediction(viewer, labels, work / "003.bmp")  # its image is gone: 003.png is free to write
+    widget = dock("Export masks")
+    widget.folder_edit.setText(str(work))
+    widget.overwrite_check.setChecked(True)
+
+    result = widget.export()
+    assert {p.read_bytes() for p in work.iterdir() if p.name in before} == set(before.values())
+    assert [p.name for p in result.written] == ["003.png"]
+    assert len(result.refused) == 2
+    error = notes.errors[-1]
+    assert "field.png is the image that layer 'field' was opened from" in error
+    assert "002.png is the expert mask of 002.bmp" in error and "another folder" in error
+    assert "refused 2" in widget.status.text()
+
+
+def test_an_opened_expert_mask_is_not_exported_over_itself(viewer, dock, tmp_path, notes, wbc_pair):
+    """A corrected expert mask opened on its own (no image beside it) is not written back over its file."""
+    from napari_bloodseg.plugin.editing import set_corrected
+
+    _, labels = wbc_pair
+    path = tmp_path / "007.png"
+    Image.fromarray(np.array([0, 128, 255], np.uint8)[labels]).save(path)
+    before = path.read_bytes()
+    (mask,) = viewer.open(str(path), plugin="napari-bloodseg")
+    mask.data = np.zeros_like(mask.data)
+    set_corrected(mask, True)
+    widget = dock("Export masks")
+    widget.folder_edit.setText(str(tmp_path))
+    widget.overwrite_check.setChecked(True)
+    result = widget.export()
+    assert result.written == [] and path.read_bytes() == before
+    assert "007.png is the expert mask that layer '007 mask' was opened from" in notes.errors[-1]

@@ -41,3 +41,29 @@ def test_schema_guessed_without_metadata_and_bad_values_refused(tmp_path):
     with pytest.raises(ValueError, match="not classes"):
         write_labels(str(tmp_path / "bad.png"), instances, {"name": "instances"})
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_save_layer_never_replaces_its_own_image_or_the_expert_mask_beside_it(viewer, tmp_path, wbc_pair):
+    """File > Save Selected Layers with the image's own name: napari asked 'replace?' about a file, not about the
+    image these labels were made from; that and the expert mask beside it are refused, another name is written."""
+    image, labels = wbc_pair
+    Image.fromarray(image).save(tmp_path / "field.png")
+    Image.fromarray(image).save(tmp_path / "002.bmp")
+    Image.fromarray(np.array([0, 128, 255], np.uint8)[labels]).save(tmp_path / "002.png")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    kwargs = schema_layer_kwargs("wbc", "field [unet]", role="prediction", source="field")
+    kwargs["metadata"]["bloodseg"]["image_path"] = str(tmp_path / "field.png")
+    attrs = {"name": kwargs["name"], "metadata": kwargs["metadata"]}
+    with pytest.raises(ValueError, match=r"field.png is the image that 'field \[unet\]' was made from"):
+        write_labels(str(tmp_path / "field.png"), labels, attrs)
+    attrs["metadata"]["bloodseg"]["image_path"] = str(tmp_path / "002.bmp")
+    with pytest.raises(ValueError, match="002.png is the expert mask of 002.bmp"):
+        write_labels(str(tmp_path / "002.png"), labels, attrs)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert write_labels(str(tmp_path / "field_fixed.png"), labels, attrs) == [str(tmp_path / "field_fixed.png")]
+
+    # an edited expert mask may still be saved over its own file (napari's dialog asked)
+    ((mask, mask_kwargs, _),) = read_paths(str(tmp_path / "002.png"))
+    mask_kwargs["metadata"]["bloodseg"]["image_path"] = str(tmp_path / "002.bmp")
+    write_labels(str(tmp_path / "002.png"), np.zeros_like(mask), mask_kwargs)
+    assert not read_paths(str(tmp_path / "002.png"))[0][0].any()
