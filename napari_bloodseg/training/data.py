@@ -39,21 +39,31 @@ def load_samples(folder: str | Path, schema: LabelSchema | str, scale: float = 1
     """All image+mask pairs of a folder (Dataset 1 layout or images/ + masks/); images without a mask are skipped."""
     sch = get_schema(schema)
     out = []
-    wbc_masks = 0
+    other: list[str] = []  # masks of the other schema: read as this one, they teach (and score) the wrong classes
     for img_path, mask_path in find_pairs(folder):
         if mask_path is None:
             continue
         image = read_image(img_path, as_float=False)
         labels, own = read_mask(mask_path, shape=image.shape[:2])  # the mask's own schema, then the one asked for
         if own.name != sch.name:
-            wbc_masks += own.name == "wbc"
             labels, _ = read_mask(mask_path, sch, shape=image.shape[:2])
+            if own.name == "wbc" or _nucleus_only(labels):  # an empty (all-background) mask is either schema's
+                other.append(mask_path.name)
         out.append(rescale_sample(Sample(img_path.stem, image, labels), scale))
     if not out:
         raise ValueError(f"{folder}: no image+mask pairs found")
-    if sch.name == "rbc" and wbc_masks * 2 > len(out):
-        raise ValueError(f"{folder}: {wbc_masks} of {len(out)} masks: {WBC_MASKS_AS_RBC}")
+    if other:  # one by one: a few RBC masks among WBC ones made every red cell a nucleus, without a word
+        listed = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
+        what = WBC_MASKS_AS_RBC if sch.name == "rbc" else RBC_MASKS_AS_WBC
+        mixed = "; take them out of the folder" if len(other) < len(out) else ""
+        raise ValueError(f"{folder}: {len(other)} of {len(out)} masks ({listed}): {what}{mixed}")
     return out
+
+
+def _nucleus_only(labels: np.ndarray) -> bool:
+    """WBC labels with nucleus and no cytoplasm, fully labelled: a red-cell mask (0/255) read as WBC."""
+    present = set(np.unique(labels).tolist())
+    return 2 in present and 1 not in present and IGNORE_INDEX not in present
 
 
 def split_names(names: list[str], fractions: tuple[float, ...], seed: int = 0) -> list[list[str]]:

@@ -15,7 +15,7 @@ from ..inference.edge_cells import check_min_fraction
 from ..models import ModelCard, build_model, save_model
 from ..models.files import DEFAULT_NORMALISATION, model_paths
 from ..schemas import get_schema
-from .data import Sample, check_not_rbc_masks, load_samples, split_names, typical_cell_size
+from .data import RBC_MASKS_AS_WBC, Sample, check_not_rbc_masks, load_samples, split_names, typical_cell_size
 from .trainer import EpochLog, FitResult, TrainConfig, fit
 
 
@@ -76,15 +76,17 @@ def train_model(
     cfg = cfg or TrainConfig()
     sch = get_schema(schema)
     split_seed = cfg.seed if split_seed is None else split_seed
-    samples = load_samples(data, sch, scale=input_scale)
-    if val_data is not None:
-        train, test = split_samples(samples, 0.0, test_fraction, split_seed)[::2]
-        val = load_samples(val_data, sch, scale=input_scale)
-    else:
-        train, val, test = split_samples(samples, val_fraction, test_fraction, split_seed)
     try:
+        samples = load_samples(data, sch, scale=input_scale)
+        if val_data is not None:
+            train, test = split_samples(samples, 0.0, test_fraction, split_seed)[::2]
+            val = load_samples(val_data, sch, scale=input_scale)
+        else:
+            train, val, test = split_samples(samples, val_fraction, test_fraction, split_seed)
         check_not_rbc_masks(train + val, sch.num_classes)
     except ValueError as exc:
+        if not str(exc).endswith(RBC_MASKS_AS_WBC):
+            raise
         raise ValueError(f"{exc}; train with schema rbc (--schema rbc)") from None
     torch.manual_seed(cfg.seed)
     model = build_model(architecture, num_classes=sch.num_classes, width=width, depth=depth)

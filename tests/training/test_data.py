@@ -93,5 +93,27 @@ def test_a_cell_cut_by_unlabelled_pixels_is_not_measured():
 
 def test_wbc_masks_are_refused_as_rbc_training_data(wbc_folder):
     """Read as RBC, cytoplasm and nucleus both became 'cell': a model trained on them learns white cells."""
-    with pytest.raises(ValueError, match="6 of 6 masks: the masks mark cytoplasm .* these are WBC masks"):
+    with pytest.raises(ValueError, match=r"6 of 6 masks \(000.png, .* and 1 more\): the masks mark cytoplasm .* WBC"):
         load_samples(wbc_folder, "rbc")
+
+
+def test_a_few_masks_of_the_other_schema_are_refused_by_name(wbc_folder):
+    """Only a folder of mostly other-schema masks was refused: two RBC masks among WBC ones trained and scored
+    every red cell as a nucleus, and one WBC mask among RBC ones its cytoplasm as a red cell."""
+    from napari_bloodseg.io import write_mask
+
+    lab = np.zeros((48, 48), np.uint8)
+    lab[10:30, 10:30] = 1
+    write_mask(wbc_folder / "003.png", lab, "rbc", overwrite=True)  # 0/255: a red-cell mask
+    with pytest.raises(ValueError, match=r"1 of 6 masks \(003.png\): the masks mark nucleus .* no cytoplasm"):
+        load_samples(wbc_folder, "wbc")
+    write_mask(wbc_folder / "003.png", np.zeros((48, 48), np.uint8), "rbc", overwrite=True)  # no cell: either
+    assert len(load_samples(wbc_folder, "wbc")) == 6
+    rbc = wbc_folder.parent / "rbc"
+    rbc.mkdir()
+    for name in ("000", "001", "002"):
+        (rbc / f"{name}.bmp").write_bytes((wbc_folder / f"{name}.bmp").read_bytes())
+        write_mask(rbc / f"{name}.png", lab, "rbc")
+    (rbc / "002.png").write_bytes((wbc_folder / "002.png").read_bytes())  # one WBC mask among RBC ones
+    with pytest.raises(ValueError, match=r"1 of 3 masks \(002.png\): the masks mark cytoplasm"):
+        load_samples(rbc, "rbc")
