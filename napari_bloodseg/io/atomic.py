@@ -78,11 +78,37 @@ def atomic_write_group(
         with signals_held():
             for src, dst in moves:
                 os.replace(src, dst)
+            placed: list[Path] = []
             for tmp, target in temps:
-                os.replace(tmp, target)
+                try:
+                    _place(tmp, target, overwrite=overwrite)
+                except FileExistsError:  # another process took the name since the check: its files stay
+                    for p in placed:
+                        p.unlink(missing_ok=True)
+                    raise
+                placed.append(target)
             for path in remove:
                 Path(path).unlink(missing_ok=True)
     return [target for _, target in temps]
+
+
+def _place(tmp: Path, target: Path, *, overwrite: bool) -> None:
+    """Rename ``tmp`` onto ``target``; without ``overwrite`` never over a file that appeared after the first check
+    (two fine-tunes saving one name: the later rename silently replaced the first model). A hard link fails when
+    the name exists, where a rename would replace it; on a disk without hard links, check and rename."""
+    if overwrite:
+        os.replace(tmp, target)
+        return
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise FileExistsError(f"{target} was created by another program meanwhile; nothing was replaced") from None
+    except OSError:  # no hard links here (FAT, some network disks)
+        if target.exists():
+            raise FileExistsError(f"{target} was created by another program meanwhile; nothing was replaced") from None
+        os.replace(tmp, target)
+        return
+    tmp.unlink()
 
 
 @contextlib.contextmanager

@@ -190,7 +190,7 @@ def save_model(
         tmp.write_text(strict_json.dumps(card.to_dict(), indent=2, sort_keys=False) + "\n")  # no NaN in a card
 
     # both files complete before either replaces anything: an interrupt or a full disk leaves the old model whole
-    atomic_write_group([(weights, write_weights), (card_path, write_card)], overwrite=True)
+    atomic_write_group([(weights, write_weights), (card_path, write_card)], overwrite=overwrite)
     return weights, card_path
 
 

@@ -154,3 +154,24 @@ def test_interrupts_wait_until_the_renames_are_done():
     finally:
         if outer is not None:
             signal.signal(signal.SIGINT, outer)
+
+
+@pytest.mark.parametrize("links", [True, False], ids=["hard-links", "no-hard-links"])
+def test_a_group_never_replaces_files_another_program_created_meanwhile(tmp_path, monkeypatch, links):
+    """Two fine-tunes saving one name both passed the 'exists?' check; the later rename replaced the first model."""
+    import os
+
+    from napari_bloodseg.io.atomic import atomic_write_group
+
+    if not links:
+        monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(PermissionError("no hard links")))
+    weights, card = tmp_path / "m.safetensors", tmp_path / "m.json"
+
+    def card_while_the_other_saves(tmp):
+        tmp.write_text("mine")
+        card.write_text("theirs")  # the other program's whole save lands between our check and our renames
+
+    with pytest.raises(FileExistsError, match="created by another program meanwhile"):
+        atomic_write_group([(weights, lambda t: t.write_text("mine")), (card, card_while_the_other_saves)])
+    assert card.read_text() == "theirs" and not weights.exists()  # ours taken back: no weights beside their card
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]  # no temporary file left
