@@ -246,11 +246,22 @@ def _check_out(out: Path, overwrite: bool) -> tuple[Path, Path]:
     sit among the shipped models, or cannot be written."""
     from ..io.atomic import check_can_write_in
     from ..models.files import model_paths
-    from ..models.zoo import SHIPPED_DIR
+    from ..models.zoo import SHIPPED_DIR, user_model_dir
 
     weights, card = model_paths(out)
     if weights.parent.resolve() == SHIPPED_DIR.resolve():
         raise UsageError(f"--out {out}: the shipped models' folder is not for new models")
+    if weights.parent.resolve() == user_model_dir().resolve():  # a user model: its name must stay reachable
+        from ..models.manage import check_model_name, name_clash, taken_message
+
+        name = card.stem
+        try:
+            check_model_name(name)  # wbc-unet there was hidden by the shipped one; unet shadowed the architecture
+        except ValueError as exc:
+            raise UsageError(f"--out {out}: {exc}") from None
+        clash = name_clash(weights.parent, name, ignore=name if overwrite else None)
+        if clash is not None and clash != name:
+            raise UsageError(f"--out {out}: {taken_message(weights.parent, name, clash)}")
     taken = [p for p in (weights, card) if p.exists()]
     if taken and not overwrite:
         raise UsageError(f"{taken[0]} exists: choose another --out, or --overwrite to replace that model")

@@ -513,3 +513,15 @@ def test_train_refuses_wbc_masks_as_rbc(folder, tmp_path, capsys, clean_error):
     assert main(["train", "--model", "unet", "--data", str(folder), "--schema", "rbc", *TINY, "--out", str(out)]) == 2
     clean_error(capsys.readouterr().err, "these are WBC masks")
     assert not out.with_suffix(".json").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("wbc-unet", "shipped model's name"), ("UNet", "untrained unet architecture"), ("my model", "not a usable")],
+)
+def test_train_into_the_user_model_folder_keeps_to_the_model_name_rules(folder, tmp_model_dir, capsys, name, message):
+    """Saved there as wbc-unet, the model was hidden by the shipped one (and could not be deleted: "shipped")."""
+    out = tmp_model_dir / name
+    assert main(["train", "--model", "unet", "--data", str(folder), "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not tmp_model_dir.exists() or not any(tmp_model_dir.iterdir())
