@@ -373,7 +373,8 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
 
     def _fill_tables(self, reports: list[dict[str, Any]]) -> None:
         """Mean ± SEM rows per class (``class · model`` when several models were scored), bars, per-image rows."""
-        classes = list(reports[0]["per_class"])
+        # the classes of a model that scored images: a first model whose pairs were all skipped has none
+        classes = next((list(r["per_class"]) for r in reports if r["images"]), list(reports[0]["per_class"]))
         several = len(reports) > 1
         rows = [
             (f"{cls} · {r['model'] or 'no model'}" if several else cls, r["per_class"][cls], r["n_images"])

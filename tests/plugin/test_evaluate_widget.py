@@ -431,3 +431,25 @@ def test_predictions_named_by_hand_are_grouped_by_their_model_tags(viewer):
     pairs, _ = pair_layers(plain, [mask])
     plan = plan_scoring(pairs)
     assert sorted(plan.groups) == ["segnet", "unet"] and plan.skipped == []
+
+
+def test_per_image_table_keeps_its_class_columns_when_the_first_model_scored_nothing(viewer, dock, wait_idle):
+    """The first model's only pair is skipped (a prediction of another size): the other model's per-image rows
+    still show their class columns, not just the pixel accuracy."""
+    from napari_bloodseg.plugin.layers import schema_layer_kwargs
+
+    viewer.add_labels(  # listed first, so its model's report comes first
+        np.zeros((31, 30), np.uint8),
+        **schema_layer_kwargs("wbc", "img0 [aaa]", role="prediction", source="img0", model="aaa"),
+    )
+    ((_, pred, truth),) = _add_pairs(viewer, n=1)
+    widget = dock("Evaluate")
+    widget.refresh_layers()
+    widget.evaluate()
+    wait_idle(widget)
+    assert [(r["model"], r["n_images"]) for r in widget.reports] == [("aaa", 0), ("net", 1)]
+    want = score_image(pred, truth, WBC)
+    scores = widget.table_scores()
+    assert list(scores) == ["img0 [net]"]
+    assert set(scores["img0 [net]"]) == set(want["per_class"]) == {"cell", "cytoplasm", "nucleus"}
+    assert scores["img0 [net]"]["nucleus"]["dice"] == pytest.approx(want["per_class"]["nucleus"]["dice"])
