@@ -51,7 +51,16 @@ def _mark_edited(event: Any) -> None:
 
 
 def is_edited(layer: Labels) -> bool:
-    return bool(meta(layer).get("edited", False))
+    """Painted on since the network made it, or being painted on now (see :func:`stroke_in_progress`)."""
+    return bool(meta(layer).get("edited", False)) or stroke_in_progress(layer)
+
+
+def stroke_in_progress(layer: Labels) -> bool:
+    """A brush stroke whose mouse button is still down: napari sends ``paint`` only when the stroke ends, so a
+    result replacing the data now would wipe what was painted so far. napari has no public flag for it: while a
+    stroke lasts the layer holds back its undo history (``_block_history``, names as of napari 0.9) and stages the
+    changes (``_staged_history``)."""
+    return bool(getattr(layer, "_block_history", False) or getattr(layer, "_staged_history", None))
 
 
 def pick_class(layer: Labels, value: int) -> None:

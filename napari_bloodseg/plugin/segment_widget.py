@@ -727,7 +727,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         from napari.layers import Labels
         from napari.utils.notifications import show_info
 
-        from .editing import is_corrected, is_edited
+        from .editing import is_corrected, is_edited, stroke_in_progress
 
         first = find_layer(self.viewer, name)
         if not isinstance(first, Labels):
@@ -744,7 +744,13 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             same = key == ("prediction", res.image_name, res.model)
             if isinstance(layer, Labels) and layer is not first and same and untouched(layer):
                 return layer
-        why = "is marked corrected" if is_corrected(first) else "has hand edits"
+        why = (
+            "is marked corrected"
+            if is_corrected(first)
+            else "is being painted on"
+            if stroke_in_progress(first)
+            else "has hand edits"
+        )
         show_info(f"{name} {why}: the new result goes to a new layer instead, so they are kept")
         return None
 

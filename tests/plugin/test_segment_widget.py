@@ -551,3 +551,27 @@ def test_segment_and_estimate_refuse_while_busy_or_without_a_model(viewer, dock,
     assert widget.current_choice() is None
     assert widget.run() is None and widget.estimate_cell_size() is None
     assert widget.worker is None and [layer.name for layer in viewer.layers] == ["cell"]
+
+
+def test_a_result_landing_mid_stroke_goes_to_a_new_layer(viewer, dock, wait_idle, wbc_pair, notes):
+    """napari sends 'paint' only when the mouse button is released: a re-run finishing while the brush is still
+    down must not replace the layer and wipe the stroke painted so far."""
+    image, _ = wbc_pair
+    viewer.add_image(image, name="cell", rgb=True)
+    widget = dock("Segment")
+    _segment(widget, wait_idle)
+    layer = viewer.layers["cell [unet]"]
+    layer.brush_size = 9
+    before = layer.data.copy()
+    with layer.block_history():  # the mouse button is down: what napari's Labels draw() holds
+        layer.paint((20, 20), 2, refresh=True)
+        painted = layer.data.copy()
+        _segment(widget, wait_idle)  # the result lands now
+        layer.paint((20, 60), 2, refresh=True)  # the drag goes on
+    np.testing.assert_array_equal(layer.data[10:30, 10:30], painted[10:30, 10:30])
+    assert (layer.data[18:23, 58:63] == 2).all() and layer.metadata["bloodseg"]["edited"] is True
+    fresh = viewer.layers[-1]
+    assert fresh is not layer and fresh.name.startswith("cell [unet]")
+    assert any("is being painted on" in msg for msg in notes.of("info"))
+    layer.undo()  # the whole stroke is one undo step, as if no result had landed
+    np.testing.assert_array_equal(layer.data, before)
