@@ -7,6 +7,7 @@ Every change is announced on :mod:`.model_events`, so the Segment and Fine-tune 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -200,6 +201,28 @@ class ModelsWidget(QWidget):
         show_info(f"Exported {name} to {path.parent}")
         return path
 
+    def name_problem(self, name: str) -> str | None:
+        """Why a model imported now could not be called ``name`` (unusable, a shipped model's, taken), or None."""
+        from ..models import user_model_dir
+        from ..models.manage import check_model_name, name_clash, taken_message
+
+        try:
+            check_model_name(name)
+        except ValueError as exc:
+            return str(exc)
+        clash = name_clash(user_model_dir(), name)
+        return None if clash is None else taken_message(user_model_dir(), name, clash)
+
+    def free_name(self, name: str) -> str:
+        """A name to suggest instead of ``name``: ``<name>-copy``, ``<name>-copy-2``, ... whichever is free."""
+        from ..models.manage import MAX_NAME_LENGTH
+
+        base = re.sub(r"[^A-Za-z0-9._+-]+", "-", name).lstrip("._+-")[: MAX_NAME_LENGTH - 10] or "model"
+        candidate, n = f"{base}-copy", 2
+        while self.name_problem(candidate) is not None and n < 1000:
+            candidate, n = f"{base}-copy-{n}", n + 1
+        return candidate
+
     def import_(self, path: str | Path, name: str | None = None) -> Path | None:
         from ..models.manage import import_model
 
@@ -213,6 +236,37 @@ class ModelsWidget(QWidget):
         return target
 
     # -- buttons (dialogs) --------------------------------------------------------------------------------------
+    def ask_name(self, message: str, suggestion: str) -> str | None:
+        """The name typed in a dialog prefilled with ``suggestion``; None when cancelled (tests replace this)."""
+        text, ok = QInputDialog.getText(self, "Import model", message, text=suggestion)
+        return text.strip() if ok else None
+
+    def import_file(self, path: str | Path) -> Path | None:
+        """Import ``path`` as the Import button does: under the file's own name, or, when that name cannot be
+        taken (a copy of a shipped model, a model imported before), under a name asked for, until a free one is
+        given or the dialog cancelled."""
+        from ..models.files import load_model, model_paths
+
+        name = Path(model_paths(path)[1]).stem
+        problem = self.name_problem(name)
+        if problem is None:
+            return self.import_(path)
+        try:  # a broken file is said first: no name is asked for a model that cannot be imported anyway
+            if not any(p.is_file() for p in model_paths(path)):
+                raise ValueError(path)
+            load_model(path)
+        except _EXPECTED:
+            return self.import_(path)
+        suggestion = self.free_name(name)
+        while problem is not None:
+            answer = self.ask_name(f"{problem}.\nImport {Path(path).name} as:", suggestion)
+            if answer is None:
+                self.status.setText(f"Import of {Path(path).name} cancelled")
+                return None
+            name = suggestion = answer
+            problem = self.name_problem(name)
+        return self.import_(path, name)
+
     def _rename_clicked(self) -> None:
         old = self.selected_name()
         if old is None:
@@ -247,4 +301,4 @@ class ModelsWidget(QWidget):
             self, "Import a model file", "", "bloodseg models (*.safetensors *.json);;All files (*)"
         )
         if path:
-            self.import_(path)
+            self.import_file(path)

@@ -92,9 +92,12 @@ def test_rename_export_delete_import_user_model(viewer, dock, tmp_model_dir, shi
     assert (tmp_model_dir / "renamed.safetensors").read_bytes() == original
     assert [r[0] for r in rows(widget)] == ["ship-wbc", "renamed"]
     assert "renamed" in segment_specs(seg)
-    # importing it a second time is refused: the name is taken
+    # importing it a second time asks for another name (the dialog here is cancelled): nothing is imported
+    asked = []
+    monkeypatch.setattr(widget, "ask_name", lambda message, suggestion: asked.append((message, suggestion)))
     widget.import_btn.click()
-    assert "exists already" in notes.errors[-1]
+    assert "exists already" in asked[0][0] and asked[0][1] == "renamed-copy"
+    assert "cancelled" in widget.status.text() and [r[0] for r in rows(widget)] == ["ship-wbc", "renamed"]
 
     # renaming onto a taken or unusable name is refused with a notification
     widget.select("renamed")
@@ -160,3 +163,49 @@ def test_a_rename_elsewhere_leaves_other_choices_alone(viewer, dock, tmp_model_d
     assert widget.rename("mine", "mine-v2") is not None
     assert seg.model_spec() == "other"
     assert seg.status.text() == before
+
+
+def test_import_asks_for_a_free_name_when_the_files_name_is_taken(
+    viewer, dock, tmp_model_dir, shipped, tmp_path, monkeypatch, notes
+):
+    """'Export one and import the copy to change it': the copy of a shipped model, or a model imported before,
+    has a name that cannot be taken; the Import button asks for another one (prefilled with a free suggestion),
+    asks again while the answer is taken or unusable, and imports under the name given."""
+    from qtpy.QtWidgets import QFileDialog
+
+    widget = dock("Models")
+    exported = tmp_path / "out" / "ship-wbc.safetensors"
+    assert widget.export("ship-wbc", tmp_path / "out") is not None
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(exported), ""))
+    asked: list[tuple[str, str]] = []
+    answers = iter(["ship-wbc-copy"])
+
+    def ask(message: str, suggestion: str) -> str | None:
+        asked.append((message, suggestion))
+        return next(answers, None)
+
+    monkeypatch.setattr(widget, "ask_name", ask)
+    widget.import_btn.click()
+    assert "is a shipped model's name" in asked[0][0] and asked[0][1] == "ship-wbc-copy"
+    assert [r[:4] for r in rows(widget)][1] == ["ship-wbc-copy", "wbc", "unet", "user"]
+    assert (tmp_model_dir / "ship-wbc-copy.json").is_file() and not notes.errors
+
+    # again: the suggestion skips the taken copy; a taken, then an unusable answer is asked about again
+    asked.clear()
+    answers = iter(["ship-wbc-copy", "a/b", "mine"])
+    widget.import_btn.click()
+    assert [suggestion for _, suggestion in asked] == ["ship-wbc-copy-2", "ship-wbc-copy", "a/b"]
+    assert "exists already" in asked[1][0] and "not a usable model name" in asked[2][0]
+    assert sorted(widget.names()) == ["mine", "ship-wbc", "ship-wbc-copy"]
+    assert sorted(p.name for p in tmp_model_dir.iterdir()) == [
+        "mine.json",
+        "mine.safetensors",
+        "ship-wbc-copy.json",
+        "ship-wbc-copy.safetensors",
+    ]
+
+    # a broken file is said as such, without asking for a name first
+    asked.clear()
+    (tmp_path / "out" / "ship-wbc.safetensors").write_bytes(b"not weights")
+    widget.import_btn.click()
+    assert asked == [] and "Importing ship-wbc.safetensors failed" in notes.errors[-1]
