@@ -93,6 +93,13 @@ class _Failure:
     message: str
 
 
+@dataclass
+class _Note:
+    """Something the run did differently from what the widget shows, said in the status when it ends."""
+
+    message: str
+
+
 class _Signals(QObject):
     """Progress from inside ``Predictor.predict`` (worker thread) → progress bar (GUI thread), queued by Qt."""
 
@@ -114,6 +121,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         #: layers made or updated by the last run (for scripts and tests)
         self.last_layers: list[Labels] = []
         self._run_stats: dict[str, Any] = {}
+        self._job_layers: dict[str, Image] = {}  # the image layers of the run, to tell when one was closed
         self._choices: list[ModelChoice] = []
         #: the user chose a model: stop suggesting one from the kind of image open
         self._model_picked = False
@@ -416,6 +424,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         if choice is None:
             return None
         jobs = []
+        sources: dict[str, Image] = {}
         for layer in self.selected_images():
             try:
                 image = image_rgb(layer, lazy=True)
@@ -432,6 +441,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
                     image_file(layer),
                 )
             )
+            sources[layer.name] = layer
             if jobs[-1].lazy and self.uncertainty_check.isChecked():
                 show_warning(f"{layer.name} is read from disk: no uncertainty layer (it would not fit in memory)")
         if not jobs:
@@ -445,7 +455,8 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         tta = self.tta_combo.currentData()
         edge = str(self.edge_combo.currentData())
         self.last_layers = []
-        self._run_stats = {"n": len(jobs), "done": 0, "t0": time.perf_counter(), "status": "running"}
+        self._run_stats = {"n": len(jobs), "done": 0, "t0": time.perf_counter(), "status": "running", "notes": []}
+        self._job_layers = sources
         return self._start_worker(
             self._work,
             jobs,
@@ -514,6 +525,9 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             yield predictor.device_name
             if cell > 0 and predictor.card and predictor.card.cell_size_px:
                 scale = predictor.scale_for_cell_size(cell)
+            elif cell > 0:  # a typed cell size that changes nothing must not look as if it had been used
+                why = "is untrained" if choice.source == "untrained" else "does not know its training cell size"
+                yield _Note(f"cell size {cell:g} px not used: {choice.spec} {why} (Scale was used)")
             n = len(jobs)
             emit = self._signals.progress.emit
             for i, job in enumerate(jobs):
@@ -549,7 +563,9 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         except Cancelled:
             return
         except (ValueError, ModelFileError, OSError, MemoryError) as exc:
-            yield _Failure(f"{type(exc).__name__}: {exc}" if isinstance(exc, MemoryError) else str(exc))
+            message = f"{type(exc).__name__}: {exc}" if isinstance(exc, MemoryError) else str(exc)
+            # the core's advice names the command line's option; here it is the Device choice
+            yield _Failure(message.replace("use --device auto or cpu", "choose auto or cpu in Device"))
 
     def estimate_cell_size(self) -> Any:
         """Fill *Cell size* with the diameter measured on the chosen images, in a worker; returns the worker (None
@@ -671,6 +687,9 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         if isinstance(item, str):
             self.device_used.setText(item)
             return
+        if isinstance(item, _Note):
+            self._run_stats["notes"].append(item.message)
+            return
         if isinstance(item, _Failure):
             from napari.utils.notifications import show_error
 
@@ -680,6 +699,12 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             return
         if self._cancel.is_set():  # finished just as Cancel was pressed: the user asked for nothing more to change
             self._remove_label_file(item.labels_file)
+            return
+        source = self._job_layers.get(item.image_name)
+        if source is not None and not any(layer is source for layer in self.viewer.layers):
+            # its image was closed during the run: labels over nothing, which the user had let go of
+            self._remove_label_file(item.labels_file)
+            self._run_stats["notes"].append(f"{item.image_name} was closed during the run: its result was dropped")
             return
         self.last_layers.append(self._commit(item))
         self._run_stats["done"] += 1
@@ -791,6 +816,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             self.status.setText(f"Cancelled: {done} of {n} image(s) finished, the one in progress was dropped")
         else:
             stats["status"] = "done"
-            self.status.setText(f"Segmented {done} image(s) in {seconds:.1f} s on {self.device_used.text()}")
+            notes = "".join(f"; {note}" for note in stats.get("notes", []))
+            self.status.setText(f"Segmented {done} image(s) in {seconds:.1f} s on {self.device_used.text()}{notes}")
             self.progress.setValue(1000)
         self._worker_done()

@@ -282,6 +282,8 @@ def test_unavailable_device_is_a_notification_not_a_layer(viewer, dock, wait_idl
     wait_idle(widget)
     assert widget.last_status == "error"
     assert any("cuda" in msg for msg in notes.errors)
+    # the advice names the widget's Device choice, not the command line's --device
+    assert "choose auto or cpu in Device" in notes.errors[-1] and "--device" not in notes.errors[-1]
     assert [layer.name for layer in viewer.layers] == ["cell"]
 
 
@@ -575,3 +577,48 @@ def test_a_result_landing_mid_stroke_goes_to_a_new_layer(viewer, dock, wait_idle
     assert any("is being painted on" in msg for msg in notes.of("info"))
     layer.undo()  # the whole stroke is one undo step, as if no result had landed
     np.testing.assert_array_equal(layer.data, before)
+
+
+def test_a_typed_cell_size_the_model_cannot_use_is_said_in_the_status(viewer, dock, wait_idle, wbc_pair):
+    """An untrained network knows no training cell size: the 40 px typed changes nothing, and the status says so
+    rather than look as if it had rescaled the image."""
+    viewer.add_image(wbc_pair[0], name="cell", rgb=True)
+    widget = dock("Segment")
+    widget.cell_spin.setValue(40)
+    _segment(widget, wait_idle)
+    assert widget.last_status == "done"
+    assert "cell size 40 px not used: unet is untrained" in widget.status.text()
+    widget.cell_spin.setValue(0)
+    _segment(widget, wait_idle)
+    assert "not used" not in widget.status.text()
+
+
+def test_an_image_closed_during_the_run_gets_no_labels_layer(viewer, dock, wait_idle, qtbot, monkeypatch, wbc_pair):
+    """The user closed the image while it was being segmented: its result is dropped (said in the status), the
+    other image's result still lands."""
+    import threading
+
+    from napari_bloodseg.inference import Predictor
+
+    viewer.add_image(wbc_pair[0], name="a", rgb=True)
+    viewer.add_image(wbc_pair[0][:64, :64], name="b", rgb=True)
+    entered, release = threading.Event(), threading.Event()
+    real_forward = Predictor._forward
+
+    def forward(self, tiles, tta=False):
+        entered.set()
+        release.wait(30)
+        return real_forward(self, tiles, tta)
+
+    monkeypatch.setattr(Predictor, "_forward", forward)
+    widget = dock("Segment")
+    widget.set_model("unet")
+    widget.set_device("cpu")
+    widget.tile_spin.setValue(TILE)
+    widget.run()
+    qtbot.waitUntil(entered.is_set, timeout=30_000)  # "a" is in the network now
+    viewer.layers.remove("a")
+    release.set()
+    wait_idle(widget)
+    assert [layer.name for layer in viewer.layers] == ["b", "b [unet]"]
+    assert "a was closed during the run: its result was dropped" in widget.status.text()
