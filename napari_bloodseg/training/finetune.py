@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..inference import Cancelled
 from ..models import ModelCard, SegmentationNet, get_model, save_model, user_model_dir
 from ..models.files import MAX_INPUT_SCALE
 from ..models.zoo import find_model
@@ -54,12 +55,17 @@ class FinetuneResult:
     history: list[EpochLog] = field(default_factory=list)
     #: share of the fine-tuning kept: 1, or less when the weights were mixed with the base to pass the guard
     weight_mix: float = 1.0
+    #: images left out because none of their pixels is labelled
+    unlabelled: list[str] = field(default_factory=list)
 
     @property
     def caveats(self) -> list[str]:
         """What a user should know before trusting the new model: it was saved, but its scores say little or say
         it is worse than its base."""
         out = []
+        if self.unlabelled:
+            more = f" and {len(self.unlabelled) - 5} more" if len(self.unlabelled) > 5 else ""
+            out.append(f"left out, no pixel labelled: {', '.join(self.unlabelled[:5])}{more}")
         n = int((self.after or {}).get("n_images", 0))
         if not n:
             out.append(
@@ -242,6 +248,17 @@ def _check_new_name(name: str, out_dir: Path | None) -> Path:
     return folder / name
 
 
+def _labelled(sample: Sample) -> bool:
+    return bool((sample.labels != IGNORE_INDEX).any())
+
+
+def _stop_if_cancelled(cancel: Callable[[], bool] | None) -> None:
+    """Cancel pressed after the training loop (the guard's checks, the mixing, the last scores take seconds, a
+    minute on RBC fields) still saved the model."""
+    if cancel is not None and cancel():
+        raise Cancelled("fine-tuning cancelled; nothing saved")
+
+
 def finetune(
     base: str,
     train: list[Sample],
@@ -269,6 +286,13 @@ def finetune(
     """
     cfg = cfg or finetune_config()
     t0 = time.perf_counter()
+    # an image left wholly unlabelled teaches nothing and cannot be scored: left out, named in the result (in the
+    # validation part it stopped the run with "nothing to score", depending on the split's seed)
+    blank = [s.name for s in train + val if not _labelled(s)]
+    if len(blank) < len(train + val):  # with none labelled at all, check_samples refuses below with its message
+        train, val = [s for s in train if _labelled(s)], [s for s in val if _labelled(s)]
+    else:
+        blank = []
     if name is not None:  # refused before any training time is spent (and checked again before saving)
         _check_new_name(name, out_dir)
     info = find_model(base)
@@ -308,6 +332,7 @@ def finetune(
     result = fit(
         model, card, train_s, val_s, cfg, on_epoch=on_epoch, on_step=on_step, cancel=cancel, replay=replay_s or None
     )
+    _stop_if_cancelled(cancel)
     base_after = validate(model, work, base_val, cfg.device) if base_val else None
     share = 1.0
     if base_before and base_after:
@@ -317,6 +342,7 @@ def finetune(
             tuned = copy.deepcopy(model.state_dict())
             base_state = shared_model.state_dict()
             for share in WEIGHT_MIXES:
+                _stop_if_cancelled(cancel)
                 model.load_state_dict(mix_weights(base_state, tuned, share))
                 base_after = validate(model, work, base_val, cfg.device)
                 if selection_score(base_before) - selection_score(base_after) <= max_base_drop:
@@ -327,6 +353,7 @@ def finetune(
                     f" and still too much when mixed {WEIGHT_MIXES[-1]:g} : {1 - WEIGHT_MIXES[-1]:g} with the base; "
                     "nothing saved. Use more corrected images, fewer epochs, or switch the guard off"
                 )
+    _stop_if_cancelled(cancel)
     after = validate(model, card, val_s, cfg.device) if val_s else None
     target = _check_new_name(name, out_dir)
     folder = target.parent
@@ -367,6 +394,9 @@ def finetune(
             **run_environment(),
             "guard": guard,
             "weight_mix": share,
+            # which base exactly: a name can be renamed, deleted and made again
+            "base_version": base_card.version,
+            "base_weights_sha256": base_card.weights_sha256,
         },
         metrics={
             "val_before": before,
@@ -376,7 +406,8 @@ def finetune(
         },
     )
     folder.mkdir(parents=True, exist_ok=True)
+    _stop_if_cancelled(cancel)  # the last moment: from here the save runs to its end
     save_model(model, new, target)
     return FinetuneResult(
-        new, target, before, after, base_before, base_after, time.perf_counter() - t0, result.history, share
+        new, target, before, after, base_before, base_after, time.perf_counter() - t0, result.history, share, blank
     )

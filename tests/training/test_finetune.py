@@ -61,6 +61,35 @@ def test_cancel_leaves_no_partial_model(base_model, wbc_samples, tmp_model_dir):
     assert not any(p.name.startswith(".") for p in tmp_model_dir.iterdir())  # no temp file left
 
 
+def test_cancel_after_the_training_loop_still_saves_nothing(base_model, wbc_samples, tmp_model_dir, monkeypatch):
+    """Cancel pressed while the last scores were computed (after the loop) said "Cancelling ..." and saved."""
+    from napari_bloodseg.training import finetune as ft
+
+    pressed = {"now": False}
+    real_fit = ft.fit
+
+    def fit_then_cancel(*args, **kwargs):
+        result = real_fit(*args, **kwargs)
+        pressed["now"] = True  # the user presses Cancel as the loop ends
+        return result
+
+    monkeypatch.setattr(ft, "fit", fit_then_cancel)
+    with pytest.raises(Cancelled, match="nothing saved"):
+        finetune(
+            "base", wbc_samples[:4], wbc_samples[4:], name="late", cfg=CFG, scale=1.0, cancel=lambda: pressed["now"]
+        )
+    assert not any(p.name.startswith(("late", ".")) for p in tmp_model_dir.iterdir())
+
+
+def test_a_wholly_unlabelled_image_is_left_out_and_named(base_model, wbc_samples, tmp_model_dir):
+    """In the validation part it stopped the run with "nothing to score", or not, depending on the split's seed."""
+    blank = Sample("blank", wbc_samples[5].image, np.full_like(wbc_samples[5].labels, 255))
+    res = finetune("base", wbc_samples[:4], [wbc_samples[4], blank], name="b", cfg=CFG, scale=1.0)
+    assert res.after["n_images"] == 1 and res.card.training["val_ids"] == [wbc_samples[4].name]
+    assert any("left out, no pixel labelled: blank" in c for c in res.caveats)
+    assert res.card.training["base_version"] == "1" and len(res.card.training["base_weights_sha256"]) == 64
+
+
 def test_partial_labels_train_only_where_annotated(base_model, wbc_samples, monkeypatch):
     # the unlabelled half must reach the loss as IGNORE_INDEX (which the loss skips: test_losses.py), not be
     # clamped, resized or cast into a class on the way through scaling, cropping and rotation
