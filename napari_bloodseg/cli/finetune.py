@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.data.is_dir():
         raise UsageError(f"{args.data}: not a folder")
+    before_run = _user_cards()
     if args.val is not None and args.val.resolve() == args.data.resolve():
         raise UsageError("--val names the --data folder: validation images must not be training images")
     try:
@@ -157,7 +158,10 @@ def run(args: argparse.Namespace) -> int:
     except (FinetuneError, ModelFileError, ValueError, OSError) as exc:  # OSError: e.g. the disk filled up
         raise UsageError(str(exc)) from None
     except KeyboardInterrupt as exc:
-        print(f"bloodseg: {stopped_by(exc)}; nothing saved, the base model is unchanged", file=sys.stderr)
+        # a signal held back while the model's files were renamed into place arrives once they are: then it is saved
+        saved = sorted(_user_cards() - before_run)
+        done = f"{', '.join(saved)} was saved whole just before" if saved else "nothing saved"
+        print(f"bloodseg: {stopped_by(exc)}; {done}, the base model is unchanged", file=sys.stderr)
         return interrupted_status(exc)
 
     def fmt(rep):
@@ -183,3 +187,12 @@ def run(args: argparse.Namespace) -> int:
     if note:
         print(f"bloodseg: note: {note}", file=sys.stderr)
     return 0
+
+
+def _user_cards() -> set[str]:
+    """The names of the models in the user model folder now."""
+    from ..models.files import CARD_SUFFIX
+    from ..models.zoo import user_model_dir
+
+    folder = user_model_dir()
+    return {p.name[: -len(CARD_SUFFIX)] for p in folder.glob(f"*{CARD_SUFFIX}")} if folder.is_dir() else set()

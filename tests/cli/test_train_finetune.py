@@ -283,6 +283,27 @@ def test_finetune_interrupted_exits_130_and_saves_nothing(folder, tmp_model_dir,
     assert base.with_suffix(".json").exists()
 
 
+def test_a_signal_held_back_during_the_save_says_the_model_was_saved(
+    folder, tmp_model_dir, constant_model, monkeypatch, capsys
+):
+    """Ctrl-C during the renames is held back and arrives once the model is whole: "nothing saved" was false."""
+    from napari_bloodseg.training import finetune as ft
+
+    constant_model(tmp_model_dir, "base", "wbc", 1)
+    real_save = ft.save_model
+
+    def save_then_signal(*args, **kwargs):
+        out = real_save(*args, **kwargs)
+        raise KeyboardInterrupt  # as signals_held re-raises it after the last rename
+        return out
+
+    monkeypatch.setattr(ft, "save_model", save_then_signal)
+    argv = ["finetune", "--model", "base", "--data", str(folder), "--steps", "2", "--batch-size", "2"]
+    assert main([*argv, "--scale", "1", "--device", "cpu", "--name", "kept", "--no-guard"]) == 130
+    assert "interrupted; kept was saved whole just before, the base model is unchanged" in capsys.readouterr().err
+    assert (tmp_model_dir / "kept.json").exists()
+
+
 @pytest.mark.parametrize(
     ("native", "extra", "expected"),
     [
