@@ -174,6 +174,14 @@ def run(args: argparse.Namespace) -> int:
     if res.base_before:
         print(f"base-domain validation before: {fmt(res.base_before)}")
         print(f"base-domain validation after:  {fmt(res.base_after)}")
+    elif not args.no_guard:  # said, as the widget says it: the card's "guard": true alone read as "checked"
+        where = (res.card.training.get("base_domain") or {}).get("data") or "not recorded"
+        print(
+            f"bloodseg: warning: the base model's own validation images ({where}) are not on this machine, so the "
+            "guard could not check the base domain; set BLOODSEG_DATA to the folder holding wbc/ and rbc/ (for "
+            "the WBC models, opening the Zheng Dataset 1 sample in napari once downloads them)",
+            file=sys.stderr,
+        )
     if res.weight_mix < 1:
         print(
             f"the full fine-tune lowered the base domain beyond the guard: saved the weights mixed "

@@ -711,7 +711,7 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         elif res.card.training.get("guard"):
             self.guard_label.setText(
                 "Guard: the base model's own validation images are not on this machine, so the base domain "
-                "was not checked"
+                "was not checked (for the WBC models, open the Zheng Dataset 1 sample once; or set BLOODSEG_DATA)"
             )
         else:
             self.guard_label.setText("Guard: off")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import re
 import time
 from collections.abc import Callable
@@ -142,28 +143,49 @@ def check_samples(samples: list[Sample], num_classes: int) -> None:
 
 
 def _base_data_folder(recorded: str | None) -> Path | None:
-    """The base model's training folder: as recorded, or (for the shipped models, trained from a checkout)
-    relative to the checkout, so the guard works from any working directory."""
+    """The base model's training folder: as recorded; for the shipped models (trained from a checkout, their cards
+    say ``../shared/data/...``) relative to the checkout, under ``$BLOODSEG_DATA`` (the folder holding ``wbc/``
+    and ``rbc/``, as for scripts/train_shipped.sh), or, for Dataset 1, the public copy the Zheng sample downloads;
+    so the guard works from any working directory and on an installed package."""
     if not recorded:
         return None
-    for candidate in (Path(recorded), Path(__file__).resolve().parents[2] / recorded):
-        if candidate.is_dir():
-            return candidate
-    return None
+    candidates = [Path(recorded), Path(__file__).resolve().parents[2] / recorded]
+    parts = Path(recorded).parts
+    inside = Path(*parts[parts.index("data") + 1 :]) if "data" in parts[:-1] else None
+    if inside is not None and os.environ.get("BLOODSEG_DATA"):
+        candidates.append(Path(os.environ["BLOODSEG_DATA"]) / inside)
+    if inside == Path("wbc", "dataset1"):
+        from ..data.public import cache_dir
+
+        candidates.append(cache_dir() / "wbc-dataset1")
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+def base_domain(card: ModelCard) -> dict[str, Any]:
+    """Where the original domain's images are: the base's training data, or, for a fine-tuned base, the data of
+    the model it descends from (recorded in its card), so a second fine-tune guards Dataset 1, not the first
+    fine-tune's corrected images."""
+    info = card.training or {}
+    root = info.get("base_domain")
+    if isinstance(root, dict):
+        return root
+    keys = ("data", "val_ids", "test_ids")
+    return {k: info.get(k) for k in keys} | {"schema": card.schema, "input_scale": card.input_scale or 1.0}
 
 
 def base_domain_samples(card: ModelCard, n_replay: int, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
-    """(replay pool, guard) images from the base model's own data, if it is on this machine (else empty lists).
+    """(replay pool, guard) images from the original domain's data (:func:`base_domain`), if they are on this
+    machine (else empty lists).
 
     The replay pool is the base's training part (``n_replay`` < 0: all of it) and guard images its validation
     part, so the guard measures images the fine-tune never trained on; the base's test ids are never touched.
     """
-    info = card.training or {}
+    info = base_domain(card)
     data, val_ids = _base_data_folder(info.get("data")), info.get("val_ids")
     if data is None or not isinstance(val_ids, list):
         return [], []
     try:
-        samples = load_samples(data, card.schema, scale=card.input_scale or 1.0)
+        samples = load_samples(data, info.get("schema") or card.schema, scale=info.get("input_scale") or 1.0)
     except (ValueError, OSError):
         return [], []
     held = set(val_ids) | set(info.get("test_ids") or [])
@@ -397,6 +419,7 @@ def finetune(
             # which base exactly: a name can be renamed, deleted and made again
             "base_version": base_card.version,
             "base_weights_sha256": base_card.weights_sha256,
+            "base_domain": base_domain(base_card),
         },
         metrics={
             "val_before": before,

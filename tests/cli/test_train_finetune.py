@@ -546,3 +546,13 @@ def test_train_into_the_user_model_folder_keeps_to_the_model_name_rules(folder, 
     assert main(["train", "--model", "unet", "--data", str(folder), "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not tmp_model_dir.exists() or not any(tmp_model_dir.iterdir())
+
+
+def test_finetune_says_when_the_guard_could_not_check_the_base_domain(folder, tmp_model_dir, constant_model, capsys):
+    """It said nothing, and the card's "guard": true read as if the base domain had been checked."""
+    constant_model(tmp_model_dir, "base", "wbc", 1)  # a card that records no training data
+    argv = ["finetune", "--model", "base", "--data", str(folder), "--steps", "1", "--batch-size", "2"]
+    assert main([*argv, "--scale", "1", "--device", "cpu", "--name", "g"]) == 0
+    assert "the guard could not check the base domain" in capsys.readouterr().err
+    assert main([*argv, "--scale", "1", "--device", "cpu", "--name", "h", "--no-guard"]) == 0
+    assert "could not check" not in capsys.readouterr().err

@@ -297,6 +297,37 @@ def test_a_fine_tune_beyond_the_guard_is_mixed_with_the_base_until_it_passes(tmp
     torch.testing.assert_close(m, a + res.weight_mix * (b - a), rtol=1e-4, atol=1e-5)
 
 
+def test_a_second_fine_tune_guards_the_original_domain(tmp_model_dir, wbc_folder, wbc_samples):
+    """Fine-tuning a fine-tuned model guarded (and replayed) the first fine-tune's corrected images: Dataset 1 was
+    never checked again."""
+    base = _base_with_data(tmp_model_dir, wbc_folder)
+    cfg = TrainConfig(epochs=1, steps_per_epoch=2, batch_size=4, patch_size=48, lr=1e-3, device="cpu", seed=0)
+    first = finetune(base, wbc_samples[:3], wbc_samples[3:5], cfg=cfg, name="gen1", max_base_drop=1.0)
+    assert first.card.training["base_domain"]["data"] == str(wbc_folder)
+    second = finetune("gen1", wbc_samples[:3], wbc_samples[3:5], cfg=cfg, name="gen2", max_base_drop=1.0)
+    assert second.base_before is not None and second.base_before["n_images"] == 2  # the base's own ids 000, 001
+    assert second.card.training["replayed_base_images"] == 3  # its training part, not gen1's corrected images
+    assert second.card.training["base_domain"] == first.card.training["base_domain"]
+
+
+def test_the_base_data_are_found_where_an_installed_package_can_have_them(tmp_path, monkeypatch):
+    """The shipped cards say ../shared/data/...: relative to a checkout, which an installed package is not."""
+    from napari_bloodseg.training.finetune import _base_data_folder
+
+    recorded = "../shared/data/wbc/dataset1"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BLOODSEG_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr("napari_bloodseg.training.finetune.__file__", str(tmp_path / "site" / "pkg" / "x" / "f.py"))
+    monkeypatch.delenv("BLOODSEG_DATA", raising=False)
+    assert _base_data_folder(recorded) is None
+    (tmp_path / "cache" / "wbc-dataset1").mkdir(parents=True)  # the Zheng sample's download
+    assert _base_data_folder(recorded) == tmp_path / "cache" / "wbc-dataset1"
+    (tmp_path / "mine" / "wbc" / "dataset1").mkdir(parents=True)
+    monkeypatch.setenv("BLOODSEG_DATA", str(tmp_path / "mine"))
+    assert _base_data_folder(recorded) == tmp_path / "mine" / "wbc" / "dataset1"
+    assert _base_data_folder("../shared/data/rbc") is None  # no download for that one
+
+
 def test_finetune_augments_like_the_base_was_trained(tmp_model_dir, wbc_samples):
     torch.manual_seed(0)
     model = build_model("unet", num_classes=3, width=4, depth=3)
