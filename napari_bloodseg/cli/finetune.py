@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
             scale=scale,
             guard=not args.no_guard,
             data_source=str(args.data.absolute()),  # as train's cards: still findable from another folder
-            on_epoch=lambda log: print(f"epoch {log.epoch}: loss {log.loss:.4f}", file=sys.stderr),
+            on_epoch=_print_epoch,
         )
     except (FinetuneError, ModelFileError, ValueError, OSError) as exc:  # OSError: e.g. the disk filled up
         raise UsageError(str(exc)) from None
@@ -204,3 +204,11 @@ def _user_cards() -> set[str]:
 
     folder = user_model_dir()
     return {p.name[: -len(CARD_SUFFIX)] for p in folder.glob(f"*{CARD_SUFFIX}")} if folder.is_dir() else set()
+
+
+def _print_epoch(log) -> None:
+    """One line an epoch: the loss, and the validation score where this epoch was validated."""
+    from ..training.trainer import selection_score
+
+    val = f", validation mean Dice {selection_score(log.val):.4f}" if log.val else ""
+    print(f"epoch {log.epoch}: loss {log.loss:.4f}{val}", file=sys.stderr)

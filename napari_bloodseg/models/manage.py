@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from ..io import strict_json
-from ..io.atomic import atomic_write_group
+from ..io.atomic import atomic_write_group, signals_held
 from .files import CARD_SUFFIX, WEIGHTS_SUFFIX, ModelFileError, load_model, model_paths
 from .registry import ARCHITECTURES
 from .zoo import SHIPPED_DIR, find_model, user_model_dir
@@ -43,6 +43,9 @@ def _user_model(name: str) -> Path:
     info = find_model(name)
     if info.source == "shipped":
         raise ModelFileError(f"{name} is a shipped model and cannot be changed; export it and import a copy")
+    in_folder = info.path is not None and info.path.parent.resolve() == user_model_dir().resolve()
+    if info.source == "file" and in_folder:  # named by its path: the same user model
+        return info.path
     if info.source != "user" or info.path is None:
         raise ModelFileError(f"{name} is not a model in the user model folder ({user_model_dir()})")
     return info.path
@@ -104,8 +107,12 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def delete_model(name: str) -> None:
-    for p in model_paths(_user_model(name)):
-        p.unlink(missing_ok=True)
+    """The card goes first (the model is no longer listed), then the weights, with interrupts held back: never a
+    card left without its weights."""
+    weights, card = model_paths(_user_model(name))
+    with signals_held():
+        card.unlink(missing_ok=True)
+        weights.unlink(missing_ok=True)
 
 
 def export_model(name: str, folder: str | Path) -> Path:

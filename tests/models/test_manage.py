@@ -228,3 +228,9 @@ def test_weights_left_without_their_card_are_named_as_such(user_model, tmp_model
     (tmp_model_dir / "orphan.safetensors").write_bytes(b"x")
     with pytest.raises(ModelFileError, match=r"orphan\.safetensors exists without its card"):
         import_model(exported, "orphan")
+
+
+def test_a_user_model_named_by_its_path_can_be_deleted(user_model, tmp_model_dir):
+    """It said "not a model in the user model folder" of a model in that folder."""
+    delete_model(str(user_model) + ".safetensors")
+    assert not any(tmp_model_dir.iterdir())
