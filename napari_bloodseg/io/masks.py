@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,33 @@ def labels_from_grey(grey: np.ndarray, schema: LabelSchema | str | None = None) 
     return sch.from_disk(grey), sch
 
 
+#: the key under which this tool writes a mask's schema (PNG text chunk; JSON in a TIFF's ImageDescription)
+SCHEMA_KEY = "bloodseg:schema"
+
+
+def stored_schema(path: Path) -> str | None:
+    """The schema this tool wrote into a mask file, None for other files. Grey 0/255 is nucleus in a WBC mask and
+    cell in an RBC one: a partial WBC correction with no cytoplasm in it reopened as RBC, and switched back to WBC
+    its nucleus became cytoplasm."""
+    from .images import is_tiff
+
+    try:
+        if is_tiff(path):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                text = tif.pages[0].description or ""
+            name = json.loads(text).get(SCHEMA_KEY) if text.startswith("{") else None
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                name = im.info.get(SCHEMA_KEY)
+        return get_schema(name).name if isinstance(name, str) else None
+    except Exception:  # noqa: BLE001 - no readable mark: the grey levels decide, as for any expert's mask
+        return None
+
+
 def read_mask(
     path: str | Path,
     schema: LabelSchema | str | None = None,
@@ -147,6 +175,8 @@ def read_mask(
     resized mask would silently score against the wrong pixels. ``shape_of`` names what it must fit, for the error.
     """
     path = Path(path)
+    if schema is None:  # what this tool wrote, where it did: grey levels alone cannot tell 0/255 WBC from RBC
+        schema = stored_schema(path)
     indices = palette_indices(path)
     try:
         raw = _read_raw(path, values=True) if indices is None else indices
@@ -213,11 +243,14 @@ def write_mask(path: str | Path, labels: np.ndarray, schema: LabelSchema | str, 
             import tifffile
 
             alpha = {"photometric": "minisblack", "extrasamples": [2]} if grey.ndim == 3 else {}  # declared alpha
-            tifffile.imwrite(tmp, grey, compression="zlib", **alpha)
+            description = json.dumps({SCHEMA_KEY: sch.name})
+            tifffile.imwrite(tmp, grey, compression="zlib", description=description, metadata=None, **alpha)
         elif suffix == ".png":
-            from PIL import Image
+            from PIL import Image, PngImagePlugin
 
-            Image.fromarray(grey, mode="LA" if grey.ndim == 3 else "L").save(tmp, format="PNG")
+            info = PngImagePlugin.PngInfo()
+            info.add_text(SCHEMA_KEY, sch.name)
+            Image.fromarray(grey, mode="LA" if grey.ndim == 3 else "L").save(tmp, format="PNG", pnginfo=info)
         else:
             raise MaskError(f"{path.name}: masks are written as .png or .tif, not {suffix or 'no suffix'}")
 

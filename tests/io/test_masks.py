@@ -260,3 +260,25 @@ def test_16bit_and_float_masks_keep_their_levels(tmp_path):
     assert set(np.unique(labels)) == {0, 1}  # was: rescaled by its own maximum, so cytoplasm became nucleus
     tifffile.imwrite(tmp_path / "f.tif", GREY.astype(np.float32) / 255.0)  # 0 / 0.5 / 1
     np.testing.assert_array_equal(read_mask(tmp_path / "f.tif", "wbc")[0], LABELS)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_the_schema_written_is_the_schema_read_where_grey_levels_cannot_tell(tmp_path, suffix):
+    """Grey 0/255 is nucleus in a WBC mask and cell in an RBC one: a WBC correction holding no cytoplasm reopened
+    as RBC (and switched back to WBC in the Correct widget, its nucleus became cytoplasm)."""
+    from napari_bloodseg.io.masks import read_mask, write_mask
+    from napari_bloodseg.schemas import IGNORE_INDEX
+
+    labels = np.full((20, 30), IGNORE_INDEX, np.uint8)
+    labels[:10] = 0
+    labels[12:16, 5:9] = 2  # nucleus corrected, the rest of the cell left unlabelled
+    write_mask(tmp_path / f"wbc{suffix}", labels, "wbc")
+    back, schema = read_mask(tmp_path / f"wbc{suffix}")
+    assert schema.name == "wbc"
+    np.testing.assert_array_equal(back, labels)
+    cells = (labels == 2).astype(np.uint8)
+    write_mask(tmp_path / f"rbc{suffix}", cells, "rbc")
+    back, schema = read_mask(tmp_path / f"rbc{suffix}")
+    assert schema.name == "rbc" and back.max() == 1
+    Image.fromarray(cells * 255).save(tmp_path / "plain.png")  # an expert's 0/255 mask, no mark: guessed RBC
+    assert read_mask(tmp_path / "plain.png")[1].name == "rbc"
