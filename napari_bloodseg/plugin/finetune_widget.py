@@ -90,6 +90,11 @@ class _Failure:
     message: str
 
 
+#: the share of the progress bar the training loop fills; the checks after it (guard, weight mixing, the last
+#: validation) fill the rest
+TRAINING_SHARE = 0.9
+
+
 class _CancelledRun:
     """The worker stopped at Cancel (nothing was saved)."""
 
@@ -642,11 +647,18 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         self.curve.total_steps = total
         self.curve.add_step(step, loss)
         self._run["step"] = step
-        fraction = step / max(total, 1)
+        now = time.perf_counter()
+        start = self._run.setdefault("t_train", now)  # the budget is the training loop's: loading and the first
+        fraction = step / max(total, 1)  # scores come before it (8-20 s on RBC fields: the bar jumped to 100 %)
         budget = self._run.get("budget")
         if budget:
-            fraction = max(fraction, (time.perf_counter() - self._run["t0"]) / (budget * 60))
-        self.progress.setValue(int(round(1000 * min(fraction, 1.0))))
+            fraction = max(fraction, (now - start) / (budget * 60))
+        # training fills the bar to TRAINING_SHARE; the guard's checks and the last scores take the rest
+        self.progress.setValue(int(round(1000 * TRAINING_SHARE * min(fraction, 1.0))))
+        if step == 1 and not self._cancel.is_set():
+            self.status.setText("Training …")
+        if fraction >= 1.0 and not self._cancel.is_set():
+            self.status.setText("Checking the new model (validation, base-domain guard) …")
 
     def _on_epoch(self, log: Any) -> None:
         self.curve.add_epoch(int(self._run.get("step", 0)), log.loss)
@@ -662,7 +674,10 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         if isinstance(item, _Split):
             self._run["split"] = item
             val = f"{item.n_val} for validation" if item.n_val else "no validation part"
-            self.status.setText(f"Training on {item.n_train} image(s), {val} …")
+            self.status.setText(
+                f"{item.n_train} image(s) to train on, {val}: scoring the base model and loading its own images "
+                "for the guard …"
+            )
         elif isinstance(item, _CancelledRun):
             self._run["status"] = "cancelled"
         elif isinstance(item, _Failure):

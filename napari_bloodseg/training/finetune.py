@@ -343,12 +343,15 @@ def finetune(
 
     card = copy.deepcopy(base_card)
     card.input_scale = 1.0  # validation below runs on already-rescaled data
+    _stop_if_cancelled(cancel)  # between the steps before training: each takes seconds (a minute on RBC fields)
     before = validate(model, card, val_s, cfg.device) if val_s else None
+    _stop_if_cancelled(cancel)
     replay_s, base_val = base_domain_samples(base_card, replay, cfg.seed)
     if not guard:
         base_val = []
     work = copy.deepcopy(base_card)
     work.input_scale = 1.0
+    _stop_if_cancelled(cancel)
     base_before = validate(model, work, base_val, cfg.device) if base_val else None
 
     result = fit(

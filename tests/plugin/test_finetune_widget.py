@@ -416,3 +416,16 @@ def test_faster_arithmetic_is_offered_only_where_it_is_faster(
         assert widget.last_status == "done", widget.status.text()
         settings = widget.last_result.card.training["settings"]
         assert settings["precision"] == "bf16" and settings["channels_last"]
+
+
+def test_the_progress_bar_counts_the_budget_from_the_first_training_step(viewer, dock):
+    """Loading and the first scores (8-20 s on RBC fields) counted against the 45 s training budget: the bar
+    jumped to 100 % at the first step, and stood there while the guard's checks ran."""
+    import time
+
+    widget = dock("Fine-tune")
+    widget._run = {"status": "running", "t0": time.perf_counter() - 30, "step": 0, "budget": 0.75}
+    widget._on_step(1, 200, 0.5)
+    assert 0 < widget.progress.value() < 50 and widget.status.text() == "Training …"
+    widget._on_step(200, 200, 0.1)
+    assert widget.progress.value() == 900 and "Checking the new model" in widget.status.text()
