@@ -153,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
             scale=scale,
             guard=not args.no_guard,
             data_source=str(args.data.absolute()),  # as train's cards: still findable from another folder
+            val_source=str(args.val.absolute()) if args.val else None,
             on_epoch=_print_epoch,
         )
     except (FinetuneError, ModelFileError, ValueError, OSError) as exc:  # OSError: e.g. the disk filled up

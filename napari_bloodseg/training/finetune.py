@@ -294,6 +294,7 @@ def finetune(
     replay: int = -1,
     out_dir: Path | None = None,
     data_source: str = "napari layers",
+    val_source: str | None = None,
     like_base: bool = True,
     on_epoch: Callable[[EpochLog], None] | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
@@ -405,6 +406,7 @@ def finetune(
         + (f", weights mixed {share:g} : {1 - share:g} with the base to pass the guard" if share < 1 else ""),
         training={
             "data": data_source,
+            "val_data": val_source or data_source,  # a separate --val folder, or a part of the data
             "n_train": len(train),
             "n_val": len(val),
             "replayed_base_images": len(replay_s),

@@ -392,7 +392,14 @@ def test_finetune_steps_runs_exactly_that_many_steps(folder, tmp_model_dir, cons
     assert [ln.split(":")[0] for ln in err.splitlines() if ln.startswith("epoch")] == ["epoch 1", "epoch 2"]
     assert read_card(tmp_model_dir / "base-v2").training["settings"]["max_steps"] == 11
     assert read_card(tmp_model_dir / "base-v2").training["data"] == str(folder)
+    assert read_card(tmp_model_dir / "base-v2").training["val_data"] == str(folder)  # a part of --data
+    val = folder.parent / "val"
+    val.mkdir()
+    for p in sorted(folder.iterdir())[:4]:  # two pairs
+        (val / p.name).write_bytes(p.read_bytes())
     assert "bloodseg: warning: the before/after scores rest on 1 validation image" in err  # 5 images x 0.2
+    assert main([*argv, "--scale", "1", "--device", "cpu", "--name", "base-val", "--val", "val"]) == 0
+    assert read_card(tmp_model_dir / "base-val").training["val_data"] == str(val)  # the card says which images
 
     argv = ["finetune", "--model", "base", "--data", str(folder), "--steps", "2", "--val-fraction", "0"]
     assert main([*argv, "--scale", "1", "--device", "cpu", "--name", "base-v3"]) == 0
