@@ -252,6 +252,7 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
                 level0(t) if big else np.array(t.data, copy=True),
                 p,
                 big,
+                t.name,
             )
             for model, group in plan.groups.items()
             for p, t in group
@@ -289,8 +290,8 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
         schema = plan.schema
         t0 = time.perf_counter()
         scored: dict[str, tuple[list[str], list[dict], list[str]]] = {m: ([], [], []) for m in plan.groups}
-        error_maps, unmapped, sparse = [], [], []
-        for done, (model, name, pred, truth, pred_layer, big) in enumerate(items):
+        error_maps, unmapped, sparse = [], [], {}  # sparse: per expert mask, however many models scored on it
+        for done, (model, name, pred, truth, pred_layer, big, truth_name) in enumerate(items):
             if cancel.is_set():
                 return None
             yield done, len(items)
@@ -304,7 +305,7 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
                 scores.append(score_image(pred, truth, schema, rows=rows))
                 names.append(name)
                 if not big and (unlabelled := float((truth == IGNORE_INDEX).mean())) >= MOSTLY_UNLABELLED:
-                    sparse.append(f"{name} ({unlabelled:.0%})")
+                    sparse[truth_name] = f"{truth_name} ({unlabelled:.0%})"
                 if want_errors and big:
                     unmapped.append(name)
                 elif want_errors:
@@ -324,7 +325,7 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
             )
             for k, (model, (names, scores, errors)) in enumerate(scored.items())
         ]
-        return reports, error_maps, unmapped, sparse
+        return reports, error_maps, unmapped, list(sparse.values())
 
     def _on_progress(self, step: tuple[int, int]) -> None:
         done, total = step

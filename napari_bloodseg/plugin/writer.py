@@ -103,6 +103,8 @@ def protected_files(layers: Iterable[tuple[str, Any]]) -> dict[Path, str]:
     out: dict[Path, str] = {}
     folders: set[Path] = set()
     for name, info in layers:
+        if not isinstance(info, dict):  # a layer napari or another plugin opened: nothing of ours to protect
+            continue
         files = _files_of(name, info)
         out.update({p: what for p, what in files.items() if p not in out})
         image = info.get("image_path") or (info.get("path") if info.get("role") == "image" else None)

@@ -206,19 +206,24 @@ def test_unlabelled_pixels_are_left_out_grey_levels_read_and_bad_values_named(vi
 def test_a_mostly_unlabelled_mask_is_scored_with_a_warning(viewer, dock, wait_idle, notes):
     """A mask painted on a clear layer (background left unlabelled) scores only what was painted: as with
     `bloodseg evaluate`, the widget says so instead of showing a perfect score without a word."""
+    from napari_bloodseg.plugin.layers import schema_layer_kwargs
     from napari_bloodseg.schemas import IGNORE_INDEX
 
-    ((name, _, truth),) = _add_pairs(viewer, n=1)
+    ((name, pred, truth),) = _add_pairs(viewer, n=1)
     mask = viewer.layers[name.replace(" [net]", " mask")]
     mask.data = np.where(truth == 0, IGNORE_INDEX, truth).astype(mask.data.dtype)
+    other = schema_layer_kwargs("wbc", "img0 [other]", role="prediction", source="img0", model="other")
+    viewer.add_labels(pred.copy(), **other)  # a second model on the same mask: one mask to warn about, not two
     share = float((truth == 0).mean())
     assert share >= 0.5  # the fixture's cell leaves most of the crop background
     widget = dock("Evaluate")
     widget.evaluate()
     wait_idle(widget)
-    assert widget.report["n_images"] == 1  # still scored, on the labelled pixels
+    assert [r["n_images"] for r in widget.reports] == [1, 1]  # still scored, on the labelled pixels
     assert "mostly unlabelled" in widget.status.text()
-    assert any("mostly unlabelled" in msg and f"{name} ({share:.0%})" in msg for msg in notes.warnings)
+    assert any(
+        "1 expert mask(s) mostly unlabelled" in msg and f"{mask.name} ({share:.0%})" in msg for msg in notes.warnings
+    )
 
 
 def test_segment_correct_evaluate_export_round_trip(viewer, dock, wait_idle, tmp_path):

@@ -168,6 +168,8 @@ def test_overwrite_never_replaces_the_source_image_or_an_expert_mask(viewer, doc
     _prediction(viewer, labels, work / "field.png")
     _prediction(viewer, labels, work / "002.bmp")
     _prediction(viewer, labels, work / "003.bmp")  # its image is gone: 003.png is free to write
+    viewer.add_image(np.zeros((8, 8)), name="plain")  # layers without bloodseg metadata: an AttributeError before
+    viewer.add_points([[1, 1]], name="marks")
     widget = dock("Export masks")
     widget.folder_edit.setText(str(work))
     widget.overwrite_check.setChecked(True)
