@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.data.is_dir():
         raise UsageError(f"{args.data}: not a folder")
     before_run = _user_cards()
+    info = None
     if args.val is not None and args.val.resolve() == args.data.resolve():
         raise UsageError("--val names the --data folder: validation images must not be training images")
     try:
@@ -160,7 +161,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except KeyboardInterrupt as exc:
         # a signal held back while the model's files were renamed into place arrives once they are: then it is saved
-        saved = sorted(_user_cards() - before_run)
+        new = _user_cards() - before_run  # another program may have saved models meanwhile: only this run's name
+        auto = f"{info.name}-ft" if info is not None and args.name is None else None  # the name finetune picks
+        saved = sorted(n for n in new if n == args.name or (auto and n.startswith(auto)))
         done = f"{', '.join(saved)} was saved whole just before" if saved else "nothing saved"
         print(f"bloodseg: {stopped_by(exc)}; {done}, the base model is unchanged", file=sys.stderr)
         return interrupted_status(exc)

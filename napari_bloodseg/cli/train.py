@@ -259,7 +259,7 @@ def _check_out(out: Path, overwrite: bool) -> tuple[Path, Path]:
             check_model_name(name)  # wbc-unet there was hidden by the shipped one; unet shadowed the architecture
         except ValueError as exc:
             raise UsageError(f"--out {out}: {exc}") from None
-        clash = name_clash(weights.parent, name, ignore=name if overwrite else None)
+        clash = name_clash(weights.parent, name)  # the same name is --overwrite's to decide, below
         if clash is not None and clash != name:
             raise UsageError(f"--out {out}: {taken_message(weights.parent, name, clash)}")
     taken = [p for p in (weights, card) if p.exists()]

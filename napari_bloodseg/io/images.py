@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -68,7 +69,12 @@ def _upright(im: Any) -> Any:
 @contextmanager
 def naming_warnings(path: Path) -> Iterator[None]:
     """Pillow's warnings about a file's metadata ("Corrupt EXIF data", "Tag data larger than file") name no file:
-    in a batch of hundreds the user could not tell which one. Re-issued with the path in front."""
+    in a batch of hundreds the user could not tell which one. Re-issued with the path in front, in the main
+    thread only: ``catch_warnings`` swaps process-wide state, and two threads inside it at once could leave a
+    recorder installed for good (every later warning lost); worker threads' warnings stay as Pillow says them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield

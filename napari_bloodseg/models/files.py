@@ -138,8 +138,8 @@ def _card_problem(d: dict[str, Any]) -> str | None:
         return "normalisation std must be above 0"
     if not _is_number(d.get("input_scale", 1.0), low=0, high=MAX_INPUT_SCALE, above=True):
         return f"input_scale must be a number above 0 (at most {MAX_INPUT_SCALE:g}), not {d.get('input_scale')!r}"
-    if d.get("cell_size_px") is not None and not _is_number(d["cell_size_px"], low=0, above=True):
-        return f"cell_size_px must be a number above 0, not {d['cell_size_px']!r}"
+    if d.get("cell_size_px") is not None and not _is_number(d["cell_size_px"], low=0):  # 0: unknown (older cards)
+        return f"cell_size_px must be a number of 0 (unknown) or more, not {d['cell_size_px']!r}"
     if d.get("edge_cell_min_fraction") is not None and not _is_number(d["edge_cell_min_fraction"], low=0, high=1):
         return f"edge_cell_min_fraction must be between 0 and 1, not {d['edge_cell_min_fraction']!r}"
     if d.get("tta_max_pixels") is not None and not (_is_int(d["tta_max_pixels"]) and d["tta_max_pixels"] >= 0):

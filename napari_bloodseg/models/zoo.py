@@ -112,6 +112,8 @@ def find_model(spec: str) -> ModelInfo:
     for info in models:
         if info.name == spec:
             return info
+    if spec in ARCHITECTURES:  # "unet" is the architecture, not an older user model named "Unet"
+        return ModelInfo(spec, "wbc", spec, "untrained", None)
     same_letters = [info for info in models if info.name.casefold() == spec.casefold()]
     if len(same_letters) == 1:
         return same_letters[0]

@@ -657,7 +657,7 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         self.progress.setValue(int(round(1000 * TRAINING_SHARE * min(fraction, 1.0))))
         if step == 1 and not self._cancel.is_set():
             self.status.setText("Training …")
-        if fraction >= 1.0 and not self._cancel.is_set():
+        if step >= total and not self._cancel.is_set():  # a budget-cut run keeps "Training …" to its last step
             self.status.setText("Checking the new model (validation, base-domain guard) …")
 
     def _on_epoch(self, log: Any) -> None:

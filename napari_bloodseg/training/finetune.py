@@ -196,7 +196,12 @@ def base_domain_samples(card: ModelCard, n_replay: int, seed: int = 0) -> tuple[
     return replay, [s for s in samples if s.name in set(val_ids)]
 
 
-def auto_scale(card: ModelCard, samples: list[Sample], model: SegmentationNet | None = None) -> float:
+def auto_scale(
+    card: ModelCard,
+    samples: list[Sample],
+    model: SegmentationNet | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> float:
     """Factor from these images to the network input: it brings their cells to the size the base network works
     at (its card's cell size times its input scale). The base's own input scale when the sizes are unknown or
     within 10 %; e.g. 0.5 for the RBC model on fields like its own, 0.4 for the WBC U-Net on Dataset 2.
@@ -212,7 +217,8 @@ def auto_scale(card: ModelCard, samples: list[Sample], model: SegmentationNet | 
         from ..inference.cell_size import CellSizeError, estimate_batch_cell_size
 
         try:
-            estimate = estimate_batch_cell_size(Predictor(model, card, device="cpu"), [s.image for s in samples])
+            images = [s.image for s in samples]
+            estimate = estimate_batch_cell_size(Predictor(model, card, device="cpu"), images, cancel=cancel)
         except CellSizeError:
             return base
         return float(base * estimate.scale)
@@ -314,6 +320,11 @@ def finetune(
     blank = [s.name for s in train + val if not _labelled(s)]
     if len(blank) < len(train + val):  # with none labelled at all, check_samples refuses below with its message
         train, val = [s for s in train if _labelled(s)], [s for s in val if _labelled(s)]
+        if not train:
+            raise FinetuneError(
+                f"every training image is wholly unlabelled ({', '.join(blank[:5])}{' …' if len(blank) > 5 else ''}):"
+                " only the validation part has labels; correct some of the training images"
+            )
     else:
         blank = []
     if name is not None:  # refused before any training time is spent (and checked again before saving)
@@ -330,7 +341,7 @@ def finetune(
     check_samples(train + val, shared_model.num_classes)
     model = copy.deepcopy(shared_model)  # the cached base stays untouched
     # the data go to the network at ``factor`` (base input scale included): "auto" matches cell sizes
-    factor = auto_scale(base_card, train + val, shared_model) if scale == "auto" else float(scale)
+    factor = auto_scale(base_card, train + val, shared_model, cancel) if scale == "auto" else float(scale)
     if not 0 < factor <= MAX_INPUT_SCALE:  # also NaN and inf
         raise FinetuneError(f"scale must be 'auto' or a factor above 0 and at most {MAX_INPUT_SCALE:g}, not {scale!r}")
     largest = max(s.image.shape[0] * s.image.shape[1] for s in train + val) * factor**2

@@ -96,7 +96,8 @@ def train_model(
         config=model.config,
         schema=sch.name,
         normalisation=dict(DEFAULT_NORMALISATION),
-        cell_size_px=round(typical_cell_size(samples) / input_scale, 1),
+        # None when no whole cell could be measured (cells painted on a clear layer all touch unlabelled pixels)
+        cell_size_px=round(size / input_scale, 1) if (size := typical_cell_size(samples)) else None,
         input_scale=input_scale,
         edge_cell_min_fraction=edge_cell_min_fraction,
         tta_max_pixels=tta_max_pixels,

@@ -566,3 +566,10 @@ def test_finetune_says_when_the_guard_could_not_check_the_base_domain(folder, tm
     assert re.search(r"epoch 1: loss \d\.\d{4}, validation mean Dice \d\.\d{4}", err)  # not the loss alone
     assert main([*argv, "--scale", "1", "--device", "cpu", "--name", "h", "--no-guard"]) == 0
     assert "could not check" not in capsys.readouterr().err
+
+
+def test_overwrite_does_not_make_a_second_model_differing_only_in_case(folder, tmp_model_dir, constant_model, capsys):
+    constant_model(tmp_model_dir, "mynet", "wbc", 1)
+    argv = ["train", "--model", "unet", "--data", str(folder), "--out", str(tmp_model_dir / "MyNet"), "--overwrite"]
+    assert main(argv) == 2
+    assert "'mynet' exists already and 'MyNet' differs from it only in case" in capsys.readouterr().err

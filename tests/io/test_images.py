@@ -194,6 +194,24 @@ def test_a_broken_exif_block_is_read_and_its_warning_names_the_file(tmp_path, rg
     assert any("larger than file" in str(w.message) for w in caught)
 
 
+def test_reading_in_worker_threads_leaves_the_warnings_machinery_as_it_was(tmp_path, rgb8):
+    """catch_warnings swaps process-wide state: two threads inside it at once left a recorder installed for good,
+    and every later warning (napari's notifications too) went nowhere."""
+    import threading
+    import warnings
+
+    Image.fromarray(rgb8).save(tmp_path / "a.jpg")
+    shown, filters = warnings.showwarning, list(warnings.filters)
+    threads = [threading.Thread(target=lambda: [read_image(tmp_path / "a.jpg") for _ in range(50)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for _ in range(50):
+        read_image(tmp_path / "a.jpg")
+    for t in threads:
+        t.join()
+    assert warnings.showwarning is shown and warnings.filters == filters
+
+
 def test_float_data_slightly_over_one_is_read_as_0_to_1(tmp_path, rng):
     a = rng.random((16, 16, 3), dtype=np.float32) * 0.8
     a[0, 0, 0] = 1.02  # one overshooting pixel made the whole image 0..255 data, i.e. black

@@ -144,7 +144,7 @@ def test_bad_cards(trained_like, text, message):
         ({"input_scale": "0.5"}, "input_scale must be a number above 0"),
         ({"normalisation": {"mean": [0.5], "std": [0.25]}}, "a number per input channel"),
         ({"normalisation": {"mean": [0.5] * 3, "std": [0.25, 0.0, 0.25]}}, "std must be above 0"),
-        ({"cell_size_px": -80}, "cell_size_px must be a number above 0"),
+        ({"cell_size_px": -80}, "cell_size_px must be a number of 0"),
         ({"edge_cell_min_fraction": 7}, "edge_cell_min_fraction must be between 0 and 1"),
         ({"tta_max_pixels": 1.5}, "tta_max_pixels must be a whole number"),
         ({"training": []}, "training must be a mapping"),

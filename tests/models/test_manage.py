@@ -234,3 +234,12 @@ def test_a_user_model_named_by_its_path_can_be_deleted(user_model, tmp_model_dir
     """It said "not a model in the user model folder" of a model in that folder."""
     delete_model(str(user_model) + ".safetensors")
     assert not any(tmp_model_dir.iterdir())
+
+
+def test_an_architecture_name_is_the_architecture_even_beside_an_older_model_named_like_it(tmp_model_dir):
+    """A user model "Unet" made before such names were refused must not take over --model unet."""
+    from napari_bloodseg.models.zoo import find_model
+
+    m = build_model("unet", num_classes=3, width=4)
+    save_model(m, ModelCard(name="Unet", config=m.config, schema="wbc"), tmp_model_dir / "Unet")
+    assert find_model("unet").source == "untrained" and find_model("Unet").source == "user"

@@ -90,6 +90,13 @@ def test_a_wholly_unlabelled_image_is_left_out_and_named(base_model, wbc_samples
     assert res.card.training["base_version"] == "1" and len(res.card.training["base_weights_sha256"]) == 64
 
 
+def test_a_training_part_with_no_labelled_pixel_is_refused_before_any_work(base_model, wbc_samples):
+    """It failed late (after the base's scores) with a bare "no training images"."""
+    blank = [Sample(s.name, s.image, np.full_like(s.labels, 255)) for s in wbc_samples[:3]]
+    with pytest.raises(FinetuneError, match="every training image is wholly unlabelled"):
+        finetune("base", blank, wbc_samples[3:5], name="none", cfg=CFG, scale=1.0)
+
+
 def test_partial_labels_train_only_where_annotated(base_model, wbc_samples, monkeypatch):
     # the unlabelled half must reach the loss as IGNORE_INDEX (which the loss skips: test_losses.py), not be
     # clamped, resized or cast into a class on the way through scaling, cropping and rotation

@@ -34,6 +34,23 @@ def test_train_model_saves_best_checkpoint_with_a_full_card(wbc_folder, tmp_path
     assert data["cell_size_px"] > 10
 
 
+def test_cells_painted_on_a_clear_layer_train_a_model_that_loads(wbc_folder, tmp_path):
+    """Every cell touches unlabelled pixels, so no cell size is measured: the card said 0.0, which the card check
+    then refused (the model saved and never loaded)."""
+    import numpy as np
+
+    from napari_bloodseg.io import read_mask, write_mask
+    from napari_bloodseg.schemas import IGNORE_INDEX
+
+    for mask in sorted(wbc_folder.glob("*.png")):
+        labels, _ = read_mask(mask)
+        write_mask(mask, np.where(labels == 0, IGNORE_INDEX, labels), "wbc", overwrite=True)
+    cfg = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, patch_size=48, seed=0, device="cpu")
+    card, _ = train_model(wbc_folder, tmp_path / "m", architecture="unet", width=4, depth=3, cfg=cfg)
+    assert card.cell_size_px is None
+    assert load_model(tmp_path / "m")[1].cell_size_px is None
+
+
 def test_interrupt_keeps_the_last_best_model_file_intact(wbc_folder, tmp_path, monkeypatch):
     """Ctrl-C in epoch 2: the best model so far (epoch 1), saved as training went, is on disk whole and loads."""
     from napari_bloodseg.training import train as train_mod
