@@ -99,13 +99,14 @@ def _place(tmp: Path, target: Path, *, overwrite: bool) -> None:
     if overwrite:
         os.replace(tmp, target)
         return
+    taken = FileExistsError(f"{target} was created by another program meanwhile; nothing was replaced")
     try:
         os.link(tmp, target)
     except FileExistsError:
-        raise FileExistsError(f"{target} was created by another program meanwhile; nothing was replaced") from None
+        raise taken from None
     except OSError:  # no hard links here (FAT, some network disks)
         if target.exists():
-            raise FileExistsError(f"{target} was created by another program meanwhile; nothing was replaced") from None
+            raise taken from None
         os.replace(tmp, target)
         return
     tmp.unlink()
