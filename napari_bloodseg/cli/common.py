@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..inference.defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
-from ..inference.device import DEVICE_CHOICES
+from ..inference.device import DEVICE_CHOICES, DeviceUnavailable
 from ..inference.edge_cells import check_min_fraction
 
 
@@ -20,6 +20,14 @@ class UsageError(Exception):
 
 def error(msg: str) -> None:
     print(f"bloodseg: error: {msg}", file=sys.stderr)
+
+
+def usage_error(exc: Exception) -> UsageError:
+    """``exc`` as a one-line usage error. A device this machine lacks gets the command line's advice here: the
+    core's message names no front end's option, as the widgets have a Device choice instead."""
+    if isinstance(exc, DeviceUnavailable):
+        return UsageError(f"{exc} (use --device auto or cpu)")
+    return UsageError(str(exc))
 
 
 def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -231,7 +239,7 @@ def make_predictor(args: argparse.Namespace, model, card):
             log=lambda m: print(f"bloodseg: {m}", file=sys.stderr),
         )
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise usage_error(exc) from None
 
 
 #: a --scale beyond this factor either way is more likely a typo (0.04 for 0.4) than real data: said, not refused

@@ -17,6 +17,7 @@ from .common import (
     positive_int_arg,
     stopped_by,
     training_speed_note,
+    usage_error,
 )
 
 
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
             on_epoch=_print_epoch,
         )
     except (FinetuneError, ModelFileError, ValueError, OSError) as exc:  # OSError: e.g. the disk filled up
-        raise UsageError(str(exc)) from None
+        raise usage_error(exc) from None
     except KeyboardInterrupt as exc:
         # a signal held back while the model's files were renamed into place arrives once they are: then it is saved
         new = _user_cards() - before_run  # another program may have saved models meanwhile: only this run's name

@@ -18,6 +18,7 @@ from .common import (
     positive_int_arg,
     stopped_by,
     training_speed_note,
+    usage_error,
 )
 
 
@@ -207,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:  # OSError: the disk filled up or went away while saving
         bar.leave = False  # a refusal before the first epoch: wipe the empty bar, leave only the message
         bar.close()
-        raise UsageError(str(exc)) from None
+        raise usage_error(exc) from None
     bar.close()
     validated = (
         f"best epoch {result.best_epoch}/{len(result.history)}, val mean Dice {result.best_score:.4f}"

@@ -11,6 +11,19 @@ if TYPE_CHECKING:
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
+class DeviceUnavailable(ValueError):
+    """An explicit device that this machine does not have. The message says what is missing, not what to do about
+    it: each front end adds its own advice (the CLI's ``--device``, a widget's Device choice)."""
+
+    def __init__(self, device: str, message: str) -> None:
+        super().__init__(message)
+        #: the device asked for, as given (``"cuda:1"``)
+        self.device = device
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return type(self), (self.device, str(self))  # pickles (a worker process's error) with both arguments
+
+
 def mps_available() -> bool:
     import torch
 
@@ -43,9 +56,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if kind not in DEVICE_CHOICES:
         raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICE_CHOICES)}")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for, but PyTorch sees no CUDA GPU (use --device auto or cpu)")
+        raise DeviceUnavailable(name, f"device {name!r} asked for, but PyTorch sees no CUDA GPU")
     if kind == "mps" and not mps_available():
-        raise ValueError("device 'mps' asked for, but Apple MPS is not available (use --device auto or cpu)")
+        raise DeviceUnavailable(name, f"device {name!r} asked for, but Apple MPS is not available")
     return torch.device(name)
 
 

@@ -46,6 +46,7 @@ from qtpy.QtWidgets import (
 
 from ..inference.defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, MIN_TILE_SIZE
 from .background import BackgroundRun
+from .devices import failure_message
 from .layers import META_KEY, find_layer, image_file, image_rgb, is_lazy, meta, schema_layer_kwargs
 from .model_choices import ModelChoice, default_choice, image_kind, model_choices, weights_stamp
 from .model_events import gone_message, model_events
@@ -563,9 +564,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         except Cancelled:
             return
         except (ValueError, ModelFileError, OSError, MemoryError) as exc:
-            message = f"{type(exc).__name__}: {exc}" if isinstance(exc, MemoryError) else str(exc)
-            # the core's advice names the command line's option; here it is the Device choice
-            yield _Failure(message.replace("use --device auto or cpu", "choose auto or cpu in Device"))
+            yield _Failure(failure_message(exc))
 
     def estimate_cell_size(self) -> Any:
         """Fill *Cell size* with the diameter measured on the chosen images, in a worker; returns the worker (None
@@ -620,7 +619,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         except Cancelled:
             return None
         except (ValueError, ModelFileError, OSError, MemoryError) as exc:  # CellSizeError is a ValueError
-            return _Failure(f"{what}: {exc}")
+            return _Failure(f"{what}: {failure_message(exc)}")
         return what, est
 
     def _on_estimated(self, result: Any) -> None:

@@ -573,3 +573,23 @@ def test_overwrite_does_not_make_a_second_model_differing_only_in_case(folder, t
     argv = ["train", "--model", "unet", "--data", str(folder), "--out", str(tmp_model_dir / "MyNet"), "--overwrite"]
     assert main(argv) == 2
     assert "'mynet' exists already and 'MyNet' differs from it only in case" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "finetune"])
+def test_an_absent_device_is_one_line_naming_the_device_option(
+    folder, tmp_path, tmp_model_dir, constant_model, monkeypatch, capsys, clean_error, command
+):
+    """The core's message names no front end; the command line's advice names --device (the widgets' names their
+    Device choice)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    if command == "train":
+        argv = ["train", "--model", "unet", "--data", str(folder), *TINY, "--out", str(tmp_path / "m")]
+    else:
+        constant_model(tmp_model_dir, "base", "wbc", 1)
+        argv = ["finetune", "--model", "base", "--data", str(folder), "--steps", "1", "--batch-size", "2"]
+        argv += ["--scale", "1", "--name", "x", "--device", "cpu"]
+    assert main([*argv, "--device", "cuda"]) == 2  # the last --device wins
+    clean_error(capsys.readouterr().err, "'cuda' asked for, but PyTorch sees no CUDA GPU (use --device auto or cpu)")
+    assert not (tmp_path / "m.safetensors").exists() and not (tmp_model_dir / "x.safetensors").exists()

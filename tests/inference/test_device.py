@@ -38,8 +38,19 @@ def test_auto_prefers_cuda_then_mps(monkeypatch):
 
 @pytest.mark.parametrize(("name", "message"), [("cuda", "no CUDA GPU"), ("cuda:1", "no CUDA GPU"), ("mps", "MPS")])
 def test_explicit_accelerator_that_is_absent(no_accelerators, name, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(device_mod.DeviceUnavailable, match=message) as caught:
         resolve_device(name)
+    assert isinstance(caught.value, ValueError)  # callers that catch bad input as ValueError still do
+    assert caught.value.device == name
+    # front-end neutral: the CLI adds "--device", the widgets their Device choice
+    assert "--device" not in str(caught.value) and "Device" not in str(caught.value)
+
+
+def test_device_unavailable_pickles_with_its_device():
+    import pickle
+
+    exc = pickle.loads(pickle.dumps(device_mod.DeviceUnavailable("mps", "no MPS here")))
+    assert (exc.device, str(exc)) == ("mps", "no MPS here")
 
 
 def test_explicit_cpu_and_device_objects(no_accelerators):

@@ -269,11 +269,10 @@ def test_event_loop_keeps_turning_during_a_slow_run(viewer, dock, wait_idle, qtb
     assert gaps.max() < 0.5, f"event loop stalled for {gaps.max():.2f} s"
 
 
-def test_unavailable_device_is_a_notification_not_a_layer(viewer, dock, wait_idle, notes, wbc_pair):
+def test_unavailable_device_is_a_notification_not_a_layer(viewer, dock, wait_idle, notes, wbc_pair, monkeypatch):
     import torch
 
-    if torch.cuda.is_available():
-        pytest.skip("needs a machine without CUDA")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     viewer.add_image(wbc_pair[0], name="cell", rgb=True)
     widget = dock("Segment")
     widget.set_model("unet")
@@ -283,8 +282,11 @@ def test_unavailable_device_is_a_notification_not_a_layer(viewer, dock, wait_idl
     assert widget.last_status == "error"
     assert any("cuda" in msg for msg in notes.errors)
     # the advice names the widget's Device choice, not the command line's --device
-    assert "choose auto or cpu in Device" in notes.errors[-1] and "--device" not in notes.errors[-1]
+    assert "no CUDA GPU: choose auto or cpu in Device" in notes.errors[-1] and "--device" not in notes.errors[-1]
     assert [layer.name for layer in viewer.layers] == ["cell"]
+    widget.estimate_cell_size()  # Estimate on that device says the same
+    wait_idle(widget)
+    assert "no CUDA GPU: choose auto or cpu in Device" in notes.errors[-1] and "--device" not in notes.errors[-1]
 
 
 def test_nothing_to_segment_or_not_2d(viewer, dock, notes):
