@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from ..cancellation import Cancelled
     from .device import DEVICE_CHOICES, available_devices, describe, resolve_device
-    from .predict import Cancelled, Prediction, Predictor, resize_image, segment
+    from .predict import Prediction, Predictor, resize_image, segment
     from .tiling import sliding_window, tile_starts
 
 _EXPORTS = {
@@ -20,7 +21,7 @@ _EXPORTS = {
     "available_devices": ".device",
     "describe": ".device",
     "resolve_device": ".device",
-    "Cancelled": ".predict",
+    "Cancelled": "..cancellation",
     "Prediction": ".predict",
     "Predictor": ".predict",
     "resize_image": ".predict",

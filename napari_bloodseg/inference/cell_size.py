@@ -103,7 +103,7 @@ def estimate_cell_size(
     ``progress(done, total)`` is called after each of the ``len(scales)`` passes; ``cancel()`` stops between
     passes (raises :class:`~napari_bloodseg.inference.Cancelled`).
     """
-    from .predict import Cancelled
+    from ..cancellation import Cancelled
 
     card = predictor.card
     trained = card.cell_size_px if card is not None else None

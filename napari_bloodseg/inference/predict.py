@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..cancellation import Cancelled
 from ..models import ModelCard, SegmentationNet
 from ..schemas import LabelSchema
 from .defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, check_tiling
@@ -30,10 +31,6 @@ TTA_BATCH_MAX_VALUES = 8 * 3 * TTA_AUTO_MAX_PIXELS
 
 #: on a GPU out-of-memory the tile is halved while it stays at least this big; below, the run moves to the CPU
 MIN_OOM_TILE = 128
-
-
-class Cancelled(RuntimeError):
-    """Raised inside a run when its ``cancel`` callback says stop; nothing partial is returned."""
 
 
 @dataclass
