@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import BinaryIO
 
 import numpy as np
@@ -25,15 +25,27 @@ def _chunk(f: BinaryIO, kind: bytes, data: bytes) -> None:
     f.write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
 
 
-def write_png_bands(f: BinaryIO, shape: tuple[int, int], bands: Iterator[np.ndarray], *, alpha: bool) -> None:
+def write_png_bands(
+    f: BinaryIO,
+    shape: tuple[int, int],
+    bands: Iterator[np.ndarray],
+    *,
+    alpha: bool,
+    text: Mapping[str, str] | None = None,
+) -> None:
     """Write a PNG of ``shape`` (H, W) to the open binary file ``f`` from ``bands``: uint8 arrays of whole rows,
-    (rows, W) grey or, with ``alpha``, (rows, W, 2) grey + alpha, top to bottom, covering all H rows."""
+    (rows, W) grey or, with ``alpha``, (rows, W, 2) grey + alpha, top to bottom, covering all H rows. ``text``
+    goes into tEXt chunks (Latin-1 keys of 1-79 characters), which PIL reads back into ``Image.info``."""
     h, w = int(shape[0]), int(shape[1])
     if not (0 < h < 2**31 and 0 < w < 2**31):
         raise ValueError(f"a PNG is 1 to 2**31 - 1 pixels on a side, not {w} x {h}")
     channels = 2 if alpha else 1
     f.write(PNG_SIGNATURE)
     _chunk(f, b"IHDR", struct.pack(">IIBBBBB", w, h, 8, _GREY_ALPHA if alpha else _GREY, 0, 0, 0))
+    for key, value in (text or {}).items():
+        if not 1 <= len(key) <= 79:
+            raise ValueError(f"a PNG text key is 1 to 79 characters, not {key!r}")
+        _chunk(f, b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1"))
     packer = zlib.compressobj(6)
     pending: list[bytes] = []
     size = 0

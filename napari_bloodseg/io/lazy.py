@@ -261,9 +261,12 @@ class RGBView:
         return out.astype(dtype) if dtype is not None else out
 
 
-def open_label_output(path: str | Path, shape: tuple[int, int], *, overwrite: bool = False) -> Any:
+def open_label_output(path: str | Path, shape: tuple[int, int], *, overwrite: bool = False, schema: Any = None) -> Any:
     """Create an (H, W) uint8 label array on disk: ``.tif``/``.tiff`` (uncompressed, memory-mapped), ``.npy``
-    (memory-mapped) or ``.zarr`` (chunked). Memory maps are flushed by :func:`close_output` (or when freed)."""
+    (memory-mapped) or ``.zarr`` (chunked). Memory maps are flushed by :func:`close_output` (or when freed).
+
+    With ``schema`` a TIFF records it as :func:`~napari_bloodseg.io.masks.write_mask` does, so the mask reopens
+    in its schema (grey 0/255 alone is nucleus in WBC and cell in RBC)."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
@@ -274,7 +277,8 @@ def open_label_output(path: str | Path, shape: tuple[int, int], *, overwrite: bo
 
         if path.exists():
             path.unlink()
-        out = tifffile.memmap(path, shape=(h, w), dtype=np.uint8, photometric="minisblack")
+        marked = {} if schema is None else {"description": _schema_description(schema), "metadata": None}
+        out = tifffile.memmap(path, shape=(h, w), dtype=np.uint8, photometric="minisblack", **marked)
         return _reserve(path, out)
     if suffix == ".npy":
         return _reserve(path, np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(h, w)))
@@ -283,6 +287,15 @@ def open_label_output(path: str | Path, shape: tuple[int, int], *, overwrite: bo
 
         return zarr.open_array(str(path), mode="w", shape=(h, w), dtype=np.uint8, chunks=(512, min(w, 4096)))
     raise ValueError(f"{path}: label output must be .tif, .tiff, .npy or .zarr")
+
+
+def _schema_description(schema: Any) -> str:
+    import json
+
+    from ..schemas import get_schema
+    from .masks import SCHEMA_KEY
+
+    return json.dumps({SCHEMA_KEY: get_schema(schema).name})
 
 
 def _reserve(path: Path, out: Any) -> Any:
@@ -333,12 +346,27 @@ class _GreyLevels:
         return self.schema.from_disk(np.asarray(self.out[key]))
 
 
-def write_mask_banded(path: str | Path, labels: Any, schema: Any, *, overwrite: bool = False, rows: int = 1024) -> Path:
+def write_mask_banded(
+    path: str | Path,
+    labels: Any,
+    schema: Any,
+    *,
+    overwrite: bool = False,
+    rows: int = 1024,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Path:
     """Write an (H, W) label array-like (memmap, zarr, dask) as ``schema``'s grey-level mask, ``rows`` rows at a
     time, atomically: the labels are never copied whole (:func:`~napari_bloodseg.io.masks.write_mask` needs them
     in memory). A ``.tif`` is uncompressed, like ``bloodseg predict --stream`` masks; a ``.png`` is compressed
-    (:mod:`.banded_png`) and keeps unlabelled (255) pixels as transparent, as ``write_mask`` does. Other values
-    that are not classes of the schema are refused, and so is 255 in a TIFF; nothing is left behind then."""
+    (:mod:`.banded_png`) and keeps unlabelled (255) pixels as transparent, as ``write_mask`` does. Both record the
+    schema, as ``write_mask`` does. Other values that are not classes of the schema are refused, and so is 255 in
+    a TIFF; nothing is left behind then.
+
+    ``progress(done, total)`` is called after each band (a PNG reads the labels twice: ``total`` counts both
+    passes); when ``cancel()`` says stop, :class:`~napari_bloodseg.cancellation.Cancelled` is raised and no file
+    is left (an earlier file at ``path`` stays as it was)."""
+    from ..cancellation import stop_if_cancelled
     from ..schemas import IGNORE_INDEX, get_schema
     from .atomic import atomic_path
 
@@ -349,6 +377,9 @@ def write_mask_banded(path: str | Path, labels: Any, schema: Any, *, overwrite: 
     if len(labels.shape) != 2:
         raise ValueError(f"labels must be 2-D, got shape {tuple(labels.shape)}")
     allowed = [*range(sch.num_classes), IGNORE_INDEX] if suffix == ".png" else list(range(sch.num_classes))
+    starts = range(0, labels.shape[0], rows)
+    total = len(starts) * (2 if suffix == ".png" else 1)
+    done = 0
 
     def checked(band: np.ndarray) -> np.ndarray:
         if band.size and (band.min() < 0 or band.max() >= sch.num_classes) and not np.isin(band, allowed).all():
@@ -357,27 +388,34 @@ def write_mask_banded(path: str | Path, labels: Any, schema: Any, *, overwrite: 
         return band
 
     def bands():
-        for y in range(0, labels.shape[0], rows):
-            yield checked(np.asarray(labels[y : y + rows]))
+        nonlocal done
+        for y in starts:
+            stop_if_cancelled(cancel, f"writing {path.name}")
+            band = checked(np.asarray(labels[y : y + rows]))
+            yield band
+            done += 1
+            if progress is not None:
+                progress(done, total)
 
     with atomic_path(path, overwrite=overwrite) as tmp:
         if suffix == ".png":
             from .banded_png import write_png_bands
-            from .masks import mask_pixels
+            from .masks import SCHEMA_KEY, mask_pixels
 
             # one reading pass first: refuse bad values before writing, and know whether an alpha channel is needed
-            alpha = any(bool((band == IGNORE_INDEX).any()) for band in bands())
+            alpha = any([bool((band == IGNORE_INDEX).any()) for band in bands()])
             pixels = (mask_pixels(band, sch, alpha=alpha) for band in bands())
             with open(tmp, "wb") as f:
-                write_png_bands(f, labels.shape, pixels, alpha=alpha)
-            return path
-        out = open_label_output(tmp, labels.shape, overwrite=True)
-        try:
-            levels = _GreyLevels(out, sch)
-            for y, band in zip(range(0, labels.shape[0], rows), bands(), strict=True):
-                levels[y : y + rows] = band
-        finally:
-            close_output(out)
+                write_png_bands(f, labels.shape, pixels, alpha=alpha, text={SCHEMA_KEY: sch.name})
+        else:
+            out = open_label_output(tmp, labels.shape, overwrite=True, schema=sch)
+            try:
+                levels = _GreyLevels(out, sch)
+                for y, band in zip(starts, bands(), strict=True):
+                    levels[y : y + rows] = band
+            finally:
+                close_output(out)
+        stop_if_cancelled(cancel, f"writing {path.name}")  # a Cancel during the last band: nothing is placed
     return path
 
 
@@ -407,7 +445,7 @@ def predict_file(
     dst = Path(dst)
 
     def run(path: Path, overwrite: bool):
-        out = open_label_output(path, image.shape[:2], overwrite=overwrite)
+        out = open_label_output(path, image.shape[:2], overwrite=overwrite, schema=schema)
         try:
             target = _GreyLevels(out, schema) if schema is not None else out
             pred = predictor.predict(image, scale=scale, out=target, progress=progress, cancel=cancel)

@@ -89,6 +89,51 @@ def test_refusals_leave_nothing(tmp_path, labels):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_banded_masks_record_their_schema(tmp_path, suffix):
+    """A WBC correction with nucleus and no cytoplasm is grey 0/255, as an RBC mask is: the file must say WBC, as
+    ``write_mask``'s do, or it reopens as red cells (and its nucleus becomes cytoplasm when switched back)."""
+    from napari_bloodseg.io.masks import stored_schema
+
+    nucleus_only = np.zeros((30, 20), np.uint8)
+    nucleus_only[5:15, 5:15] = 2
+    out = write_mask_banded(tmp_path / f"m{suffix}", nucleus_only, "wbc", rows=8)
+    assert stored_schema(out) == "wbc"
+    labels, schema = read_mask(out)
+    assert schema.name == "wbc"
+    np.testing.assert_array_equal(labels, nucleus_only)
+
+
+def test_predict_stream_labels_in_grey_levels_record_their_schema(tmp_path):
+    from napari_bloodseg.io.masks import stored_schema
+
+    out = open_label_output(tmp_path / "pred.tif", (10, 10), schema="wbc")
+    out[:] = 255
+    del out
+    assert stored_schema(tmp_path / "pred.tif") == "wbc"
+    assert stored_schema(open_label_output(tmp_path / "plain.tif", (4, 4)).filename) is None  # label values: no mark
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_banded_writing_reports_progress_and_a_cancel_leaves_the_old_file(tmp_path, labels, suffix):
+    from napari_bloodseg.cancellation import Cancelled
+
+    steps: list[tuple[int, int]] = []
+    target = write_mask_banded(tmp_path / f"m{suffix}", labels, "wbc", rows=10, progress=lambda *a: steps.append(a))
+    passes = 2 if suffix == ".png" else 1  # a PNG reads the labels once to check them, once to write
+    assert steps == [(k, 6 * passes) for k in range(1, 6 * passes + 1)]
+    before = target.read_bytes()
+    asked = []
+
+    def cancel() -> bool:
+        asked.append(1)
+        return len(asked) > 3
+
+    with pytest.raises(Cancelled, match=f"writing m{suffix} cancelled"):
+        write_mask_banded(target, np.zeros_like(labels), "wbc", rows=10, overwrite=True, cancel=cancel)
+    assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
 def test_a_part_of_the_file_that_cannot_be_read_names_the_file():
     import zlib
 
