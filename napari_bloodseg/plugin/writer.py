@@ -5,8 +5,8 @@ through :func:`napari_bloodseg.io.write_mask`. napari's Save dialog has already 
 the npe2 writer overwrites; the batch export never replaces a file unless asked to.
 
 Labels read from disk and too big to copy (a big image segmented by the Segment widget, backed by a memory map)
-are written as TIFF band by band (:func:`napari_bloodseg.io.lazy.write_mask_banded`); as PNG they are refused
-with a message, since a PNG is encoded from the whole image in memory.
+are written as PNG or TIFF band by band (:func:`napari_bloodseg.io.lazy.write_mask_banded`); other formats are
+refused with a message, since their encoders need the whole image in memory.
 
 Neither ever writes over a file a layer came from (:func:`protected_files`), whatever was ticked or confirmed:
 the image a prediction was made from, an expert mask that was opened, or the expert masks beside those images,
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,7 +49,16 @@ def _plane(data: Any, name: str) -> np.ndarray:
     return arr
 
 
-def _write_big(path: str | Path, data: Any, schema: str | None, name: str, *, overwrite: bool) -> Path:
+def _write_big(
+    path: str | Path,
+    data: Any,
+    schema: str | None,
+    name: str,
+    *,
+    overwrite: bool,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Path:
     """Labels too big to copy: a PNG or TIFF written band by band, or a clear refusal."""
     from ..io.lazy import write_mask_banded
 
@@ -62,7 +71,7 @@ def _write_big(path: str | Path, data: Any, schema: str | None, name: str, *, ov
     if not schema:
         raise ValueError(f"{name}: no schema recorded for these {w} x {h} labels (it is not guessed from disk)")
     try:
-        return write_mask_banded(path, data, schema, overwrite=overwrite)
+        return write_mask_banded(path, data, schema, overwrite=overwrite, progress=progress, cancel=cancel)
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from None
 
@@ -167,6 +176,23 @@ class ExportResult:
     skipped: list[Path] = field(default_factory=list)  # existed, overwrite not asked for
     failed: list[str] = field(default_factory=list)  # "layer: reason"
     refused: list[str] = field(default_factory=list)  # "file is <what>": a file a layer came from, never replaced
+    cancelled: list[Path] = field(default_factory=list)  # not written because the export was cancelled
+
+
+@dataclass
+class ExportJob:
+    """One layer to write: what :func:`plan_export` read from it on the GUI thread, so the writing can run in a
+    worker while the user goes on editing (an in-memory layer is copied; a disk-backed one is read in bands)."""
+
+    name: str
+    target: Path
+    labels: Any  # a 2-D copy of the layer's labels, or its on-disk array when too big to copy
+    schema: Any  # a LabelSchema; for a disk-backed layer its recorded name, None when none (refused when written)
+    big: bool
+
+    @property
+    def pixels(self) -> int:
+        return int(np.prod(self.labels.shape[:2]))
 
 
 def export_stems(layers: list[Labels]) -> list[str]:
@@ -208,6 +234,87 @@ def _export_tag(layer: Labels, stem: str) -> str:
     return _UNSAFE.sub("_", str(tag)).replace(" ", "_")
 
 
+def plan_export(
+    layers: Iterable[Labels],
+    folder: str | Path,
+    *,
+    suffix: str = ".png",
+    protected: Mapping[Path, str] | None = None,
+) -> tuple[list[ExportJob], ExportResult]:
+    """The files ``layers`` export to (``folder/<source image><suffix>``, :func:`export_stems`), with the data to
+    write; the files in ``protected`` (by default :func:`protected_files` of ``layers``) are refused in the result
+    and get no job. Runs on the GUI thread: it reads the layers."""
+    folder = Path(folder)
+    result = ExportResult()
+    layers = list(layers)
+    if protected is None:
+        protected = protected_files(layer_files(layers))
+    jobs = []
+    for layer, stem in zip(layers, export_stems(layers), strict=True):
+        target = folder / f"{stem}{suffix}"
+        what = protected.get(_real(target))
+        if what:
+            result.refused.append(f"{target.name} is {what}")
+            continue
+        data = _level0(layer.data)
+        try:
+            if too_big_to_load(data):
+                jobs.append(ExportJob(layer.name, target, data, meta(layer).get("schema"), big=True))
+            else:
+                arr = np.array(_plane(data, layer.name))  # a copy: brush strokes during the export do not tear it
+                jobs.append(ExportJob(layer.name, target, arr, layer_schema(layer), big=False))
+        except ValueError as exc:
+            result.failed.append(f"{layer.name}: {exc}")
+    return jobs, result
+
+
+def write_export(
+    jobs: Iterable[ExportJob],
+    result: ExportResult,
+    *,
+    overwrite: bool = False,
+    progress: Callable[[float], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> ExportResult:
+    """Write the planned files into ``result``; an existing file is skipped unless ``overwrite``.
+
+    ``progress(fraction)`` follows the pixels written (big layers band by band). When ``cancel()`` says stop, the
+    file being written is dropped (writes are atomic, so an earlier file there stays as it was), the files written
+    before it are kept, and the rest are listed in ``result.cancelled``."""
+    from ..cancellation import Cancelled
+
+    jobs = list(jobs)
+    total = max(1, sum(job.pixels for job in jobs))
+    done = 0
+    for i, job in enumerate(jobs):
+
+        def band_progress(k: int, n: int, before: int = done, size: int = job.pixels) -> None:
+            if progress is not None:
+                progress((before + size * k / max(n, 1)) / total)
+
+        try:
+            if cancel is not None and cancel():
+                raise Cancelled("export cancelled")
+            if job.big:
+                big = {"overwrite": overwrite, "progress": band_progress, "cancel": cancel}
+                _write_big(job.target, job.labels, job.schema, job.name, **big)
+            else:
+                write_mask(job.target, labels_in_schema(job.labels, job.schema), job.schema, overwrite=overwrite)
+        except Cancelled:
+            result.cancelled.extend(j.target for j in jobs[i:])
+            break
+        except FileExistsError:
+            result.skipped.append(job.target)
+        except (ValueError, OSError) as exc:
+            result.failed.append(f"{job.name}: {exc}")
+        else:
+            result.written.append(job.target)
+        done += job.pixels
+        if progress is not None:
+            progress(done / total)
+    return result
+
+
 def export_layers(
     layers: Iterable[Labels],
     folder: str | Path,
@@ -220,30 +327,8 @@ def export_layers(
 
     Two layers from the same image (two models) get the model name appended so neither hides the other
     (:func:`export_stems`). A file in ``protected`` (by default :func:`protected_files` of ``layers``; the
-    widget passes those of every open layer) is never written, overwrite or not.
+    widget passes those of every open layer) is never written, overwrite or not. The Export widget runs the two
+    halves, :func:`plan_export` and :func:`write_export`, on the GUI thread and in a worker.
     """
-    folder = Path(folder)
-    result = ExportResult()
-    layers = list(layers)
-    if protected is None:
-        protected = protected_files(layer_files(layers))
-    for layer, stem in zip(layers, export_stems(layers), strict=True):
-        target = folder / f"{stem}{suffix}"
-        what = protected.get(_real(target))
-        if what:
-            result.refused.append(f"{target.name} is {what}")
-            continue
-        try:
-            if too_big_to_load(_level0(layer.data)):
-                _write_big(target, _level0(layer.data), meta(layer).get("schema"), layer.name, overwrite=overwrite)
-            else:
-                arr = _plane(layer.data, layer.name)
-                schema = layer_schema(layer)
-                write_mask(target, labels_in_schema(arr, schema), schema, overwrite=overwrite)
-        except FileExistsError:
-            result.skipped.append(target)
-        except (ValueError, OSError) as exc:
-            result.failed.append(f"{layer.name}: {exc}")
-        else:
-            result.written.append(target)
-    return result
+    jobs, result = plan_export(layers, folder, suffix=suffix, protected=protected)
+    return write_export(jobs, result, overwrite=overwrite)

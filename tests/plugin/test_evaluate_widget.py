@@ -259,7 +259,9 @@ def test_segment_correct_evaluate_export_round_trip(viewer, dock, wait_idle, tmp
     assert got["cell"]["jaccard"] >= before
 
     export.folder_edit.setText(str(tmp_path))
-    result = export.export()
+    export.export()
+    wait_idle(export)
+    result = export.last_result
     assert [p.name for p in result.written] == ["synthetic WBC.png"]  # only the corrected layer, named after its image
     ((labels, kwargs, kind),) = read_paths(str(result.written[0]))
     assert kind == "labels"

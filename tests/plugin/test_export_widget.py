@@ -11,7 +11,14 @@ from napari_bloodseg.plugin.reader import read_paths
 from napari_bloodseg.plugin.writer import write_labels
 
 
-def test_batch_export_corrected_only_and_refuses_overwrite(viewer, dock, tmp_path, notes, wbc_pair):
+def _export(widget, wait_idle):
+    """Press Export and wait for its worker: the result the status line reports."""
+    assert widget.export() is not None
+    wait_idle(widget)
+    return widget.last_result
+
+
+def test_batch_export_corrected_only_and_refuses_overwrite(viewer, dock, wait_idle, tmp_path, notes, wbc_pair):
     from napari_bloodseg.plugin.editing import set_corrected
 
     _, labels = wbc_pair
@@ -23,7 +30,7 @@ def test_batch_export_corrected_only_and_refuses_overwrite(viewer, dock, tmp_pat
     widget = dock("Export masks")
     widget.folder_edit.setText(str(tmp_path))
 
-    result = widget.export()
+    result = _export(widget, wait_idle)
     assert sorted(p.name for p in result.written) == ["001.png", "f.png"]
     assert np.asarray(Image.open(tmp_path / "f.png")).max() == 255  # RBC: 0/255
     assert set(np.unique(np.asarray(Image.open(tmp_path / "001.png")))) == {0, 128, 255}
@@ -31,7 +38,7 @@ def test_batch_export_corrected_only_and_refuses_overwrite(viewer, dock, tmp_pat
     # a second export must not replace the files, and must say so
     before = (tmp_path / "001.png").stat().st_mtime_ns
     fixed.data = np.zeros_like(labels)
-    result = widget.export()
+    result = _export(widget, wait_idle)
     assert result.written == [] and sorted(p.name for p in result.skipped) == ["001.png", "f.png"]
     assert any("Overwrite" in msg for msg in notes.warnings)
     assert (tmp_path / "001.png").stat().st_mtime_ns == before
@@ -39,7 +46,7 @@ def test_batch_export_corrected_only_and_refuses_overwrite(viewer, dock, tmp_pat
     widget.overwrite_check.setChecked(True)
     widget.only_corrected.setChecked(False)
     widget.format_combo.setCurrentText(".tif")
-    result = widget.export()
+    result = _export(widget, wait_idle)
     assert sorted(p.name for p in result.written) == ["001.tif", "002.tif", "f.tif"]
     ((data, _, _),) = read_paths(str(tmp_path / "001.tif"))
     assert not data.any()
@@ -59,7 +66,9 @@ def test_a_file_in_place_of_the_folder_is_an_error_not_skipped_files(viewer, doc
     assert widget.status.text().startswith("Not exported:") and afile.read_text() == "x"
 
 
-def test_big_disk_labels_export_in_bands_as_png_or_tif(viewer, dock, tmp_path, notes, lazy_threshold, monkeypatch):
+def test_big_disk_labels_export_in_bands_as_png_or_tif(
+    viewer, dock, wait_idle, tmp_path, notes, lazy_threshold, monkeypatch
+):
     """Labels a big image was segmented into (a memory map) are never copied whole: PNG or TIFF band by band."""
     import napari_bloodseg.plugin.writer as writer
     from napari_bloodseg.io import read_mask
@@ -80,12 +89,12 @@ def test_big_disk_labels_export_in_bands_as_png_or_tif(viewer, dock, tmp_path, n
     widget = dock("Export masks")
     widget.folder_edit.setText(str(out))
 
-    result = widget.export()  # .png by default
+    result = _export(widget, wait_idle)  # .png by default
     assert [p.name for p in result.written] == ["slide.png"] and not result.failed and not notes.errors
     np.testing.assert_array_equal(read_mask(out / "slide.png")[0], labels)
 
     widget.format_combo.setCurrentText(".tif")
-    result = widget.export()
+    result = _export(widget, wait_idle)
     assert [p.name for p in result.written] == ["slide.tif"]
     np.testing.assert_array_equal(read_mask(out / "slide.tif")[0], labels)
 
@@ -158,7 +167,9 @@ def _prediction(viewer, labels, image_file, model="wbc-unet"):
     return layer
 
 
-def test_overwrite_never_replaces_the_source_image_or_an_expert_mask(viewer, dock, tmp_path, notes, wbc_pair):
+def test_overwrite_never_replaces_the_source_image_or_an_expert_mask(
+    viewer, dock, wait_idle, tmp_path, notes, wbc_pair
+):
     """Exported into the folder the images came from, with 'Overwrite': field.png (the image itself) and 002.png
     (the expert mask beside 002.bmp, not even opened) are refused with an error; other files are still written."""
     _, labels = wbc_pair
@@ -174,7 +185,7 @@ def test_overwrite_never_replaces_the_source_image_or_an_expert_mask(viewer, doc
     widget.folder_edit.setText(str(work))
     widget.overwrite_check.setChecked(True)
 
-    result = widget.export()
+    result = _export(widget, wait_idle)
     assert {p.read_bytes() for p in work.iterdir() if p.name in before} == set(before.values())
     assert [p.name for p in result.written] == ["003.png"]
     assert len(result.refused) == 2
@@ -184,7 +195,7 @@ def test_overwrite_never_replaces_the_source_image_or_an_expert_mask(viewer, doc
     assert "refused 2" in widget.status.text()
 
 
-def test_an_opened_expert_mask_is_not_exported_over_itself(viewer, dock, tmp_path, notes, wbc_pair):
+def test_an_opened_expert_mask_is_not_exported_over_itself(viewer, dock, wait_idle, tmp_path, notes, wbc_pair):
     """A corrected expert mask opened on its own (no image beside it) is not written back over its file."""
     from napari_bloodseg.plugin.editing import set_corrected
 
@@ -198,6 +209,72 @@ def test_an_opened_expert_mask_is_not_exported_over_itself(viewer, dock, tmp_pat
     widget = dock("Export masks")
     widget.folder_edit.setText(str(tmp_path))
     widget.overwrite_check.setChecked(True)
-    result = widget.export()
+    result = _export(widget, wait_idle)
     assert result.written == [] and path.read_bytes() == before
     assert "007.png is the expert mask that layer '007 mask' was opened from" in notes.errors[-1]
+
+
+def _big_layer(viewer, tmp_path, name: str):
+    """A corrected RBC layer backed by an on-disk TIFF (as Segment leaves a big image's labels)."""
+    from napari_bloodseg.io.lazy import open_label_output
+    from napari_bloodseg.plugin.editing import set_corrected
+
+    mm = open_label_output(tmp_path / f"{name}.labels.tif", (1000, 1000))
+    mm[200:700, 100:900] = 1
+    layer = viewer.add_labels(mm, **schema_layer_kwargs("rbc", f"{name} [m]", role="prediction", source=name))
+    set_corrected(layer, True)
+    return layer
+
+
+def test_export_writes_in_a_worker_with_progress_and_cancel_keeps_what_was_written(
+    viewer, dock, wait_idle, qtbot, tmp_path, notes, wbc_pair, lazy_threshold, monkeypatch
+):
+    """A slide-sized PNG takes seconds to write: the GUI thread only plans, a worker writes with a progress bar,
+    and Cancel keeps the files already written, leaves no partial file and names what was not written."""
+    import threading
+
+    import napari_bloodseg.io.lazy as lazy
+    from napari_bloodseg.plugin.editing import set_corrected
+
+    _, labels = wbc_pair
+    set_corrected(viewer.add_labels(labels, **schema_layer_kwargs("wbc", "001 [unet]", role="prediction")), True)
+    _big_layer(viewer, tmp_path, "slide")
+    _big_layer(viewer, tmp_path, "slide2")
+    real, threads, started = lazy.write_mask_banded, [], threading.Event()
+    widget = dock("Export masks")
+
+    class Slow:  # the first big layer's rows: once its checking pass is read, wait for Cancel
+        def __init__(self, data) -> None:
+            self.data, self.shape, self.reads = data, data.shape, 0
+
+        def __getitem__(self, key):
+            self.reads += 1
+            if self.reads > 1:
+                started.set()
+                assert widget._cancel.wait(30)
+            return self.data[key]
+
+    def recording(path, data, *args, **kwargs):
+        threads.append(threading.current_thread())
+        return real(path, Slow(data) if not started.is_set() else data, *args, **kwargs)
+
+    monkeypatch.setattr(lazy, "write_mask_banded", recording)
+    out = tmp_path / "out"
+    widget.folder_edit.setText(str(out))
+    assert widget.export() is not None and widget.running and not widget.export_btn.isEnabled()
+    # the small mask and a checking pass are done (progress arrives as queued signals)
+    qtbot.waitUntil(lambda: started.is_set() and widget.progress.value() > 0, timeout=30_000)
+    assert widget.progress.value() < 1000
+    widget.cancel()
+    wait_idle(widget)
+    result = widget.last_result
+    assert threads and threads[0] is not threading.main_thread()
+    assert [p.name for p in result.written] == ["001.png"]
+    assert [p.name for p in result.cancelled] == ["slide.png", "slide2.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["001.png"]  # nothing partial
+    assert "cancelled: 2 not written (slide.png, slide2.png)" in widget.status.text()
+    assert "not written" in notes.warnings[-1] and widget.export_btn.isEnabled()
+
+    result = _export(widget, wait_idle)  # and again, to the end
+    assert [p.name for p in result.written] == ["slide.png", "slide2.png"] and not result.cancelled
+    assert [p.name for p in result.skipped] == ["001.png"] and widget.progress.value() == 1000
