@@ -66,6 +66,15 @@ def name_clash(folder: Path, name: str, *, ignore: str | None = None) -> str | N
     return None
 
 
+def next_free_name(base_name: str) -> str:
+    """``<base>-ft1``, ``-ft2`` …: the first name no user model has, for a model fine-tuned from ``base_name``."""
+    folder = user_model_dir()
+    i = 1
+    while name_clash(folder, f"{base_name}-ft{i}") is not None:
+        i += 1
+    return f"{base_name}-ft{i}"
+
+
 def taken_message(folder: Path, name: str, clash: str) -> str:
     """Why ``name`` cannot be a new model's name in ``folder``, given the model it clashes with."""
     weights, card = model_paths(folder / clash)

@@ -29,6 +29,7 @@ import numpy as np
 from ..inference import Cancelled
 from ..models import ModelCard, SegmentationNet, get_model, save_model, user_model_dir
 from ..models.files import MAX_INPUT_SCALE
+from ..models.manage import next_free_name
 from ..models.zoo import find_model
 from ..schemas import IGNORE_INDEX
 from .data import Sample, check_not_rbc_masks, load_samples, rescale_sample, typical_cell_size
@@ -245,16 +246,6 @@ def mix_weights(base: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], s
 
 #: the most pixels one rescaled training image may have (a whole 1944 x 1383 field at 4 times its size)
 MAX_FINETUNE_PIXELS = 50_000_000
-
-
-def next_free_name(base_name: str) -> str:
-    from ..models.manage import name_clash
-
-    folder = user_model_dir()
-    i = 1
-    while name_clash(folder, f"{base_name}-ft{i}") is not None:
-        i += 1
-    return f"{base_name}-ft{i}"
 
 
 def _check_new_name(name: str, out_dir: Path | None) -> Path:
