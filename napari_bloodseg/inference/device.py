@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -106,3 +107,27 @@ def cpu_bf16(device: str | torch.device = "auto") -> bool | None:
     except ValueError:  # an unavailable device: the command using it says so
         return None
     return native_bf16_cpu()
+
+
+@dataclass(frozen=True)
+class DeviceProbe:
+    """What this machine offers, found once with torch so that a front end can show it without importing torch
+    itself (1.5-2 s that froze napari while a widget opened)."""
+
+    #: the devices there, of ``DEVICE_CHOICES`` less auto: ``("cpu",)``, ``("cuda", "cpu")``
+    available: tuple[str, ...]
+    #: what auto picks: ``"cuda"``, ``"mps"`` or ``"cpu"``
+    auto: str
+    #: the CPU computes bfloat16 natively (:func:`native_bf16_cpu`)
+    native_bf16: bool
+
+    def cpu_bf16(self, device: str) -> bool | None:
+        """:func:`cpu_bf16` for a device name, from what was found: None unless ``device`` runs on the CPU."""
+        name = (device or "auto").lower()
+        kind = self.auto if name == "auto" else name.split(":")[0]
+        return self.native_bf16 if kind == "cpu" else None
+
+
+def probe_devices() -> DeviceProbe:
+    """Import torch and look: slow the first time in a process, so a GUI calls it off its event loop."""
+    return DeviceProbe(tuple(available_devices()), resolve_device("auto").type, native_bf16_cpu())

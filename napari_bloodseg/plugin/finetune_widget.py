@@ -42,6 +42,7 @@ from qtpy.QtWidgets import (
 
 from ..schemas import get_schema
 from .background import BackgroundRun
+from .devices import DeviceCombo, failure_message
 from .finetune_pairs import LayerPair, find_layer_pairs, pair_samples, split_for_finetune
 from .layers import meta
 from .model_events import gone_message, model_events, notify_models_changed
@@ -106,14 +107,6 @@ class _Signals(QObject):
     epoch = Signal(object)
 
 
-def _bf16_helps() -> bool:
-    """The 'faster arithmetic' choice is offered only where it is faster: training on a CPU that computes
-    bfloat16 natively (elsewhere it is emulated and slower; on a GPU mixed precision is already the default)."""
-    from ..inference.device import cpu_bf16
-
-    return bool(cpu_bf16("auto"))
-
-
 def _num(value: float | None) -> str:
     return "–" if value is None or value != value else f"{value:.3f}"
 
@@ -172,7 +165,7 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         self.name_edit = QLineEdit()
         self.name_edit.setToolTip("Name of the new model in the user model folder")
         # settings
-        from ..training.finetune import FINETUNE_DEFAULTS
+        from ..training.finetune_defaults import FINETUNE_DEFAULTS  # not .finetune: that imports torch
 
         self.val_spin = QDoubleSpinBox()
         self.val_spin.setRange(0.05, 0.9)
@@ -211,13 +204,14 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         self.batch_spin.setRange(1, 64)
         self.batch_spin.setValue(FINETUNE_DEFAULTS["batch_size"])
         self.batch_spin.setToolTip("Patches per step; lower it if memory runs out")
+        self.device_combo = DeviceCombo()
         self.freeze_check = QCheckBox("Freeze encoder (train the decoder only; for very few images)")
         self.fast_check = QCheckBox("Faster arithmetic (bfloat16; this CPU computes it natively)")
         self.fast_check.setToolTip(
             "bfloat16 forward pass in channels-last layout: ~1.7x more steps in the same time budget on a CPU "
             "with AVX512-BF16 or AMX; weights stay fp32 (docs/finetuning.md). GPUs use mixed precision anyway."
         )
-        self.fast_check.setVisible(_bf16_helps())
+        self.fast_check.setVisible(False)  # until the device probe says training runs on a CPU with native bf16
         self.guard_check = QCheckBox("Protect the base model's own domain (guard)")
         self.guard_check.setChecked(True)
         self.guard_check.setToolTip(
@@ -271,6 +265,7 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         form.addRow("Time budget", self.budget_spin)
         form.addRow("Learning rate", self.lr_spin)
         form.addRow("Batch size", self.batch_spin)
+        form.addRow("Device", self.device_combo)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_btn)
         buttons.addWidget(self.cancel_btn)
@@ -295,6 +290,9 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
 
         self.base_combo.currentIndexChanged.connect(self._on_base_changed)
         self.base_combo.activated.connect(self._on_base_picked)
+        self.device_combo.probed.connect(self._offer_fast)
+        self.device_combo.currentIndexChanged.connect(self._offer_fast)
+        self._offer_fast()
         self.refresh_models()
         self.refresh_pairs()
         self._on_source_toggled()
@@ -398,7 +396,7 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
             self._set_default_name()
 
     def _set_default_name(self) -> None:
-        from ..training.finetune import next_free_name
+        from ..models.manage import next_free_name
 
         name = self.base_name()
         self.name_edit.setText(next_free_name(name) if name else "")
@@ -516,10 +514,18 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         self.val_spin.setEnabled(not on)
         self.keep_combo.setEnabled(not on)  # nothing to choose by: the last state is saved
 
+    def _offer_fast(self, *_: Any) -> None:
+        """'Faster arithmetic' is offered only where it is faster: training on a CPU that computes bfloat16
+        natively (elsewhere it is emulated and slower; on a GPU mixed precision is already the default). Hidden
+        until the device probe has looked."""
+        probe = self.device_combo.probe
+        self.fast_check.setVisible(bool(probe and probe.cpu_bf16(self.device_combo.device())))
+
     def _config(self) -> TrainConfig:
         from ..training.finetune import finetune_config
 
         budget = int(self.budget_spin.value())
+        fast = self.fast_check.isChecked() and not self.fast_check.isHidden()  # ticked, then another device chosen
         return finetune_config(
             epochs=int(self.epochs_spin.value()),
             batch_size=int(self.batch_spin.value()),
@@ -527,10 +533,10 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
             freeze="encoder" if self.freeze_check.isChecked() else "none",
             keep="last" if self.all_train_check.isChecked() else str(self.keep_combo.currentData()),
             seed=0,
-            device="auto",
+            device=self.device_combo.device(),
             max_minutes=budget / 60 if budget > 0 else None,
-            precision="bf16" if self.fast_check.isChecked() else "auto",
-            channels_last=self.fast_check.isChecked(),
+            precision="bf16" if fast else "auto",
+            channels_last=fast,
         )
 
     def _check_name(self, name: str) -> str | None:
@@ -639,7 +645,7 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         except Cancelled:
             yield _CancelledRun()
         except (FinetuneError, ModelFileError, ValueError, OSError, MemoryError) as exc:
-            yield _Failure(f"{type(exc).__name__}: {exc}" if isinstance(exc, MemoryError) else str(exc))
+            yield _Failure(failure_message(exc))
 
     # -- GUI-thread handlers ------------------------------------------------------------------------------------
     def _on_step(self, step: int, total: int, loss: float) -> None:

@@ -46,7 +46,7 @@ from qtpy.QtWidgets import (
 
 from ..inference.defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, MIN_TILE_SIZE
 from .background import BackgroundRun
-from .devices import failure_message
+from .devices import DeviceCombo, failure_message
 from .layers import META_KEY, find_layer, image_file, image_rgb, is_lazy, meta, schema_layer_kwargs
 from .model_choices import ModelChoice, default_choice, image_kind, model_choices, weights_stamp
 from .model_events import gone_message, model_events
@@ -143,7 +143,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         self.model_info.setWordWrap(True)
         self.refresh_models_btn = QPushButton("Refresh")
         self.refresh_models_btn.setToolTip("Re-scan shipped and user models (bloodseg models install ...)")
-        self.device_combo = QComboBox()
+        self.device_combo = DeviceCombo()
         self.device_used = QLabel("–")
         # scale, tile
         self.scale_spin = QDoubleSpinBox()
@@ -234,7 +234,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         layout.addWidget(self.status)
         layout.addStretch(1)
 
-        self._fill_devices()
+        self.device_combo.setToolTip("auto picks cuda > mps > cpu; the label below says what was really used")
         self.refresh_models()
         self.refresh_images()
         self.all_images.toggled.connect(lambda on: self.image_list.setVisible(not on))
@@ -255,15 +255,6 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         self.suggest_model()  # for the images already open; after the connections, so the model info follows
 
     # -- choices ------------------------------------------------------------------------------------------------
-    def _fill_devices(self) -> None:
-        from ..inference import DEVICE_CHOICES, available_devices
-
-        have = set(available_devices())
-        for name in DEVICE_CHOICES:
-            ok = name == "auto" or name in have
-            self.device_combo.addItem(name if ok else f"{name} (not available)", name)
-        self.device_combo.setToolTip("auto picks cuda > mps > cpu; the label below says what was really used")
-
     def refresh_models(self, keep: str | None = None) -> None:
         """Re-list models, keeping the current choice (or ``keep``) when it still exists, and saying so when the
         chosen model went away rather than switching to another model without a word."""
@@ -357,7 +348,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         self._model_picked = True
 
     def set_device(self, name: str) -> None:
-        self.device_combo.setCurrentIndex(self.device_combo.findData(name))
+        self.device_combo.set_device(name)
 
     # -- images -------------------------------------------------------------------------------------------------
     def _image_layers(self) -> list[Image]:
@@ -450,7 +441,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             return None
         if choice.source == "untrained":
             show_warning(f"{choice.spec} is untrained (random weights): its output is meaningless until trained")
-        device = str(self.device_combo.currentData())
+        device = self.device_combo.device()
         tile = int(self.tile_spin.value())
         tile = tile if tile == 0 else max(tile, MIN_TILE_SIZE)  # a typed 8 px tile made an all-background mask
         tta = self.tta_combo.currentData()
@@ -593,7 +584,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             images,
             what,
             choice,
-            str(self.device_combo.currentData()),
+            self.device_combo.device(),
             int(self.tile_spin.value()),
             self.tta_combo.currentData(),
             str(self.edge_combo.currentData()),

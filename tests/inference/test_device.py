@@ -80,3 +80,29 @@ def test_native_bf16_cpu_reads_the_cpu_and_says_no_when_torch_cannot_tell(monkey
     assert device_mod.native_bf16_cpu() is False
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
     assert device_mod.native_bf16_cpu() is False
+
+
+def test_probe_devices_finds_what_resolve_device_does(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(device_mod, "mps_available", lambda: False)
+    monkeypatch.setattr(device_mod, "native_bf16_cpu", lambda: True)
+    assert device_mod.probe_devices() == device_mod.DeviceProbe(("cuda", "cpu"), "cuda", True)
+
+
+@pytest.mark.parametrize(
+    ("available", "auto", "device", "expected"),
+    [
+        (("cpu",), "cpu", "auto", True),  # auto trains on the CPU: its native bf16 is what counts
+        (("cpu",), "cpu", "CPU", True),
+        (("cuda", "cpu"), "cuda", "auto", None),  # a GPU: mixed precision anyway
+        (("cuda", "cpu"), "cuda", "cpu", True),
+        (("cuda", "cpu"), "cuda", "cuda:0", None),
+        (("cpu",), "cpu", "mps", None),  # not there: the run says so
+    ],
+)
+def test_probe_answers_cpu_bf16_as_the_function_does(no_accelerators, monkeypatch, available, auto, device, expected):
+    probe = device_mod.DeviceProbe(available, auto, native_bf16=True)
+    assert probe.cpu_bf16(device) is expected
+    if set(available) == {"cpu"}:  # the function asks this machine (no accelerators here): the same answer
+        monkeypatch.setattr(device_mod, "native_bf16_cpu", lambda: True)
+        assert device_mod.cpu_bf16(device) is expected

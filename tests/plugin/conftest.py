@@ -83,6 +83,24 @@ def wait_idle(qtbot) -> Callable:
 
 
 @pytest.fixture
+def device_probe(monkeypatch) -> Callable:
+    """``device_probe(available, auto, native_bf16)``: what every Device choice made afterwards is told this machine
+    has, at once and without the probe thread (which would overwrite it)."""
+    import threading
+
+    from napari_bloodseg.inference.device import DeviceProbe
+    from napari_bloodseg.plugin import devices
+
+    def _set(available: tuple[str, ...] = ("cpu",), auto: str = "cpu", native_bf16: bool = False) -> DeviceProbe:
+        probe = DeviceProbe(tuple(available), auto, native_bf16)
+        monkeypatch.setattr(devices, "_known", probe)
+        monkeypatch.setattr(devices, "_thread", threading.Thread())  # never started: counts as a probe that ended
+        return probe
+
+    return _set
+
+
+@pytest.fixture
 def real_data() -> Path:
     """``../shared/data`` when present (the development machine); skipped elsewhere."""
     if not (REAL_DATA / "wbc" / "dataset1").is_dir():

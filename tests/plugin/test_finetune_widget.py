@@ -395,18 +395,22 @@ def test_keep_last_epoch_saves_the_final_state(viewer, dock, wait_idle, base_mod
 
 @pytest.mark.parametrize("native", [True, False])
 def test_faster_arithmetic_is_offered_only_where_it_is_faster(
-    viewer, dock, wait_idle, base_model, tmp_model_dir, monkeypatch, native
+    viewer, dock, wait_idle, base_model, tmp_model_dir, device_probe, native
 ):
-    from napari_bloodseg.inference import device
     from napari_bloodseg.plugin import finetune_widget
 
-    monkeypatch.setattr(device, "native_bf16_cpu", lambda: native)
+    device_probe(("cuda", "cpu"), auto="cpu", native_bf16=native)  # a GPU auto does not pick: the CPU trains
     widget = finetune_widget.FinetuneWidget(viewer)
     assert widget.fast_check.isVisibleTo(widget) is native and not widget.fast_check.isChecked()
     cfg = widget._config()
-    assert (cfg.precision, cfg.channels_last) == ("auto", False)  # off by default: fp32 on a CPU
+    assert (cfg.precision, cfg.channels_last, cfg.device) == ("auto", False, "auto")  # off by default: fp32 on a CPU
     if native:
         widget.fast_check.setChecked(True)
+        widget.device_combo.set_device("cuda")  # mixed precision there anyway: not offered, not used
+        assert not widget.fast_check.isVisibleTo(widget)
+        cfg = widget._config()
+        assert (cfg.precision, cfg.channels_last, cfg.device) == ("auto", False, "cuda")
+        widget.device_combo.set_device("cpu")
         cfg = widget._config()
         assert (cfg.precision, cfg.channels_last) == ("bf16", True)
         add_corrected(viewer, 3)
@@ -416,6 +420,49 @@ def test_faster_arithmetic_is_offered_only_where_it_is_faster(
         assert widget.last_status == "done", widget.status.text()
         settings = widget.last_result.card.training["settings"]
         assert settings["precision"] == "bf16" and settings["channels_last"]
+
+
+def test_faster_arithmetic_waits_for_the_device_probe(viewer, qtbot, monkeypatch):
+    """Opening the widget imports no torch: until a thread has looked at the CPU, the choice is not offered."""
+    import threading
+
+    from napari_bloodseg.inference.device import DeviceProbe
+    from napari_bloodseg.plugin import devices, finetune_widget
+
+    stop = threading.Event()
+    looking = threading.Thread(target=stop.wait, daemon=True)  # stands for a probe still importing torch
+    looking.start()
+    monkeypatch.setattr(devices, "_known", None)
+    monkeypatch.setattr(devices, "_thread", looking)
+    try:
+        widget = finetune_widget.FinetuneWidget(viewer)
+        assert widget.device_combo.probe is None and not widget.fast_check.isVisibleTo(widget)
+        with qtbot.waitSignal(widget.device_combo.probed, timeout=5000):
+            monkeypatch.setattr(devices, "_known", DeviceProbe(("cpu",), "cpu", True))
+        assert widget.fast_check.isVisibleTo(widget)
+    finally:
+        stop.set()
+
+
+def test_a_device_this_machine_lacks_is_refused_naming_the_device_choice(
+    viewer, dock, wait_idle, base_model, tmp_model_dir, notes, monkeypatch
+):
+    """The core's message names no front end; the widget's advice names its Device choice, not the CLI's --device."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    add_corrected(viewer, 3)
+    widget = dock("Fine-tune")
+    configure(widget, epochs=1)
+    widget.device_combo.set_device("cuda")
+    assert widget._config().device == "cuda"
+    assert widget.run() is not None
+    wait_idle(widget)
+    assert widget.last_status == "refused", widget.status.text()
+    message = notes.errors[-1]
+    assert "no CUDA GPU: choose auto or cpu in Device" in message and "--device" not in message, message
+    assert "choose auto or cpu in Device" in widget.status.text()
+    assert model_files(tmp_model_dir) == [f"{BASE}.json", f"{BASE}.safetensors"]  # nothing saved
 
 
 def test_the_progress_bar_counts_the_budget_from_the_first_training_step(viewer, dock):
