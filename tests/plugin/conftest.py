@@ -101,6 +101,23 @@ def device_probe(monkeypatch) -> Callable:
 
 
 @pytest.fixture
+def probe_running(monkeypatch):
+    """A device probe that has found nothing yet (torch still importing, in a fresh napari); ``set()`` ends it
+    without a result."""
+    import threading
+
+    from napari_bloodseg.plugin import devices
+
+    stop = threading.Event()
+    looking = threading.Thread(target=stop.wait, daemon=True)
+    looking.start()
+    monkeypatch.setattr(devices, "_known", None)
+    monkeypatch.setattr(devices, "_thread", looking)
+    yield stop
+    stop.set()
+
+
+@pytest.fixture
 def real_data() -> Path:
     """``../shared/data`` when present (the development machine); skipped elsewhere."""
     if not (REAL_DATA / "wbc" / "dataset1").is_dir():

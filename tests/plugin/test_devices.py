@@ -7,9 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
-
-import pytest
 
 from napari_bloodseg.inference.device import DeviceProbe, DeviceUnavailable
 from napari_bloodseg.plugin import devices
@@ -35,18 +32,6 @@ def test_what_the_probe_found_is_shown_at_once(qtbot, device_probe):
     assert combo.device() == "auto"
     combo.set_device("mps")  # still choosable: a run on it says why it cannot
     assert combo.device() == "mps"
-
-
-@pytest.fixture
-def probe_running(monkeypatch):
-    """A probe thread that has not found anything yet; ``set()`` ends it."""
-    stop = threading.Event()
-    looking = threading.Thread(target=stop.wait, daemon=True)
-    looking.start()
-    monkeypatch.setattr(devices, "_known", None)
-    monkeypatch.setattr(devices, "_thread", looking)
-    yield stop
-    stop.set()
 
 
 def test_cuda_and_mps_say_checking_until_the_probe_has_looked(qtbot, monkeypatch, probe_running):

@@ -422,26 +422,16 @@ def test_faster_arithmetic_is_offered_only_where_it_is_faster(
         assert settings["precision"] == "bf16" and settings["channels_last"]
 
 
-def test_faster_arithmetic_waits_for_the_device_probe(viewer, qtbot, monkeypatch):
+def test_faster_arithmetic_waits_for_the_device_probe(viewer, qtbot, monkeypatch, probe_running):
     """Opening the widget imports no torch: until a thread has looked at the CPU, the choice is not offered."""
-    import threading
-
     from napari_bloodseg.inference.device import DeviceProbe
     from napari_bloodseg.plugin import devices, finetune_widget
 
-    stop = threading.Event()
-    looking = threading.Thread(target=stop.wait, daemon=True)  # stands for a probe still importing torch
-    looking.start()
-    monkeypatch.setattr(devices, "_known", None)
-    monkeypatch.setattr(devices, "_thread", looking)
-    try:
-        widget = finetune_widget.FinetuneWidget(viewer)
-        assert widget.device_combo.probe is None and not widget.fast_check.isVisibleTo(widget)
-        with qtbot.waitSignal(widget.device_combo.probed, timeout=5000):
-            monkeypatch.setattr(devices, "_known", DeviceProbe(("cpu",), "cpu", True))
-        assert widget.fast_check.isVisibleTo(widget)
-    finally:
-        stop.set()
+    widget = finetune_widget.FinetuneWidget(viewer)
+    assert widget.device_combo.probe is None and not widget.fast_check.isVisibleTo(widget)
+    with qtbot.waitSignal(widget.device_combo.probed, timeout=5000):
+        monkeypatch.setattr(devices, "_known", DeviceProbe(("cpu",), "cpu", True))
+    assert widget.fast_check.isVisibleTo(widget)
 
 
 def test_a_device_this_machine_lacks_is_refused_naming_the_device_choice(

@@ -64,6 +64,21 @@ def test_segment_makes_schema_labels_layer(viewer, dock, wait_idle, wbc_pair):
     assert widget.progress.value() == widget.progress.maximum()
 
 
+def test_segment_pressed_before_the_device_probe_has_looked(viewer, dock, wait_idle, wbc_pair, probe_running):
+    """The widget opens before torch is loaded (a thread looks for the devices); a run needs nothing from that look:
+    its worker resolves the device itself."""
+    viewer.add_image(wbc_pair[0], name="cell", rgb=True)
+    widget = dock("Segment")
+    assert widget.device_combo.probe is None and widget.device_combo.device() == "auto"
+    widget.set_model("unet")
+    widget.tile_spin.setValue(TILE)
+    assert widget.run() is not None
+    wait_idle(widget)
+    assert widget.last_status == "done", widget.status.text()
+    assert widget.device_used.text().startswith(("cpu", "cuda", "mps"))
+    assert widget.device_combo.probe is None  # the run did not wait for it
+
+
 def test_rerun_updates_layer_reuses_predictor_and_spares_corrected(viewer, dock, wait_idle, wbc_pair, monkeypatch):
     import napari_bloodseg.models as models
     from napari_bloodseg.plugin.editing import set_corrected
