@@ -261,12 +261,19 @@ class RGBView:
         return out.astype(dtype) if dtype is not None else out
 
 
-def open_label_output(path: str | Path, shape: tuple[int, int], *, overwrite: bool = False, schema: Any = None) -> Any:
+def open_label_output(
+    path: str | Path,
+    shape: tuple[int, int],
+    *,
+    overwrite: bool = False,
+    schema: Any = None,
+    predicted_by: str | None = None,
+) -> Any:
     """Create an (H, W) uint8 label array on disk: ``.tif``/``.tiff`` (uncompressed, memory-mapped), ``.npy``
     (memory-mapped) or ``.zarr`` (chunked). Memory maps are flushed by :func:`close_output` (or when freed).
 
-    With ``schema`` a TIFF records it as :func:`~napari_bloodseg.io.masks.write_mask` does, so the mask reopens
-    in its schema (grey 0/255 alone is nucleus in WBC and cell in RBC)."""
+    With ``schema`` a TIFF records it (and ``predicted_by``) as :func:`~napari_bloodseg.io.masks.write_mask`
+    does, so the mask reopens in its schema (grey 0/255 alone is nucleus in WBC and cell in RBC)."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
@@ -277,7 +284,7 @@ def open_label_output(path: str | Path, shape: tuple[int, int], *, overwrite: bo
 
         if path.exists():
             path.unlink()
-        marked = {} if schema is None else {"description": _schema_description(schema), "metadata": None}
+        marked = {} if schema is None else {"description": _marks(schema, predicted_by), "metadata": None}
         out = tifffile.memmap(path, shape=(h, w), dtype=np.uint8, photometric="minisblack", **marked)
         return _reserve(path, out)
     if suffix == ".npy":
@@ -289,13 +296,12 @@ def open_label_output(path: str | Path, shape: tuple[int, int], *, overwrite: bo
     raise ValueError(f"{path}: label output must be .tif, .tiff, .npy or .zarr")
 
 
-def _schema_description(schema: Any) -> str:
+def _marks(schema: Any, predicted_by: str | None) -> str:
     import json
 
-    from ..schemas import get_schema
-    from .masks import SCHEMA_KEY
+    from .masks import mask_marks
 
-    return json.dumps({SCHEMA_KEY: get_schema(schema).name})
+    return json.dumps(mask_marks(schema, predicted_by))
 
 
 def _reserve(path: Path, out: Any) -> Any:
@@ -355,13 +361,14 @@ def write_mask_banded(
     rows: int = 1024,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    predicted_by: str | None = None,
 ) -> Path:
     """Write an (H, W) label array-like (memmap, zarr, dask) as ``schema``'s grey-level mask, ``rows`` rows at a
     time, atomically: the labels are never copied whole (:func:`~napari_bloodseg.io.masks.write_mask` needs them
     in memory). A ``.tif`` is uncompressed, like ``bloodseg predict --stream`` masks; a ``.png`` is compressed
     (:mod:`.banded_png`) and keeps unlabelled (255) pixels as transparent, as ``write_mask`` does. Both record the
-    schema, as ``write_mask`` does. Other values that are not classes of the schema are refused, and so is 255 in
-    a TIFF; nothing is left behind then.
+    schema (and ``predicted_by``), as ``write_mask`` does. Other values that are not classes of the schema are
+    refused, and so is 255 in a TIFF; nothing is left behind then.
 
     ``progress(done, total)`` is called after each band (a PNG reads the labels twice: ``total`` counts both
     passes); when ``cancel()`` says stop, :class:`~napari_bloodseg.cancellation.Cancelled` is raised and no file
@@ -400,15 +407,15 @@ def write_mask_banded(
     with atomic_path(path, overwrite=overwrite) as tmp:
         if suffix == ".png":
             from .banded_png import write_png_bands
-            from .masks import SCHEMA_KEY, mask_pixels
+            from .masks import mask_marks, mask_pixels
 
             # one reading pass first: refuse bad values before writing, and know whether an alpha channel is needed
             alpha = any([bool((band == IGNORE_INDEX).any()) for band in bands()])
             pixels = (mask_pixels(band, sch, alpha=alpha) for band in bands())
             with open(tmp, "wb") as f:
-                write_png_bands(f, labels.shape, pixels, alpha=alpha, text={SCHEMA_KEY: sch.name})
+                write_png_bands(f, labels.shape, pixels, alpha=alpha, text=mask_marks(sch, predicted_by))
         else:
-            out = open_label_output(tmp, labels.shape, overwrite=True, schema=sch)
+            out = open_label_output(tmp, labels.shape, overwrite=True, schema=sch, predicted_by=predicted_by)
             try:
                 levels = _GreyLevels(out, sch)
                 for y, band in zip(starts, bands(), strict=True):
@@ -429,6 +436,7 @@ def predict_file(
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     schema: Any = None,
+    predicted_by: str | None = None,
 ):
     """Segment the image file ``src`` into the label file ``dst`` without holding either in memory, at any scale
     (see ``Predictor.predict``). Returns the :class:`~napari_bloodseg.inference.Prediction`, whose ``labels`` is
@@ -445,7 +453,7 @@ def predict_file(
     dst = Path(dst)
 
     def run(path: Path, overwrite: bool):
-        out = open_label_output(path, image.shape[:2], overwrite=overwrite, schema=schema)
+        out = open_label_output(path, image.shape[:2], overwrite=overwrite, schema=schema, predicted_by=predicted_by)
         try:
             target = _GreyLevels(out, schema) if schema is not None else out
             pred = predictor.predict(image, scale=scale, out=target, progress=progress, cancel=cancel)

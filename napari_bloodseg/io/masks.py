@@ -137,29 +137,56 @@ def labels_from_grey(grey: np.ndarray, schema: LabelSchema | str | None = None) 
 
 #: the key under which this tool writes a mask's schema (PNG text chunk; JSON in a TIFF's ImageDescription)
 SCHEMA_KEY = "bloodseg:schema"
+#: the key under which ``bloodseg predict`` records the model a mask was predicted with: ``predict --overwrite``
+#: replaces only such files (an expert's mask, or a correction exported by this tool, is never replaced)
+PREDICTED_BY_KEY = "bloodseg:predicted-by"
 
 
-def stored_schema(path: Path) -> str | None:
-    """The schema this tool wrote into a mask file, None for other files. Grey 0/255 is nucleus in a WBC mask and
-    cell in an RBC one: a partial WBC correction with no cytoplasm in it reopened as RBC, and switched back to WBC
-    its nucleus became cytoplasm."""
+def mask_marks(schema: LabelSchema | str, predicted_by: str | None = None) -> dict[str, str]:
+    """What this tool writes into a mask file besides its pixels (see :func:`stored_marks`)."""
+    marks = {SCHEMA_KEY: get_schema(schema).name}
+    if predicted_by:
+        marks[PREDICTED_BY_KEY] = str(predicted_by)
+    return marks
+
+
+def stored_marks(path: str | Path) -> dict[str, str]:
+    """The marks this tool wrote into a mask file (PNG text chunks, or JSON in a TIFF's description); ``{}`` for
+    other files, unreadable ones included."""
     from .images import is_tiff
 
+    path = Path(path)
     try:
         if is_tiff(path):
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
                 text = tif.pages[0].description or ""
-            name = json.loads(text).get(SCHEMA_KEY) if text.startswith("{") else None
+            found = json.loads(text) if text.startswith("{") else {}
         else:
             from PIL import Image
 
             with Image.open(path) as im:
-                name = im.info.get(SCHEMA_KEY)
-        return get_schema(name).name if isinstance(name, str) else None
-    except Exception:  # noqa: BLE001 - no readable mark: the grey levels decide, as for any expert's mask
+                found = dict(im.info)
+        return {k: v for k, v in found.items() if k.startswith("bloodseg:") and isinstance(v, str)}
+    except Exception:  # noqa: BLE001 - no readable mark: the file is not one of ours
+        return {}
+
+
+def stored_schema(path: Path) -> str | None:
+    """The schema this tool wrote into a mask file, None for other files. Grey 0/255 is nucleus in a WBC mask and
+    cell in an RBC one: a partial WBC correction with no cytoplasm in it reopened as RBC, and switched back to WBC
+    its nucleus became cytoplasm."""
+    name = stored_marks(path).get(SCHEMA_KEY)
+    try:
+        return get_schema(name).name if name else None
+    except (KeyError, ValueError):  # a schema this version does not know: the grey levels decide
         return None
+
+
+def predicted_by(path: str | Path) -> str | None:
+    """The model ``bloodseg predict`` wrote this mask with; None for an expert's mask or an exported correction."""
+    return stored_marks(path).get(PREDICTED_BY_KEY)
 
 
 def read_mask(
@@ -211,11 +238,19 @@ def mask_pixels(labels: np.ndarray, schema: LabelSchema, *, alpha: bool) -> np.n
     return np.dstack([grey, np.where(labels == IGNORE_INDEX, 0, 255).astype(np.uint8)])
 
 
-def write_mask(path: str | Path, labels: np.ndarray, schema: LabelSchema | str, *, overwrite: bool = False) -> Path:
+def write_mask(
+    path: str | Path,
+    labels: np.ndarray,
+    schema: LabelSchema | str,
+    *,
+    overwrite: bool = False,
+    predicted_by: str | None = None,
+) -> Path:
     """Write label values as the schema's grey PNG (or TIFF by suffix), atomically; never overwrites silently.
 
     Partial labels (IGNORE_INDEX pixels, "not annotated") are kept as a transparent alpha channel, so the
-    grey levels keep their meaning and the file still opens as a mask anywhere.
+    grey levels keep their meaning and the file still opens as a mask anywhere. The file records the schema,
+    and ``predicted_by`` the model of a prediction (:func:`mask_marks`).
     """
     sch = get_schema(schema)
     path = Path(path)
@@ -243,13 +278,14 @@ def write_mask(path: str | Path, labels: np.ndarray, schema: LabelSchema | str, 
             import tifffile
 
             alpha = {"photometric": "minisblack", "extrasamples": [2]} if grey.ndim == 3 else {}  # declared alpha
-            description = json.dumps({SCHEMA_KEY: sch.name})
+            description = json.dumps(mask_marks(sch, predicted_by))
             tifffile.imwrite(tmp, grey, compression="zlib", description=description, metadata=None, **alpha)
         elif suffix == ".png":
             from PIL import Image, PngImagePlugin
 
             info = PngImagePlugin.PngInfo()
-            info.add_text(SCHEMA_KEY, sch.name)
+            for key, value in mask_marks(sch, predicted_by).items():
+                info.add_text(key, value)
             Image.fromarray(grey, mode="LA" if grey.ndim == 3 else "L").save(tmp, format="PNG", pnginfo=info)
         else:
             raise MaskError(f"{path.name}: masks are written as .png or .tif, not {suffix or 'no suffix'}")

@@ -282,3 +282,21 @@ def test_the_schema_written_is_the_schema_read_where_grey_levels_cannot_tell(tmp
     assert schema.name == "rbc" and back.max() == 1
     Image.fromarray(cells * 255).save(tmp_path / "plain.png")  # an expert's 0/255 mask, no mark: guessed RBC
     assert read_mask(tmp_path / "plain.png")[1].name == "rbc"
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_a_prediction_records_its_model_and_other_masks_do_not(tmp_path, rng, suffix):
+    """``predict --overwrite`` replaces only files that say they are predictions: an exported correction (written
+    without ``predicted_by``) or an expert's mask must not look like one."""
+    from napari_bloodseg.io.lazy import write_mask_banded
+    from napari_bloodseg.io.masks import predicted_by, stored_marks
+
+    labels = rng.integers(0, 3, (20, 30), dtype=np.uint8)
+    pred = write_mask(tmp_path / f"pred{suffix}", labels, "wbc", predicted_by="wbc-unet")
+    fixed = write_mask(tmp_path / f"fixed{suffix}", labels, "wbc")
+    banded = write_mask_banded(tmp_path / f"banded{suffix}", labels, "wbc", rows=7, predicted_by="wbc-segnet")
+    Image.fromarray(WBC.to_disk(labels)).save(tmp_path / "expert.png")
+    assert (predicted_by(pred), predicted_by(fixed), predicted_by(banded)) == ("wbc-unet", None, "wbc-segnet")
+    assert predicted_by(tmp_path / "expert.png") is None and stored_marks(tmp_path / "expert.png") == {}
+    assert stored_marks(fixed) == {"bloodseg:schema": "wbc"}
+    np.testing.assert_array_equal(read_mask(pred)[0], labels)
