@@ -164,13 +164,18 @@ def one_per_name(paths: list[Path], why: str, *, str_of: Callable[[Path], str] =
 
 
 def mask_index(folder: str | Path) -> dict[str, Path]:
-    """Masks in ``folder`` keyed by the image stem they belong to."""
+    """Masks in ``folder`` keyed by the image stem they belong to: the masks of its image + mask pairs (a dataset
+    folder), and every other file on its own (a folder of masks). An image among the masks (``001.bmp`` beside
+    ``001.png``) used to make the folder a dataset whose only mask was 001's, and the others were reported missing;
+    a file that is not a mask is now named by the mask reader instead."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder")
     pairs = find_pairs(folder)
-    paired = {_key(img.stem): m for img, m in pairs if m is not None}
-    if paired:
-        return paired
+    index = {_key(img.stem): m for img, m in pairs if m is not None}
+    used = {f for pair in pairs for f in pair if pair[1] is not None}
     suffixes = MASK_SUFFIXES + IMAGE_SUFFIXES
-    return {_key(p.stem): p for p in sorted(folder.iterdir()) if p.suffix.lower() in suffixes and not hidden(p)}
+    for p in sorted(folder.iterdir()):
+        if p not in used and p.suffix.lower() in suffixes and not hidden(p):
+            index.setdefault(_key(p.stem), p)
+    return index

@@ -93,6 +93,14 @@ def test_mask_index(tmp_path):
         mask_index(tmp_path / "missing")
 
 
+def test_an_image_among_the_masks_hides_no_other_mask(tmp_path):
+    """``001.bmp`` copied into a folder of masks made it a dataset whose only mask was 001's: 002-004 were
+    reported as having no expert mask although their files were there."""
+    _touch(tmp_path / "m", "001.png", "002.png", "003.png", "004_mask.png", "001.bmp")
+    index = {k: v.name for k, v in mask_index(tmp_path / "m").items()}
+    assert index == {"001": "001.png", "002": "002.png", "003": "003.png", "004": "004_mask.png"}
+
+
 def test_images_in_reads_zarr_stores_not_folders_named_so_and_arrays_beside_images_are_theirs(tmp_path):
     from PIL import Image
 

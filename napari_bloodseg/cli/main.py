@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 
 from .. import __version__
+from ..io.pairs import LayoutError
 from . import evaluate, finetune, models, predict, train
 from .common import DefaultsFormatter, Terminated, UsageError, error, interrupted_status, stopped_by
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _terminate_as_interrupt():
             return int(args.func(args) or 0)
-    except UsageError as exc:
+    except (UsageError, LayoutError) as exc:  # LayoutError: a dataset folder whose masks cannot be told apart
         error(str(exc))
         return 2
     except KeyboardInterrupt as exc:

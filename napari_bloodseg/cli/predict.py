@@ -71,16 +71,17 @@ def run(args: argparse.Namespace) -> int:
             if out.exists() and not args.overwrite:
                 raise FileExistsError(f"{out} exists (use --overwrite to replace it)")
             if stream:
-                _stream(predictor, path, out, scale, card.schema, args.overwrite)
+                _stream(predictor, path, out, scale, card, args.overwrite)
                 continue
             image = read_image(path, as_float=False)
             pred = predictor.predict(image, scale=scale)
-            write_mask(out, pred.labels, card.schema, overwrite=args.overwrite)
+            write_mask(out, pred.labels, card.schema, overwrite=args.overwrite, predicted_by=card.name)
         except (ImageReadError, MaskError, OSError, ValueError) as exc:  # OSError: exists, disk full, no access
             error(_about(path, out, exc))
             failures += 1
     done = len(images) - failures
-    print(f"bloodseg: wrote {done} mask{'' if done == 1 else 's'} to {args.out}", file=sys.stderr)
+    wrote = f"wrote {done} mask{'' if done == 1 else 's'} to {args.out}" if done else "no mask written"
+    print(f"bloodseg: {wrote}", file=sys.stderr)
     return 2 if failures else 0
 
 
@@ -94,11 +95,12 @@ def _about(image: Path, out: Path, exc: BaseException) -> str:
 
 def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
     """The mask file of every image, refused as a whole when two images would write the same file, when one would
-    land on an input image or an expert mask beside the inputs (even with ``--overwrite``), or when ``--out``
-    is not a folder this user can write to; folders' masks that are skipped as such are said once."""
+    land on an input image or an expert mask beside the inputs (even with ``--overwrite``), when ``--out`` would
+    make its masks ambiguous or replace a file this tool did not write (:func:`_check_out_folder`), or when
+    ``--out`` is not a folder this user can write to; folders' masks that are skipped as such are said once."""
     from ..io import IMAGE_SUFFIXES
     from ..io.atomic import check_can_write_in
-    from ..io.pairs import _IMAGE_DIRS, find_pairs
+    from ..io.pairs import _IMAGE_DIRS, LayoutError, dataset_files, find_pairs
 
     outputs = [
         args.out / f"{Path(p).stem}.{args.stream_format if _streamed(p, args.stream) else 'png'}" for p in images
@@ -107,19 +109,19 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
     for image, out in zip(images, outputs, strict=True):
         other = first.setdefault(out, image)
         if other != image:
-            raise UsageError(
-                f"{other} and {image} would both be written to {out}: predict them into separate --out folders"
-            )
+            raise UsageError(_clash(other, image, out))
     folders: dict[Path, list] = {}  # each input folder and image parent listed once
     searched = {Path(p).parent for p in images} | {Path(a) for a in args.images if Path(a).is_dir()}
     # the dataset folder above an images/ folder: its masks/ beside it hold the expert masks
     searched |= {f.resolve().parent for f in searched if f.resolve().name.lower() in _IMAGE_DIRS}  # "." included
+    protected: dict[Path, str] = {}
     for folder in searched:
         try:
             folders[folder] = find_pairs(folder)
+        except LayoutError:  # masks that cannot be told apart: every file of the dataset is kept
+            protected.update({f.resolve(): f"a file of the dataset in {folder}" for f in dataset_files(folder)})
         except OSError:  # FileNotFoundError included: the main loop reports a missing file
             continue
-    protected: dict[Path, str] = {}
     for pairs in folders.values():
         for image, mask in pairs:
             protected[image.resolve()] = "an input image" if image in images else "an image"
@@ -130,6 +132,7 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
         what = protected.get(out.resolve())
         if what:
             raise UsageError(f"{out} is {what}: write the predictions to another --out folder")
+    _check_out_folder(args.out, outputs)
     if not args.out.is_dir() and args.out.suffix.lower() in IMAGE_SUFFIXES:
         # it would become a folder named result.png holding the mask: --out names the folder, the mask is named
         # after its image
@@ -144,11 +147,78 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
     skipped = sorted({m for a in args.images if Path(a) in folders for _, m in folders[Path(a)] if m is not None})
     if skipped:
         print(
-            f"bloodseg: {len(skipped)} file(s) taken as the masks of the images beside them and not segmented (e.g. "
+            f"bloodseg: {len(skipped)} file(s) taken as the expert masks of the images and not segmented (e.g. "
             f"{skipped[0].name}); name a file to segment it anyway",
             file=sys.stderr,
         )
     return outputs
+
+
+def _clash(first: Path, second: Path, out: Path) -> str:
+    """Two inputs, one output: most often a shell glob over a dataset folder (``d1/*``), which names each expert
+    mask beside its image; predicting into two folders would segment the masks."""
+    from ..io.pairs import find_pairs
+
+    a, b = Path(first), Path(second)
+    if a.parent == b.parent and a.parent.is_dir():
+        try:
+            masks = {m: img for img, m in find_pairs(a.parent) if m is not None}
+        except (OSError, ValueError):
+            masks = {}
+        for mask in (a, b):
+            if mask in masks:
+                image = masks[mask]
+                return (
+                    f"{mask} is the expert mask of {image}: pass the folder ({image.parent}), "
+                    f"or only the images (e.g. {image.parent / ('*' + image.suffix)})"
+                )
+    return f"{first} and {second} would both be written to {out}: predict them into separate --out folders"
+
+
+def _check_out_folder(out_dir: Path, outputs: list[Path]) -> None:
+    """Refuse an ``--out`` whose masks would later be misread, or that would replace what this tool did not write:
+
+    * ``ds/labels`` beside ``ds/masks``: two mask folders, and evaluate or train might take the predictions
+      for the expert masks;
+    * a mask beside a file of the same image name (``a.png`` beside ``a.jpg`` in the images' own folder,
+      ``001.png`` beside an expert's ``001-mask.png``): it would be read as, or beside, the expert mask;
+    * an existing file that ``predict`` did not write (an expert mask, a correction exported by this tool, a
+      micrograph, another tool's output): never replaced, even with ``--overwrite``. Predictions record their
+      model in the file (``bloodseg:predicted-by``) and are replaced with ``--overwrite``, so a re-run refreshes
+      them."""
+    from ..io.images import hidden
+    from ..io.masks import predicted_by
+    from ..io.pairs import _MASK_DIRS, _key, mask_dirs
+
+    advice = "write the predictions to another --out folder"
+    parent = out_dir.parent
+    if out_dir.name.lower() in _MASK_DIRS and parent.is_dir():
+        others = [d for d in mask_dirs(parent) if d.name != out_dir.name]
+        if others:
+            raise UsageError(
+                f"--out {out_dir}: {parent} already has {others[0].name}/; a second masks folder beside it would "
+                f"leave which holds the expert masks unclear; {advice}"
+            )
+    if not out_dir.is_dir():
+        return
+    present: dict[str, list[Path]] = {}
+    for f in out_dir.iterdir():
+        if not hidden(f):
+            present.setdefault(_key(f.stem), []).append(f)
+    for out in outputs:
+        for f in present.get(_key(out.stem), []):
+            if f.name == out.name or (out.exists() and f.exists() and f.samefile(out)):
+                continue
+            if out.suffix.lower() == ".png" and f.suffix.lower() != ".png":
+                why = f"it would be taken as the expert mask of {f.name}"
+            else:
+                why = "two files of one image name would leave which is its mask unclear"
+            raise UsageError(f"{out} would sit beside {f.name}: {why}; {advice}")
+        if out.is_file() and predicted_by(out) is None:
+            raise UsageError(
+                f"{out} exists and is not a prediction of bloodseg (an expert mask, an exported correction, an "
+                f"image?): it is not replaced, even with --overwrite; {advice}, or remove it first"
+            )
 
 
 def _open(path: str | Path, forced_stream: bool):
@@ -175,7 +245,7 @@ def _streamed(path: str | Path, forced: bool) -> bool:
     return height * width >= STREAM_MIN_PIXELS
 
 
-def _stream(predictor, path: str | Path, out: Path, scale: float, schema: str, overwrite: bool) -> None:
+def _stream(predictor, path: str | Path, out: Path, scale: float, card, overwrite: bool) -> None:
     """One big image, disk to disk, with a progress bar over its tiles (it may take minutes)."""
     import tempfile
 
@@ -183,6 +253,7 @@ def _stream(predictor, path: str | Path, out: Path, scale: float, schema: str, o
 
     from ..io.lazy import predict_file, write_mask_banded
 
+    marks = {"predicted_by": card.name}
     with tqdm(desc=Path(path).name, unit="tile", disable=not sys.stderr.isatty()) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -190,12 +261,14 @@ def _stream(predictor, path: str | Path, out: Path, scale: float, schema: str, o
             bar.update(done - bar.n)
 
         if out.suffix.lower() != ".png":
-            predict_file(predictor, path, out, scale=scale, overwrite=overwrite, progress=progress, schema=schema)
+            predict_file(
+                predictor, path, out, scale=scale, overwrite=overwrite, progress=progress, **marks, schema=card.schema
+            )
             return
         # a PNG is written once, top to bottom, but the edge-cell rule rewrites strips of finished labels: label
         # values go to a temporary file beside the mask first (same disk, removed whatever happens)
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f".{out.stem}.", dir=out.parent) as tmp:
             pred = predict_file(predictor, path, Path(tmp) / "labels.npy", scale=scale, progress=progress)
-            write_mask_banded(out, pred.labels, schema, overwrite=overwrite)
+            write_mask_banded(out, pred.labels, card.schema, overwrite=overwrite, **marks)
             del pred

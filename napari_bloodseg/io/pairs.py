@@ -21,11 +21,43 @@ def _key(stem: str) -> str:
     return s
 
 
+class LayoutError(ValueError):
+    """A folder whose expert masks cannot be told apart: two mask folders, or two masks for one image. Taking one
+    by listing order scored a model against its own predictions (a ``labels/`` written beside ``masks/``)."""
+
+
 def _subdir(folder: Path, names: tuple[str, ...]) -> Path | None:
-    for child in folder.iterdir() if folder.is_dir() else ():
-        if child.is_dir() and child.name.lower() in names:
-            return child
-    return None
+    found = _subdirs(folder, names)
+    if len(found) > 1:
+        kind = "expert masks" if names == _MASK_DIRS else "images"
+        listed = " and ".join(f"{p.name}/" for p in found)
+        raise LayoutError(
+            f"{folder} has {listed}: which holds the {kind} is not clear; move or rename the others "
+            "(or name the folder where a command takes one, e.g. evaluate --masks)"
+        )
+    return found[0] if found else None
+
+
+def _subdirs(folder: Path, names: tuple[str, ...]) -> list[Path]:
+    """The subfolders of ``folder`` named as in ``names`` (case aside), sorted."""
+    children = sorted(folder.iterdir()) if folder.is_dir() else []
+    return [c for c in children if c.is_dir() and c.name.lower() in names]
+
+
+def mask_dirs(folder: str | Path) -> list[Path]:
+    """Every subfolder of ``folder`` named like a masks folder (``masks/``, ``labels/``, ``gt/`` ...), sorted."""
+    return _subdirs(Path(folder), _MASK_DIRS)
+
+
+def dataset_files(folder: str | Path) -> list[Path]:
+    """Every image or mask file of a dataset folder, its image and mask subfolders included, pairs or not: what
+    must not be written over when :func:`find_pairs` cannot tell its masks apart."""
+    folder = Path(folder)
+    suffixes = IMAGE_SUFFIXES + MASK_SUFFIXES
+    out: list[Path] = []
+    for d in [folder, *mask_dirs(folder), *_subdirs(folder, _IMAGE_DIRS)]:
+        out += [p for p in sorted(d.iterdir()) if p.is_file() and p.suffix.lower() in suffixes and not hidden(p)]
+    return out
 
 
 def find_pairs(folder: str | Path, mask_folder: str | Path | None = None) -> list[tuple[Path, Path | None]]:
@@ -33,7 +65,8 @@ def find_pairs(folder: str | Path, mask_folder: str | Path | None = None) -> lis
 
     Layouts: ``images/`` + ``masks/`` subfolders; an explicit ``mask_folder``; or one folder holding
     ``NNN.bmp``/``NNN.jpg`` images with ``NNN.png`` masks (Zheng et al. Dataset 1, the RBC fields). Masks may
-    also be tagged (``NNN_mask.png``).
+    also be tagged (``NNN_mask.png``). Raises :class:`LayoutError` when the masks are ambiguous: two mask
+    folders (``masks/`` and ``labels/``), or two masks of one image (``001.png`` and ``001_mask.png``).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -48,21 +81,36 @@ def find_pairs(folder: str | Path, mask_folder: str | Path | None = None) -> lis
     if mask_folder is not None:
         mask_folder = Path(mask_folder)
         found = sorted(p for p in mask_folder.iterdir() if p.suffix.lower() in MASK_SUFFIXES and not hidden(p))
-        masks = {_key(p.stem): p for p in found}
-        return [(p, masks.get(_key(p.stem))) for p in files]
+        masks: dict[str, list[Path]] = {}
+        for p in found:
+            masks.setdefault(_key(p.stem), []).append(p)
+        _refuse_two_masks(mask_folder, [masks.get(_key(p.stem), []) for p in files])
+        return [(p, masks[_key(p.stem)][0] if _key(p.stem) in masks else None) for p in files]
 
     by_key: dict[str, list[Path]] = {}
     for p in files:
         by_key.setdefault(_key(p.stem), []).append(p)
     pairs: list[tuple[Path, Path | None]] = []
+    twice: list[list[Path]] = []
     for _key_, group in sorted(by_key.items()):
         tagged = [p for p in group if p.stem.lower() != _key_]
         plain = [p for p in group if p.stem.lower() == _key_]
         if tagged:  # NNN.png + NNN_mask.png
-            images, masks = plain, tagged
+            images, masks_ = plain, tagged
         else:  # NNN.bmp + NNN.png: the PNG is the mask when a non-PNG image shares its stem
-            masks = [p for p in plain if p.suffix.lower() == ".png"] if len(plain) > 1 else []
-            images = [p for p in plain if p not in masks]
+            masks_ = [p for p in plain if p.suffix.lower() == ".png"] if len(plain) > 1 else []
+            images = [p for p in plain if p not in masks_]
+        if images:
+            twice.append(masks_)
         for img in images:
-            pairs.append((img, masks[0] if masks else None))
+            pairs.append((img, masks_[0] if masks_ else None))
+    _refuse_two_masks(folder, twice)
     return pairs
+
+
+def _refuse_two_masks(folder: Path, groups: list[list[Path]]) -> None:
+    """Two masks for one image (``001.png`` and ``001-mask.png``): neither is taken, both are named."""
+    clashes = [g for g in groups if len(g) > 1]
+    if clashes:
+        named = "; ".join(", ".join(p.name for p in g) for g in clashes[:3]) + (" ..." if len(clashes) > 3 else "")
+        raise LayoutError(f"{folder}: more than one mask for one image ({named}): keep one of each")

@@ -107,7 +107,7 @@ def protected_files(layers: Iterable[tuple[str, Any]]) -> dict[Path, str]:
     open: what each came from (:func:`_files_of`), and the images and expert masks in those images' folders
     (paired as ``bloodseg predict`` pairs them: ``002.png`` beside ``002.bmp`` is its expert mask, opened or not).
     Replacing one would lose the image or the expert's annotation for good."""
-    from ..io.pairs import _IMAGE_DIRS, find_pairs
+    from ..io.pairs import _IMAGE_DIRS, LayoutError, dataset_files, find_pairs
 
     out: dict[Path, str] = {}
     folders: set[Path] = set()
@@ -125,6 +125,10 @@ def protected_files(layers: Iterable[tuple[str, Any]]) -> dict[Path, str]:
     for folder in sorted(folders):
         try:
             pairs = find_pairs(folder)
+        except LayoutError:  # masks that cannot be told apart (masks/ and labels/): every file there is kept
+            for f in dataset_files(folder):
+                out.setdefault(_real(f), f"a file of the dataset in {folder.name}")
+            continue
         except OSError:  # a folder gone or unreadable holds nothing to protect that can be listed
             continue
         for image, mask in pairs:

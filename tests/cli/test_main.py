@@ -87,3 +87,24 @@ def test_an_ignored_sigterm_stays_ignored(monkeypatch):
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert seen == [signal.SIG_IGN]
+
+
+def test_a_dataset_whose_masks_cannot_be_told_apart_is_one_clean_error(wbc_dir, tmp_path, capsys, clean_error):
+    """Two mask folders: every command that reads the dataset says so in one line (no traceback, exit 2)."""
+    import shutil
+
+    from napari_bloodseg.cli.main import main
+
+    ds = tmp_path / "ds"
+    shutil.copytree(wbc_dir, ds / "images")
+    (ds / "masks").mkdir()
+    (ds / "labels").mkdir()
+    for mask in (ds / "images").glob("*.png"):
+        shutil.copy(mask, ds / "labels")
+        mask.rename(ds / "masks" / mask.name)
+    for argv in (
+        ["evaluate", "--masks", str(ds), "--pred", str(ds / "labels")],
+        ["train", "--model", "unet", "--data", str(ds), "--epochs", "1", "--out", str(tmp_path / "m")],
+    ):
+        assert main(argv) == 2
+        clean_error(capsys.readouterr().err, "has labels/ and masks/: which holds the expert masks is not clear")

@@ -54,15 +54,33 @@ def test_predict_scale_keeps_original_size(wbc_dir, constant_models, tmp_path):
 
 
 def test_predict_never_overwrites_silently(wbc_dir, constant_models, tmp_path, capsys, clean_error):
+    from tests.cli.conftest import save_constant_model
+
+    save_constant_model(constant_models, "all-bg", "wbc", 0)
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "002.png").write_bytes(b"precious")
+    assert main(["predict", "--model", "all-bg", "--out", str(out), str(wbc_dir / "002.bmp")]) == 0
+    earlier = (out / "002.png").read_bytes()
     assert main(["predict", "--model", "all-cyto", "--out", str(out), str(wbc_dir)]) == 2
     clean_error(capsys.readouterr().err, "002.png exists (use --overwrite to replace it)")
-    assert (out / "002.png").read_bytes() == b"precious"
+    assert (out / "002.png").read_bytes() == earlier
     assert (_grey(out / "001.png") == 128).all() and (_grey(out / "003.png") == 128).all()  # the rest was done
     assert main(["predict", "--model", "all-cyto", "--overwrite", "--out", str(out), str(wbc_dir)]) == 0
     assert (_grey(out / "002.png") == 128).all()
+
+
+def test_overwrite_replaces_only_masks_this_tool_wrote(wbc_dir, constant_models, tmp_path, capsys, clean_error):
+    """``--overwrite`` refreshes earlier predictions; an expert mask or a micrograph already in --out (the same
+    image name predicted from another folder) is never replaced: it carries no schema mark."""
+    out = tmp_path / "victim"
+    out.mkdir()
+    (out / "002.png").write_bytes((wbc_dir / "002.png").read_bytes())  # an expert mask, alone in its folder
+    Image.new("RGB", (8, 8), (200, 30, 90)).save(out / "003.png")  # a micrograph saved as PNG
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for name in ("002", "003"):
+        argv = ["predict", "--model", "all-cyto", "--overwrite", "--out", str(out), str(wbc_dir / f"{name}.bmp")]
+        assert main(argv) == 2
+        clean_error(capsys.readouterr().err, f"{name}.png exists and is not a prediction of bloodseg")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_predict_never_writes_over_its_inputs_even_with_overwrite(wbc_dir, constant_models, capsys, clean_error):
@@ -131,7 +149,7 @@ def test_an_unusable_out_is_one_error_before_the_model_runs(wbc_dir, constant_mo
 
 def test_masks_beside_the_images_are_said_to_be_skipped(wbc_dir, constant_models, tmp_path, capsys):
     assert main(["predict", "--model", "all-cyto", "--out", str(tmp_path / "out"), str(wbc_dir)]) == 0
-    assert "3 file(s) taken as the masks of the images beside them and not segmented (e.g. 001.png)" in (
+    assert "3 file(s) taken as the expert masks of the images and not segmented (e.g. 001.png)" in (
         capsys.readouterr().err
     )
 
@@ -391,3 +409,39 @@ def test_npy_and_zarr_images_are_predicted_named_or_in_a_folder(constant_models,
         assert (_grey(tmp_path / out / "a.png") == 128).all()  # everything cytoplasm, at the array's size
     assert main(["predict", "--model", "all-cyto", "--stream", "--out", str(tmp_path / "s"), str(src)]) == 0
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["a.tif", "b.tif"]
+
+
+def test_out_folders_that_would_pass_predictions_off_as_expert_masks_are_refused(
+    wbc_dir, constant_models, tmp_path, capsys, clean_error
+):
+    """Each of these ran, and evaluate then scored the model against its own predictions (1.0 everywhere)."""
+    import shutil
+
+    ds = tmp_path / "ds"
+    (ds / "images").mkdir(parents=True)
+    (ds / "masks").mkdir()
+    for i in (1, 2):
+        shutil.copy(wbc_dir / f"00{i}.bmp", ds / "images")
+        shutil.copy(wbc_dir / f"00{i}.png", ds / "masks" / f"00{i}-mask.png")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    run = ["predict", "--model", "all-cyto", "--out"]
+    # a second masks folder beside masks/
+    assert main([*run, str(ds / "labels"), str(ds / "images")]) == 2
+    clean_error(capsys.readouterr().err, "already has masks/; a second masks folder beside it")
+    # into masks/, beside the expert's tagged masks: 001.png would shadow 001-mask.png
+    assert main([*run, str(ds / "masks"), str(ds / "images")]) == 2
+    clean_error(capsys.readouterr().err, "001.png would sit beside 001-mask.png")
+    # into the images' own folder: a.png beside a.bmp is read as its expert mask
+    assert main([*run, str(ds / "images"), str(ds / "images")]) == 2
+    clean_error(capsys.readouterr().err, "001.png would sit beside 001.bmp: it would be taken as the expert mask")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_a_shell_glob_over_a_dataset_folder_gets_the_right_advice(wbc_dir, constant_models, tmp_path, capsys):
+    """``predict d1/*`` names each expert mask beside its image: 'predict them into separate folders' would have
+    segmented the masks."""
+    argv = ["predict", "--model", "all-cyto", "--out", str(tmp_path / "out"), *map(str, sorted(wbc_dir.iterdir()))]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{wbc_dir / '001.png'} is the expert mask of {wbc_dir / '001.bmp'}: pass the folder" in err
+    assert "*.bmp" in err and "separate --out" not in err

@@ -77,3 +77,31 @@ def test_jpeg_masks_in_a_masks_folder_and_hidden_files_skipped(tmp_path):
     _touch(tmp_path / "images", "001.jpg", "002.jpg", "._001.jpg")
     _touch(tmp_path / "masks", "001.jpg", "002.png", "._002.png")
     assert _names(find_pairs(tmp_path)) == [("001.jpg", "001.jpg"), ("002.jpg", "002.png")]
+
+
+def test_two_mask_folders_are_refused_not_picked_by_listing_order(tmp_path):
+    """``ds/labels`` (predictions written there) beside ``ds/masks``: taking the first folder the disk lists scored
+    a model against its own predictions (1.0 everywhere)."""
+    from napari_bloodseg.io.pairs import LayoutError
+
+    _touch(tmp_path / "images", "001.bmp")
+    _touch(tmp_path / "masks", "001.png")
+    _touch(tmp_path / "labels", "001.png")
+    with pytest.raises(LayoutError, match=r"has labels/ and masks/: which holds the expert masks is not clear"):
+        find_pairs(tmp_path)
+    assert _names(find_pairs(tmp_path / "images", tmp_path / "masks")) == [("001.bmp", "001.png")]  # named
+
+
+def test_two_masks_of_one_image_are_refused_not_one_dropped(tmp_path):
+    from napari_bloodseg.io.pairs import LayoutError
+
+    _touch(tmp_path / "ds" / "images", "001.bmp", "002.bmp")
+    _touch(tmp_path / "ds" / "masks", "001-mask.png", "001.png", "002-mask.png")
+    with pytest.raises(LayoutError, match=r"more than one mask for one image \(001-mask.png, 001.png\)"):
+        find_pairs(tmp_path / "ds")
+    _touch(tmp_path / "flat", "001.png", "001_mask.png", "001_gt.png")  # one folder: NNN.png + tagged masks
+    with pytest.raises(LayoutError, match=r"001_gt.png, 001_mask.png"):
+        find_pairs(tmp_path / "flat")
+    _touch(tmp_path / "ok" / "masks", "001-mask.png", "stray.png")  # a mask of no image present is no doubt
+    _touch(tmp_path / "ok" / "images", "001.bmp")
+    assert _names(find_pairs(tmp_path / "ok")) == [("001.bmp", "001-mask.png")]

@@ -67,3 +67,18 @@ def test_save_layer_never_replaces_its_own_image_or_the_expert_mask_beside_it(vi
     mask_kwargs["metadata"]["bloodseg"]["image_path"] = str(tmp_path / "002.bmp")
     write_labels(str(tmp_path / "002.png"), np.zeros_like(mask), mask_kwargs)
     assert not read_paths(str(tmp_path / "002.png"))[0][0].any()
+
+
+def test_a_dataset_with_two_mask_folders_protects_both(tmp_path):
+    """When the masks cannot be told apart (masks/ and labels/), no file of either may be exported over; before,
+    the refusal to pair them escaped as an error from Export and Save."""
+    from napari_bloodseg.plugin.writer import _real, protected_files
+
+    for sub, names in (("images", ["001.bmp"]), ("masks", ["001.png"]), ("labels", ["001.png", "002.png"])):
+        (tmp_path / sub).mkdir()
+        for name in names:
+            (tmp_path / sub / name).write_bytes(b"x")
+    info = {"role": "prediction", "image_path": str(tmp_path / "images" / "001.bmp")}
+    protected = protected_files([("001 [wbc-unet]", info)])
+    for f in ("masks/001.png", "labels/001.png", "labels/002.png", "images/001.bmp"):
+        assert _real(tmp_path / f) in protected, f
