@@ -15,8 +15,6 @@ advises ``--device``, the widgets their Device choice (:func:`failure_message`).
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 
 from qtpy.QtCore import QTimer, Signal
@@ -44,34 +42,7 @@ def start_probe() -> None:
 
 def _probe() -> None:
     global _known
-    _map_torch_libraries()
     _known = probe_devices()  # an error (a broken torch) is printed by threading; runs then say it themselves
-
-
-def _map_torch_libraries() -> None:
-    """Load torch's big C++ libraries through a ctypes call, which lets go of the GIL while it runs; the import
-    machinery keeps it. Mapping libtorch_cpu takes ~0.3 s, and holding the GIL that long froze napari's event loop
-    (its Python slots need the GIL) even from this thread; the import then finds them loaded. Best effort: the
-    layout of the Linux and macOS wheels; anywhere else, or when it fails, the import loads them as before."""
-    if sys.platform not in ("linux", "darwin"):
-        return
-    try:
-        import ctypes
-        import importlib.util
-
-        spec = importlib.util.find_spec("torch")
-        if spec is None or spec.origin is None:
-            return
-        folder = os.path.join(os.path.dirname(spec.origin), "lib")
-        dlopen = ctypes.CDLL(None).dlopen
-        dlopen.restype = ctypes.c_void_p
-        dlopen.argtypes = (ctypes.c_char_p, ctypes.c_int)
-        for name in ("libtorch_cpu", "libtorch_cuda"):
-            path = os.path.join(folder, name + (".dylib" if sys.platform == "darwin" else ".so"))
-            if os.path.isfile(path):
-                dlopen(os.fsencode(path), os.RTLD_NOW | os.RTLD_LOCAL)  # never closed: torch uses it for good
-    except (OSError, AttributeError, ImportError, ValueError):  # no dlopen to call: the import does it all
-        pass
 
 
 def known_devices() -> DeviceProbe | None:

@@ -108,6 +108,6 @@ def test_opening_the_widgets_leaves_torch_to_a_thread_of_its_own():
     assert not opened["torch_after_constructors"]
     assert run.returncode == 0, run.stderr
     probed = lines[1]
-    assert set(probed["importers"]) == {"bloodseg-device-probe"}
+    assert probed["importers"] == ["bloodseg-device-probe"]
     for shown in probed["items"]:
         assert shown[:2] == ["auto", "cpu"] and not any("checking" in text for text in shown), shown
