@@ -122,6 +122,78 @@ def looks_like_photo(raw: np.ndarray) -> bool:
 #: a mask whose values all lie below this is in label space (0/1/2), perhaps with JPEG noise (a 3 here and there)
 LABEL_SPACE_TOP = 16
 
+#: the grey levels of the schemas' masks on disk (WBC 0/128/255; RBC 0/255 is among them)
+MASK_GREY_LEVELS = (0, 128, 255)
+#: :func:`grey_photo_share` above which a grey image is a photograph, not a mask. Measured (all 380 expert masks
+#: of the shared data, and copies): masks 0 %, JPEG or resized copies up to 0.06 %, a half-size copy saved as JPEG
+#: 0.9 %; every image there in grey from 11 % (5.5 % at half size): ``benchmarks/grey_photo_masks.py``
+GREY_PHOTO_SHARE = 0.02
+#: ... and at least this many such pixels: a tiny mask with one odd patch is not a photograph
+GREY_PHOTO_MIN_PIXELS = 50
+#: pixels sampled (in tiles) from a bigger plane: a slide-sized mask is judged without filtering all of it
+_PHOTO_SAMPLE_TILE, _PHOTO_SAMPLE_TILES = 256, 16
+
+
+def grey_photo_share(grey: np.ndarray, unlabelled: np.ndarray | None = None) -> tuple[float, int]:
+    """(share, count) of a grey plane's labelled pixels that no mask has: a mask is flat patches of its grey levels
+    and steps between them, whereas a photograph's shades vary smoothly everywhere. After a 3x3 median (stray
+    pixels gone), a pixel counts unless its 3x3 patch is flat, a step between levels (over 64 grey levels) lies
+    within 2 px (a resized or anti-aliased edge), or it is within 16 of a level with such a step within 7 px (JPEG
+    ringing stays in the step's 8x8 block). The share of grey values off the levels would not do: a resized mask
+    has 3-6 % of them, a grey photograph of red cells 1 %. A plane over 1 MP is judged on 16 tiles of it."""
+    from scipy import ndimage as ndi
+
+    g = np.asarray(grey, dtype=np.uint8)
+    off = np.abs(np.arange(256)[:, None] - np.asarray(MASK_GREY_LEVELS)[None, :]).min(axis=1).astype(np.uint8)
+    found = total = 0
+    for rows, cols in _sample_tiles(g.shape):
+        tile = g[rows, cols]
+        keep = None if unlabelled is None else ~np.asarray(unlabelled, dtype=bool)[rows, cols]
+        total += tile.size if keep is None else int(keep.sum())
+        if not (off[tile] > 0).any():
+            continue  # only the levels themselves: a clean mask
+        tile = ndi.median_filter(tile, size=3, mode="nearest")
+        near_step = _spread(tile, 15) > 64
+        odd = (_spread(tile, 3) > 0) & ~(_spread(tile, 5) > 64) & ~(near_step & (off[tile] <= 16))
+        found += int(odd.sum() if keep is None else (odd & keep).sum())
+    return (found / total if total else 0.0), found
+
+
+def _spread(a: np.ndarray, size: int) -> np.ndarray:
+    """Max - min over each size x size window."""
+    from scipy import ndimage as ndi
+
+    return ndi.maximum_filter(a, size, mode="nearest") - ndi.minimum_filter(a, size, mode="nearest")
+
+
+def _sample_tiles(shape: tuple[int, ...]) -> list[tuple[slice, slice]]:
+    """The whole plane up to 1 MP; else up to 16 tiles of 256 x 256 spread evenly over it (16 in a row or a column
+    of a long thin plane)."""
+    height, width = int(shape[0]), int(shape[1])
+    t, n = _PHOTO_SAMPLE_TILE, _PHOTO_SAMPLE_TILES
+    if height * width <= n * t * t:
+        return [(slice(None), slice(None))]
+    th, tw = min(height, t), min(width, t)
+    ny, nx = min(-(-height // th), 4), min(-(-width // tw), 4)
+    if ny < 4:
+        nx = min(-(-width // tw), n // ny)
+    elif nx < 4:
+        ny = min(-(-height // th), n // nx)
+    ys = np.linspace(0, height - th, ny).round().astype(int)
+    xs = np.linspace(0, width - tw, nx).round().astype(int)
+    return [(slice(y, y + th), slice(x, x + tw)) for y in ys for x in xs]
+
+
+def looks_like_grey_photo(grey: np.ndarray, unlabelled: np.ndarray | None = None) -> bool:
+    """A grey photograph (or a colour one saved as grey), not a mask: see :func:`grey_photo_share`. Read as a mask,
+    its shades were snapped to the levels and scored as an expert's mask. Label-space masks (0/1/2) are not
+    judged: their levels are not grey levels."""
+    g = np.asarray(grey)
+    if g.ndim != 2 or g.size == 0 or int(g.max()) < LABEL_SPACE_TOP:
+        return False
+    share, count = grey_photo_share(g, unlabelled)
+    return share > GREY_PHOTO_SHARE and count >= GREY_PHOTO_MIN_PIXELS
+
 
 def labels_from_grey(grey: np.ndarray, schema: LabelSchema | str | None = None) -> tuple[np.ndarray, LabelSchema]:
     """Grey mask → (label values, schema). A mask already in label space (values < n_classes) is kept as is; one
@@ -218,6 +290,11 @@ def read_mask(
     # only grey + alpha (how this tool saves partial corrections) marks unlabelled pixels: an RGBA mask's alpha is
     # an overlay's transparency, and reading it as "unlabelled" left nothing to score (every score 1.0)
     unlabelled = raw[..., -1] == 0 if raw.ndim == 3 and raw.shape[-1] == 2 else None
+    if indices is None and looks_like_grey_photo(grey, unlabelled):
+        raise MaskError(
+            f"{path}: a grey picture (smooth shades, not flat grey levels), not a mask (masks are grey levels: "
+            "WBC 0/128/255, RBC 0/255)"
+        )
     if shape is not None and tuple(grey.shape) != tuple(shape[:2]):
         size = f"{grey.shape[0]}x{grey.shape[1]}"
         raise MaskError(f"{path.name}: mask is {size} but {shape_of} is {shape[0]}x{shape[1]}")

@@ -300,3 +300,65 @@ def test_a_prediction_records_its_model_and_other_masks_do_not(tmp_path, rng, su
     assert predicted_by(tmp_path / "expert.png") is None and stored_marks(tmp_path / "expert.png") == {}
     assert stored_marks(fixed) == {"bloodseg:schema": "wbc"}
     np.testing.assert_array_equal(read_mask(pred)[0], labels)
+
+
+def _jpeg(a: np.ndarray, quality: int = 75) -> np.ndarray:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buf))
+
+
+def test_a_grey_photograph_is_not_read_as_a_mask(tmp_path):
+    # its 256 shades were snapped to 0/128/255 and scored as an expert's mask (exit 0); colour ones were refused
+    from napari_bloodseg.data import synthetic_rbc, synthetic_wbc
+
+    grey = np.asarray(Image.fromarray(synthetic_wbc(120, seed=0)[0]).convert("L"))
+    _save_grey(tmp_path / "photo.png", grey)
+    with pytest.raises(MaskError, match=r"photo\.png: a grey picture .*not a mask"):
+        read_mask(tmp_path / "photo.png", "wbc")
+    Image.fromarray(np.dstack([grey] * 3)).save(tmp_path / "rgb.png")  # grey in three equal channels
+    with pytest.raises(MaskError, match="rgb.png: a grey picture"):
+        read_mask(tmp_path / "rgb.png")
+    tifffile.imwrite(tmp_path / "deep.tif", grey.astype(np.uint16) * 257)
+    with pytest.raises(MaskError, match="deep.tif: a grey picture"):
+        read_mask(tmp_path / "deep.tif")
+    field = np.asarray(Image.fromarray(synthetic_rbc(seed=0)[0]).convert("L"))
+    tifffile.imwrite(tmp_path / "slide.tif", np.tile(field, (3, 2)))  # 1800 x 1600: judged on tiles of it
+    with pytest.raises(MaskError, match="slide.tif: a grey picture"):
+        read_mask(tmp_path / "slide.tif")
+
+
+def test_lossy_resized_and_odd_masks_are_not_taken_for_photographs(tmp_path):
+    from napari_bloodseg.data import synthetic_rbc, synthetic_wbc
+    from napari_bloodseg.io.masks import looks_like_grey_photo
+
+    labels = synthetic_wbc(120, seed=1)[1]
+    grey = WBC.to_disk(labels)
+    small = np.asarray(Image.fromarray(grey).resize((60, 60), Image.BILINEAR))
+    big = np.asarray(Image.fromarray(grey).resize((240, 240), Image.BILINEAR))
+    stray = grey.copy()
+    stray[np.random.default_rng(0).random(grey.shape) < 0.01] = 40  # 1 % stray pixels of a hand-made mask
+    field = RBC.to_disk(synthetic_rbc(seed=0)[1])
+    for name, a in {
+        "jpeg": _jpeg(grey),
+        "jpeg50": _jpeg(grey, 50),
+        "half": small,
+        "half-jpeg": _jpeg(small),
+        "double": big,
+        "stray": stray,
+        "rbc-jpeg": _jpeg(field),
+        "slide-jpeg": _jpeg(np.tile(field, (3, 2))),
+    }.items():
+        assert not looks_like_grey_photo(a), name
+        _save_grey(tmp_path / f"{name}.png", a)
+        assert read_mask(tmp_path / f"{name}.png")[0].max() >= 1, name
+    # a partial correction: unlabelled (transparent) pixels are not judged, whatever grey lies under them
+    photo = np.asarray(Image.fromarray(synthetic_wbc(120, seed=0)[0]).convert("L"))
+    under = np.where(labels > 0, grey, photo)
+    Image.fromarray(np.dstack([under, np.where(labels > 0, 255, 0).astype(np.uint8)]), mode="LA").save(
+        tmp_path / "partial.png"
+    )
+    out, _ = read_mask(tmp_path / "partial.png", "wbc")
+    assert (out == IGNORE_INDEX).any() and set(np.unique(out[labels > 0]).tolist()) <= {1, 2}
