@@ -199,7 +199,8 @@ def _check_report_path(flag: str, path: Path, is_earlier: Callable[[Path], bool]
 
     try:
         if path.is_dir():
-            raise IsADirectoryError(f"a folder: name the report file, e.g. report{path.suffix or '.json'}")
+            suffix = ".csv" if flag == "--csv" else ".json"  # the advice must pass the suffix check of this flag
+            raise IsADirectoryError(f"a folder: name the report file, e.g. {path / ('report' + suffix)}")
         check_can_write_in(path.parent)
     except OSError as exc:
         raise UsageError(f"{flag} {path}: {exc}") from None

@@ -250,6 +250,15 @@ def test_a_bad_json_path_is_refused_before_scoring(wbc_dir, tmp_path, capsys, cl
         assert "cytoplasm" not in err
 
 
+def test_a_report_folder_gets_advice_with_its_flags_suffix(wbc_dir, tmp_path, capsys, clean_error):
+    # --csv <folder> suggested report.json, which the next run refused as "a .json name for a CSV report"
+    pred = tmp_path / "pred"
+    write_mask(pred / "001.png", _truth(wbc_dir, 1), "wbc")
+    for flag, suffix in (("--csv", ".csv"), ("--json", ".json")):
+        assert main(["evaluate", "--masks", str(wbc_dir), "--pred", str(pred), flag, str(pred)]) == 2
+        clean_error(capsys.readouterr().err, f"a folder: name the report file, e.g. {pred / ('report' + suffix)}")
+
+
 def test_the_schema_of_a_pred_folder_is_read_from_several_masks(wbc_dir, tmp_path, capsys):
     """An empty first expert mask read alone said RBC, and the WBC batch was scored as one class."""
     masks, pred = tmp_path / "masks", tmp_path / "pred"
