@@ -109,6 +109,11 @@ def find_model(spec: str) -> ModelInfo:
     """Resolve a model name (its exact case first, then any case when only one model has it: ``--model WBC-UNet``),
     a path to a model file, or a bare architecture name."""
     models = list_models()
+    if not spec.strip() or Path(spec).expanduser().name in ("", ".", ".."):
+        # an unset variable in a script (--model "$MODEL"), or a folder: the file lookup below said only
+        # "PosixPath('.') has an empty name"
+        what = "empty model name" if not spec.strip() else f"{spec!r} is a folder, not a model"
+        raise ModelFileError(f"{what}: give {_what_to_give(models)}")
     for info in models:
         if info.name == spec:
             return info
@@ -127,9 +132,20 @@ def find_model(spec: str) -> ModelInfo:
     arch, _, schema = spec.partition(":")
     if arch.lower() in ARCHITECTURES:
         return ModelInfo(spec, get_schema(schema or "wbc").name, arch.lower(), "untrained", None)
+    if p.is_dir():
+        raise ModelFileError(f"{spec!r} is a folder, not a model: give {_what_to_give(models)}")
     known = ", ".join(m.name for m in models) or "none installed"
     raise ModelFileError(
         f"unknown model {spec!r}: not a model name ({known}), a model file, or an architecture "
+        f"({', '.join(ARCHITECTURES)})"
+    )
+
+
+def _what_to_give(models: Sequence[ModelInfo]) -> str:
+    """What ``find_model`` takes, with the names there are (``bloodseg models`` lists them with their details)."""
+    known = ", ".join(m.name for m in models) or "none installed"
+    return (
+        f"a model name ({known}; `bloodseg models` lists them), a model file, or an architecture "
         f"({', '.join(ARCHITECTURES)})"
     )
 

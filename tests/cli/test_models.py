@@ -106,3 +106,9 @@ def test_a_full_disk_is_blamed_on_the_action_not_on_the_source_file(constant_mod
     assert main(["models", "export", "all-cell", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "models export: no space left on device" in err and "source.json" not in err
+
+
+@pytest.mark.parametrize("spec", ["", "."])
+def test_an_empty_model_name_is_one_plain_line(constant_models, tmp_path, capsys, clean_error, spec):
+    assert main(["models", "export", spec, str(tmp_path / "out")]) == 2
+    clean_error(capsys.readouterr().err, "empty model name" if not spec else "'.' is a folder, not a model")

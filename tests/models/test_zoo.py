@@ -177,3 +177,15 @@ def test_one_unreadable_card_in_the_user_folder_does_not_break_the_list(shipped_
     (tmp_model_dir / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     assert [m.name for m in list_models()] == ["good"]
     assert find_model("good").name == "good"
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"), [("", "empty model name"), ("  ", "empty model name"), (".", "'.' is a folder, not a model")]
+)
+def test_an_empty_model_name_or_a_folder_says_so(shipped_dir, tmp_model_dir, tmp_path, spec, needle):
+    """``--model "$MODEL"`` with MODEL unset said ``PosixPath('.') has an empty name``."""
+    _save(tmp_model_dir, "mine")
+    with pytest.raises(ModelFileError, match=rf"{needle}: give a model name \(mine; `bloodseg models` lists them\)"):
+        find_model(spec)
+    with pytest.raises(ModelFileError, match="is a folder, not a model"):
+        find_model(str(tmp_path))
