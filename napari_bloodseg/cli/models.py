@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import sys
 
 from .common import UsageError
 
@@ -41,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
             for arch in ARCHITECTURES:
                 print(f"{arch}\twbc|rbc\t{arch}\tuntrained\tv0\t(random weights: train or fine-tune before use)")
             print(f"# user models: {user_model_dir()}")
+            from ..models.zoo import skipped_cards
+
+            for skipped in skipped_cards():  # a damaged model must not vanish from the list without a word
+                print(f"bloodseg: warning: {skipped.note()}", file=sys.stderr)
     except BrokenPipeError:
         raise
     except ModelFileError as exc:

@@ -81,28 +81,56 @@ class ModelInfo:
         return f"{self.name}\t{self.schema}\t{self.architecture}\t{self.source}\tv{self.version}\t{self.path or '-'}"
 
 
-def _scan(folder: Path, source: str) -> list[ModelInfo]:
-    out = []
+@dataclass(frozen=True)
+class SkippedCard:
+    """A model card file in a model folder that is not a usable model, and why: listed as a note, never as a
+    model (a card without weights was listed as usable; a broken one vanished from the list without a word)."""
+
+    path: Path
+    reason: str
+
+    def note(self) -> str:
+        return f"skipped {self.path}: {self.reason}"
+
+
+def _scan(folder: Path, source: str) -> tuple[list[ModelInfo], list[SkippedCard]]:
+    """The usable models in ``folder`` (a card and its weights), and the card files that are not."""
+    out: list[ModelInfo] = []
+    skipped: list[SkippedCard] = []
     if not folder.is_dir():
-        return out
+        return out, skipped
     for card_path in sorted(folder.glob(f"*{CARD_SUFFIX}")):
         if card_path.name.startswith("."):  # a temporary file of an interrupted save, or a macOS ._ file
             continue
         try:
             card = read_card(card_path)
-        except ModelFileError:
-            continue  # a stray or broken JSON file is not a model; `load` reports it if asked for by path
+        except ModelFileError as exc:
+            reason = str(exc).removeprefix(f"{card_path}: ")
+            skipped.append(SkippedCard(card_path, f"not a usable model card ({reason})"))
+            continue
+        weights, _ = model_paths(card_path)
+        if not weights.is_file():
+            skipped.append(
+                SkippedCard(card_path, f"no weights file beside it ({weights.name}): put it there or delete the card")
+            )
+            continue
         out.append(
             ModelInfo(card_path.stem, card.schema, card.architecture, source, card_path.with_suffix(""), card.version)
         )
-    return out
+    return out, skipped
 
 
 def list_models() -> list[ModelInfo]:
-    """Shipped models first, then the user's; a user model never hides a shipped one of the same name."""
-    shipped = _scan(SHIPPED_DIR, "shipped")
+    """Shipped models first, then the user's; a user model never hides a shipped one of the same name. Card files
+    that are not usable models are left out: :func:`skipped_cards` says which and why."""
+    shipped = _scan(SHIPPED_DIR, "shipped")[0]
     names = {m.name for m in shipped}
-    return shipped + [m for m in _scan(user_model_dir(), "user") if m.name not in names]
+    return shipped + [m for m in _scan(user_model_dir(), "user")[0] if m.name not in names]
+
+
+def skipped_cards() -> list[SkippedCard]:
+    """The card files in the shipped and user model folders that :func:`list_models` leaves out, with why."""
+    return _scan(SHIPPED_DIR, "shipped")[1] + _scan(user_model_dir(), "user")[1]
 
 
 def find_model(spec: str) -> ModelInfo:
@@ -134,6 +162,9 @@ def find_model(spec: str) -> ModelInfo:
         return ModelInfo(spec, get_schema(schema or "wbc").name, arch.lower(), "untrained", None)
     if p.is_dir():
         raise ModelFileError(f"{spec!r} is a folder, not a model: give {_what_to_give(models)}")
+    unusable = [c for c in skipped_cards() if c.path.stem.casefold() == spec.casefold()]
+    if unusable:  # a damaged model asked for by name: say what is wrong with it, not that it is unknown
+        raise ModelFileError(f"model {spec!r} cannot be used: {unusable[0].path}: {unusable[0].reason}")
     known = ", ".join(m.name for m in models) or "none installed"
     raise ModelFileError(
         f"unknown model {spec!r}: not a model name ({known}), a model file, or an architecture "

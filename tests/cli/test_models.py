@@ -108,6 +108,19 @@ def test_a_full_disk_is_blamed_on_the_action_not_on_the_source_file(constant_mod
     assert "models export: no space left on device" in err and "source.json" not in err
 
 
+def test_models_list_notes_cards_that_are_not_usable_models(constant_models, capsys):
+    """`bloodseg models` listed a card without weights as usable and left out a broken card without a word."""
+    (constant_models / "orphan.json").write_text((constant_models / "all-cyto.json").read_text())
+    (constant_models / "broken.json").write_text("{bad")
+    assert main(["models"]) == 0
+    out, err = capsys.readouterr()
+    names = [ln.split("\t")[0] for ln in out.splitlines() if not ln.startswith("#")]
+    assert "orphan" not in names and "broken" not in names and "all-cyto" in names
+    assert f"bloodseg: warning: skipped {constant_models / 'orphan.json'}: no weights file beside it" in err
+    assert f"bloodseg: warning: skipped {constant_models / 'broken.json'}: not a usable model card" in err
+    assert len(err.strip().splitlines()) == 2
+
+
 @pytest.mark.parametrize("spec", ["", "."])
 def test_an_empty_model_name_is_one_plain_line(constant_models, tmp_path, capsys, clean_error, spec):
     assert main(["models", "export", spec, str(tmp_path / "out")]) == 2

@@ -189,3 +189,23 @@ def test_an_empty_model_name_or_a_folder_says_so(shipped_dir, tmp_model_dir, tmp
         find_model(spec)
     with pytest.raises(ModelFileError, match="is a folder, not a model"):
         find_model(str(tmp_path))
+
+
+def test_a_card_without_weights_or_a_broken_card_is_skipped_with_a_reason(shipped_dir, tmp_model_dir):
+    """A card without weights was listed as usable; a broken card vanished from the list without a word."""
+    _save(tmp_model_dir, "good")
+    _save(tmp_model_dir, "orphan")
+    (tmp_model_dir / "orphan.safetensors").unlink()
+    (tmp_model_dir / "broken.json").write_text("{bad")
+    assert [m.name for m in list_models()] == ["good"]
+    notes = [c.note() for c in zoo.skipped_cards()]
+    assert notes == [
+        f"skipped {tmp_model_dir / 'broken.json'}: not a usable model card (not a valid JSON model card "
+        "(JSONDecodeError: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)))",
+        f"skipped {tmp_model_dir / 'orphan.json'}: no weights file beside it (orphan.safetensors): put it there or "
+        "delete the card",
+    ]
+    with pytest.raises(ModelFileError, match=r"model 'orphan' cannot be used: .*orphan\.json: no weights file"):
+        find_model("orphan")
+    with pytest.raises(ModelFileError, match=r"model 'Broken' cannot be used: .*broken\.json: not a usable model card"):
+        find_model("Broken")
