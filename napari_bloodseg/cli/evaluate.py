@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         prediction_files,
     )
     from ..io import ImageReadError, MaskError, read_image, read_mask
+    from ..io.images import file_problem
     from ..metrics import score_image
     from ..schemas import get_schema
 
@@ -118,8 +119,8 @@ def run(args: argparse.Namespace) -> int:
     for src in sources:
         name = Path(src).stem
         try:
-            if predictor is not None and not Path(src).is_file():
-                raise ImageReadError(f"{src}: no such file" if not Path(src).exists() else f"{src}: not a file")
+            if predictor is not None and file_problem(Path(src)):  # before the mask: its error would mislead
+                raise ImageReadError(f"{src}: {file_problem(Path(src))}")
             truth_path = masks.get(_key(name))
             if truth_path is None:
                 raise MaskError(f"{name}: no expert mask with this name in {args.masks}")

@@ -29,8 +29,9 @@ def _read_raw(path: Path, *, values: bool = False) -> np.ndarray:
     """The stored pixels as viewers show them (see :func:`_read_tiff` for TIFFs); ``values``: a mask's raw values."""
     from PIL import Image
 
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file")
+    problem = file_problem(path)
+    if problem:
+        raise ImageReadError(f"{path}: {problem}")
     try:
         if is_tiff(path):  # by content: a 16-bit TIFF saved under another suffix went through Pillow at 8 bits
             return _read_tiff(path, values=values)
@@ -53,6 +54,27 @@ def _read_raw(path: Path, *, values: bool = False) -> np.ndarray:
         ) from None
     except Exception as exc:  # PIL/tifffile raise many types for corrupt files
         raise ImageReadError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
+
+
+def file_problem(path: Path) -> str | None:
+    """Why ``path`` is no file to read, in the user's words, or None: a folder named like an image (``002.png``)
+    was reported as "no such file" although it exists, and an empty file as Pillow's "cannot identify image
+    file"."""
+    import stat
+
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:  # permission denied on a folder on the way, a name too long, a loop of links
+        return (exc.strerror or str(exc)).lower()
+    if stat.S_ISDIR(st.st_mode):
+        return "a folder, not a file"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a device, pipe or socket)"
+    if st.st_size == 0:
+        return "empty file (0 bytes)"
+    return None
 
 
 def _upright(im: Any) -> Any:

@@ -139,6 +139,16 @@ def test_missing_file(tmp_path):
         read_image(tmp_path / "nope.png")
 
 
+def test_a_folder_or_an_empty_file_says_so(tmp_path):
+    # a folder named 002.png was "no such file" (it exists), an empty file Pillow's "cannot identify image file"
+    (tmp_path / "002.png").mkdir()
+    (tmp_path / "003.bmp").write_bytes(b"")
+    with pytest.raises(ImageReadError, match=r"002\.png: a folder, not a file$"):
+        read_image(tmp_path / "002.png")
+    with pytest.raises(ImageReadError, match=r"003\.bmp: empty file \(0 bytes\)$"):
+        read_image(tmp_path / "003.bmp")
+
+
 def test_corrupt_file(tmp_path):
     bad = tmp_path / "bad.bmp"
     bad.write_bytes(b"BM this is not a bitmap")

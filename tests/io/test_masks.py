@@ -97,6 +97,12 @@ def test_unreadable_mask(tmp_path):
         read_mask(tmp_path / "bad.png")
     with pytest.raises(MaskError, match="no such file"):
         read_mask(tmp_path / "missing.png")
+    (tmp_path / "002.png").mkdir()  # was "no such file", although it exists
+    with pytest.raises(MaskError, match=r"002\.png: a folder, not a file$"):
+        read_mask(tmp_path / "002.png")
+    (tmp_path / "003.png").write_bytes(b"")  # was "cannot identify image file"
+    with pytest.raises(MaskError, match=r"003\.png: empty file \(0 bytes\)$"):
+        read_mask(tmp_path / "003.png")
 
 
 def test_write_refuses_existing_file_unless_overwrite(tmp_path):
