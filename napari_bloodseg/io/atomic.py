@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import tempfile
@@ -143,4 +144,16 @@ def check_can_write_in(folder: str | Path) -> None:
     if not existing.is_dir():
         raise NotADirectoryError(f"{existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
+        if _read_only_mount(existing):  # not a matter of permissions: no chmod or other user will help
+            exc = OSError(f"{existing} is on a read-only file system")
+            exc.errno = errno.EROFS
+            raise exc
         raise PermissionError(f"no permission to write in {existing}")
+
+
+def _read_only_mount(path: Path) -> bool:
+    """Whether ``path`` lies on a file system mounted read-only (POSIX; False where that cannot be asked)."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (AttributeError, OSError):  # Windows has no statvfs
+        return False

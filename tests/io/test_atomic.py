@@ -76,6 +76,22 @@ def test_check_can_write_in_refuses_a_file_on_the_way_and_accepts_missing_folder
         check_can_write_in(tmp_path / "afile" / "sub")
 
 
+def test_check_can_write_in_names_a_read_only_file_system(tmp_path, monkeypatch):
+    """A read-only mount was reported as "no permission to write in X"."""
+    import errno
+    import types
+
+    from napari_bloodseg.io import atomic
+
+    monkeypatch.setattr(atomic.os, "access", lambda path, mode: False)
+    with pytest.raises(PermissionError, match="no permission to write in"):
+        atomic.check_can_write_in(tmp_path)
+    monkeypatch.setattr(atomic.os, "statvfs", lambda path: types.SimpleNamespace(f_flag=os.ST_RDONLY), raising=False)
+    with pytest.raises(OSError, match=f"{tmp_path} is on a read-only file system$") as caught:
+        atomic.check_can_write_in(tmp_path / "sub")
+    assert caught.value.errno == errno.EROFS and not isinstance(caught.value, PermissionError)
+
+
 def test_files_written_by_replacing_the_temporary_keep_normal_permissions(tmp_path):
     """safetensors replaces the file it is given: model weights came out 0600, unreadable to colleagues."""
     import os
