@@ -210,3 +210,48 @@ def test_an_image_with_no_labelled_pixel_is_not_scored_perfect():
         score_image(np.zeros((4, 4), np.uint8), target, "wbc")
     with pytest.raises(ValueError, match="nothing to score"):
         score_image(np.zeros((4, 4), np.uint8), target, "wbc", rows=2)
+
+
+def test_confusion_matrix_counts_a_big_pair_in_bounded_memory(monkeypatch):
+    """``evaluate`` on a 120 MP pair peaked at 3.2 GB: whole-image int64 copies and codes, ~27 bytes a pixel."""
+    import tracemalloc
+
+    from napari_bloodseg import metrics
+
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 3, (2000, 4000), dtype=np.uint8)
+    pred = np.where(rng.random(target.shape) < 0.9, target, (target + 1) % 3).astype(np.uint8)
+    target[:50] = IGNORE_INDEX  # unlabelled rows: dropped, as before
+    small = {"t": target[::37, ::41], "p": pred[::37, ::41]}
+    codes = small["t"].astype(np.int64)[small["t"] != IGNORE_INDEX] * 3 + small["p"][small["t"] != IGNORE_INDEX]
+    want = np.bincount(codes, minlength=9).reshape(3, 3)
+    monkeypatch.setattr(metrics, "COUNT_CHUNK", 1000)  # many chunks, cut mid-row: the same counts
+    np.testing.assert_array_equal(confusion_matrix(small["p"], small["t"], 3), want)
+    monkeypatch.undo()
+    tracemalloc.start()
+    try:
+        cm = confusion_matrix(pred, target, 3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < target.size  # under 1 byte a pixel of the 8 MP pair, whatever its size (was ~27)
+    labelled = target != IGNORE_INDEX
+    assert cm.sum() == labelled.sum() and np.trace(cm) == (pred == target)[labelled].sum()
+
+
+def test_bad_label_values_are_named_in_any_chunk(monkeypatch):
+    from napari_bloodseg import metrics
+
+    monkeypatch.setattr(metrics, "COUNT_CHUNK", 4)
+    target = np.zeros(20, np.uint8)
+    target[17] = 7
+    with pytest.raises(ValueError, match=r"the mask has label values \[7\]"):
+        confusion_matrix(np.zeros(20, np.uint8), target, 3)
+
+
+def test_label_counts_of_a_mask():
+    from napari_bloodseg.metrics import label_counts
+
+    labels = np.array([[0, 0, 2], [IGNORE_INDEX, 2, 2]], np.uint8)
+    counts = label_counts(labels)
+    assert counts.shape == (256,) and counts[[0, 2, IGNORE_INDEX]].tolist() == [2, 3, 1] and counts.sum() == 6

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from ..io import ImageReadError, MaskError, read_image, read_mask
     from ..io.images import file_problem
-    from ..metrics import score_image
+    from ..metrics import label_counts, score_image
     from ..schemas import get_schema
 
     if args.json and args.json.suffix.lower() == ".csv":
@@ -133,10 +133,11 @@ def run(args: argparse.Namespace) -> int:
             else:
                 pred, _ = read_mask(src, schema)
                 truth, _ = read_mask(truth_path, schema, shape=pred.shape, shape_of=f"the prediction {src}")
-            scores.append(score_image(pred, truth, schema))
+            scores.append(score_image(pred, truth, schema))  # counted in chunks: a slide-sized pair fits
             names.append(name)
-            truth_classes |= set(np.unique(truth).tolist())
-            unlabelled = float((truth == IGNORE_INDEX).mean())
+            counts = label_counts(truth)
+            truth_classes |= set(np.flatnonzero(counts).tolist())
+            unlabelled = float(counts[IGNORE_INDEX] / truth.size) if truth.size else 0.0
             if unlabelled >= MOSTLY_UNLABELLED:
                 sparse.append(f"{name} ({unlabelled:.0%})")
         except (ImageReadError, MaskError, ValueError) as exc:
