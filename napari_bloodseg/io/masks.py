@@ -282,7 +282,7 @@ def read_mask(
     except ImageReadError as exc:
         raise MaskError(str(exc)) from None
     if looks_like_photo(raw):
-        raise MaskError(f"{path.name}: a colour image, not a mask (masks are grey: WBC 0/128/255, RBC 0/255)")
+        raise MaskError(f"{path}: a colour image, not a mask (masks are grey: WBC 0/128/255, RBC 0/255)")
     try:
         grey = grey_from_array(raw)
     except MaskError as exc:

@@ -287,7 +287,25 @@ def test_photographs_are_not_scored_as_masks(wbc_dir, tmp_path, capsys, clean_er
     assert main(["evaluate", "--masks", str(wbc_dir), "--pred", str(pred), "--schema", "wbc"]) == 2
     clean_error(
         capsys.readouterr().err,
-        *[f"{i:03d}.png: a colour image, not a mask" for i in (1, 2, 3)],
+        *[f"{pred / f'{i:03d}.png'}: a colour image, not a mask" for i in (1, 2, 3)],  # which folder, too
+        "no image could be evaluated",
+    )
+
+
+def test_grey_photographs_given_as_expert_masks_are_refused(wbc_dir, tmp_path, capsys, clean_error):
+    """Grey photographs passed as --masks had their shades snapped to 0/128/255 and scored, exit 0."""
+    masks, pred = tmp_path / "greym", tmp_path / "pred"
+    masks.mkdir()
+    for i in (1, 2, 3):
+        Image.open(wbc_dir / f"{i:03d}.bmp").convert("L").save(masks / f"{i:03d}.png")
+        write_mask(pred / f"{i:03d}.png", _truth(wbc_dir, i), "wbc")
+    assert main(["evaluate", "--masks", str(masks), "--pred", str(pred), "--schema", "wbc"]) == 2
+    clean_error(
+        capsys.readouterr().err,
+        *[
+            f"{masks / f'{i:03d}.png'}: a grey picture (smooth shades, not flat grey levels), not a mask"
+            for i in (1, 2, 3)
+        ],
         "no image could be evaluated",
     )
 
