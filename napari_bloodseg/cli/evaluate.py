@@ -76,10 +76,13 @@ def run(args: argparse.Namespace) -> int:
     if args.images:
         if not args.model:
             raise UsageError("--images needs --model")
+        from ..io.pairs import glob_advice, mask_named_with_its_image
+
+        given = images_in(args.images)
+        if found := mask_named_with_its_image(given):  # `--images d1/*`: each expert mask named beside its image
+            raise UsageError(glob_advice(*found))
         # two files named 001 from two folders would both be scored against the one mask 001
-        sources, clashes = one_per_name(
-            images_in(args.images), "images of one name, one expert mask; none scored (evaluate them apart)"
-        )
+        sources, clashes = one_per_name(given, "images of one name, one expert mask; none scored (evaluate them apart)")
         for problem in clashes:
             error(problem)
         model, card = load_model_or_fail(args.model)
@@ -107,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             error(problem)
         schema = get_schema(args.schema) if args.schema else _guess_batch_schema(sources, masks)
     if not sources:
-        raise UsageError("no images or predictions found")
+        raise UsageError("nothing left to score (see above)" if clashes else "no images or predictions found")
 
     from ..io.pairs import _key
     from ..schemas import IGNORE_INDEX

@@ -157,21 +157,11 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
 def _clash(first: Path, second: Path, out: Path) -> str:
     """Two inputs, one output: most often a shell glob over a dataset folder (``d1/*``), which names each expert
     mask beside its image; predicting into two folders would segment the masks."""
-    from ..io.pairs import find_pairs
+    from ..io.pairs import glob_advice, mask_named_with_its_image
 
-    a, b = Path(first), Path(second)
-    if a.parent == b.parent and a.parent.is_dir():
-        try:
-            masks = {m: img for img, m in find_pairs(a.parent) if m is not None}
-        except (OSError, ValueError):
-            masks = {}
-        for mask in (a, b):
-            if mask in masks:
-                image = masks[mask]
-                return (
-                    f"{mask} is the expert mask of {image}: pass the folder ({image.parent}), "
-                    f"or only the images (e.g. {image.parent / ('*' + image.suffix)})"
-                )
+    found = mask_named_with_its_image([Path(first), Path(second)])
+    if found:
+        return glob_advice(*found)
     return f"{first} and {second} would both be written to {out}: predict them into separate --out folders"
 
 

@@ -114,3 +114,30 @@ def _refuse_two_masks(folder: Path, groups: list[list[Path]]) -> None:
     if clashes:
         named = "; ".join(", ".join(p.name for p in g) for g in clashes[:3]) + (" ..." if len(clashes) > 3 else "")
         raise LayoutError(f"{folder}: more than one mask for one image ({named}): keep one of each")
+
+
+def mask_named_with_its_image(paths: list[Path]) -> tuple[Path, Path] | None:
+    """``(mask, image)`` when ``paths`` name an image and its expert mask beside it, as a shell glob over a dataset
+    folder does (``d1/*``): a mask named as an input would be segmented or scored as an image."""
+    groups: dict[tuple[Path, str], list[Path]] = {}
+    for p in map(Path, paths):
+        groups.setdefault((p.parent, _key(p.stem)), []).append(p)
+    given = set(map(Path, paths))
+    for (folder, _), group in sorted(groups.items()):
+        if len(group) < 2 or not folder.is_dir():
+            continue
+        try:
+            pairs = find_pairs(folder)
+        except (OSError, ValueError):
+            continue
+        for image, mask in pairs:
+            if mask is not None and image in given and mask in given:
+                return mask, image
+    return None
+
+
+def glob_advice(mask: Path, image: Path) -> str:
+    return (
+        f"{mask} is the expert mask of {image}: pass the folder ({image.parent}), "
+        f"or only the images (e.g. {image.parent / ('*' + image.suffix)})"
+    )

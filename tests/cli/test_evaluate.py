@@ -468,3 +468,21 @@ def test_an_empty_model_name_is_one_plain_line(wbc_dir, capsys, clean_error, spe
     argv = ["evaluate", "--masks", str(wbc_dir), "--images", str(wbc_dir / "001.bmp"), "--model", spec]
     assert main(argv) == 2
     clean_error(capsys.readouterr().err, needle)
+
+
+def test_a_shell_glob_over_a_dataset_folder_gets_the_right_advice(wbc_dir, constant_models, capsys, clean_error):
+    """``--images d1/*`` names each expert mask beside its image: they were reported as 'images of one name' and
+    the run ended 'no images or predictions found' although it found six files."""
+    files = [str(p) for p in sorted(wbc_dir.iterdir())]
+    assert main(["evaluate", "--masks", str(wbc_dir), "--model", "all-cyto", "--images", *files]) == 2
+    clean_error(capsys.readouterr().err, f"{wbc_dir / '001.png'} is the expert mask of {wbc_dir / '001.bmp'}")
+
+
+def test_a_run_whose_every_image_clashed_says_so(wbc_dir, constant_models, tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "001.bmp").write_bytes((wbc_dir / "002.bmp").read_bytes())
+    argv = ["evaluate", "--masks", str(wbc_dir), "--model", "all-cyto", "--images", str(wbc_dir / "001.bmp")]
+    assert main([*argv, str(other / "001.bmp")]) == 2
+    err = capsys.readouterr().err
+    assert "images of one name" in err and "nothing left to score" in err and "no images" not in err
