@@ -34,6 +34,8 @@ import numpy as np
 from .images import (
     ImageReadError,
     dtype_full_scale,
+    file_problem,
+    is_zarr,
     on_white,
     peak_value,
     read_image,
@@ -117,9 +119,11 @@ def open_lazy(path: str | Path, *, level: int = 0) -> Any:
     ``level`` picks a pyramid level of multi-resolution TIFF/zarr files (0: full resolution).
     """
     path = Path(path)
-    if not path.exists():
-        raise ImageReadError(f"{path}: no such file")
     suffix = path.suffix.lower()
+    zarr_store = is_zarr(path) or (suffix == ".zarr" and path.is_dir())
+    problem = None if zarr_store else file_problem(path)  # a zarr store is a folder
+    if problem:
+        raise ImageReadError(f"{path}: {problem}")
     layout: dict[str, Any] = {}
     try:
         if suffix in (".tif", ".tiff"):
@@ -127,7 +131,7 @@ def open_lazy(path: str | Path, *, level: int = 0) -> Any:
             raw = _open_tiff(path, level, whole=layout["whole"])
         elif suffix == ".npy":
             raw = np.load(path, mmap_mode="r")
-        elif suffix == ".zarr" or path.is_dir():
+        elif zarr_store:
             import zarr
 
             raw = _open_zarr_level(zarr.open(str(path), mode="r"), level)

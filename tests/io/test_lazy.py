@@ -235,3 +235,14 @@ def test_streamed_pixels_equal_whole_file_pixels(tmp_path, rng, layout):
         assert isinstance(streamed, RGBView)  # read in parts: extra data needs no converting
     if layout.startswith("rgba"):
         assert (whole[:, :8] == 255).all()  # transparent: white, as a cut-out cell on a smear background
+
+
+def test_an_empty_file_or_a_folder_named_as_an_image_is_said_to_be_so(tmp_path):
+    (tmp_path / "empty.tif").write_bytes(b"")
+    (tmp_path / "dir.npy").mkdir()
+    with pytest.raises(ImageReadError, match=r"empty.tif: empty file \(0 bytes\)"):
+        open_lazy(tmp_path / "empty.tif")
+    with pytest.raises(ImageReadError, match=r"dir.npy: a folder, not a file"):
+        open_lazy(tmp_path / "dir.npy")
+    with pytest.raises(ImageReadError, match=r"gone.tif: no such file"):
+        open_lazy(tmp_path / "gone.tif")
