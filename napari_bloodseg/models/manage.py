@@ -117,11 +117,30 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def delete_model(name: str) -> None:
     """The card goes first (the model is no longer listed), then the weights, with interrupts held back: never a
-    card left without its weights."""
-    weights, card = model_paths(_user_model(name))
+    card left without its weights. A user card that is no usable model (its weights gone, or unreadable) is deleted
+    too when named: the list names it as skipped, and deleting it was the only way out besides the file manager."""
+    try:
+        path = _user_model(name)
+    except ModelFileError:
+        path = _skipped_user_card(name)
+        if path is None:
+            raise
+    weights, card = model_paths(path)
     with signals_held():
         card.unlink(missing_ok=True)
         weights.unlink(missing_ok=True)
+
+
+def _skipped_user_card(name: str) -> Path | None:
+    """The card, without suffix, of a skipped (unusable) user model called ``name`` (any case), or None."""
+    from .zoo import skipped_cards
+
+    folder = user_model_dir().resolve()
+    for skipped in skipped_cards():
+        stem = skipped.path.name[: -len(CARD_SUFFIX)]
+        if skipped.path.parent.resolve() == folder and stem.casefold() == name.casefold():
+            return skipped.path.with_name(stem)
+    return None
 
 
 def export_model(name: str, folder: str | Path) -> Path:

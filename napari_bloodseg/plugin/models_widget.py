@@ -91,13 +91,18 @@ class ModelsWidget(QWidget):
     def refresh(self) -> None:
         """Re-scan shipped and user models, keeping the selected one when it still exists."""
         from ..models import list_models, user_model_dir
+        from ..models.zoo import skipped_cards
 
         current = self.selected_name()
         try:
             self._models = list_models()
+            skipped = [card.note() for card in skipped_cards()]
         except Exception as exc:  # noqa: BLE001 - a broken model folder must not break the widget
             self._models = []
             self.status.setText(f"Could not list models: {exc}")
+        else:
+            if skipped:  # a damaged model must not vanish from the list without a word
+                self.status.setText("Not listed: " + "; ".join(skipped))
         self.table.setRowCount(len(self._models))
         for r, info in enumerate(self._models):
             for c, key in enumerate(COLUMNS):

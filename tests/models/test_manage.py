@@ -236,6 +236,19 @@ def test_a_user_model_named_by_its_path_can_be_deleted(user_model, tmp_model_dir
     assert not any(tmp_model_dir.iterdir())
 
 
+def test_a_card_that_is_no_usable_model_can_be_deleted_by_its_name(user_model, tmp_model_dir):
+    """The list names a card without weights (or an unreadable one) as skipped; deleting it by name said only
+    what was wrong with it, leaving the file manager as the way out."""
+    (tmp_model_dir / "mine.safetensors").unlink()
+    (tmp_model_dir / "Broken.json").write_text("{not json")
+    (tmp_model_dir / "Broken.safetensors").write_bytes(b"x")
+    delete_model("mine")
+    delete_model("broken")  # any case, as model names are
+    assert not any(tmp_model_dir.iterdir())
+    with pytest.raises(ModelFileError):
+        delete_model("mine")  # gone: the ordinary error
+
+
 def test_an_architecture_name_is_the_architecture_even_beside_an_older_model_named_like_it(tmp_model_dir):
     """A user model "Unet" made before such names were refused must not take over --model unet."""
     from napari_bloodseg.models.zoo import find_model

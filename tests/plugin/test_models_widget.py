@@ -209,3 +209,11 @@ def test_import_asks_for_a_free_name_when_the_files_name_is_taken(
     (tmp_path / "out" / "ship-wbc.safetensors").write_bytes(b"not weights")
     widget.import_btn.click()
     assert asked == [] and "Importing ship-wbc.safetensors failed" in notes.errors[-1]
+
+
+def test_a_damaged_user_model_is_named_not_silently_left_out(viewer, dock, tmp_model_dir, shipped):
+    save_tiny(tmp_model_dir, "orphan")
+    (tmp_model_dir / "orphan.safetensors").unlink()
+    widget = dock("Models")
+    assert "orphan" not in [row[0] for row in rows(widget)]
+    assert "Not listed: skipped" in widget.status.text() and "orphan.json: no weights file" in widget.status.text()
