@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..evaluation import images_in
     from ..io import ImageReadError, MaskError, read_image, write_mask
+    from ..io.masks import predicted_by
 
     images = images_in(args.images)
     if not images:
@@ -70,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
             stream = _streamed(path, args.stream)
             if out.exists() and not args.overwrite:
                 raise FileExistsError(f"{out} exists (use --overwrite to replace it)")
+            if out.exists() and predicted_by(out) is None:
+                raise FileExistsError(
+                    f"{out} exists and is not a prediction of bloodseg (an expert mask, an exported correction, a "
+                    "mask predicted before predictions recorded their model?): --overwrite replaces only "
+                    "predictions; remove it first"
+                )
             if stream:
                 _stream(predictor, path, out, scale, card, args.overwrite)
                 continue
@@ -100,16 +107,28 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
     ``--out`` is not a folder this user can write to; folders' masks that are skipped as such are said once."""
     from ..io import IMAGE_SUFFIXES
     from ..io.atomic import check_can_write_in
-    from ..io.pairs import _IMAGE_DIRS, LayoutError, dataset_files, find_pairs
+    from ..io.pairs import (
+        _IMAGE_DIRS,
+        LayoutError,
+        _key,
+        dataset_files,
+        find_pairs,
+        glob_advice,
+        mask_named_with_its_image,
+    )
 
     outputs = [
         args.out / f"{Path(p).stem}.{args.stream_format if _streamed(p, args.stream) else 'png'}" for p in images
     ]
-    first: dict[Path, Path] = {}
-    for image, out in zip(images, outputs, strict=True):
-        other = first.setdefault(out, image)
+    if found := mask_named_with_its_image(images):  # `predict d1/*`: each expert mask named beside its image
+        raise UsageError(glob_advice(*found))
+    first: dict[str, tuple[Path, Path]] = {}
+    for image, out in zip(images, outputs, strict=True):  # one image name, one mask (001.png + 001_mask.png too)
+        other, taken = first.setdefault(_key(out.stem), (image, out))
         if other != image:
-            raise UsageError(_clash(other, image, out))
+            what = "would both be written to" if taken == out else "are one image name, one mask folder:"
+            names = out if taken == out else f"{taken.name}, {out.name}"
+            raise UsageError(f"{other} and {image} {what} {names}; predict them into separate --out folders")
     folders: dict[Path, list] = {}  # each input folder and image parent listed once
     searched = {Path(p).parent for p in images} | {Path(a) for a in args.images if Path(a).is_dir()}
     # the dataset folder above an images/ folder: its masks/ beside it hold the expert masks
@@ -132,7 +151,7 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
         what = protected.get(out.resolve())
         if what:
             raise UsageError(f"{out} is {what}: write the predictions to another --out folder")
-    _check_out_folder(args.out, outputs)
+    _check_out_folder(args.out, outputs, {Path(p).parent.resolve() for p in images})
     if not args.out.is_dir() and args.out.suffix.lower() in IMAGE_SUFFIXES:
         # it would become a folder named result.png holding the mask: --out names the folder, the mask is named
         # after its image
@@ -154,31 +173,22 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
     return outputs
 
 
-def _clash(first: Path, second: Path, out: Path) -> str:
-    """Two inputs, one output: most often a shell glob over a dataset folder (``d1/*``), which names each expert
-    mask beside its image; predicting into two folders would segment the masks."""
-    from ..io.pairs import glob_advice, mask_named_with_its_image
-
-    found = mask_named_with_its_image([Path(first), Path(second)])
-    if found:
-        return glob_advice(*found)
-    return f"{first} and {second} would both be written to {out}: predict them into separate --out folders"
-
-
-def _check_out_folder(out_dir: Path, outputs: list[Path]) -> None:
+def _check_out_folder(out_dir: Path, outputs: list[Path], input_folders: set[Path]) -> None:
     """Refuse an ``--out`` whose masks would later be misread, or that would replace what this tool did not write:
 
     * ``ds/labels`` beside ``ds/masks``: two mask folders, and evaluate or train might take the predictions
       for the expert masks;
+    * ``ds/masks`` (new or not) beside ``ds/images``, or beside the inputs: the predictions would be read as the
+      dataset's expert masks;
     * a mask beside a file of the same image name (``a.png`` beside ``a.jpg`` in the images' own folder,
-      ``001.png`` beside an expert's ``001-mask.png``): it would be read as, or beside, the expert mask;
-    * an existing file that ``predict`` did not write (an expert mask, a correction exported by this tool, a
-      micrograph, another tool's output): never replaced, even with ``--overwrite``. Predictions record their
-      model in the file (``bloodseg:predicted-by``) and are replaced with ``--overwrite``, so a re-run refreshes
-      them."""
+      ``001.png`` beside an expert's ``001-mask.png``), or two outputs of one image name: it would be read as, or
+      beside, the expert mask.
+
+    (An existing file that ``predict`` did not write is refused in the main loop, file by file: ``--overwrite``
+    replaces only files that record a model, ``bloodseg:predicted-by``.)"""
     from ..io.images import hidden
     from ..io.masks import predicted_by
-    from ..io.pairs import _MASK_DIRS, _key, mask_dirs
+    from ..io.pairs import _IMAGE_DIRS, _MASK_DIRS, _key, _subdirs, mask_dirs
 
     advice = "write the predictions to another --out folder"
     parent = out_dir.parent
@@ -188,6 +198,12 @@ def _check_out_folder(out_dir: Path, outputs: list[Path]) -> None:
             raise UsageError(
                 f"--out {out_dir}: {parent} already has {others[0].name}/; a second masks folder beside it would "
                 f"leave which holds the expert masks unclear; {advice}"
+            )
+        beside = _subdirs(parent, _IMAGE_DIRS) or ([parent] if parent.resolve() in input_folders else [])
+        if beside:
+            raise UsageError(
+                f"--out {out_dir}: predictions there would be read as the expert masks of {beside[0]} (a dataset's "
+                f"masks folder); {advice}, e.g. --out {parent / 'predictions'}"
             )
     if not out_dir.is_dir():
         return
@@ -199,16 +215,13 @@ def _check_out_folder(out_dir: Path, outputs: list[Path]) -> None:
         for f in present.get(_key(out.stem), []):
             if f.name == out.name or (out.exists() and f.exists() and f.samefile(out)):
                 continue
-            if out.suffix.lower() == ".png" and f.suffix.lower() != ".png":
+            if predicted_by(f):
+                why = f"{f.name} is an earlier prediction of that image; two would leave which is its mask unclear"
+            elif out.suffix.lower() == ".png" and f.suffix.lower() != ".png":
                 why = f"it would be taken as the expert mask of {f.name}"
             else:
                 why = "two files of one image name would leave which is its mask unclear"
             raise UsageError(f"{out} would sit beside {f.name}: {why}; {advice}")
-        if out.is_file() and predicted_by(out) is None:
-            raise UsageError(
-                f"{out} exists and is not a prediction of bloodseg (an expert mask, an exported correction, an "
-                f"image?): it is not replaced, even with --overwrite; {advice}, or remove it first"
-            )
 
 
 def _open(path: str | Path, forced_stream: bool):

@@ -68,19 +68,43 @@ def test_predict_never_overwrites_silently(wbc_dir, constant_models, tmp_path, c
     assert (_grey(out / "002.png") == 128).all()
 
 
-def test_overwrite_replaces_only_masks_this_tool_wrote(wbc_dir, constant_models, tmp_path, capsys, clean_error):
-    """``--overwrite`` refreshes earlier predictions; an expert mask or a micrograph already in --out (the same
-    image name predicted from another folder) is never replaced: it carries no schema mark."""
+def test_overwrite_replaces_only_masks_this_tool_predicted(wbc_dir, constant_models, tmp_path, capsys, clean_error):
+    """``--overwrite`` refreshes earlier predictions; an expert mask, a correction exported by this tool or a
+    micrograph already in --out (the same image name predicted from another folder) is never replaced, and the
+    rest of the batch is still written."""
     out = tmp_path / "victim"
     out.mkdir()
-    (out / "002.png").write_bytes((wbc_dir / "002.png").read_bytes())  # an expert mask, alone in its folder
+    (out / "001.png").write_bytes((wbc_dir / "001.png").read_bytes())  # a correction exported by this tool
+    (out / "002.png").write_bytes(_grey_png(wbc_dir / "002.png"))  # an expert's mask, no marks
     Image.new("RGB", (8, 8), (200, 30, 90)).save(out / "003.png")  # a micrograph saved as PNG
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    for name in ("002", "003"):
-        argv = ["predict", "--model", "all-cyto", "--overwrite", "--out", str(out), str(wbc_dir / f"{name}.bmp")]
-        assert main(argv) == 2
-        clean_error(capsys.readouterr().err, f"{name}.png exists and is not a prediction of bloodseg")
+    argv = ["predict", "--model", "all-cyto", "--overwrite", "--out", str(out), str(wbc_dir)]
+    assert main(argv) == 2
+    needles = [f"{n}.png exists and is not a prediction of bloodseg" for n in ("001", "002", "003")]
+    clean_error(capsys.readouterr().err, *needles)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    (out / "003.png").unlink()
+    assert main(argv) == 2  # 001 and 002 still refused, 003 written
+    assert (_grey(out / "003.png") == 128).all() and (out / "002.png").read_bytes() == before["002.png"]
+
+
+def _grey_png(path) -> bytes:
+    """The file's grey pixels in a plain PNG, as an expert's tool writes them (no bloodseg marks)."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(Image.open(path))).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_a_file_in_out_is_kept_and_the_rest_written_without_overwrite(wbc_dir, constant_models, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "002.png").write_bytes(b"precious")
+    assert main(["predict", "--model", "all-cyto", "--out", str(out), str(wbc_dir)]) == 2
+    assert "002.png exists (use --overwrite to replace it)" in capsys.readouterr().err
+    assert (out / "002.png").read_bytes() == b"precious"
+    assert (_grey(out / "001.png") == 128).all() and (_grey(out / "003.png") == 128).all()
 
 
 def test_predict_never_writes_over_its_inputs_even_with_overwrite(wbc_dir, constant_models, capsys, clean_error):
@@ -428,8 +452,17 @@ def test_out_folders_that_would_pass_predictions_off_as_expert_masks_are_refused
     # a second masks folder beside masks/
     assert main([*run, str(ds / "labels"), str(ds / "images")]) == 2
     clean_error(capsys.readouterr().err, "already has masks/; a second masks folder beside it")
-    # into masks/, beside the expert's tagged masks: 001.png would shadow 001-mask.png
+    # into masks/, existing or not: the predictions would be the dataset's expert masks
     assert main([*run, str(ds / "masks"), str(ds / "images")]) == 2
+    clean_error(capsys.readouterr().err, "predictions there would be read as the expert masks of")
+    (ds / "masks").rename(ds / "old")
+    assert main([*run, str(ds / "masks"), str(ds / "images")]) == 2
+    clean_error(capsys.readouterr().err, "predictions there would be read as the expert masks of")
+    (ds / "old").rename(ds / "masks")
+    # beside an expert's tagged masks in a folder of masks: 001.png would shadow 001-mask.png
+    shutil.copytree(ds / "masks", tmp_path / "expert")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main([*run, str(tmp_path / "expert"), str(ds / "images")]) == 2
     clean_error(capsys.readouterr().err, "001.png would sit beside 001-mask.png")
     # into the images' own folder: a.png beside a.bmp is read as its expert mask
     assert main([*run, str(ds / "images"), str(ds / "images")]) == 2
@@ -445,3 +478,27 @@ def test_a_shell_glob_over_a_dataset_folder_gets_the_right_advice(wbc_dir, const
     err = capsys.readouterr().err
     assert f"{wbc_dir / '001.png'} is the expert mask of {wbc_dir / '001.bmp'}: pass the folder" in err
     assert "*.bmp" in err and "separate --out" not in err
+
+
+def test_a_shell_glob_over_tagged_masks_and_two_outputs_of_one_name_are_refused(
+    wbc_dir, constant_models, tmp_path, capsys, clean_error
+):
+    """``tg/*`` with ``001.bmp`` + ``001_mask.png``: the masks were segmented as images, next to their images'
+    masks (001.png, 001_mask.png), a folder the next run refused."""
+    import shutil
+
+    tg = tmp_path / "tg"
+    tg.mkdir()
+    for i in (1, 2):
+        shutil.copy(wbc_dir / f"00{i}.bmp", tg)
+        shutil.copy(wbc_dir / f"00{i}.png", tg / f"00{i}_mask.png")
+    run = ["predict", "--model", "all-cyto", "--out", str(tmp_path / "out")]
+    assert main([*run, *map(str, sorted(tg.iterdir()))]) == 2
+    clean_error(capsys.readouterr().err, f"{tg / '001_mask.png'} is the expert mask of {tg / '001.bmp'}")
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(wbc_dir / "003.bmp", other / "001_scan.png")  # key 001_scan: no clash
+    shutil.copy(wbc_dir / "003.bmp", other / "001_gt.bmp")  # key 001, as tg/001.bmp
+    assert main([*run, str(tg / "001.bmp"), str(other / "001_gt.bmp")]) == 2
+    clean_error(capsys.readouterr().err, "are one image name, one mask folder: 001.png, 001_gt.png")
+    assert not (tmp_path / "out").exists()
