@@ -173,7 +173,9 @@ def mask_index(folder: str | Path) -> dict[str, Path]:
         raise FileNotFoundError(f"{folder}: not a folder")
     pairs = find_pairs(folder)
     index = {_key(img.stem): m for img, m in pairs if m is not None}
-    used = {f for pair in pairs for f in pair if pair[1] is not None}
+    used = {f for pair in pairs if pair[1] is not None for f in pair}
+    if used:  # a dataset folder: its unpaired BMP/JPEG/TIFF are images still to annotate, not masks
+        used |= {img for img, mask in pairs if mask is None and img.suffix.lower() != ".png"}
     suffixes = MASK_SUFFIXES + IMAGE_SUFFIXES
     for p in sorted(folder.iterdir()):
         if p not in used and p.suffix.lower() in suffixes and not hidden(p):

@@ -99,6 +99,9 @@ def test_an_image_among_the_masks_hides_no_other_mask(tmp_path):
     _touch(tmp_path / "m", "001.png", "002.png", "003.png", "004_mask.png", "001.bmp")
     index = {k: v.name for k, v in mask_index(tmp_path / "m").items()}
     assert index == {"001": "001.png", "002": "002.png", "003": "003.png", "004": "004_mask.png"}
+    # a dataset folder with an image not annotated yet: that image is not its own mask
+    _touch(tmp_path / "d1p", "001.bmp", "001.png", "002.bmp", "002.png", "003.bmp")
+    assert sorted(mask_index(tmp_path / "d1p")) == ["001", "002"]
 
 
 def test_images_in_reads_zarr_stores_not_folders_named_so_and_arrays_beside_images_are_theirs(tmp_path):

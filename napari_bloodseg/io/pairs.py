@@ -27,7 +27,7 @@ class LayoutError(ValueError):
 
 
 def _subdir(folder: Path, names: tuple[str, ...]) -> Path | None:
-    found = _subdirs(folder, names)
+    found = mask_dirs(folder) if names == _MASK_DIRS else _subdirs(folder, names)
     if len(found) > 1:
         kind = "expert masks" if names == _MASK_DIRS else "images"
         listed = " and ".join(f"{p.name}/" for p in found)
@@ -45,8 +45,14 @@ def _subdirs(folder: Path, names: tuple[str, ...]) -> list[Path]:
 
 
 def mask_dirs(folder: str | Path) -> list[Path]:
-    """Every subfolder of ``folder`` named like a masks folder (``masks/``, ``labels/``, ``gt/`` ...), sorted."""
-    return _subdirs(Path(folder), _MASK_DIRS)
+    """Every subfolder of ``folder`` named like a masks folder (``masks/``, ``labels/``, ``gt/`` ...) that holds a
+    mask file, sorted: an ``annotations/`` of COCO JSON or a ``labels/`` of YOLO text beside ``masks/`` is no
+    second masks folder."""
+    return [d for d in _subdirs(Path(folder), _MASK_DIRS) if any(_is_mask_file(p) for p in d.iterdir())]
+
+
+def _is_mask_file(path: Path) -> bool:
+    return path.suffix.lower() in MASK_SUFFIXES and not hidden(path) and path.is_file()
 
 
 def dataset_files(folder: str | Path) -> list[Path]:

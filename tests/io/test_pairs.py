@@ -105,3 +105,12 @@ def test_two_masks_of_one_image_are_refused_not_one_dropped(tmp_path):
     _touch(tmp_path / "ok" / "masks", "001-mask.png", "stray.png")  # a mask of no image present is no doubt
     _touch(tmp_path / "ok" / "images", "001.bmp")
     assert _names(find_pairs(tmp_path / "ok")) == [("001.bmp", "001-mask.png")]
+
+
+def test_a_folder_named_like_masks_without_mask_files_is_no_second_masks_folder(tmp_path):
+    """COCO's annotations/instances.json or YOLO's labels/*.txt beside masks/ is not a choice of expert masks."""
+    _touch(tmp_path / "images", "001.bmp")
+    _touch(tmp_path / "masks", "001.png")
+    _touch(tmp_path / "annotations", "instances.json")
+    _touch(tmp_path / "labels", "001.txt")
+    assert _names(find_pairs(tmp_path)) == [("001.bmp", "001.png")]
