@@ -52,7 +52,7 @@ def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int) -> 
                 )
         codes = t.astype(np.int64)
         codes *= num_classes
-        codes += p
+        codes += p.astype(np.int64, copy=False)  # uint64 or float labels do not add into int64 in place
         if not keep.all():
             codes[~keep] = n2  # an extra bin for the dropped pixels, cut off below
         cm += np.bincount(codes, minlength=n2 + 1)[:n2]

@@ -255,3 +255,13 @@ def test_label_counts_of_a_mask():
     labels = np.array([[0, 0, 2], [IGNORE_INDEX, 2, 2]], np.uint8)
     counts = label_counts(labels)
     assert counts.shape == (256,) and counts[[0, 2, IGNORE_INDEX]].tolist() == [2, 3, 1] and counts.sum() == 6
+
+
+def test_confusion_matrix_takes_any_integer_or_whole_float_labels():
+    """Chunked counting added the prediction into int64 in place, which NumPy refuses for uint64 and floats."""
+    from napari_bloodseg.metrics import confusion_matrix
+
+    t = np.arange(60).reshape(6, 10) % 3
+    want = confusion_matrix(t.astype(np.uint8), t.astype(np.uint8), 3)
+    for dtype in (np.uint64, np.float32, np.int32, np.uint32):
+        np.testing.assert_array_equal(confusion_matrix(t.astype(dtype), t.astype(dtype), 3), want)

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     predictor = None
     clashes: list[str] = []
     if args.images:
-        if not args.model:
+        if args.model is None:  # an empty name is find_model's to explain
             raise UsageError("--images needs --model")
         from ..io.pairs import glob_advice, mask_named_with_its_image
 
@@ -122,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
     for src in sources:
         name = Path(src).stem
         try:
-            if predictor is not None and file_problem(Path(src)):  # before the mask: its error would mislead
-                raise ImageReadError(f"{src}: {file_problem(Path(src))}")
+            if predictor is not None and (problem := file_problem(Path(src))):  # before the mask: its error misleads
+                raise ImageReadError(f"{src}: {problem}")
             truth_path = masks.get(_key(name))
             if truth_path is None:
                 raise MaskError(f"{name}: no expert mask with this name in {args.masks}")

@@ -35,7 +35,8 @@ def write_png_bands(
 ) -> None:
     """Write a PNG of ``shape`` (H, W) to the open binary file ``f`` from ``bands``: uint8 arrays of whole rows,
     (rows, W) grey or, with ``alpha``, (rows, W, 2) grey + alpha, top to bottom, covering all H rows. ``text``
-    goes into tEXt chunks (Latin-1 keys of 1-79 characters), which PIL reads back into ``Image.info``."""
+    goes into tEXt chunks (Latin-1 keys of 1-79 characters; iTXt for values beyond Latin-1), which PIL reads back
+    into ``Image.info``."""
     h, w = int(shape[0]), int(shape[1])
     if not (0 < h < 2**31 and 0 < w < 2**31):
         raise ValueError(f"a PNG is 1 to 2**31 - 1 pixels on a side, not {w} x {h}")
@@ -45,7 +46,10 @@ def write_png_bands(
     for key, value in (text or {}).items():
         if not 1 <= len(key) <= 79:
             raise ValueError(f"a PNG text key is 1 to 79 characters, not {key!r}")
-        _chunk(f, b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1"))
+        try:
+            _chunk(f, b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1"))
+        except UnicodeEncodeError:  # a model named in another script: international text (UTF-8), as PIL does
+            _chunk(f, b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + value.encode("utf-8"))
     packer = zlib.compressobj(6)
     pending: list[bytes] = []
     size = 0

@@ -297,9 +297,9 @@ def read_mask(
         )
     if shape is not None and tuple(grey.shape) != tuple(shape[:2]):
         size = f"{grey.shape[0]}x{grey.shape[1]}"
-        raise MaskError(f"{path.name}: mask is {size} but {shape_of} is {shape[0]}x{shape[1]}")
+        raise MaskError(f"{path}: mask is {size} but {shape_of} is {shape[0]}x{shape[1]}")
     if indices is not None and int(grey.max(initial=0)) >= get_schema(schema or guess_schema(grey)).num_classes:
-        raise MaskError(f"{path.name}: palette indices up to {int(grey.max())}: more classes than the schema has")
+        raise MaskError(f"{path}: palette indices up to {int(grey.max())}: more classes than the schema has")
     labels, sch = labels_from_grey(grey, schema)
     if unlabelled is not None and unlabelled.any():
         labels[unlabelled] = IGNORE_INDEX

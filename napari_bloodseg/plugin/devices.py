@@ -56,7 +56,7 @@ def failure_message(exc: BaseException) -> str:
     if isinstance(exc, DeviceUnavailable):
         return f"{exc}: {DEVICE_ADVICE}"
     if isinstance(exc, MemoryError):
-        return f"{type(exc).__name__}: {exc}"
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return str(exc)
 
 
@@ -90,8 +90,9 @@ class DeviceCombo(QComboBox):
         self.setCurrentIndex(self.findData(name))
 
     def _look(self) -> None:
+        looking = _thread is None or _thread.is_alive()  # before the result: a probe ending in between counts
         probe = known_devices()
-        if probe is None and (_thread is None or _thread.is_alive()):
+        if probe is None and looking:
             return  # not started yet, or still looking
         self._poll.stop()
         for i in range(self.count()):

@@ -7,6 +7,7 @@ with "Overwrite" ticked: that layer is not written, and an error says which file
 
 The files are written in a worker (a slide-sized PNG takes seconds), with a progress bar and Cancel: cancelling
 keeps the files already written, drops the one being written (writes are atomic) and says which were not written.
+In-memory layers are copied first; a layer too big to copy is read-only until its file is written.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ class _Signals(QObject):
 
 
 class ExportWidget(BackgroundRun, QWidget):
-    """Folder + options + Export button over :func:`napari_bloodseg.plugin.writer.export_layers` (planned on the
-    GUI thread, written in a worker)."""
+    """Folder + options + Export button over :func:`~napari_bloodseg.plugin.writer.plan_export` (on the GUI
+    thread) and :func:`~napari_bloodseg.plugin.writer.write_export` (in a worker)."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
@@ -97,6 +98,7 @@ class ExportWidget(BackgroundRun, QWidget):
         self._signals = _Signals()  # no Qt parent: a worker may still emit while Qt destroys the widget
         self._signals.step.connect(self._on_progress)
         self._folder = ""
+        self._locked: list[tuple[Any, bool]] = []  # big layers made read-only while their file is written
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export masks to", self.folder_edit.text())
@@ -149,6 +151,11 @@ class ExportWidget(BackgroundRun, QWidget):
         )
         self.last_result = None
         self._folder = folder
+        # a disk-backed layer is read band by band while the worker writes: a stroke meanwhile would tear the file
+        big = {job.name for job in jobs if job.big}
+        self._locked = [(layer, layer.editable) for layer in layers if layer.name in big]
+        for layer, _ in self._locked:
+            layer.editable = False
         return self._start_worker(
             self._write,
             jobs,
@@ -159,7 +166,7 @@ class ExportWidget(BackgroundRun, QWidget):
             connect={
                 "returned": self._report,
                 "errored": self._on_error,
-                "finished": self._worker_done,
+                "finished": self._finished,
             },
             message=f"Exporting {len(jobs)} mask(s) to {folder} …",
         )
@@ -177,6 +184,12 @@ class ExportWidget(BackgroundRun, QWidget):
                 signals.step.emit(fraction)
 
         return write_export(jobs, result, overwrite=overwrite, progress=progress, cancel=cancel.is_set)
+
+    def _finished(self) -> None:
+        for layer, editable in self._locked:
+            layer.editable = editable
+        self._locked = []
+        self._worker_done()
 
     def _on_progress(self, fraction: float) -> None:
         if self.running:

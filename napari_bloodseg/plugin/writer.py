@@ -317,22 +317,3 @@ def write_export(
         if progress is not None:
             progress(done / total)
     return result
-
-
-def export_layers(
-    layers: Iterable[Labels],
-    folder: str | Path,
-    *,
-    suffix: str = ".png",
-    overwrite: bool = False,
-    protected: Mapping[Path, str] | None = None,
-) -> ExportResult:
-    """Write each layer as ``folder/<source image><suffix>``; existing files are skipped unless ``overwrite``.
-
-    Two layers from the same image (two models) get the model name appended so neither hides the other
-    (:func:`export_stems`). A file in ``protected`` (by default :func:`protected_files` of ``layers``; the
-    widget passes those of every open layer) is never written, overwrite or not. The Export widget runs the two
-    halves, :func:`plan_export` and :func:`write_export`, on the GUI thread and in a worker.
-    """
-    jobs, result = plan_export(layers, folder, suffix=suffix, protected=protected)
-    return write_export(jobs, result, overwrite=overwrite)

@@ -462,7 +462,7 @@ def test_a_mostly_transparent_expert_mask_is_scored_with_a_warning(wbc_dir, tmp_
     assert "1 expert mask is mostly unlabelled" in err and "001 (" in err and "002" not in err.split("only:")[1]
 
 
-@pytest.mark.parametrize(("spec", "needle"), [("", "--images needs --model"), (".", "'.' is a folder, not a model")])
+@pytest.mark.parametrize(("spec", "needle"), [("", "empty model name"), (".", "'.' is a folder, not a model")])
 def test_an_empty_model_name_is_one_plain_line(wbc_dir, capsys, clean_error, spec, needle):
     """``--model .`` said ``PosixPath('.') has an empty name``."""
     argv = ["evaluate", "--masks", str(wbc_dir), "--images", str(wbc_dir / "001.bmp"), "--model", spec]

@@ -59,3 +59,17 @@ def test_wrong_row_counts_and_sizes_are_refused(rng):
         write_png_bands(io.BytesIO(), grey.shape, iter([grey, grey[:1]]), alpha=False)
     with pytest.raises(ValueError, match="1 to 2\\*\\*31"):
         write_png_bands(io.BytesIO(), (0, 4), iter([]), alpha=False)
+
+
+def test_text_beyond_latin1_goes_into_an_international_chunk(tmp_path):
+    """A model named in another script (a card loaded by path): the streamed PNG failed after the whole run."""
+    import io
+
+    from PIL import Image
+
+    from napari_bloodseg.io.banded_png import write_png_bands
+
+    buf = io.BytesIO()
+    write_png_bands(buf, (2, 3), iter([np.zeros((2, 3), np.uint8)]), alpha=False, text={"k": "细胞模型", "a": "é"})
+    buf.seek(0)
+    assert Image.open(buf).info == {"k": "细胞模型", "a": "é"}

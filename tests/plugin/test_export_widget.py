@@ -265,6 +265,8 @@ def test_export_writes_in_a_worker_with_progress_and_cancel_keeps_what_was_writt
     # the small mask and a checking pass are done (progress arrives as queued signals)
     qtbot.waitUntil(lambda: started.is_set() and widget.progress.value() > 0, timeout=30_000)
     assert widget.progress.value() < 1000
+    big = [lyr for lyr in viewer.layers if lyr.name.startswith("slide")]
+    assert not any(lyr.editable for lyr in big)  # read band by band: no stroke may tear the file
     widget.cancel()
     wait_idle(widget)
     result = widget.last_result
@@ -274,6 +276,7 @@ def test_export_writes_in_a_worker_with_progress_and_cancel_keeps_what_was_writt
     assert sorted(p.name for p in out.iterdir()) == ["001.png"]  # nothing partial
     assert "cancelled: 2 not written (slide.png, slide2.png)" in widget.status.text()
     assert "not written" in notes.warnings[-1] and widget.export_btn.isEnabled()
+    assert all(lyr.editable for lyr in big)
 
     result = _export(widget, wait_idle)  # and again, to the end
     assert [p.name for p in result.written] == ["slide.png", "slide2.png"] and not result.cancelled
