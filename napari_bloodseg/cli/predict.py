@@ -7,6 +7,7 @@ those with ``--stream``) stream from disk to a TIFF mask band by band: memory st
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -107,15 +108,7 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
     ``--out`` is not a folder this user can write to; folders' masks that are skipped as such are said once."""
     from ..io import IMAGE_SUFFIXES
     from ..io.atomic import check_can_write_in
-    from ..io.pairs import (
-        _IMAGE_DIRS,
-        LayoutError,
-        _key,
-        dataset_files,
-        find_pairs,
-        glob_advice,
-        mask_named_with_its_image,
-    )
+    from ..io.pairs import _key, dataset_folders, dataset_protected, glob_advice, mask_named_with_its_image
 
     outputs = [
         args.out / f"{Path(p).stem}.{args.stream_format if _streamed(p, args.stream) else 'png'}" for p in images
@@ -129,26 +122,11 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
             what = "would both be written to" if taken == out else "are one image name, one mask folder:"
             names = out if taken == out else f"{taken.name}, {out.name}"
             raise UsageError(f"{other} and {image} {what} {names}; predict them into separate --out folders")
-    folders: dict[Path, list] = {}  # each input folder and image parent listed once
     searched = {Path(p).parent for p in images} | {Path(a) for a in args.images if Path(a).is_dir()}
-    # the dataset folder above an images/ folder: its masks/ beside it hold the expert masks
-    searched |= {f.resolve().parent for f in searched if f.resolve().name.lower() in _IMAGE_DIRS}  # "." included
-    protected: dict[Path, str] = {}
-    for folder in searched:
-        try:
-            folders[folder] = find_pairs(folder)
-        except LayoutError:  # masks that cannot be told apart: every file of the dataset is kept
-            protected.update({f.resolve(): f"a file of the dataset in {folder}" for f in dataset_files(folder)})
-        except OSError:  # FileNotFoundError included: the main loop reports a missing file
-            continue
-    for pairs in folders.values():
-        for image, mask in pairs:
-            protected[image.resolve()] = "an input image" if image in images else "an image"
-            if mask is not None:
-                protected[mask.resolve()] = f"the mask of {image.name}"
+    protected = dataset_protected(dataset_folders(searched))
     protected.update({Path(p).resolve(): "an input image" for p in images})
     for out in outputs:
-        what = protected.get(out.resolve())
+        what = protected.get(Path(os.path.realpath(out)))
         if what:
             raise UsageError(f"{out} is {what}: write the predictions to another --out folder")
     _check_out_folder(args.out, outputs, {Path(p).parent.resolve() for p in images})
@@ -163,7 +141,7 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
         check_can_write_in(args.out)
     except OSError as exc:
         raise UsageError(f"--out {args.out}: {exc}") from None
-    skipped = sorted({m for a in args.images if Path(a) in folders for _, m in folders[Path(a)] if m is not None})
+    skipped = sorted({m for a in args.images if Path(a).is_dir() for m in _masks_in(Path(a))})
     if skipped:
         print(
             f"bloodseg: {len(skipped)} file(s) taken as the expert masks of the images and not segmented (e.g. "
@@ -171,6 +149,16 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
             file=sys.stderr,
         )
     return outputs
+
+
+def _masks_in(folder: Path) -> list[Path]:
+    """The expert masks that a folder given as input holds (none when it cannot be read or paired)."""
+    from ..io.pairs import find_pairs
+
+    try:
+        return [m for _, m in find_pairs(folder) if m is not None]
+    except (OSError, ValueError):
+        return []
 
 
 def _check_out_folder(out_dir: Path, outputs: list[Path], input_folders: set[Path]) -> None:

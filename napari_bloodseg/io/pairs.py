@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from .images import IMAGE_SUFFIXES, hidden
@@ -120,6 +122,39 @@ def _refuse_two_masks(folder: Path, groups: list[list[Path]]) -> None:
     if clashes:
         named = "; ".join(", ".join(p.name for p in g) for g in clashes[:3]) + (" ..." if len(clashes) > 3 else "")
         raise LayoutError(f"{folder}: more than one mask for one image ({named}): keep one of each")
+
+
+def dataset_folders(image_folders: Iterable[str | Path]) -> set[Path]:
+    """The folders whose pairs hold the images in ``image_folders``: each folder, and the one above an ``images/``
+    folder (its ``masks/`` beside it hold the expert masks)."""
+    folders = {Path(os.path.realpath(Path(f).expanduser())) for f in image_folders}
+    return folders | {f.parent for f in folders if f.name.lower() in _IMAGE_DIRS}
+
+
+def dataset_protected(folders: Iterable[Path]) -> dict[Path, str]:
+    """The images and expert masks of these dataset folders (real path → what it is, for a refusal): what no
+    mask written by ``bloodseg predict``, Export or Save may replace. When the masks cannot be told apart
+    (:class:`LayoutError`), every image or mask file there is kept."""
+    out: dict[Path, str] = {}
+    for folder in sorted(set(folders)):
+        try:
+            pairs = find_pairs(folder)
+        except LayoutError:
+            for f in dataset_files(folder):
+                out.setdefault(_real(f), f"a file of the dataset in {folder}")
+            continue
+        except OSError:  # a folder gone or unreadable holds nothing that can be listed
+            continue
+        for image, mask in pairs:
+            out.setdefault(_real(image), f"the image {image.name}")
+            if mask is not None:
+                out.setdefault(_real(mask), f"the expert mask of {image.name}")
+    return out
+
+
+def _real(path: Path) -> Path:
+    """One spelling per file (absolute, links followed), so two names of the same file compare equal."""
+    return Path(os.path.realpath(path))
 
 
 def mask_named_with_its_image(paths: list[Path]) -> tuple[Path, Path] | None:

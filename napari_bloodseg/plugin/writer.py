@@ -107,7 +107,7 @@ def protected_files(layers: Iterable[tuple[str, Any]]) -> dict[Path, str]:
     open: what each came from (:func:`_files_of`), and the images and expert masks in those images' folders
     (paired as ``bloodseg predict`` pairs them: ``002.png`` beside ``002.bmp`` is its expert mask, opened or not).
     Replacing one would lose the image or the expert's annotation for good."""
-    from ..io.pairs import _IMAGE_DIRS, LayoutError, dataset_files, find_pairs
+    from ..io.pairs import dataset_folders, dataset_protected
 
     out: dict[Path, str] = {}
     folders: set[Path] = set()
@@ -118,23 +118,9 @@ def protected_files(layers: Iterable[tuple[str, Any]]) -> dict[Path, str]:
         out.update({p: what for p, what in files.items() if p not in out})
         image = info.get("image_path") or (info.get("path") if info.get("role") == "image" else None)
         if image:
-            parent = _real(image).parent
-            folders.add(parent)
-            if parent.name.lower() in _IMAGE_DIRS:  # images/ + masks/: the masks are found from the folder above
-                folders.add(parent.parent)
-    for folder in sorted(folders):
-        try:
-            pairs = find_pairs(folder)
-        except LayoutError:  # masks that cannot be told apart (masks/ and labels/): every file there is kept
-            for f in dataset_files(folder):
-                out.setdefault(_real(f), f"a file of the dataset in {folder.name}")
-            continue
-        except OSError:  # a folder gone or unreadable holds nothing to protect that can be listed
-            continue
-        for image, mask in pairs:
-            if mask is not None:
-                out.setdefault(_real(image), f"the image {image.name}")
-                out.setdefault(_real(mask), f"the expert mask of {image.name}")
+            folders.add(_real(image).parent)
+    for path, what in dataset_protected(dataset_folders(folders)).items():
+        out.setdefault(path, what)
     return out
 
 

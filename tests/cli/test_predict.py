@@ -110,10 +110,10 @@ def test_a_file_in_out_is_kept_and_the_rest_written_without_overwrite(wbc_dir, c
 def test_predict_never_writes_over_its_inputs_even_with_overwrite(wbc_dir, constant_models, capsys, clean_error):
     before = {p.name: p.read_bytes() for p in wbc_dir.iterdir()}
     assert main(["predict", "--model", "all-cyto", "--overwrite", "--out", str(wbc_dir), str(wbc_dir)]) == 2
-    clean_error(capsys.readouterr().err, "001.png is the mask of 001.bmp")
+    clean_error(capsys.readouterr().err, "001.png is the expert mask of 001.bmp")
     single = ["predict", "--model", "all-cyto", "--overwrite", "--out", str(wbc_dir), str(wbc_dir / "002.bmp")]
     assert main(single) == 2
-    clean_error(capsys.readouterr().err, "002.png is the mask of 002.bmp")
+    clean_error(capsys.readouterr().err, "002.png is the expert mask of 002.bmp")
     grey = wbc_dir.parent / "grey"
     grey.mkdir()
     (grey / "cell.png").write_bytes((wbc_dir / "001.png").read_bytes())  # an image that is itself a PNG
@@ -135,11 +135,11 @@ def test_the_images_folder_of_a_dataset_never_writes_over_its_masks_folder(
     before = {p.name: p.read_bytes() for p in (lay / "masks").iterdir()}
     argv = ["predict", "--model", "all-cyto", "--overwrite", "--out", str(lay / "masks"), str(lay / "images")]
     assert main(argv) == 2
-    clean_error(capsys.readouterr().err, "001.png is the mask of 001.bmp")
+    clean_error(capsys.readouterr().err, "001.png is the expert mask of 001.bmp")
     monkeypatch.chdir(lay / "images")  # from inside: "." and bare file names have no folder name to look at
     for inputs in (["."], ["001.bmp"]):
         assert main(["predict", "--model", "all-cyto", "--overwrite", "--out", "../masks", *inputs]) == 2
-        clean_error(capsys.readouterr().err, "001.png is the mask of 001.bmp")
+        clean_error(capsys.readouterr().err, "001.png is the expert mask of 001.bmp")
     assert {p.name: p.read_bytes() for p in (lay / "masks").iterdir()} == before
 
 

@@ -82,3 +82,15 @@ def test_a_dataset_with_two_mask_folders_protects_both(tmp_path):
     protected = protected_files([("001 [wbc-unet]", info)])
     for f in ("masks/001.png", "labels/001.png", "labels/002.png", "images/001.bmp"):
         assert _real(tmp_path / f) in protected, f
+
+
+def test_every_image_beside_a_layers_image_is_protected_not_only_annotated_ones(tmp_path):
+    """A PNG micrograph with no mask beside the image a layer came from: an export named like it replaced it."""
+    from napari_bloodseg.plugin.writer import _real, protected_files
+
+    for name in ("field.png", "other.png", "001.bmp", "001.png"):
+        (tmp_path / name).write_bytes(b"x")
+    info = {"role": "image", "path": str(tmp_path / "field.png")}
+    protected = protected_files([("field", info)])
+    assert protected[_real(tmp_path / "other.png")] == "the image other.png"
+    assert protected[_real(tmp_path / "001.png")] == "the expert mask of 001.bmp"
