@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from ..io import ImageReadError, MaskError, read_image, read_mask
     from ..io.images import file_problem
+    from ..io.masks import predicted_by
     from ..metrics import label_counts, score_image
     from ..schemas import get_schema
 
@@ -117,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
     names, scores, errors = [], [], list(clashes)
     sparse: list[str] = []  # masks mostly transparent: partial corrections, or a mask painted on a clear layer
+    predicted_truth: list[str] = []  # "expert masks" that record being predictions (bloodseg:predicted-by)
     truth_classes: set[int] = set()
     t0 = time.perf_counter()
     for src in sources:
@@ -143,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
             unlabelled = float(counts[IGNORE_INDEX] / truth.size) if truth.size else 0.0
             if unlabelled >= MOSTLY_UNLABELLED:
                 sparse.append(f"{name} ({unlabelled:.0%})")
+            if model_of := predicted_by(truth_path):
+                predicted_truth.append(f"{Path(truth_path).name} ({model_of})")
         except (ImageReadError, MaskError, ValueError) as exc:
             error(str(exc))
             errors.append(str(exc))
@@ -153,6 +157,15 @@ def run(args: argparse.Namespace) -> int:
             f"bloodseg: warning: {len(sparse)} expert mask{'s are' if len(sparse) > 1 else ' is'} mostly unlabelled "
             f"(transparent), scored on the labelled pixels only: {', '.join(sparse[:5])}{more}. A mask drawn on a "
             "transparent layer: flatten it onto black (background) before saving",
+            file=sys.stderr,
+        )
+    if predicted_truth:  # a model scored against predictions measures agreement between models, not accuracy
+        n = len(predicted_truth)
+        more = f" and {n - 5} more" if n > 5 else ""
+        print(
+            f"bloodseg: warning: {n} of the expert masks {'are' if n > 1 else 'is'} a prediction of bloodseg "
+            f"(the file says so), not an expert's: {', '.join(predicted_truth[:5])}{more}. The scores measure "
+            "agreement with that model",
             file=sys.stderr,
         )
     if args.pred:  # an expert mask without a prediction is a gap in the batch: said, not silently left out

@@ -486,3 +486,15 @@ def test_a_run_whose_every_image_clashed_says_so(wbc_dir, constant_models, tmp_p
     assert main([*argv, str(other / "001.bmp")]) == 2
     err = capsys.readouterr().err
     assert "images of one name" in err and "nothing left to score" in err and "no images" not in err
+
+
+def test_predictions_given_as_expert_masks_are_said_to_be_so(wbc_dir, constant_models, tmp_path, capsys):
+    """Predictions written where expert masks are looked for made evaluate report 1.0 as if it were accuracy."""
+    assert main(["predict", "--model", "all-cyto", "--out", str(tmp_path / "p"), str(wbc_dir)]) == 0
+    capsys.readouterr()
+    argv = ["evaluate", "--masks", str(tmp_path / "p"), "--model", "all-cyto", "--images", str(wbc_dir)]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "3 of the expert masks are a prediction of bloodseg (the file says so)" in err and "all-cyto" in err
+    assert main(["evaluate", "--masks", str(wbc_dir), "--model", "all-cyto", "--images", str(wbc_dir)]) == 0
+    assert "prediction of bloodseg" not in capsys.readouterr().err
