@@ -104,8 +104,8 @@ def _about(image: Path, out: Path, exc: BaseException) -> str:
 def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
     """The mask file of every image, refused as a whole when two images would write the same file, when one would
     land on an input image or an expert mask beside the inputs (even with ``--overwrite``), when ``--out`` would
-    make its masks ambiguous or replace a file this tool did not write (:func:`_check_out_folder`), or when
-    ``--out`` is not a folder this user can write to; folders' masks that are skipped as such are said once."""
+    make its masks ambiguous (:func:`_check_out_folder`), or when ``--out`` is not a folder this user can write
+    to; folders' masks that are skipped as such are said once."""
     from ..io import IMAGE_SUFFIXES
     from ..io.atomic import check_can_write_in
     from ..io.pairs import _key, dataset_folders, dataset_protected, glob_advice, mask_named_with_its_image
@@ -162,7 +162,7 @@ def _masks_in(folder: Path) -> list[Path]:
 
 
 def _check_out_folder(out_dir: Path, outputs: list[Path], input_folders: set[Path]) -> None:
-    """Refuse an ``--out`` whose masks would later be misread, or that would replace what this tool did not write:
+    """Refuse an ``--out`` whose masks would later be misread:
 
     * ``ds/labels`` beside ``ds/masks``: two mask folders, and evaluate or train might take the predictions
       for the expert masks;
