@@ -7,7 +7,6 @@ those with ``--stream``) stream from disk to a TIFF mask band by band: memory st
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -108,7 +107,7 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
     to; folders' masks that are skipped as such are said once."""
     from ..io import IMAGE_SUFFIXES
     from ..io.atomic import check_can_write_in
-    from ..io.pairs import _key, dataset_folders, dataset_protected, glob_advice, mask_named_with_its_image
+    from ..io.pairs import _key, dataset_folders, dataset_protected, glob_advice, mask_named_with_its_image, real_path
 
     outputs = [
         args.out / f"{Path(p).stem}.{args.stream_format if _streamed(p, args.stream) else 'png'}" for p in images
@@ -126,7 +125,7 @@ def _plan_outputs(images: list[Path], args: argparse.Namespace) -> list[Path]:
     protected = dataset_protected(dataset_folders(searched))
     protected.update({Path(p).resolve(): "an input image" for p in images})
     for out in outputs:
-        what = protected.get(Path(os.path.realpath(out)))
+        what = protected.get(real_path(out))
         if what:
             raise UsageError(f"{out} is {what}: write the predictions to another --out folder")
     _check_out_folder(args.out, outputs, {Path(p).parent.resolve() for p in images})

@@ -127,7 +127,7 @@ def _refuse_two_masks(folder: Path, groups: list[list[Path]]) -> None:
 def dataset_folders(image_folders: Iterable[str | Path]) -> set[Path]:
     """The folders whose pairs hold the images in ``image_folders``: each folder, and the one above an ``images/``
     folder (its ``masks/`` beside it hold the expert masks)."""
-    folders = {Path(os.path.realpath(Path(f).expanduser())) for f in image_folders}
+    folders = {real_path(f) for f in image_folders}
     return folders | {f.parent for f in folders if f.name.lower() in _IMAGE_DIRS}
 
 
@@ -141,20 +141,20 @@ def dataset_protected(folders: Iterable[Path]) -> dict[Path, str]:
             pairs = find_pairs(folder)
         except LayoutError:
             for f in dataset_files(folder):
-                out.setdefault(_real(f), f"a file of the dataset in {folder}")
+                out.setdefault(real_path(f), f"a file of the dataset in {folder}")
             continue
         except OSError:  # a folder gone or unreadable holds nothing that can be listed
             continue
         for image, mask in pairs:
-            out.setdefault(_real(image), f"the image {image.name}")
+            out.setdefault(real_path(image), f"the image {image.name}")
             if mask is not None:
-                out.setdefault(_real(mask), f"the expert mask of {image.name}")
+                out.setdefault(real_path(mask), f"the expert mask of {image.name}")
     return out
 
 
-def _real(path: Path) -> Path:
+def real_path(path: str | Path) -> Path:
     """One spelling per file (absolute, links followed), so two names of the same file compare equal."""
-    return Path(os.path.realpath(path))
+    return Path(os.path.realpath(Path(path).expanduser()))
 
 
 def mask_named_with_its_image(paths: list[Path]) -> tuple[Path, Path] | None:

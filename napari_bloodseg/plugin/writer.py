@@ -15,7 +15,6 @@ as ``bloodseg predict`` refuses them.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..io.masks import write_mask
+from ..io.pairs import real_path as _real
 from ..schemas import LabelSchema, get_schema
 from .layers import META_KEY, guess_labels_schema, labels_in_schema, layer_schema, meta, strip_tags, too_big_to_load
 
@@ -79,11 +79,6 @@ def _write_big(
 def _level0(data: Any) -> Any:
     """Full-resolution data: level 0 of a multiscale layer's list (the writer gets data, not the layer)."""
     return data[0] if isinstance(data, list) else data
-
-
-def _real(path: str | Path) -> Path:
-    """One spelling per file (absolute, links followed), so two names of the same file compare equal."""
-    return Path(os.path.realpath(Path(path).expanduser()))
 
 
 def _files_of(name: str, info: Any) -> dict[Path, str]:
