@@ -30,6 +30,17 @@ def usage_error(exc: Exception) -> UsageError:
     return UsageError(str(exc))
 
 
+def check_device(device: str) -> None:
+    """Refuse a device this machine lacks before any data is read: training found out only when it first moved
+    a batch there, after loading every image."""
+    from ..inference.device import resolve_device
+
+    try:
+        resolve_device(device)
+    except ValueError as exc:
+        raise usage_error(exc) from None
+
+
 def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument(
         "--model",

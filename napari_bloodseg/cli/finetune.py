@@ -11,6 +11,7 @@ from .common import (
     UsageError,
     add_training_speed_args,
     below_one_arg,
+    check_device,
     interrupted_status,
     learning_rate_arg,
     non_negative_arg,
@@ -108,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     info = None
     if args.val is not None and args.val.resolve() == args.data.resolve():
         raise UsageError("--val names the --data folder: validation images must not be training images")
+    check_device(args.device)
     try:
         from ..models import find_model
         from ..models.files import read_card

@@ -10,6 +10,7 @@ from .common import (
     UsageError,
     add_training_speed_args,
     below_one_arg,
+    check_device,
     fraction_arg,
     interrupted_status,
     learning_rate_arg,
@@ -149,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if args.val is not None and args.val.resolve() == args.data.resolve():
         raise UsageError("--val names the --data folder: validation images must not be training images")
     weights, card_path = _check_out(args.out, args.overwrite)
+    check_device(args.device)
     earlier = _sha256_or_none(weights)  # with --overwrite: the model that was there before this run
     cfg = TrainConfig(
         epochs=args.epochs,

@@ -56,11 +56,19 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     kind = name.split(":")[0]
     if kind not in DEVICE_CHOICES:
         raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:  # "cuda:x", "cpu:-1": torch's own message names no choices
+        raise ValueError(f"device {device!r} is not a device name; use e.g. cuda, cuda:1, mps or cpu") from None
     if kind == "cuda" and not torch.cuda.is_available():
         raise DeviceUnavailable(name, f"device {name!r} asked for, but PyTorch sees no CUDA GPU")
+    if kind == "cuda" and dev.index is not None and dev.index >= (count := torch.cuda.device_count()):
+        # else the first tensor moved there fails, after a training run has loaded all its data
+        seen = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        raise DeviceUnavailable(name, f"device {name!r} asked for, but PyTorch sees only {seen}")
     if kind == "mps" and not mps_available():
         raise DeviceUnavailable(name, f"device {name!r} asked for, but Apple MPS is not available")
-    return torch.device(name)
+    return dev
 
 
 def describe(device: torch.device) -> str:

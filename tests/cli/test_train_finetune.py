@@ -593,3 +593,25 @@ def test_an_absent_device_is_one_line_naming_the_device_option(
     assert main([*argv, "--device", "cuda"]) == 2  # the last --device wins
     clean_error(capsys.readouterr().err, "'cuda' asked for, but PyTorch sees no CUDA GPU (use --device auto or cpu)")
     assert not (tmp_path / "m.safetensors").exists() and not (tmp_model_dir / "x.safetensors").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "finetune"])
+def test_absent_device_refused_before_any_image_is_read(folder, tmp_path, tmp_model_dir, monkeypatch, capsys, command):
+    import torch
+
+    from napari_bloodseg.training import data
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("images were read before the device was checked")
+
+    monkeypatch.setattr(data, "read_image", no_reading)
+    if command == "train":
+        argv = ["train", "--model", "unet", "--data", str(folder), "--out", str(tmp_path / "m")]
+    else:
+        argv = ["finetune", "--model", "wbc-unet", "--data", str(folder), "--name", "never"]
+    assert main([*argv, "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "bloodseg: error: device 'cuda' asked for, but PyTorch sees no CUDA GPU (use --device auto or cpu)"
+    assert not (tmp_path / "m.json").exists() and not [m for m in list_models() if m.source == "user"]

@@ -46,6 +46,24 @@ def test_explicit_accelerator_that_is_absent(no_accelerators, name, message):
     assert "--device" not in str(caught.value) and "Device" not in str(caught.value)
 
 
+def test_cuda_index_beyond_the_gpus_there(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(device_mod.DeviceUnavailable, match=r"'cuda:1' asked for, but PyTorch sees only cuda:0$"):
+        resolve_device("cuda:1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(device_mod.DeviceUnavailable, match=r"sees only cuda:0 to cuda:1$"):
+        resolve_device("cuda:2")
+
+
+@pytest.mark.parametrize("name", ["cuda:x", "cpu:-1", "auto:1"])
+def test_malformed_device_name(no_accelerators, name):
+    with pytest.raises(ValueError, match=rf"device '{name}' is not a device name; use e\.g\. cuda, cuda:1"):
+        resolve_device(name)
+
+
 def test_device_unavailable_pickles_with_its_device():
     import pickle
 
