@@ -522,7 +522,7 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         self.fast_check.setVisible(bool(probe and probe.cpu_bf16(self.device_combo.device())))
 
     def _config(self) -> TrainConfig:
-        from ..training.finetune import finetune_config
+        from ..training.finetune_defaults import finetune_config
 
         budget = int(self.budget_spin.value())
         fast = self.fast_check.isChecked() and not self.fast_check.isHidden()  # ticked, then another device chosen
@@ -562,7 +562,7 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         """Check the inputs and start fine-tuning in a worker thread; returns the worker (None when refused)."""
         from napari.utils.notifications import show_warning
 
-        from ..training.finetune import FinetuneError, check_samples
+        from ..training.finetune_checks import FinetuneError, check_samples
 
         if self.running:
             show_warning("Fine-tuning is already running; cancel it first")

@@ -11,19 +11,20 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .data import Sample, load_samples, split_names
-    from .train import split_samples, train_model
-    from .trainer import EpochLog, FitResult, TrainConfig, fit, validate
+    from .config import TrainConfig
+    from .data import Sample, load_samples, split_names, split_samples
+    from .train import train_model
+    from .trainer import EpochLog, FitResult, fit, validate
 
 _EXPORTS = {
     "Sample": ".data",
     "load_samples": ".data",
     "split_names": ".data",
-    "split_samples": ".train",
+    "split_samples": ".data",
     "train_model": ".train",
     "EpochLog": ".trainer",
     "FitResult": ".trainer",
-    "TrainConfig": ".trainer",
+    "TrainConfig": ".config",
     "fit": ".trainer",
     "validate": ".trainer",
 }

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..inference.predict import resize_image
 from ..io import find_pairs, read_image, read_mask
 from ..schemas import IGNORE_INDEX, LabelSchema, get_schema
 
@@ -30,6 +29,8 @@ def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def rescale_sample(s: Sample, scale: float) -> Sample:
     if abs(scale - 1.0) < 1e-6:
         return s
+    from ..inference.predict import resize_image  # torch: here, so that checking samples needs none
+
     h, w = s.labels.shape
     size = (max(round(h * scale), 8), max(round(w * scale), 8))
     return Sample(s.name, resize_image(s.image, size), resize_labels(s.labels, size))
@@ -81,6 +82,16 @@ def split_names(names: list[str], fractions: tuple[float, ...], seed: int = 0) -
         start += n
     parts.append(sorted(order[start:]))
     return parts
+
+
+def split_samples(
+    samples: list[Sample], val_fraction: float, test_fraction: float, seed: int
+) -> tuple[list[Sample], list[Sample], list[Sample]]:
+    """(train, val, test) by name; the test part is never seen in training or checkpoint selection."""
+    test_ids, val_ids, _ = split_names([s.name for s in samples], (test_fraction, val_fraction), seed)
+    test_set, val_set = set(test_ids), set(val_ids)
+    train = [s for s in samples if s.name not in test_set | val_set]
+    return train, [s for s in samples if s.name in val_set], [s for s in samples if s.name in test_set]
 
 
 def typical_cell_size(samples: list[Sample]) -> float:

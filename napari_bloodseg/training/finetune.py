@@ -32,17 +32,14 @@ from ..models.files import MAX_INPUT_SCALE
 from ..models.manage import next_free_name
 from ..models.zoo import find_model
 from ..schemas import IGNORE_INDEX
-from .data import Sample, check_not_rbc_masks, load_samples, rescale_sample, typical_cell_size
-from .finetune_defaults import FINETUNE_DEFAULTS
+from .data import Sample, load_samples, rescale_sample, typical_cell_size
+from .finetune_checks import FinetuneError, check_samples
+from .finetune_defaults import finetune_config
 from .train import run_environment
 from .trainer import EpochLog, TrainConfig, fit, selection_score, validate
 
 if TYPE_CHECKING:
     import torch
-
-
-class FinetuneError(ValueError):
-    """Fine-tuning refused: bad inputs, or the result would wreck the base domain."""
 
 
 @dataclass
@@ -97,11 +94,6 @@ class FinetuneResult:
 CONVINCING_VAL_IMAGES = 3
 
 
-def finetune_config(**overrides: Any) -> TrainConfig:
-    """TrainConfig for fine-tuning: FINETUNE_DEFAULTS with ``overrides`` on top."""
-    return TrainConfig(**{**FINETUNE_DEFAULTS, **overrides})
-
-
 #: the augmentation a fine-tune copies from the base model's card: the data it sees should look like the data the
 #: base learnt from (rbc-deconvnet on re-stained fields: IoU 0.845 with 128 px patches and mild colour jitter,
 #: 0.869 with its own 192 px patches and strong jitter; benchmarks/finetune_rbc.py)
@@ -115,32 +107,6 @@ def augment_like_base(cfg: TrainConfig, card: ModelCard) -> TrainConfig:
     if "scale_range" in same:
         same["scale_range"] = tuple(same["scale_range"])
     return dataclasses.replace(cfg, **same)
-
-
-def check_samples(samples: list[Sample], num_classes: int) -> None:
-    """Refuse inputs that cannot teach anything, with messages a user can act on."""
-    if not samples:
-        raise FinetuneError("no corrected images given")
-    for s in samples:
-        if s.image.shape[:2] != s.labels.shape:
-            raise FinetuneError(
-                f"{s.name}: labels are {s.labels.shape[0]}x{s.labels.shape[1]} but the image is "
-                f"{s.image.shape[0]}x{s.image.shape[1]}"
-            )
-        bad = np.setdiff1d(np.unique(s.labels), [*range(num_classes), IGNORE_INDEX])
-        if bad.size:
-            raise FinetuneError(
-                f"{s.name}: label values {bad.tolist()} do not exist in the model's schema (0..{num_classes - 1})"
-            )
-    if not any((s.labels != IGNORE_INDEX).any() for s in samples):
-        raise FinetuneError("the corrected labels contain no labelled pixels")
-    present = set().union(*(np.unique(s.labels).tolist() for s in samples)) - {IGNORE_INDEX}
-    if present == {0}:
-        raise FinetuneError("the corrected labels mark no cell anywhere (all background): correct or load the cells")
-    try:
-        check_not_rbc_masks(samples, num_classes)
-    except ValueError as exc:
-        raise FinetuneError(f"{exc}; fine-tune an RBC model") from None
 
 
 def _base_data_folder(recorded: str | None) -> Path | None:

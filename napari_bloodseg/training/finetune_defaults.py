@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .config import TrainConfig
+
 #: fine-tuning defaults (CLI, widget, library): measured on Dataset 1 -> 2 (docs/finetuning.md). The time
 #: budget, not the epoch count, normally ends the run; BatchNorm statistics stay the base model's.
 FINETUNE_DEFAULTS: dict[str, Any] = {
@@ -14,3 +16,8 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
     "max_minutes": 45 / 60,
     "freeze_bn": True,
 }
+
+
+def finetune_config(**overrides: Any) -> TrainConfig:
+    """TrainConfig for fine-tuning: FINETUNE_DEFAULTS with ``overrides`` on top."""
+    return TrainConfig(**{**FINETUNE_DEFAULTS, **overrides})

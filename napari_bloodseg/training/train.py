@@ -15,7 +15,7 @@ from ..inference.edge_cells import check_min_fraction
 from ..models import ModelCard, build_model, save_model
 from ..models.files import DEFAULT_NORMALISATION, model_paths
 from ..schemas import get_schema
-from .data import RBC_MASKS_AS_WBC, Sample, check_not_rbc_masks, load_samples, split_names, typical_cell_size
+from .data import RBC_MASKS_AS_WBC, check_not_rbc_masks, load_samples, split_samples, typical_cell_size
 from .trainer import EpochLog, FitResult, TrainConfig, fit
 
 
@@ -27,16 +27,6 @@ def run_environment() -> dict[str, str]:
         "torch": torch.__version__,
         "bloodseg": __version__,
     }
-
-
-def split_samples(
-    samples: list[Sample], val_fraction: float, test_fraction: float, seed: int
-) -> tuple[list[Sample], list[Sample], list[Sample]]:
-    """(train, val, test) by name; the test part is never seen in training or checkpoint selection."""
-    test_ids, val_ids, _ = split_names([s.name for s in samples], (test_fraction, val_fraction), seed)
-    test_set, val_set = set(test_ids), set(val_ids)
-    train = [s for s in samples if s.name not in test_set | val_set]
-    return train, [s for s in samples if s.name in val_set], [s for s in samples if s.name in test_set]
 
 
 def train_model(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_bloodseg.plugin.layers import schema_layer_kwargs
-from napari_bloodseg.training.finetune import FINETUNE_DEFAULTS
+from napari_bloodseg.training.finetune_defaults import FINETUNE_DEFAULTS
 
 BASE = "tiny-wbc"
 SIZE = 96
@@ -466,3 +466,58 @@ def test_the_progress_bar_counts_the_budget_from_the_first_training_step(viewer,
     assert 0 < widget.progress.value() < 50 and widget.status.text() == "Training …"
     widget._on_step(200, 200, 0.1)
     assert widget.progress.value() == 900 and "Checking the new model" in widget.status.text()
+
+
+#: Runs in a fresh interpreter: does pressing Run import torch on the GUI thread? (No event loop runs, so the
+#: device probe thread never starts; the worker is replaced by a stub.)
+_PRESS_RUN = """
+import importlib.abc, json, sys, threading
+
+importers = []
+
+
+class WhoImportsTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "torch" and "torch" not in sys.modules:
+            importers.append(threading.current_thread().name)
+        return None
+
+
+sys.meta_path.insert(0, WhoImportsTorch())
+from napari.components import ViewerModel
+from qtpy.QtWidgets import QApplication
+
+from napari_bloodseg.data import synthetic_wbc
+from napari_bloodseg.plugin.finetune_widget import FinetuneWidget
+from napari_bloodseg.plugin.layers import schema_layer_kwargs
+
+app = QApplication([])
+viewer = ViewerModel()
+image, mask = synthetic_wbc(size=96, seed=1)
+viewer.add_image(image, name="c0", rgb=True)
+kwargs = schema_layer_kwargs("wbc", "c0 [wbc-unet]", role="prediction", source="c0", model="wbc-unet")
+kwargs["metadata"]["bloodseg"]["corrected"] = True
+viewer.add_labels(mask, **kwargs)
+widget = FinetuneWidget(viewer)
+widget.select_pairs(["c0 [wbc-unet]"])
+widget.name_edit.setText("probe-never-saved")
+started = []
+widget._start_worker = lambda work, job, **kw: started.append(job.name) or "worker"
+returned = widget.run()
+print(json.dumps({"returned": returned, "started": started, "importers": importers}))
+"""
+
+
+def test_pressing_run_leaves_torch_to_the_worker(tmp_model_dir):
+    """Run checked the layers and built the settings with modules that import torch: pressed within ~2 s of
+    opening the panel, napari froze until the device probe's torch import was done (or imported it itself)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", BLOODSEG_MODEL_DIR=str(tmp_model_dir))
+    run = subprocess.run([sys.executable, "-c", _PRESS_RUN], capture_output=True, text=True, timeout=300, env=env)
+    lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert lines, run.stderr
+    assert lines[-1] == {"returned": "worker", "started": ["probe-never-saved"], "importers": []}
