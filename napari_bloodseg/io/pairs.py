@@ -74,7 +74,8 @@ def find_pairs(folder: str | Path, mask_folder: str | Path | None = None) -> lis
     Layouts: ``images/`` + ``masks/`` subfolders; an explicit ``mask_folder``; or one folder holding
     ``NNN.bmp``/``NNN.jpg`` images with ``NNN.png`` masks (Zheng et al. Dataset 1, the RBC fields). Masks may
     also be tagged (``NNN_mask.png``). Raises :class:`LayoutError` when the masks are ambiguous: two mask
-    folders (``masks/`` and ``labels/``), or two masks of one image (``001.png`` and ``001_mask.png``).
+    folders (``masks/`` and ``labels/``), or two masks of one image (``001.png`` and ``001_mask.png`` beside
+    ``001.bmp``; beside no other image, ``001.png`` is the image of ``001_mask.png``).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -101,13 +102,13 @@ def find_pairs(folder: str | Path, mask_folder: str | Path | None = None) -> lis
     pairs: list[tuple[Path, Path | None]] = []
     twice: list[list[Path]] = []
     for _key_, group in sorted(by_key.items()):
-        tagged = [p for p in group if p.stem.lower() != _key_]
+        tagged = [p for p in group if p.stem.lower() != _key_]  # NNN_mask.png
         plain = [p for p in group if p.stem.lower() == _key_]
-        if tagged:  # NNN.png + NNN_mask.png
-            images, masks_ = plain, tagged
-        else:  # NNN.bmp + NNN.png: the PNG is the mask when a non-PNG image shares its stem
-            masks_ = [p for p in plain if p.suffix.lower() == ".png"] if len(plain) > 1 else []
-            images = [p for p in plain if p not in masks_]
+        # NNN.bmp + NNN.png: the PNG is the mask when a non-PNG image shares its stem, with or without a tagged
+        # mask beside it (then the image has two masks: taking NNN.png as a second image trained on the mask)
+        plain_masks = [p for p in plain if p.suffix.lower() == ".png"] if len(plain) > 1 else []
+        images = [p for p in plain if p not in plain_masks]
+        masks_ = plain_masks + tagged
         if images:
             twice.append(masks_)
         for img in images:

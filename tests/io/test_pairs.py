@@ -107,6 +107,18 @@ def test_two_masks_of_one_image_are_refused_not_one_dropped(tmp_path):
     assert _names(find_pairs(tmp_path / "ok")) == [("001.bmp", "001-mask.png")]
 
 
+def test_dataset1_layout_with_a_tagged_mask_too_is_two_masks_not_a_second_image(tmp_path):
+    """001.bmp + 001.png + 001-mask.png: 001.png was taken as a second image of the tagged mask, and train and
+    finetune learnt from the expert mask as if it were a micrograph."""
+    from napari_bloodseg.io.pairs import LayoutError
+
+    _touch(tmp_path / "d1", "001.bmp", "001.png", "001-mask.png", "002.bmp", "002.png")
+    with pytest.raises(LayoutError, match=r"more than one mask for one image \(001.png, 001-mask.png\)"):
+        find_pairs(tmp_path / "d1")
+    _touch(tmp_path / "pngs", "001.png", "001_mask.png")  # beside no other image, 001.png is the image
+    assert _names(find_pairs(tmp_path / "pngs")) == [("001.png", "001_mask.png")]
+
+
 def test_a_folder_named_like_masks_without_mask_files_is_no_second_masks_folder(tmp_path):
     """COCO's annotations/instances.json or YOLO's labels/*.txt beside masks/ is not a choice of expert masks."""
     _touch(tmp_path / "images", "001.bmp")
