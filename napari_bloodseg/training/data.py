@@ -130,7 +130,7 @@ RBC_MASKS_AS_WBC = (
 
 WBC_MASKS_AS_RBC = (
     "the masks mark cytoplasm (grey 128) and nucleus (grey 255): these are WBC masks, which an RBC model would "
-    "learn as one 'cell' class; use a WBC model (or --schema wbc)"
+    "learn as one 'cell' class; use a WBC model"
 )
 
 

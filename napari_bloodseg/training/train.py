@@ -15,7 +15,14 @@ from ..inference.edge_cells import check_min_fraction
 from ..models import ModelCard, build_model, save_model
 from ..models.files import DEFAULT_NORMALISATION, model_paths
 from ..schemas import get_schema
-from .data import RBC_MASKS_AS_WBC, check_not_rbc_masks, load_samples, split_samples, typical_cell_size
+from .data import (
+    RBC_MASKS_AS_WBC,
+    WBC_MASKS_AS_RBC,
+    check_not_rbc_masks,
+    load_samples,
+    split_samples,
+    typical_cell_size,
+)
 from .trainer import EpochLog, FitResult, TrainConfig, fit
 
 
@@ -75,9 +82,11 @@ def train_model(
             train, val, test = split_samples(samples, val_fraction, test_fraction, split_seed)
         check_not_rbc_masks(train + val, sch.num_classes)
     except ValueError as exc:
-        if not str(exc).endswith(RBC_MASKS_AS_WBC):
-            raise
-        raise ValueError(f"{exc}; train with schema rbc (--schema rbc)") from None
+        if str(exc).endswith(RBC_MASKS_AS_WBC):
+            raise ValueError(f"{exc}; train with schema rbc (--schema rbc)") from None
+        if str(exc).endswith(WBC_MASKS_AS_RBC):  # finetune shares the message, but has no --schema
+            raise ValueError(f"{exc} (--schema wbc)") from None
+        raise
     torch.manual_seed(cfg.seed)
     model = build_model(architecture, num_classes=sch.num_classes, width=width, depth=depth)
     out = model_paths(out)[0].with_suffix("")  # "m", "m.safetensors" and "m.json" all mean the model m

@@ -540,8 +540,21 @@ def test_train_without_validation_says_so_instead_of_a_score(folder, tmp_path, c
 def test_train_refuses_wbc_masks_as_rbc(folder, tmp_path, capsys, clean_error):
     out = tmp_path / "m"
     assert main(["train", "--model", "unet", "--data", str(folder), "--schema", "rbc", *TINY, "--out", str(out)]) == 2
-    clean_error(capsys.readouterr().err, "these are WBC masks")
+    clean_error(
+        capsys.readouterr().err,
+        "these are WBC masks, which an RBC model would learn as one 'cell' class; use a WBC model (--schema wbc)",
+    )
     assert not out.with_suffix(".json").exists()
+
+
+def test_finetune_refuses_wbc_masks_for_an_rbc_model_without_naming_an_option_it_lacks(
+    folder, tmp_model_dir, capsys, clean_error
+):
+    assert main(["finetune", "--model", "rbc-deconvnet", "--data", str(folder), "--name", "x"]) == 2
+    err = capsys.readouterr().err
+    clean_error(err, "these are WBC masks, which an RBC model would learn as one 'cell' class; use a WBC model")
+    assert "--schema" not in err  # finetune has none: its schema is the base model's
+    assert not any(tmp_model_dir.iterdir())
 
 
 @pytest.mark.parametrize(
