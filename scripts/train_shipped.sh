@@ -6,7 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${BLOODSEG_DATA:-../shared/data}
-OUT=${BLOODSEG_SHIPPED_OUT:-napari_bloodseg/pretrained}
+# Into a new folder: `bloodseg train` refuses the shipped models' folder (and any existing model without
+# --overwrite), so a retrain never replaces a shipped file by accident. To ship one, score it on the test ids
+# (bloodseg evaluate --model runs/retrained/wbc-unet ...) and copy its .safetensors + .json into
+# napari_bloodseg/pretrained/.
+OUT=${BLOODSEG_SHIPPED_OUT:-runs/retrained}
+mkdir -p "$OUT"
 BS=.venv/bin/bloodseg
 WBC="--data $DATA/wbc/dataset1 --schema wbc --val-fraction 0.1 --test-fraction 0.15 --seed 0"
 RBC="--data $DATA/rbc --schema rbc --val-fraction 0.1 --test-fraction 0.12 --seed 0 --input-scale 0.5"
