@@ -20,7 +20,7 @@ from napari_bloodseg.io.lazy import open_label_output, write_mask_banded
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--height", type=int, default=10000)
     ap.add_argument("--width", type=int, default=12000)
     args = ap.parse_args()

@@ -47,7 +47,7 @@ def timed_cli(args: list[str], env: dict[str, str]) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=100, help="number of smears")
     ap.add_argument("--kind", choices=("wbc", "rbc"), default="wbc")
     ap.add_argument("--size", type=int, help="image side in px (default 120 for wbc, 600 for rbc)")

@@ -71,7 +71,7 @@ def mask_copies(grey: np.ndarray) -> Iterator[tuple[str, str, Callable[[Path], N
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--every", type=int, default=3, help="copies (JPEG, resized, odd encodings) of every N-th mask")
     args = ap.parse_args()

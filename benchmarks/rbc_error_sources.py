@@ -55,7 +55,7 @@ def shifted_iou(pred: np.ndarray, gt: np.ndarray, px: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data/rbc"))
     ap.add_argument("--model", default="rbc-deconvnet")
     ap.add_argument("--part", choices=("val", "test"), default="val")

@@ -25,7 +25,7 @@ RULE_FRACTIONS = [0.35, 0.4, 0.45, 0.5, 0.55]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data/rbc"))
     ap.add_argument("--model", default="rbc-deconvnet")
     ap.add_argument("--min-px", type=int, default=200)

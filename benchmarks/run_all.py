@@ -28,7 +28,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small settings for every benchmark")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads for every benchmark (0: default)")
     ap.add_argument("--only", nargs="+", choices=list(BENCHMARKS), help="run these only")

@@ -126,7 +126,7 @@ def child(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=float, nargs="+", help=f"megapixels (default {' '.join(map(str, SIZES_MP))})")
     ap.add_argument("--quick", action="store_true", help=f"sizes {' '.join(map(str, QUICK_SIZES_MP))} MP only")
     ap.add_argument("--models", nargs="+", help="networks and/or shipped model names (default: all)")

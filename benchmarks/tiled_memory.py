@@ -120,7 +120,7 @@ def _far_from_seams(n: int) -> np.ndarray:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--child", nargs=3, metavar=("MODE", "IMAGE", "LABELS"), help=argparse.SUPPRESS)
     ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 4000])
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")

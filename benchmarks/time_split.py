@@ -19,7 +19,7 @@ from napari_bloodseg.inference.defaults import DEFAULT_TILE_SIZE  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="wbc-unet")
     ap.add_argument("--sides", type=int, nargs="+", default=[4000, 8000])
     ap.add_argument("--threads", type=int, default=2)

@@ -29,7 +29,7 @@ MODES = ("eager", "compiled", "channels-last", "bf16", "bf16-channels-last")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=["wbc-unet"])
     ap.add_argument("--steps", type=int, default=30, help="timed steps per mode (after 3 warm-up steps)")
     ap.add_argument("--batch-size", type=int, default=16)

@@ -33,7 +33,7 @@ from _common import NETWORKS, calibrated, machine_line, print_table, setup_proce
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=2048, help="image side in px (square)")
     ap.add_argument("--model", default="unet", choices=NETWORKS)
     ap.add_argument(
