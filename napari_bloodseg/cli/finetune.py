@@ -66,7 +66,7 @@ def add_parser(sub) -> None:
         "--scale",
         default="auto",
         help="resize factor for --data on top of the base model's own input scale, as predict's --scale (1: as the "
-        "base runs its own data; 0.4: Dataset 2 crops for a Dataset 1 model), or 'auto' (from cell sizes)",
+        "base runs its own data; 0.45: Dataset 2 crops for a Dataset 1 model), or 'auto' (from cell sizes)",
     )
     p.add_argument(
         "--max-seconds",

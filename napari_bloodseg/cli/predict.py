@@ -26,11 +26,21 @@ STREAM_MIN_PIXELS = 100_000_000
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("predict", help="segment images and write mask PNGs")
+    p = sub.add_parser("predict", help="segment images and write mask PNGs (TIFF for streamed images)")
     add_model_args(p)
     add_inference_args(p)
-    p.add_argument("--out", required=True, type=Path, help="output folder for <image stem>.png masks")
-    p.add_argument("--overwrite", action="store_true", help="replace existing masks in --out")
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="output folder for the masks: <image stem>.png, or <image stem>.tif for streamed images "
+        "(see --stream-format)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace earlier bloodseg predictions in --out (never expert masks, exported corrections or images)",
+    )
     p.add_argument(
         "--stream",
         action="store_true",
