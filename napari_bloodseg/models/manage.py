@@ -12,7 +12,7 @@ from ..io import strict_json
 from ..io.atomic import atomic_write_group, signals_held
 from .files import CARD_SUFFIX, WEIGHTS_SUFFIX, ModelFileError, load_model, model_paths
 from .registry import ARCHITECTURES
-from .zoo import SHIPPED_DIR, find_model, user_model_dir
+from .zoo import SHIPPED_DIR, cardless_weights, find_model, user_model_dir
 
 #: a model's name is its file name and what users type after ``--model``: portable characters only
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -118,11 +118,14 @@ def _same_file(a: Path, b: Path) -> bool:
 def delete_model(name: str) -> None:
     """The card goes first (the model is no longer listed), then the weights, with interrupts held back: never a
     card left without its weights. A user card that is no usable model (its weights gone, or unreadable) is deleted
-    too when named: the list names it as skipped, and deleting it was the only way out besides the file manager."""
+    too when named: the list names it as skipped, and deleting it was the only way out besides the file manager.
+    So are weights left without their card."""
     try:
         path = _user_model(name)
     except ModelFileError:
         path = _skipped_user_card(name)
+        if path is None and (weights := cardless_weights(name)) is not None:
+            path = weights.with_name(weights.name[: -len(WEIGHTS_SUFFIX)])
         if path is None:
             raise
     weights, card = model_paths(path)

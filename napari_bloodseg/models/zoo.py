@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..schemas import get_schema
-from .files import CARD_SUFFIX, ModelCard, ModelFileError, load_model, model_paths, read_card
+from .files import CARD_SUFFIX, WEIGHTS_SUFFIX, ModelCard, ModelFileError, load_model, model_paths, read_card
 from .registry import ARCHITECTURES, build_model
 
 if TYPE_CHECKING:
@@ -133,6 +133,19 @@ def skipped_cards() -> list[SkippedCard]:
     return _scan(SHIPPED_DIR, "shipped")[1] + _scan(user_model_dir(), "user")[1]
 
 
+def cardless_weights(name: str) -> Path | None:
+    """Weights in the user model folder called ``name`` (any case) with no card beside them, or None: a save
+    interrupted between its two renames, or a copy by hand. No list shows them (the card says what they are)."""
+    folder = user_model_dir()
+    if not folder.is_dir():
+        return None
+    for weights in sorted(folder.glob(f"*{WEIGHTS_SUFFIX}")):
+        stem = weights.name[: -len(WEIGHTS_SUFFIX)]
+        if stem.casefold() == name.casefold() and not model_paths(weights)[1].exists():
+            return weights
+    return None
+
+
 def find_model(spec: str) -> ModelInfo:
     """Resolve a model name (its exact case first, then any case when only one model has it: ``--model WBC-UNet``),
     a path to a model file, or a bare architecture name."""
@@ -165,6 +178,10 @@ def find_model(spec: str) -> ModelInfo:
     unusable = [c for c in skipped_cards() if c.path.stem.casefold() == spec.casefold()]
     if unusable:  # a damaged model asked for by name: say what is wrong with it, not that it is unknown
         raise ModelFileError(f"model {spec!r} cannot be used: {unusable[0].path}: {unusable[0].reason}")
+    if (weights := cardless_weights(spec)) is not None:  # "unknown model" sent the user looking for a typo
+        raise ModelFileError(
+            f"model {spec!r} cannot be used: {weights} has no card beside it (an interrupted save?); delete it"
+        )
     known = ", ".join(m.name for m in models) or "none installed"
     raise ModelFileError(
         f"unknown model {spec!r}: not a model name ({known}), a model file, or an architecture "

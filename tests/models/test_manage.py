@@ -249,6 +249,20 @@ def test_a_card_that_is_no_usable_model_can_be_deleted_by_its_name(user_model, t
         delete_model("mine")  # gone: the ordinary error
 
 
+def test_weights_without_their_card_are_named_by_model_and_deleted_by_name(user_model, tmp_model_dir):
+    """--model and delete said "unknown model" of weights whose save was interrupted before the card: the docs
+    promise they are named as such, and the error of a new model taking the name says "delete it"."""
+    from napari_bloodseg.models.zoo import find_model
+
+    (tmp_model_dir / "mine.json").unlink()
+    with pytest.raises(ModelFileError, match=r"model 'Mine' cannot be used: .*mine\.safetensors has no card beside"):
+        find_model("Mine")
+    delete_model("MINE")
+    assert not any(tmp_model_dir.iterdir())
+    with pytest.raises(ModelFileError, match="unknown model 'mine'"):
+        find_model("mine")
+
+
 def test_an_architecture_name_is_the_architecture_even_beside_an_older_model_named_like_it(tmp_model_dir):
     """A user model "Unet" made before such names were refused must not take over --model unet."""
     from napari_bloodseg.models.zoo import find_model
