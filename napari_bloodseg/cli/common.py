@@ -220,6 +220,31 @@ def below_one_arg(text: str) -> float:
     return _number_arg(text, float, lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1")
 
 
+def number_in_arg(low: float, high: float) -> Callable[[str], float]:
+    """argparse type for a number from ``low`` to ``high``, both included (NaN and infinities refused): a share
+    of the crops from 0 to 1, an augmentation strength with a sensible top."""
+
+    def parse(text: str) -> float:
+        return _number_arg(text, float, lambda v: low <= v <= high, f"a number from {low:g} to {high:g}")
+
+    return parse
+
+
+def finite_non_negative_arg(text: str) -> float:
+    """argparse type for a strength that is 0 (off) or more, but a real number (not NaN, not infinite)."""
+    return _number_arg(text, float, lambda v: 0 <= v < math.inf, "a number of 0 or more")
+
+
+#: numpy's seed limit (``np.random.seed``; torch's is wider): a larger seed failed only after the data were read
+MAX_SEED = 2**32 - 1
+
+
+def seed_arg(text: str) -> int:
+    """argparse type for a random seed: a whole number from 0 to :data:`MAX_SEED` (-1 was 'expected non-negative
+    integer', 10**23 'Overflow when unpacking long long', both after loading the data and naming no option)."""
+    return _number_arg(text, int, lambda v: 0 <= v <= MAX_SEED, f"a whole number from 0 to {MAX_SEED}")
+
+
 def load_model_or_fail(spec: str, width: int = 16):
     from ..models import ModelFileError, UntrainedModelWarning, get_model
 

@@ -6,21 +6,45 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..models.files import MAX_INPUT_SCALE
 from .common import (
     UsageError,
+    _number_arg,
     add_training_speed_args,
     below_one_arg,
     check_device,
+    finite_non_negative_arg,
     fraction_arg,
     interrupted_status,
     learning_rate_arg,
     non_negative_arg,
-    positive_arg,
+    number_in_arg,
     positive_int_arg,
+    seed_arg,
     stopped_by,
     training_speed_note,
     usage_error,
 )
+
+#: --colour-jitter's top: 1 is already strong (rbc-deconvnet's); at 2 a crop's saturation factor (1 +- 0.5 sd)
+#: turns negative, colours inverted, for 2 % of crops and 7 % of pixels clip at black or white, and it gets
+#: quickly worse beyond (3: 9 % inverted, 13 % clipped)
+MAX_COLOUR_JITTER = 2.0
+#: --deform's top per crop side: the warp moves control points 4 x strength px (sd) on a 5 x 5 grid spread over
+#: the crop, so folds depend on strength / patch size; up to patch / 64 (2 for the default 128 px crops) about
+#: 1 % of pixels fold, beyond it the warp folds parts of most crops over themselves (128 px at 3: every crop, 8 %)
+DEFORM_PER_PIXEL = 1 / 64
+#: --scale-jitter factors, either way: resizing a crop more than 10 times is not augmentation (and HI sets the
+#: window cut before the resize: at 1e4 a 128 px crop asked for a 1.3 M px wide window; inf was a traceback)
+MAX_SCALE_JITTER = 10.0
+
+
+def input_scale_arg(text: str) -> float:
+    """argparse type for --input-scale: above 0 and at most a model card's limit (a card above it is refused by
+    every loader, so a run at 120 trained, said "saved", and left a model nothing could open)."""
+    return _number_arg(
+        text, float, lambda v: 0 < v <= MAX_INPUT_SCALE, f"a number above 0 and at most {MAX_INPUT_SCALE:g}"
+    )
 
 
 def add_parser(sub) -> None:
@@ -55,15 +79,24 @@ def add_parser(sub) -> None:
         "--width", type=positive_int_arg, default=16, help="channels of the first level (doubling per level)"
     )
     p.add_argument("--depth", type=positive_int_arg, default=4, help="number of poolings")
-    p.add_argument("--colour-jitter", type=float, default=0.5, help="stain/colour augmentation strength (0: off)")
     p.add_argument(
-        "--deform", type=float, default=0.0, help="free rotation + elastic deformation strength (0: off; 1: ~4 px)"
+        "--colour-jitter",
+        type=number_in_arg(0, MAX_COLOUR_JITTER),
+        default=0.5,
+        help=f"stain/colour augmentation strength, 0 (off) to {MAX_COLOUR_JITTER:g}",
+    )
+    p.add_argument(
+        "--deform",
+        type=finite_non_negative_arg,
+        default=0.0,
+        help="free rotation + elastic deformation strength (0: off; 1: ~4 px), at most --patch-size / 64 "
+        "(beyond, the warp folds crops over themselves)",
     )
     p.add_argument(
         "--red-cells",
-        type=float,
+        type=number_in_arg(0, 1),
         default=0.0,
-        help="WBC: share of crops given synthetic red cells around the white cell, learnt as background (0: off)",
+        help="WBC: share of crops, 0 (off) to 1, given synthetic red cells around the white cell, learnt as background",
     )
     p.add_argument(
         "--ema",
@@ -78,15 +111,20 @@ def add_parser(sub) -> None:
         nargs=2,
         default=(0.9, 1.12),
         metavar=("LO", "HI"),
-        help="random resize range for augmentation",
+        help=f"random resize range for augmentation, factors from {1 / MAX_SCALE_JITTER:g} to {MAX_SCALE_JITTER:g}",
     )
     p.add_argument(
-        "--input-scale", type=positive_arg, default=1.0, help="resize data by this factor (e.g. 0.5 for big fields)"
+        "--input-scale",
+        type=input_scale_arg,
+        default=1.0,
+        help=f"resize data by this factor (e.g. 0.5 for big fields), above 0 and at most {MAX_INPUT_SCALE:g}",
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="auto: cuda > mps > cpu")
-    p.add_argument("--seed", type=int, default=0, help="seeds the split, initialisation, sampling and augmentation")
     p.add_argument(
-        "--split-seed", type=int, default=None, help="seed of the validation/test split only (default: --seed)"
+        "--seed", type=seed_arg, default=0, help="seeds the split, initialisation, sampling and augmentation"
+    )
+    p.add_argument(
+        "--split-seed", type=seed_arg, default=None, help="seed of the validation/test split only (default: --seed)"
     )
     p.add_argument("--val-every", type=positive_int_arg, default=1, help="validate every N epochs (and after the last)")
     p.add_argument(
@@ -113,7 +151,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--tta-max-pixels",
-        type=int,
+        type=positive_int_arg,
         default=None,
         help="--tta auto averages the 8 rotations/flips up to this many network-input pixels (default: single-cell "
         "crops, 100000); recorded in the card (rbc: 1000000, whole fields)",
@@ -145,8 +183,16 @@ def run(args: argparse.Namespace) -> int:
             f"{max(1, (args.patch_size // 4).bit_length() - 1)} or less, or a larger --patch-size"
         )
     lo, hi = args.scale_jitter
-    if not 0 < lo <= hi:
-        raise UsageError(f"--scale-jitter {lo} {hi}: two factors above 0, the smaller first (e.g. 0.9 1.12)")
+    if not 1 / MAX_SCALE_JITTER <= lo <= hi <= MAX_SCALE_JITTER:  # also NaN and inf
+        raise UsageError(
+            f"--scale-jitter {lo:g} {hi:g}: two factors from {1 / MAX_SCALE_JITTER:g} to {MAX_SCALE_JITTER:g}, "
+            "the smaller first (e.g. 0.9 1.12)"
+        )
+    if args.deform > args.patch_size * DEFORM_PER_PIXEL:
+        raise UsageError(
+            f"--deform {args.deform:g} folds {args.patch_size} px crops over themselves: use 0 to "
+            f"{args.patch_size * DEFORM_PER_PIXEL:g} (--patch-size / 64), or a larger --patch-size"
+        )
     if args.val is not None and args.val.resolve() == args.data.resolve():
         raise UsageError("--val names the --data folder: validation images must not be training images")
     weights, card_path = _check_out(args.out, args.overwrite)

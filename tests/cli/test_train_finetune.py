@@ -628,3 +628,96 @@ def test_absent_device_refused_before_any_image_is_read(folder, tmp_path, tmp_mo
     err = capsys.readouterr().err.strip()
     assert err == "bloodseg: error: device 'cuda' asked for, but PyTorch sees no CUDA GPU (use --device auto or cpu)"
     assert not (tmp_path / "m.json").exists() and not [m for m in list_models() if m.source == "user"]
+
+
+def _train(folder, out, *extra):
+    """``bloodseg train`` with the tiny settings (a refusal under test costs nothing; the old code's run ~1 s)."""
+    return main(["train", "--model", "unet", "--data", str(folder), *TINY, *extra, "--out", str(out)])
+
+
+@pytest.mark.parametrize("value", ["120", "100.5", "1e9", "inf", "nan"])
+def test_train_refuses_an_input_scale_no_model_card_can_hold(folder, tmp_path, capsys, value):
+    """Audit #3: --input-scale 120 trained, said "saved", and left a model every loader refused (a card's
+    input_scale is at most 100)."""
+    with pytest.raises(SystemExit) as exc:
+        _train(folder, tmp_path / "m", "--input-scale", value)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "argument --input-scale: expected a number above 0 and at most 100" in err
+    assert not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        ("--deform", "nan", "a number of 0 or more"),  # turned every label into IGNORE: a model that learnt nothing
+        ("--deform", "inf", "a number of 0 or more"),
+        ("--deform", "-1", "a number of 0 or more"),
+        ("--colour-jitter", "nan", "a number from 0 to 2"),  # was blamed on the learning rate
+        ("--colour-jitter", "-3", "a number from 0 to 2"),  # silently off, -3.0 in the card
+        ("--colour-jitter", "2.5", "a number from 0 to 2"),
+        ("--red-cells", "5", "a number from 0 to 1"),  # 5.0 in the card
+        ("--red-cells", "nan", "a number from 0 to 1"),  # null in the card
+        ("--red-cells", "-0.1", "a number from 0 to 1"),
+    ],
+)
+def test_train_refuses_augmentation_strengths_outside_their_range(folder, tmp_path, capsys, flag, value, expected):
+    """Audit #7."""
+    with pytest.raises(SystemExit) as exc:
+        _train(folder, tmp_path / "m", flag, value)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"argument {flag}: expected {expected}, not '{value}'" in err
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_train_refuses_a_deform_that_folds_the_crops(folder, tmp_path, capsys, clean_error):
+    """Audit #7: the warp's displacement is in pixels on a 5 x 5 grid over the crop, so --deform 1 (~4 px) folds
+    48 px crops over themselves (patch / 64 = 0.75 is the top there)."""
+    assert _train(folder, tmp_path / "m", "--deform", "1") == 2
+    clean_error(capsys.readouterr().err, "--deform 1 folds 48 px crops over themselves: use 0 to 0.75 (--patch-size")
+    assert not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize("factors", [["0.9", "inf"], ["nan", "1"], ["0.5", "1e4"], ["0.01", "1"]])
+def test_train_refuses_scale_jitter_factors_that_are_not_augmentation(folder, tmp_path, capsys, clean_error, factors):
+    """Audit #8: --scale-jitter 0.9 inf was an OverflowError traceback; 1e4 asked for a 1.3 M px wide window."""
+    assert _train(folder, tmp_path / "m", "--scale-jitter", *factors) == 2
+    clean_error(capsys.readouterr().err, "two factors from 0.1 to 10, the smaller first")
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_train_takes_the_limits_of_its_ranges(folder, tmp_path, capsys):
+    """The tops of the new ranges are allowed, a --name equal to the --out file name too (a no-op)."""
+    out = tmp_path / "m"
+    extra = ["--red-cells", "1", "--colour-jitter", "2", "--deform", "0.75", "--scale-jitter", "0.5", "2"]
+    assert _train(folder, out, *extra, "--seed", "4294967295", "--name", "m") == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    settings = card["training"]["settings"]
+    assert (settings["red_cells"], settings["colour_strength"], settings["deform"]) == (1.0, 2.0, 0.75)
+    assert settings["seed"] == 4294967295 and card["name"] == "m"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--seed", "-1"),  # "expected non-negative integer", after the data were read
+        ("--seed", "99999999999999999999999"),  # "Overflow when unpacking long long"
+        ("--seed", "4294967296"),
+        ("--split-seed", "-1"),
+    ],
+)
+def test_train_refuses_seeds_out_of_range_naming_the_option(folder, tmp_path, capsys, flag, value):
+    """Audit #14."""
+    with pytest.raises(SystemExit) as exc:
+        _train(folder, tmp_path / "m", flag, value)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"argument {flag}: expected a whole number from 0 to 4294967295" in err
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "many"])
+def test_train_tta_max_pixels_errors_name_the_option(folder, tmp_path, capsys, value):
+    """Audit #14: it said "tta_max_pixels must be positive", the library's spelling."""
+    with pytest.raises(SystemExit) as exc:
+        _train(folder, tmp_path / "m", "--tta-max-pixels", value)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "argument --tta-max-pixels: expected a whole number of at least 1" in err
+    assert "tta_max_pixels" not in err
