@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import find_pairs, read_image, read_mask
+from ..io.masks import predicted_by
 from ..schemas import IGNORE_INDEX, LabelSchema, get_schema
 
 
@@ -16,6 +17,8 @@ class Sample:
     name: str
     image: np.ndarray  # (H, W, 3) uint8
     labels: np.ndarray  # (H, W) uint8, IGNORE_INDEX where unlabelled
+    #: the model whose prediction the mask file records being (``bloodseg predict`` marks its masks), or None
+    predicted_by: str | None = None
 
 
 def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -33,7 +36,7 @@ def rescale_sample(s: Sample, scale: float) -> Sample:
 
     h, w = s.labels.shape
     size = (max(round(h * scale), 8), max(round(w * scale), 8))
-    return Sample(s.name, resize_image(s.image, size), resize_labels(s.labels, size))
+    return Sample(s.name, resize_image(s.image, size), resize_labels(s.labels, size), s.predicted_by)
 
 
 def load_samples(folder: str | Path, schema: LabelSchema | str, scale: float = 1.0) -> list[Sample]:
@@ -50,7 +53,7 @@ def load_samples(folder: str | Path, schema: LabelSchema | str, scale: float = 1
             labels, _ = read_mask(mask_path, sch, shape=image.shape[:2])
             if own.name == "wbc" or _nucleus_only(labels):  # an empty (all-background) mask is either schema's
                 other.append(mask_path.name)
-        out.append(rescale_sample(Sample(img_path.stem, image, labels), scale))
+        out.append(rescale_sample(Sample(img_path.stem, image, labels, predicted_by(mask_path)), scale))
     if not out:
         raise ValueError(f"{folder}: no image+mask pairs found")
     if other:  # one by one: a few RBC masks among WBC ones made every red cell a nucleus, without a word
@@ -65,6 +68,49 @@ def _nucleus_only(labels: np.ndarray) -> bool:
     """WBC labels with nucleus and no cytoplasm, fully labelled: a red-cell mask (0/255) read as WBC."""
     present = set(np.unique(labels).tolist())
     return 2 in present and 1 not in present and IGNORE_INDEX not in present
+
+
+class TrainingDataWarning(UserWarning):
+    """Something about the training data the user should know before the run's minutes are spent (the CLI prints
+    it at once as ``bloodseg: warning: ...``)."""
+
+
+def labelled(sample: Sample) -> bool:
+    """Whether any pixel of the sample is labelled (not IGNORE_INDEX): a wholly unlabelled one teaches nothing
+    and cannot be scored."""
+    return bool((sample.labels != IGNORE_INDEX).any())
+
+
+def listed(names: list[str], most: int = 5) -> str:
+    """``a, b, c`` or ``a, b, c, d, e and 7 more``: names in a one-line message."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def predicted_masks_note(samples: list[Sample]) -> str | None:
+    """A warning when masks record being predictions of this tool (``bloodseg predict`` marks them; napari's
+    Export does not): trained on unedited, a network learns the model's own output, and a validation score
+    measures agreement with that model."""
+    marked = [f"{s.name} ({s.predicted_by})" for s in samples if s.predicted_by]
+    if not marked:
+        return None
+    return (
+        f"{len(marked)} of {len(samples)} masks record being predictions of bloodseg, not corrections: "
+        f"{listed(marked)}; trained on as they are, a network learns the model's own output (correct them in "
+        "napari and export them, or predict again if you did edit them elsewhere)"
+    )
+
+
+def shared_images(train: list[Sample], val: list[Sample]) -> list[tuple[str, str]]:
+    """``(validation name, training name)`` for validation images whose pixels equal a training image's: a copy
+    of the training folder as ``--val``, or one image twice (Dataset 1 holds 112 = 139) split apart. Validation
+    on them measures what the network learnt, not how it does on new images."""
+    import hashlib
+
+    def digest(s: Sample) -> tuple[tuple[int, ...], str]:
+        return s.image.shape, hashlib.blake2b(np.ascontiguousarray(s.image).tobytes(), digest_size=16).hexdigest()
+
+    seen = {digest(s): s.name for s in train}
+    return [(s.name, seen[d]) for s in val if (d := digest(s)) in seen]
 
 
 def split_names(names: list[str], fractions: tuple[float, ...], seed: int = 0) -> list[list[str]]:

@@ -32,7 +32,16 @@ from ..models.files import MAX_INPUT_SCALE
 from ..models.manage import next_free_name
 from ..models.zoo import find_model
 from ..schemas import IGNORE_INDEX
-from .data import Sample, load_samples, rescale_sample, typical_cell_size
+from .data import (
+    Sample,
+    labelled,
+    listed,
+    load_samples,
+    predicted_masks_note,
+    rescale_sample,
+    shared_images,
+    typical_cell_size,
+)
 from .finetune_checks import FinetuneError, check_samples
 from .finetune_defaults import finetune_config
 from .train import run_environment
@@ -56,15 +65,18 @@ class FinetuneResult:
     weight_mix: float = 1.0
     #: images left out because none of their pixels is labelled
     unlabelled: list[str] = field(default_factory=list)
+    #: why the guard asked for did not check the base domain (None: it did, or it was off)
+    guard_skipped: str | None = None
+    #: what about the data the scores depend on (predicted masks, validation copies of training images)
+    data_notes: list[str] = field(default_factory=list)
 
     @property
     def caveats(self) -> list[str]:
         """What a user should know before trusting the new model: it was saved, but its scores say little or say
         it is worse than its base."""
-        out = []
+        out = list(self.data_notes)
         if self.unlabelled:
-            more = f" and {len(self.unlabelled) - 5} more" if len(self.unlabelled) > 5 else ""
-            out.append(f"left out, no pixel labelled: {', '.join(self.unlabelled[:5])}{more}")
+            out.append(f"left out, no pixel labelled: {listed(self.unlabelled)}")
         n = int((self.after or {}).get("n_images", 0))
         if not n:
             out.append(
@@ -136,7 +148,7 @@ def base_domain(card: ModelCard) -> dict[str, Any]:
     root = info.get("base_domain")
     if isinstance(root, dict):
         return root
-    keys = ("data", "val_ids", "test_ids")
+    keys = ("data", "val_ids", "test_ids", "val_data")
     return {k: info.get(k) for k in keys} | {"schema": card.schema, "input_scale": card.input_scale or 1.0}
 
 
@@ -145,22 +157,46 @@ def base_domain_samples(card: ModelCard, n_replay: int, seed: int = 0) -> tuple[
     machine (else empty lists).
 
     The replay pool is the base's training part (``n_replay`` < 0: all of it) and guard images its validation
-    part, so the guard measures images the fine-tune never trained on; the base's test ids are never touched.
+    part (or its separate validation folder, ``train --val DIR``), so the guard measures images the fine-tune never
+    trained on; the base's test ids are never touched.
     """
     info = base_domain(card)
     data, val_ids = _base_data_folder(info.get("data")), info.get("val_ids")
-    if data is None or not isinstance(val_ids, list):
+    val_folder = None if isinstance(val_ids, list) else _base_data_folder(info.get("val_data"))
+    if data is None or (val_folder is None and not isinstance(val_ids, list)):
         return [], []
+    schema, scale = info.get("schema") or card.schema, info.get("input_scale") or 1.0
     try:
-        samples = load_samples(data, info.get("schema") or card.schema, scale=info.get("input_scale") or 1.0)
+        samples = load_samples(data, schema, scale=scale)
+        guard = load_samples(val_folder, schema, scale=scale) if val_folder is not None else None
     except (ValueError, OSError):
         return [], []
-    held = set(val_ids) | set(info.get("test_ids") or [])
+    if guard is None:
+        held = set(val_ids) | set(info.get("test_ids") or [])
+        guard = [s for s in samples if s.name in set(val_ids)]
+    else:
+        held = set(info.get("test_ids") or [])
     pool = [s for s in samples if s.name not in held]
     rng = np.random.default_rng(seed)
     keep = len(pool) if n_replay < 0 else n_replay
     replay = [pool[i] for i in rng.permutation(len(pool))[:keep]]
-    return replay, [s for s in samples if s.name in set(val_ids)]
+    return replay, guard
+
+
+def guard_unavailable(card: ModelCard) -> str:
+    """Why :func:`base_domain_samples` found no guard images for ``card``: said as it is (the message used to
+    blame a missing folder, and advise BLOODSEG_DATA, for a base trained with no validation part)."""
+    info = base_domain(card)
+    if not info.get("data"):
+        return "the base model's card records no training data, so there is no base domain to check"
+    if info.get("val_ids") == [] and not info.get("val_data"):
+        return "the base model was trained with no validation images, so there are none to check its domain on"
+    where = info.get("val_data") if not isinstance(info.get("val_ids"), list) else info.get("data")
+    return (
+        f"the base model's own validation images ({where}) are not on this machine, so the base domain was not "
+        "checked; set BLOODSEG_DATA to the folder holding wbc/ and rbc/ (for the WBC models, opening the Zheng "
+        "Dataset 1 sample in napari once downloads them)"
+    )
 
 
 def auto_scale(
@@ -233,10 +269,6 @@ def _check_new_name(name: str, out_dir: Path | None) -> Path:
     return folder / name
 
 
-def _labelled(sample: Sample) -> bool:
-    return bool((sample.labels != IGNORE_INDEX).any())
-
-
 def _stop_if_cancelled(cancel: Callable[[], bool] | None) -> None:
     """Cancel pressed after the training loop (the guard's checks, the mixing, the last scores take seconds, a
     minute on RBC fields) still saved the model."""
@@ -274,16 +306,33 @@ def finetune(
     t0 = time.perf_counter()
     # an image left wholly unlabelled teaches nothing and cannot be scored: left out, named in the result (in the
     # validation part it stopped the run with "nothing to score", depending on the split's seed)
-    blank = [s.name for s in train + val if not _labelled(s)]
+    blank = [s.name for s in train + val if not labelled(s)]
     if len(blank) < len(train + val):  # with none labelled at all, check_samples refuses below with its message
-        train, val = [s for s in train if _labelled(s)], [s for s in val if _labelled(s)]
-        if not train:
+        blank_train = [s.name for s in train if not labelled(s)]
+        train, val = [s for s in train if labelled(s)], [s for s in val if labelled(s)]
+        if not train and blank_train:
             raise FinetuneError(
-                f"every training image is wholly unlabelled ({', '.join(blank[:5])}{' …' if len(blank) > 5 else ''}):"
-                " only the validation part has labels; correct some of the training images"
+                f"every training image is wholly unlabelled ({listed(blank_train)}): only the validation part has "
+                "labels; correct some of the training images"
+            )
+        if not train:  # "every training image is wholly unlabelled ()" blamed images that were not there
+            raise FinetuneError(
+                f"no training image: all {len(val)} corrected images are held out for validation; hold out fewer"
             )
     else:
         blank = []
+    notes = [note] if (note := predicted_masks_note(train + val)) else []
+    if copies := shared_images(train, val):
+        pairs = listed([f"{v} = {t}" for v, t in copies])
+        if val_source is not None:  # a separate validation folder that holds (copies of) the training images
+            raise FinetuneError(
+                f"{len(copies)} validation images are training images ({pairs}): validation must be images the "
+                "fine-tune does not learn from"
+            )
+        notes.append(
+            f"{len(copies)} validation images are copies of training images ({pairs}): their score is not "
+            "that of new images"
+        )
     if name is not None:  # refused before any training time is spent (and checked again before saving)
         _check_new_name(name, out_dir)
     info = find_model(base)
@@ -328,6 +377,7 @@ def finetune(
     )
     _stop_if_cancelled(cancel)
     base_after = validate(model, work, base_val, cfg.device) if base_val else None
+    skipped = guard_unavailable(base_card) if guard and not base_val else None
     share = 1.0
     if base_before and base_after:
         drop = selection_score(base_before) - selection_score(base_after)
@@ -374,7 +424,8 @@ def finetune(
         + (f", weights mixed {share:g} : {1 - share:g} with the base to pass the guard" if share < 1 else ""),
         training={
             "data": data_source,
-            "val_data": val_source or data_source,  # a separate --val folder, or a part of the data
+            # a separate --val folder, a part of the data, or none held out
+            "val_data": val_source or (data_source if val else None),
             "n_train": len(train),
             "n_val": len(val),
             "replayed_base_images": len(replay_s),
@@ -388,6 +439,8 @@ def finetune(
             "device": result.device,
             **run_environment(),
             "guard": guard,
+            # whether the guard did check: the base's validation images may not be on this machine
+            "guard_checked": base_before is not None,
             "weight_mix": share,
             # which base exactly: a name can be renamed, deleted and made again
             "base_version": base_card.version,
@@ -405,5 +458,16 @@ def finetune(
     _stop_if_cancelled(cancel)  # the last moment: from here the save runs to its end
     save_model(model, new, target)
     return FinetuneResult(
-        new, target, before, after, base_before, base_after, time.perf_counter() - t0, result.history, share, blank
+        new,
+        target,
+        before,
+        after,
+        base_before,
+        base_after,
+        time.perf_counter() - t0,
+        result.history,
+        share,
+        blank,
+        guard_skipped=skipped,
+        data_notes=notes,
     )

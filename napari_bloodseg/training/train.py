@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import platform
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .. import __version__
+from ..inference.device import resolve_device
 from ..inference.edge_cells import check_min_fraction
 from ..models import ModelCard, build_model, save_model
 from ..models.files import DEFAULT_NORMALISATION, model_paths
-from ..schemas import get_schema
+from ..schemas import IGNORE_INDEX, get_schema
 from .data import (
     RBC_MASKS_AS_WBC,
     WBC_MASKS_AS_RBC,
+    TrainingDataWarning,
     check_not_rbc_masks,
+    labelled,
+    listed,
     load_samples,
+    predicted_masks_note,
+    shared_images,
     split_samples,
     typical_cell_size,
 )
@@ -80,13 +88,40 @@ def train_model(
             val = load_samples(val_data, sch, scale=input_scale)
         else:
             train, val, test = split_samples(samples, val_fraction, test_fraction, split_seed)
+        # a wholly unlabelled mask teaches nothing, and in the validation part it stopped the run after an epoch
+        # with "nothing to score" (for some seeds): left out, named; the split stays the one of all the names
+        blank = [s.name for s in train if not labelled(s)] + [f"{s.name} (validation)" for s in val if not labelled(s)]
+        train, val = [s for s in train if labelled(s)], [s for s in val if labelled(s)]
+        if not train:
+            held = f"{len(val)} for validation, {len(test)} for test" + (f", {len(blank)} unlabelled" if blank else "")
+            raise ValueError(f"{data}: no training image is left ({held})")
         check_not_rbc_masks(train + val, sch.num_classes)
+        if not set().union(*(np.unique(s.labels).tolist() for s in train)) - {0, IGNORE_INDEX}:
+            raise ValueError(f"{data}: the masks mark no cell anywhere (all background): a network learns nothing")
+        if copies := shared_images(train, val):
+            pairs = listed([f"{v} = {t}" for v, t in copies])
+            if val_data is not None:  # the folder given as validation is (partly) the training images
+                raise ValueError(
+                    f"{len(copies)} validation images are training images ({pairs}): validation must be images "
+                    "the network does not learn from"
+                )
+            warnings.warn(
+                TrainingDataWarning(
+                    f"{len(copies)} validation images are copies of training images ({pairs}): their score is "
+                    "not that of new images"
+                ),
+                stacklevel=2,
+            )
     except ValueError as exc:
         if str(exc).endswith(RBC_MASKS_AS_WBC):
             raise ValueError(f"{exc}; train with schema rbc (--schema rbc)") from None
         if str(exc).endswith(WBC_MASKS_AS_RBC):  # finetune shares the message, but has no --schema
             raise ValueError(f"{exc} (--schema wbc)") from None
         raise
+    if blank:
+        warnings.warn(TrainingDataWarning(f"left out, no pixel labelled: {listed(blank)}"), stacklevel=2)
+    if note := predicted_masks_note(train + val):
+        warnings.warn(TrainingDataWarning(note), stacklevel=2)
     torch.manual_seed(cfg.seed)
     model = build_model(architecture, num_classes=sch.num_classes, width=width, depth=depth)
     out = model_paths(out)[0].with_suffix("")  # "m", "m.safetensors" and "m.json" all mean the model m
@@ -105,7 +140,11 @@ def train_model(
     )
     t0 = time.perf_counter()
 
-    def training_info(result_epochs: int, best_epoch: int, seconds: float, device: str) -> dict[str, Any]:
+    device = str(resolve_device(cfg.device))  # "cpu", not the "auto" asked for, in the cards saved on the way
+
+    def training_info(
+        result_epochs: int, best_epoch: int, seconds: float, device: str, finished: bool = True
+    ) -> dict[str, Any]:
         return {
             "data": str(Path(data).absolute()),  # a later fine-tune replays these images from any folder
             "val_data": str(Path(val_data).absolute()) if val_data else None,
@@ -119,11 +158,13 @@ def train_model(
             "best_epoch": best_epoch,
             "seconds": round(seconds, 1),
             "device": device,
+            # False in the card saved with each new best epoch; True once the run has ended (not interrupted)
+            "finished": finished,
             **run_environment(),
         }
 
     def save_best(m, log: EpochLog) -> None:
-        card.training = training_info(log.epoch, log.epoch, time.perf_counter() - t0, cfg.device)
+        card.training = training_info(log.epoch, log.epoch, time.perf_counter() - t0, device, finished=False)
         card.metrics = {"val": log.val} if log.val else {}
         save_model(m, card, out, overwrite=True)
 

@@ -419,3 +419,69 @@ def test_a_base_named_with_spaces_gives_its_fine_tune_a_portable_name(wbc_sample
     cfg = dataclasses.replace(CFG, epochs=1, steps_per_epoch=1)
     res = finetune(str(tmp_model_dir / "old"), wbc_samples[:2], [], cfg=cfg, scale=1.0, guard=False)
     assert res.card.name == "my-base-ft1" and res.path == tmp_model_dir / "my-base-ft1"
+
+
+def test_a_separate_validation_folder_of_training_images_is_refused(base_model, wbc_samples, tmp_model_dir):
+    """A copy of the training folder given as --val passed (only the same path was refused): the before/after
+    table then scored training images."""
+    copies = [Sample(f"v{s.name}", s.image.copy(), s.labels.copy()) for s in wbc_samples[:2]]
+    with pytest.raises(FinetuneError, match=r"2 validation images are training images \(v000 = 000, v001 = 001\)"):
+        finetune("base", wbc_samples[:4], copies, name="x", cfg=CFG, scale=1.0, val_source="/elsewhere/val")
+    assert not (tmp_model_dir / "x.json").exists()
+    # split from one set (one image twice in the user's folder): saved, with a caveat
+    cfg = dataclasses.replace(CFG, epochs=1, steps_per_epoch=1)
+    res = finetune("base", wbc_samples[:4], copies[:1], name="y", cfg=cfg, scale=1.0)
+    assert any("1 validation images are copies of training images (v000 = 000)" in c for c in res.caveats)
+
+
+def test_masks_that_record_being_predictions_come_with_a_caveat(base_model, wbc_samples, tmp_model_dir):
+    """Unedited predictions were fine-tuned on without a word: the before score measured the base's agreement
+    with its own output."""
+    marked = [dataclasses.replace(s, predicted_by="base") for s in wbc_samples[:2]]
+    cfg = dataclasses.replace(CFG, epochs=1, steps_per_epoch=1)
+    res = finetune("base", marked + wbc_samples[2:4], wbc_samples[4:], name="p", cfg=cfg, scale=1.0)
+    assert res.caveats[0].startswith("2 of 6 masks record being predictions of bloodseg, not corrections: 000 (base)")
+
+
+def test_all_images_held_out_is_said_as_it_is(base_model, wbc_samples):
+    """It said "every training image is wholly unlabelled ()" when no training image was there at all."""
+    with pytest.raises(FinetuneError, match=r"^no training image: all 6 corrected images are held out for validat"):
+        finetune("base", [], wbc_samples, name="z", cfg=CFG, scale=1.0)
+
+
+def test_a_base_trained_with_a_validation_folder_is_guarded_on_that_folder(tmp_model_dir, wbc_folder, tmp_path):
+    """`train --val DIR` records val_ids "(separate folder)": the replay and the guard were silently dropped, and
+    the warning said the data were not on this machine."""
+    import shutil
+
+    from napari_bloodseg.training.finetune import base_domain_samples, guard_unavailable
+
+    val_dir = tmp_path / "val"
+    val_dir.mkdir()
+    for name in ("004", "005"):
+        for suffix in (".bmp", ".png"):
+            shutil.move(wbc_folder / f"{name}{suffix}", val_dir / f"{name}{suffix}")
+    model = build_model("unet", num_classes=3, width=4, depth=3)
+    info = {"data": str(wbc_folder), "val_data": str(val_dir), "val_ids": "(separate folder)", "test_ids": ["003"]}
+    card = ModelCard(name="sep", config=model.config, schema="wbc", training=info)
+    replay, guard = base_domain_samples(card, -1)
+    assert sorted(s.name for s in guard) == ["004", "005"]
+    assert sorted(s.name for s in replay) == ["000", "001", "002"]  # the test id stays untouched
+    shutil.rmtree(val_dir)
+    assert base_domain_samples(card, -1) == ([], [])
+    assert guard_unavailable(card).startswith(f"the base model's own validation images ({val_dir}) are not on this")
+
+
+def test_why_the_guard_did_not_check_is_said_as_it_is(base_model, wbc_samples, tmp_model_dir, wbc_folder):
+    from napari_bloodseg.training.finetune import guard_unavailable
+
+    model = build_model("unet", num_classes=3, width=4, depth=3)
+    no_val = ModelCard(name="nv", config=model.config, schema="wbc", training={"data": str(wbc_folder), "val_ids": []})
+    assert guard_unavailable(no_val).startswith("the base model was trained with no validation images")
+    assert "records no training data" in guard_unavailable(ModelCard(name="b", config=model.config, schema="wbc"))
+    cfg = dataclasses.replace(CFG, epochs=1, steps_per_epoch=1)
+    res = finetune("base", wbc_samples[:4], [], name="nv-ft", cfg=cfg, scale=1.0)
+    assert res.guard_skipped.endswith("records no training data, so there is no base domain to check")
+    training = res.card.training
+    assert training["guard"] is True and training["guard_checked"] is False
+    assert training["val_data"] is None  # nothing was held out: no validation data to name

@@ -114,3 +114,110 @@ def test_split_seed_keeps_the_split_while_the_training_seed_changes(wbc_folder, 
     (ids_a, w_a), (ids_b, w_b), (ids_c, _) = runs["a"], runs["b"], runs["c"]
     assert ids_b == ids_a and ids_c != ids_a  # with 6 images, seeds 0 and 1 split differently
     assert not all(torch.equal(w_a[k], w_b[k]) for k in w_a)
+
+
+TINY = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, patch_size=48, seed=0, device="cpu")
+
+
+def _train(folder, out, **kwargs):
+    return train_model(folder, out, architecture="unet", width=4, depth=3, cfg=copy.deepcopy(TINY), **kwargs)
+
+
+def test_all_background_masks_are_refused_before_training(wbc_folder, tmp_path):
+    """They trained, scored "val mean Dice 1.0000" (no class in prediction or mask) and saved a model that had
+    never seen a cell."""
+    import numpy as np
+
+    from napari_bloodseg.io import read_mask, write_mask
+
+    for mask in sorted(wbc_folder.glob("*.png")):
+        labels, _ = read_mask(mask)
+        write_mask(mask, np.zeros_like(labels), "wbc", overwrite=True)
+    with pytest.raises(ValueError, match=r"the masks mark no cell anywhere \(all background\)"):
+        _train(wbc_folder, tmp_path / "m", val_fraction=0.2)
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_a_wholly_unlabelled_mask_is_left_out_and_named_whatever_the_split(wbc_folder, tmp_path):
+    """In the validation part it stopped the run after an epoch with "nothing to score", for some seeds only."""
+    import numpy as np
+
+    from napari_bloodseg.io import read_mask, write_mask
+    from napari_bloodseg.schemas import IGNORE_INDEX
+    from napari_bloodseg.training.data import TrainingDataWarning
+
+    labels, _ = read_mask(wbc_folder / "002.png")
+    write_mask(wbc_folder / "002.png", np.full_like(labels, IGNORE_INDEX), "wbc", overwrite=True)
+    for seed in range(4):  # the blank lands in the training part for some seeds, in validation for others
+        with pytest.warns(TrainingDataWarning, match=r"left out, no pixel labelled: 002"):
+            card, _ = train_model(
+                wbc_folder,
+                tmp_path / f"m{seed}",
+                architecture="unet",
+                width=4,
+                depth=3,
+                cfg=TrainConfig(**{**TINY.to_dict(), "seed": seed}),
+                val_fraction=0.34,
+            )
+        assert "002" not in card.training["val_ids"] and card.training["n_train"] + card.training["n_val"] == 5
+
+
+def test_a_validation_folder_holding_training_images_is_refused(wbc_folder, tmp_path):
+    """Only the same path was refused: a copy (or the other folder layout) validated on training images, and
+    checkpoint choice and the card's scores were those of training images."""
+    import shutil
+
+    copy_dir = tmp_path / "val"
+    copy_dir.mkdir()
+    for name in ("001", "004"):
+        shutil.copy(wbc_folder / f"{name}.bmp", copy_dir / f"v{name}.bmp")
+        shutil.copy(wbc_folder / f"{name}.png", copy_dir / f"v{name}.png")
+    with pytest.raises(ValueError, match=r"2 validation images are training images \(v001 = 001, v004 = 004\)"):
+        _train(wbc_folder, tmp_path / "m", val_data=copy_dir)
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_one_image_twice_split_apart_is_named(wbc_folder, tmp_path):
+    """Dataset 1 holds one image twice (112 = 139): split apart, a copy validates on a training image."""
+    import shutil
+
+    from napari_bloodseg.training.data import TrainingDataWarning
+
+    for name in ("001", "002", "003", "004", "005"):
+        shutil.copy(wbc_folder / "000.bmp", wbc_folder / f"{name}.bmp")
+    with pytest.warns(TrainingDataWarning, match=r"validation images are copies of training images \(\d{3} = \d{3}"):
+        _train(wbc_folder, tmp_path / "m", val_fraction=0.34)
+
+
+def test_masks_predicted_by_bloodseg_are_named_before_training(wbc_folder, tmp_path):
+    """Unedited predictions (their files say so) were trained on without a word: the network learns the model's
+    own output, and validation measures agreement with it."""
+    from napari_bloodseg.io import read_mask, write_mask
+    from napari_bloodseg.training.data import TrainingDataWarning
+
+    labels, _ = read_mask(wbc_folder / "003.png")
+    write_mask(wbc_folder / "003.png", labels, "wbc", overwrite=True, predicted_by="wbc-unet")
+    with pytest.warns(
+        TrainingDataWarning, match=r"1 of 6 masks record being predictions of bloodseg.*003 \(wbc-unet\)"
+    ):
+        _train(wbc_folder, tmp_path / "m", val_fraction=0.2)
+
+
+def test_cards_saved_on_the_way_name_the_device_and_say_the_run_had_not_ended(wbc_folder, tmp_path, monkeypatch):
+    """They recorded device "auto" (as asked) and looked like the card of a finished run."""
+    from napari_bloodseg.models import files
+
+    cards = []
+    real_save = files.save_model
+
+    def spy(model, card, path, **kw):
+        cards.append(copy.deepcopy(card.training))
+        return real_save(model, card, path, **kw)
+
+    from napari_bloodseg.training import train as train_mod
+
+    monkeypatch.setattr(train_mod, "save_model", spy)
+    cfg = TrainConfig(**{**TINY.to_dict(), "device": "auto"})
+    train_model(wbc_folder, tmp_path / "m", architecture="unet", width=4, depth=3, cfg=cfg, val_fraction=0.2)
+    assert len(cards) >= 2
+    assert [(c["device"], c["finished"]) for c in cards] == [("cpu", False)] * (len(cards) - 1) + [("cpu", True)]
