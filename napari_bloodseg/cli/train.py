@@ -254,8 +254,10 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         raise UsageError(f"{exc}; {_what_is_kept(weights, earlier)}") from None
     except (ValueError, OSError) as exc:  # OSError: the disk filled up or went away while saving
-        bar.leave = False  # a refusal before the first epoch: wipe the empty bar, leave only the message
+        bar.leave = bar.n > 0  # a refusal before the first epoch: wipe the empty bar; later, show how far it got
         bar.close()
+        if isinstance(exc, OSError) and _sha256_or_none(weights) is not None:  # a later save failed: what is kept
+            raise UsageError(f"{exc}; {_what_is_kept(weights, earlier)}") from None
         raise usage_error(exc) from None
     bar.close()
     validated = (
@@ -287,7 +289,19 @@ def _what_is_kept(weights: Path, earlier: str | None) -> str:
         return "no model was saved (stopped before the first validated epoch)"
     if now == earlier:
         return f"nothing of this run was saved; the earlier model at {weights} is unchanged"
-    return f"the best model of this run so far is saved at {weights}"
+    epoch = _saved_epoch(weights)
+    return f"the best model of this run so far is saved at {weights}" + (f" (epoch {epoch})" if epoch else "")
+
+
+def _saved_epoch(weights: Path) -> int | None:
+    """The epoch of the model saved at ``weights``, from its card (None when the card cannot say)."""
+    from ..models import ModelFileError
+    from ..models.files import model_paths, read_card
+
+    try:
+        return (read_card(model_paths(weights)[1]).training or {}).get("best_epoch")
+    except (ModelFileError, OSError, ValueError):
+        return None
 
 
 def _check_out(out: Path, overwrite: bool) -> tuple[Path, Path]:

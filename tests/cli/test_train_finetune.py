@@ -721,3 +721,40 @@ def test_train_tta_max_pixels_errors_name_the_option(folder, tmp_path, capsys, v
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "argument --tta-max-pixels: expected a whole number of at least 1" in err
     assert "tta_max_pixels" not in err
+
+
+def test_a_full_disk_at_a_later_save_says_the_earlier_best_model_is_kept(folder, tmp_path, monkeypatch, capsys):
+    """Audit #10: the Ctrl-C, SIGTERM and divergence paths said what was kept; a full disk at a later save read as
+    a total failure although epoch 1's model was saved whole."""
+    from napari_bloodseg.models import load_model
+    from napari_bloodseg.training import train as train_module
+
+    real_save, calls = train_module.save_model, []
+
+    def save(model, card, path, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            return real_save(model, card, path, **kwargs)
+        raise OSError(f"{path}.safetensors: Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(train_module, "save_model", save)
+    out = tmp_path / "m"
+    assert _train(folder, out, "--epochs", "2", "--val-fraction", "0.2") == 2
+    err = capsys.readouterr().err
+    line = [ln for ln in err.splitlines() if ln.startswith("bloodseg: error:")]
+    assert len(line) == 1 and "No space left on device" in line[0] and "Traceback" not in err
+    assert f"; the best model of this run so far is saved at {out}.safetensors (epoch 1)" in line[0]
+    assert load_model(out)[1].training["best_epoch"] == 1
+
+
+def test_a_full_disk_at_the_first_save_claims_no_model(folder, tmp_path, monkeypatch, capsys, clean_error):
+    from napari_bloodseg.training import train as train_module
+
+    def save(model, card, path, **kwargs):
+        raise OSError(f"{path}.safetensors: No space left on device")
+
+    monkeypatch.setattr(train_module, "save_model", save)
+    assert _train(folder, tmp_path / "m", "--val-fraction", "0.2") == 2
+    err = capsys.readouterr().err
+    clean_error(err, "No space left on device")
+    assert "saved at" not in err
