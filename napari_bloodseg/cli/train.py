@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -140,7 +141,12 @@ def add_parser(sub) -> None:
         "(worth it for runs of 1000+ steps; falls back to plain PyTorch if it cannot compile)",
     )
     add_training_speed_args(p)
-    p.add_argument("--name", default=None, help="model name in its card (default: the --out file name)")
+    p.add_argument(
+        "--name",
+        default=None,
+        help="model name in its card: the --out file name, which is the model's name everywhere (bloodseg models, "
+        "--model, the predicted-by mark of its masks); any other name is refused (name the file instead)",
+    )
     p.add_argument("--version", default="1", help="version label in the model card (shipped models count releases)")
     p.add_argument(
         "--edge-cell-min-fraction",
@@ -156,7 +162,9 @@ def add_parser(sub) -> None:
         help="--tta auto averages the 8 rotations/flips up to this many network-input pixels (default: single-cell "
         "crops, 100000); recorded in the card (rbc: 1000000, whole fields)",
     )
-    p.add_argument("--out", required=True, type=Path, help="output path; writes OUT.safetensors + OUT.json")
+    p.add_argument(
+        "--out", required=True, help="output path, a model name in a folder; writes OUT.safetensors + OUT.json"
+    )
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -195,7 +203,10 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.val is not None and args.val.resolve() == args.data.resolve():
         raise UsageError("--val names the --data folder: validation images must not be training images")
-    weights, card_path = _check_out(args.out, args.overwrite)
+    out = _out_path(args.out)
+    weights, card_path = _check_out(out, args.overwrite)
+    if args.name is not None and args.name != card_path.stem:
+        raise UsageError(_name_differs(args.name, card_path))
     check_device(args.device)
     earlier = _sha256_or_none(weights)  # with --overwrite: the model that was there before this run
     cfg = TrainConfig(
@@ -229,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         card, result = train_model(
             args.data,
-            args.out,
+            out,
             architecture=args.model,
             schema=args.schema,
             width=args.width,
@@ -302,6 +313,31 @@ def _saved_epoch(weights: Path) -> int | None:
         return (read_card(model_paths(weights)[1]).training or {}).get("best_epoch")
     except (ModelFileError, OSError, ValueError):
         return None
+
+
+def _out_path(text: str) -> Path:
+    """``--out`` as a path, refused when it names a folder: the model landed beside it as FOLDER.safetensors."""
+    seps = tuple(s for s in (os.sep, os.altsep) if s)
+    if text.endswith(seps) or Path(text).is_dir():
+        folder = Path(text)
+        raise UsageError(
+            f"--out {text}: a folder; give the model a name inside it, e.g. --out {folder / 'NAME'} "
+            "(writes NAME.safetensors + NAME.json there)"
+        )
+    return Path(text)
+
+
+def _name_differs(name: str, card_path: Path) -> str:
+    """Why ``--name`` must be the --out file name: every loader knows a model by its file name (``bloodseg
+    models`` lists the file name, ``--model`` finds it by it, ``models import`` and ``rename`` write it into the
+    card), while the card's name is what predictions record as ``predicted-by`` and what fine-tunes call their
+    base; a card naming another model (or "bar baz/../../x") sent users after a model nothing resolves."""
+    plain = name not in ("", ".", "..") and Path(name).name == name and not any(s in name for s in "/\\")
+    hint = f"; to call it {name}, give --out {card_path.parent / name}" if plain else ""
+    return (
+        f"--name {name!r} differs from the --out file name {card_path.stem!r}: a model is known by its file name "
+        f"(bloodseg models, --model, its masks' predicted-by mark){hint}"
+    )
 
 
 def _check_out(out: Path, overwrite: bool) -> tuple[Path, Path]:

@@ -758,3 +758,33 @@ def test_a_full_disk_at_the_first_save_claims_no_model(folder, tmp_path, monkeyp
     err = capsys.readouterr().err
     clean_error(err, "No space left on device")
     assert "saved at" not in err
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [("bar baz/../../x", None), ("bar", "; to call it bar, give --out {tmp}/bar"), ("", None), ("M", "/M")],
+)
+def test_train_name_must_be_the_out_file_name(folder, tmp_path, capsys, clean_error, name, hint):
+    """Audit #13: every loader knows a model by its file name (models lists it, --model finds it, import and
+    rename write it into the card), but predictions record the card's name as predicted-by and fine-tunes name
+    themselves after it: --name "bar baz/../../x" made masks 'predicted by' a model nothing resolves."""
+    assert _train(folder, tmp_path / "foo", "--name", name) == 2
+    err = capsys.readouterr().err
+    clean_error(err, f"--name {name!r} differs from the --out file name 'foo': a model is known by its file name")
+    if hint is None:
+        assert "to call it" not in err
+    else:
+        assert hint.format(tmp=tmp_path) in err
+    assert not (tmp_path / "foo.json").exists()
+
+
+@pytest.mark.parametrize(("exists", "trailing"), [(True, ""), (True, "/"), (False, "/")])
+def test_train_out_naming_a_folder_is_refused(folder, tmp_path, capsys, clean_error, exists, trailing):
+    """Audit #15: --out outdir/ wrote outdir.safetensors + outdir.json beside the folder."""
+    outdir = tmp_path / "outdir"
+    if exists:
+        outdir.mkdir()
+    assert _train(folder, str(outdir) + trailing) == 2
+    clean_error(capsys.readouterr().err, f"a folder; give the model a name inside it, e.g. --out {outdir / 'NAME'}")
+    assert not (tmp_path / "outdir.safetensors").exists() and not (tmp_path / "outdir.json").exists()
+    assert not outdir.exists() or not any(outdir.iterdir())
