@@ -343,3 +343,31 @@ def test_every_real_mask_opens_as_a_mask_and_every_real_image_as_an_image(shared
         assert len(images) == 1, mask
         assert read_file(mask)[2] == "labels", mask
         assert read_file(images[0])[2] == "image", images[0]
+
+
+def test_a_big_colour_image_is_told_from_a_sample_of_its_rows(monkeypatch):
+    """A colour smear is decided from strided rows, never by converting the whole image (a 36 MP JPEG took 2.2 s
+    on napari's GUI thread); a grey image whose only colour lies between the sampled rows still reads every row,
+    so the answer is the whole image's."""
+    import napari_bloodseg.plugin.reader as reader
+
+    seen: list[int] = []
+    real = reader._channel_spread
+
+    def spy(rgb):
+        seen.append(rgb.shape[0] * rgb.shape[1])
+        return real(rgb)
+
+    monkeypatch.setattr(reader, "_channel_spread", spy)
+    rng = np.random.default_rng(0)
+    colour = rng.integers(0, 256, (3000, 1000, 3), dtype=np.uint8)
+    assert not looks_like_mask(colour)
+    assert 0 < sum(seen) <= 0.05 * 3000 * 1000
+
+    levels = rng.choice(np.array([0, 128, 255], np.uint8), (3000, 1000))
+    grey = np.repeat(levels[..., None], 3, axis=-1)
+    seen.clear()
+    assert looks_like_mask(grey)
+    assert sum(seen) >= 3000 * 1000  # a sample that looks grey decides nothing: every row is looked at
+    grey[1, 500] = (255, 0, 0)  # row 1 is not in the sample (every 46th row from 0)
+    assert not looks_like_mask(grey)
