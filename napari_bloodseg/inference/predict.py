@@ -19,7 +19,7 @@ from .device import autocast_dtype, describe, resolve_device
 from .edge_cells import DEFAULT_CELL_DIAMETER, check_min_fraction, drop_partial_edge_cells
 from .optimize import fuse_for_inference
 from .resample import ResizedRows, RowUpsampler, scaled_size
-from .tiling import sliding_window
+from .tiling import sliding_window, tile_spans
 
 #: ``tta="auto"`` averages the 8 rotations/flips when the network input is at most this many pixels: single-cell
 #: crops (Dataset 1: ~0.01 MP) gain ~0.005 cytoplasm Dice for milliseconds; big fields run once, at full speed
@@ -101,6 +101,8 @@ class Predictor:
             raise ValueError(f"tta must be True, False or 'auto', not {tta!r}")
         self.tta = tta
         self.log = log or (lambda msg: None)
+        #: view-by-view progress and Cancel for the ``_forward`` call under way (see ``_run``)
+        self._on_views: Callable[[int, int], None] | None = None
 
     def _prepare_net(self) -> torch.nn.Module:
         net = fuse_for_inference(self.model, self.device)[0] if self.fuse else self.model
@@ -158,7 +160,11 @@ class Predictor:
 
     def _forward(self, tiles: np.ndarray, tta: bool = False) -> torch.Tensor:
         """(N, h, w, 3) uint8/float tiles → (N, C, h, w) float32 probabilities, left on the model's device (tiles
-        blend there; only labels, or probabilities when asked for, come back to the host)."""
+        blend there; only labels, or probabilities when asked for, come back to the host).
+
+        ``self._on_views(done, 8)``, set by ``_run`` for the call, follows the test-time augmentation's views: a
+        whole smear field is one tile of 8 views (seconds on a CPU), so progress and Cancel act between views."""
+        on_views = self._on_views
         x = torch.from_numpy(np.ascontiguousarray(tiles))
         # NHWC memory (channels-last) throughout: the permuted view already is, and oneDNN ran this project's
         # networks ~1.3-2x faster from a channels-last input than from a contiguous NCHW one (2-core CPU)
@@ -176,6 +182,7 @@ class Predictor:
             for k, v in enumerate(views):
                 by_shape.setdefault(tuple(v.shape), []).append(k)
             probs = torch.zeros((x.shape[0], self.num_classes, *x.shape[-2:]), device=x.device)
+            done = 0
             for shape, ks in by_shape.items():
                 together = len(ks) if math.prod(shape) * len(ks) <= TTA_BATCH_MAX_VALUES else 1
                 for i in range(0, len(ks), together):
@@ -185,6 +192,9 @@ class Predictor:
                     for k, y in zip(group, out.split(x.shape[0]), strict=True):
                         y = torch.rot90(y, -(k % 4), (-2, -1))
                         probs += y.flip(-1) if k >= 4 else y
+                    if on_views is not None:
+                        done += len(group)
+                        on_views(done, len(views))
             return probs / 8
 
     def _run(
@@ -207,22 +217,49 @@ class Predictor:
             if probs is not None:
                 probs[:, y0:y1] = p.cpu().numpy()
 
-        def run_batch(tiles: np.ndarray) -> torch.Tensor:
+        def stop_if_cancelled() -> None:
             if cancel is not None and cancel():
                 raise Cancelled("segmentation cancelled")
-            return self._forward(tiles, tta)
 
         tile = self.tile_size if self.tile_size > 0 else max(h, w)
+        overlap, align = min(self.overlap, tile // 2), self.model.stride
+        total = len(tile_spans(h, tile, overlap, align)) * len(tile_spans(w, tile, overlap, align))
+        tiles_done = 0
+
+        def tile_progress(done: int, of: int) -> None:
+            nonlocal tiles_done
+            tiles_done = done
+            if progress is not None:
+                progress(done, of)
+
+        def run_batch(tiles: np.ndarray) -> torch.Tensor:
+            stop_if_cancelled()
+            if not tta:
+                return self._forward(tiles)
+
+            def on_views(done: int, views: int) -> None:  # a share of this batch's tiles, view by view
+                if done == views:  # the batch is done: the tiles' own progress and the next batch's check follow
+                    return
+                stop_if_cancelled()
+                if progress is not None:
+                    progress(tiles_done + len(tiles) * done / views, total)
+
+            self._on_views = on_views  # one image at a time: a Predictor's predict is not re-entrant
+            try:
+                return self._forward(tiles, True)
+            finally:
+                self._on_views = None
+
         sliding_window(
             image,
             run_batch,
             self.num_classes,
             tile=tile,
-            overlap=min(self.overlap, tile // 2),
+            overlap=overlap,
             batch_size=self.batch_size,
             on_rows=on_rows,
-            progress=progress,
-            align=self.model.stride,
+            progress=tile_progress,
+            align=align,
         )
         return labels, probs
 

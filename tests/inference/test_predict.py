@@ -180,6 +180,25 @@ def test_cancel_raises(tiny_unet, rng):
     assert p.predict(image, cancel=lambda: False).labels.shape == (150, 230)
 
 
+def test_one_tile_of_eight_views_reports_progress_and_stops_view_by_view(tiny_unet, rng, monkeypatch):
+    """A whole smear field is one tile of 8 test-time views (seconds on a CPU): the bar sat at 0 until the end,
+    and Cancel (or closing napari) waited for all 8 views."""
+    monkeypatch.setattr(predict_mod, "TTA_BATCH_MAX_VALUES", 0)  # one view per network call, as on big fields
+    image = rng.integers(0, 256, size=(96, 128, 3), dtype=np.uint8)
+    p = Predictor(tiny_unet, device="cpu", tile_size=0, tta=True)
+    calls = []
+    p.predict(image, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(k / 8, 1) for k in range(1, 8)] + [(1, 1)]
+
+    runs = []
+    real_net = p._net
+    monkeypatch.setattr(p, "_net", lambda x: runs.append(1) or real_net(x))
+    asked = []
+    with pytest.raises(Cancelled):
+        p.predict(image, cancel=lambda: asked.append(1) or len(asked) > 3)  # pressed during the third view
+    assert len(runs) == 3
+
+
 def test_segment_convenience(tiny_unet, wbc_sample):
     image, _ = wbc_sample
     pred = segment(tiny_unet, image, device="cpu", tile_size=64, return_probs=True)
