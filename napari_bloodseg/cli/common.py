@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..inference.defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
@@ -28,6 +29,26 @@ def usage_error(exc: Exception) -> UsageError:
     if isinstance(exc, DeviceUnavailable):
         return UsageError(f"{exc} (use --device auto or cpu)")
     return UsageError(str(exc))
+
+
+@contextlib.contextmanager
+def data_warnings_printed() -> Iterator[None]:
+    """Print the training data's warnings (``TrainingDataWarning``) as ``bloodseg: warning: ...`` the moment they
+    are raised: before the minutes of a run, not after it (and not in Python's file:line format)."""
+    from ..training.data import TrainingDataWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, *args, **kwargs) -> None:
+        if issubclass(category, TrainingDataWarning):
+            print(f"bloodseg: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", TrainingDataWarning)
+        warnings.showwarning = show
+        yield
 
 
 def check_device(device: str) -> None:

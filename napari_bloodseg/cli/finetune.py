@@ -16,6 +16,7 @@ from .common import (
     learning_rate_arg,
     non_negative_arg,
     positive_int_arg,
+    seed_arg,
     stopped_by,
     training_speed_note,
     usage_error,
@@ -93,7 +94,7 @@ def add_parser(sub) -> None:
     p.add_argument("--no-guard", action="store_true", help="save even if the base domain gets worse")
     add_training_speed_args(p)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="auto: cuda > mps > cpu")
-    p.add_argument("--seed", type=int, default=0, help="seeds the split, sampling and augmentation")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seeds the split, sampling and augmentation")
     p.add_argument("--name", default=None, help="name of the new model (default: BASE-ftN)")
     p.set_defaults(func=run)
 
@@ -101,6 +102,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..models import ModelFileError
     from ..training import load_samples, split_samples
+    from ..training.data import labelled
     from ..training.finetune import FinetuneError, finetune, finetune_config
 
     if not args.data.is_dir():
@@ -121,7 +123,11 @@ def run(args: argparse.Namespace) -> int:
         if args.val:
             train, val = samples, load_samples(args.val, schema)
         else:
-            train, val, _ = split_samples(samples, args.val_fraction, 0.0, args.seed)
+            # wholly unlabelled images go to training, where finetune leaves them out and names them: split with
+            # the others, one took the only validation place and the run had no validation at all
+            blank = [s for s in samples if not labelled(s)]
+            train, val, _ = split_samples([s for s in samples if labelled(s)], args.val_fraction, 0.0, args.seed)
+            train += blank
         steps = max_steps = None
         epochs = args.epochs or FINETUNE_DEFAULTS["epochs"]
         if args.steps:  # epochs of up to 10 steps (one validation each), the last one cut to make exactly --steps
@@ -181,14 +187,8 @@ def run(args: argparse.Namespace) -> int:
     if res.base_before:
         print(f"base-domain validation before: {fmt(res.base_before)}")
         print(f"base-domain validation after:  {fmt(res.base_after)}")
-    elif not args.no_guard:  # said, as the widget says it: the card's "guard": true alone read as "checked"
-        where = (res.card.training.get("base_domain") or {}).get("data") or "not recorded"
-        print(
-            f"bloodseg: warning: the base model's own validation images ({where}) are not on this machine, so the "
-            "guard could not check the base domain; set BLOODSEG_DATA to the folder holding wbc/ and rbc/ (for "
-            "the WBC models, opening the Zheng Dataset 1 sample in napari once downloads them)",
-            file=sys.stderr,
-        )
+    elif res.guard_skipped:  # said, as the widget says it: the card's "guard": true alone read as "checked"
+        print(f"bloodseg: warning: {res.guard_skipped}", file=sys.stderr)
     if res.weight_mix < 1:
         print(
             f"the full fine-tune lowered the base domain beyond the guard: saved the weights mixed "

@@ -14,6 +14,7 @@ from .common import (
     add_training_speed_args,
     below_one_arg,
     check_device,
+    data_warnings_printed,
     finite_non_negative_arg,
     fraction_arg,
     interrupted_status,
@@ -238,25 +239,26 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix(post)
 
     try:
-        card, result = train_model(
-            args.data,
-            out,
-            architecture=args.model,
-            schema=args.schema,
-            width=args.width,
-            depth=args.depth,
-            cfg=cfg,
-            val_fraction=args.val_fraction,
-            test_fraction=args.test_fraction,
-            val_data=args.val,
-            input_scale=args.input_scale,
-            edge_cell_min_fraction=args.edge_cell_min_fraction,
-            tta_max_pixels=args.tta_max_pixels,
-            split_seed=args.split_seed,
-            name=args.name,
-            version=args.version,
-            on_epoch=on_epoch,
-        )
+        with data_warnings_printed():
+            card, result = train_model(
+                args.data,
+                out,
+                architecture=args.model,
+                schema=args.schema,
+                width=args.width,
+                depth=args.depth,
+                cfg=cfg,
+                val_fraction=args.val_fraction,
+                test_fraction=args.test_fraction,
+                val_data=args.val,
+                input_scale=args.input_scale,
+                edge_cell_min_fraction=args.edge_cell_min_fraction,
+                tta_max_pixels=args.tta_max_pixels,
+                split_seed=args.split_seed,
+                name=args.name,
+                version=args.version,
+                on_epoch=on_epoch,
+            )
     except KeyboardInterrupt as exc:
         bar.close()
         print(f"bloodseg: {stopped_by(exc)}; {_what_is_kept(weights, earlier)}", file=sys.stderr)

@@ -729,11 +729,8 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
                     else ""
                 )
             )
-        elif res.card.training.get("guard"):
-            self.guard_label.setText(
-                "Guard: the base model's own validation images are not on this machine, so the base domain "
-                "was not checked (for the WBC models, open the Zheng Dataset 1 sample once; or set BLOODSEG_DATA)"
-            )
+        elif res.guard_skipped:  # why, as it is: not on this machine, or the base had no validation part
+            self.guard_label.setText(f"Guard: {res.guard_skipped}")
         else:
             self.guard_label.setText("Guard: off")
         scale = float(res.card.training.get("scale", 1.0) or 1.0)

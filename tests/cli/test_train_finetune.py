@@ -395,8 +395,10 @@ def test_finetune_steps_runs_exactly_that_many_steps(folder, tmp_model_dir, cons
     assert read_card(tmp_model_dir / "base-v2").training["val_data"] == str(folder)  # a part of --data
     val = folder.parent / "val"
     val.mkdir()
-    for p in sorted(folder.iterdir())[:4]:  # two pairs
-        (val / p.name).write_bytes(p.read_bytes())
+    for i in (20, 21):  # two pairs of other images (copies of training images are refused as validation)
+        img, lab = synthetic_wbc(48, seed=i)
+        Image.fromarray(img).save(val / f"{i:03d}.bmp")
+        write_mask(val / f"{i:03d}.png", lab, "wbc")
     assert "bloodseg: warning: the before/after scores rest on 1 validation image" in err  # 5 images x 0.2
     assert main([*argv, "--scale", "1", "--device", "cpu", "--name", "base-val", "--val", "val"]) == 0
     assert read_card(tmp_model_dir / "base-val").training["val_data"] == str(val)  # the card says which images
@@ -575,10 +577,12 @@ def test_finetune_says_when_the_guard_could_not_check_the_base_domain(folder, tm
     argv = ["finetune", "--model", "base", "--data", str(folder), "--steps", "1", "--batch-size", "2"]
     assert main([*argv, "--scale", "1", "--device", "cpu", "--name", "g"]) == 0
     err = capsys.readouterr().err
-    assert "the guard could not check the base domain" in err
+    # why, as it is: no folder is missing here, so no advice to set BLOODSEG_DATA
+    assert "bloodseg: warning: the base model's card records no training data, so there is no base domain" in err
+    assert "BLOODSEG_DATA" not in err
     assert re.search(r"epoch 1: loss \d\.\d{4}, validation mean Dice \d\.\d{4}", err)  # not the loss alone
     assert main([*argv, "--scale", "1", "--device", "cpu", "--name", "h", "--no-guard"]) == 0
-    assert "could not check" not in capsys.readouterr().err
+    assert "base domain" not in capsys.readouterr().err
 
 
 def test_overwrite_does_not_make_a_second_model_differing_only_in_case(folder, tmp_model_dir, constant_model, capsys):
@@ -788,3 +792,36 @@ def test_train_out_naming_a_folder_is_refused(folder, tmp_path, capsys, clean_er
     clean_error(capsys.readouterr().err, f"a folder; give the model a name inside it, e.g. --out {outdir / 'NAME'}")
     assert not (tmp_path / "outdir.safetensors").exists() and not (tmp_path / "outdir.json").exists()
     assert not outdir.exists() or not any(outdir.iterdir())
+
+
+def test_train_prints_data_warnings_before_training(folder, tmp_path, capsys):
+    """The library's TrainingDataWarning came out in Python's file:line format (once per place)."""
+    from napari_bloodseg.io import read_mask, write_mask
+
+    labels, _ = read_mask(folder / "001.png")
+    write_mask(folder / "001.png", labels, "wbc", overwrite=True, predicted_by="wbc-unet")
+    assert main(["train", "--model", "unet", "--data", str(folder), *TINY, "--out", str(tmp_path / "m")]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "bloodseg: warning: 1 of 5 masks record being predictions of bloodseg, not corrections: 001 (wbc-unet)" in err
+    )
+    assert "TrainingDataWarning" not in err
+
+
+def test_finetune_keeps_a_blank_image_out_of_the_validation_part(folder, tmp_model_dir, constant_model, capsys):
+    """Split before the blank images were left out, a blank took the only validation place: no validation."""
+    import numpy as np
+
+    from napari_bloodseg.io import read_mask, write_mask
+    from napari_bloodseg.schemas import IGNORE_INDEX
+
+    constant_model(tmp_model_dir, "base", "wbc", 1)
+    for name in ("000", "001", "002", "003", "004"):  # whichever the split holds out
+        labels, _ = read_mask(folder / f"{name}.png")
+        blank = np.full_like(labels, IGNORE_INDEX)
+        write_mask(folder / f"{name}.png", blank if name == "002" else labels, "wbc", overwrite=True)
+    argv = ["finetune", "--model", "base", "--data", str(folder), "--steps", "1", "--batch-size", "2"]
+    for seed in ("0", "1", "2", "3"):
+        assert main([*argv, "--scale", "1", "--device", "cpu", "--name", f"b{seed}", "--seed", seed]) == 0
+        err = capsys.readouterr().err
+        assert "left out, no pixel labelled: 002" in err and "no image was held out for validation" not in err
