@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io.images import IMAGE_SUFFIXES, ImageReadError, _read_raw, to_rgb_uint8
+from ..io.images import IMAGE_SUFFIXES, ImageReadError, _read_raw, is_tiff, tiff_stack_problem, to_rgb_uint8
 from ..io.lazy import open_lazy
 from ..io.masks import MaskError, grey_from_array, palette_indices, read_mask
 from ..io.pairs import find_pairs
@@ -37,8 +37,9 @@ from .layers import META_KEY, schema_layer_kwargs
 LayerData = tuple[Any, ...]
 #: napari's "the reader handled this path but there is nothing to add" value.
 NOTHING: list[LayerData] = [(None,)]
-#: Folders with more pairs open only the first ones: napari adds a layer in ~0.1-0.5 s, hundreds would stall it.
-MAX_FOLDER_PAIRS = 24
+#: Folders with more pairs open only the first ones, as the Zheng sample opens 6: napari adds a layer in 0.1-0.5 s
+#: on the GUI thread (24 pairs, 48 layers, froze it ~9 s). Whole folders: Fine-tune's Folder source, or the CLI.
+MAX_FOLDER_PAIRS = 8
 #: palette indices below this are class indices (a mask); more colours make a palette image
 MAX_CLASSES = max(s.num_classes for s in SCHEMAS.values())
 
@@ -130,6 +131,15 @@ def looks_like_mask(raw: np.ndarray) -> bool:
     # a photo whose background is clipped to 255 is exact there, its cells a continuum; a mask's crop with one
     # level only has a few ringing pixels off it (<= 4.2 % measured)
     return bool((exact >= 0.01).sum() >= 2 or exact.sum() >= 0.94)
+
+
+def _rgb(path: Path, raw: np.ndarray) -> np.ndarray:
+    """The image's pixels as RGB uint8; a TIFF of several pages of one size is refused in the project's words.
+    tifffile names such pages Q (unnamed), which io reads as channels when they are at most 4; pages that each
+    hold their own RGB samples came out as a 4-D array and a shape dump."""
+    if raw.ndim == 4 and is_tiff(path):
+        raise ImageReadError(f"{path}: {tiff_stack_problem('IYXS', raw.shape)}")
+    return to_rgb_uint8(raw, str(path))
 
 
 def _image_layer(path: Path, rgb: np.ndarray) -> LayerData:
@@ -253,7 +263,7 @@ def read_file(path: Path) -> LayerData:
     if looks_like_mask(raw) or (indices is not None and int(indices.max(initial=0)) < MAX_CLASSES):
         labels, schema = read_mask(path)
         return _mask_layer(path, labels, schema)
-    return _image_layer(path, to_rgb_uint8(raw, str(path)))
+    return _image_layer(path, _rgb(path, raw))
 
 
 def read_pairs(pairs: Sequence[tuple[Path, Path | None]], errors: list[str]) -> list[LayerData]:
@@ -264,7 +274,7 @@ def read_pairs(pairs: Sequence[tuple[Path, Path | None]], errors: list[str]) -> 
     out: list[LayerData] = []
     for img_path, mask_path in pairs:
         try:
-            layer = read_big_tiff(img_path) or _image_layer(img_path, to_rgb_uint8(_read_raw(img_path), str(img_path)))
+            layer = read_big_tiff(img_path) or _image_layer(img_path, _rgb(img_path, _read_raw(img_path)))
         except ImageReadError as exc:
             errors.append(str(exc))
             continue
@@ -286,10 +296,17 @@ def read_folder(folder: Path, errors: list[str]) -> list[LayerData]:
     pairs = find_pairs(folder)
     paired = any(mask is not None for _, mask in pairs)
     if len(pairs) > MAX_FOLDER_PAIRS:
-        what = "image/mask pairs" if paired else "images"
+        # the Evaluate widget scores open layers only; Fine-tune's Folder source reads a folder's pairs itself
+        what, whole = (
+            (
+                "image/mask pairs",
+                "Fine-tune's Folder source, or `bloodseg predict`/`bloodseg evaluate` on the command line",
+            )
+            if paired
+            else ("images", "`bloodseg predict` on the command line")
+        )
         _notify_warning(
-            f"{folder.name}: opening the first {MAX_FOLDER_PAIRS} of {len(pairs)} {what} "
-            "(use `bloodseg evaluate`/`bloodseg predict` for the whole folder)"
+            f"{folder.name}: opened the first {MAX_FOLDER_PAIRS} of {len(pairs)} {what}. For the whole folder: {whole}"
         )
         pairs = pairs[:MAX_FOLDER_PAIRS]
     if not pairs:  # e.g. a folder named like an image: opening nothing without a word looked like a hang
@@ -336,15 +353,47 @@ def _holds_images(folder: Path) -> bool:
     return False
 
 
+#: files that make a folder a zarr store, another reader's
+_ZARR_MARKERS = frozenset({".zarray", ".zgroup", ".zattrs", "zarr.json"})
+#: a folder with more entries than this and no image among the first ones is left to other readers unexamined
+_PEEK_ENTRIES = 200
+
+
+def _nothing_for_others(folder: Path) -> bool:
+    """A folder without images that no other installed reader could take either: empty, or plain files whose names
+    no other reader's patterns match (notes, a ``.DS_Store``). Claimed, so the reader says "no images in this
+    folder" rather than napari's "refused the file"; a sub-folder, a zarr store or a ``.csv`` leaves it to others,
+    as returning None means "not mine" and napari tries the next reader."""
+    if folder.suffix.lower() == ".zarr":
+        return False
+    entries = []
+    for entry in folder.iterdir():
+        if entry.is_dir() or entry.name in _ZARR_MARKERS or len(entries) == _PEEK_ENTRIES:
+            return False
+        entries.append(str(entry))
+    if not entries:
+        return True
+    try:
+        from npe2 import PluginManager
+    except ImportError:  # pragma: no cover - napari brings npe2
+        return False
+    readers = PluginManager.instance()
+    return not any(
+        r.plugin_name != "napari-bloodseg" for entry in entries for r in readers.iter_compatible_readers([entry])
+    )
+
+
 def get_reader(path: str | list[str]) -> Callable[..., list[LayerData]] | None:
-    """npe2 reader command: claim image files and folders holding images (a list if any item is one).
+    """npe2 reader command: claim image files and folders holding images (a list if any item is one), and folders
+    no reader could take (:func:`_nothing_for_others`), to say why nothing opens, as for a folder named like an
+    image.
 
     Other items of a claimed list are reported by the reader as notifications rather than dropped silently.
     """
     items = [path] if isinstance(path, str | Path) else list(path)
     for item in map(Path, items):
         try:
-            if item.is_dir() and _holds_images(item):
+            if item.is_dir() and (_holds_images(item) or _nothing_for_others(item)):
                 return read_paths
         except OSError:
             continue

@@ -33,7 +33,13 @@ def test_claims_images_and_folders_only(tmp_path, smear):
     assert get_reader(str(tmp_path / "notes.txt")) is None
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert get_reader(str(empty)) is None
+    assert get_reader(str(empty)) is read_paths  # claimed to say "no images in this folder" (nobody else reads it)
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "sub").mkdir()  # a sub-folder (a zarr group's arrays): another reader's, perhaps
+    (tmp_path / "array").mkdir()
+    (tmp_path / "array" / ".zarray").write_text("{}")
+    assert get_reader(str(tmp_path / "store")) is None
+    assert get_reader(str(tmp_path / "array")) is None
 
 
 def test_image_opens_rgb_and_mask_opens_labels_in_schema(tmp_path, smear, write_png):
@@ -371,3 +377,46 @@ def test_a_big_colour_image_is_told_from_a_sample_of_its_rows(monkeypatch):
     assert sum(seen) >= 3000 * 1000  # a sample that looks grey decides nothing: every row is looked at
     grey[1, 500] = (255, 0, 0)  # row 1 is not in the sample (every 46th row from 0)
     assert not looks_like_mask(grey)
+
+
+def test_a_big_folder_opens_its_first_pairs_and_says_where_the_whole_folder_goes(viewer, tmp_path, notes, write_png):
+    """24 pairs (48 layers) froze napari ~9 s; the warning says how many opened and what takes a whole folder."""
+    from napari_bloodseg.data import synthetic_wbc
+    from napari_bloodseg.plugin.reader import MAX_FOLDER_PAIRS
+
+    assert MAX_FOLDER_PAIRS == 8
+    for i in range(10):
+        image, labels = synthetic_wbc(size=32, seed=i)
+        write_png(tmp_path / f"{i:03d}.bmp", image)
+        write_png(tmp_path / f"{i:03d}.png", WBC.to_disk(labels))
+    layers = read_paths(str(tmp_path))
+    assert [kw["name"] for _, kw, _ in layers][-2:] == ["007", "007 mask"] and len(layers) == 16
+    (warning,) = notes.warnings
+    assert "first 8 of 10 image/mask pairs" in warning
+    assert "Fine-tune's Folder source" in warning and "bloodseg evaluate" in warning
+
+
+def test_a_stack_of_same_size_pages_is_refused_in_words_not_as_a_shape(viewer, tmp_path, notes, wbc_pair):
+    """tifffile calls such pages Q (unnamed), which were read as channels and refused with the array's shape."""
+    import tifffile
+
+    rgb = wbc_pair[0]
+    tifffile.imwrite(tmp_path / "stack3.tif", np.stack([rgb, rgb[::-1], rgb[:, ::-1]]))
+    assert viewer.open(str(tmp_path / "stack3.tif"), plugin=PLUGIN) == []
+    (error,) = notes.errors
+    assert "stack3.tif: a stack of pages" in error and "save the one to segment as its own file" in error
+    assert "shape" not in error
+
+
+def test_a_folder_of_no_images_gets_the_readers_reason(viewer, tmp_path, notes):
+    """An empty folder, or one of notes, was refused by napari's generic "refused the file"; a folder with something
+    another reader opens (napari reads .csv) stays theirs: None means "not mine"."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("x")
+    for name in ("empty", "notes"):
+        assert viewer.open(str(tmp_path / name), plugin=PLUGIN) == []
+        assert any(f"{name}: no images in this folder" in msg for msg in notes.errors), notes
+    (tmp_path / "table").mkdir()
+    (tmp_path / "table" / "points.csv").write_text("y,x\n1,2\n")
+    assert get_reader(str(tmp_path / "table")) is None
