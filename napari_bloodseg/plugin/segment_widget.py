@@ -188,7 +188,10 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         self.tile_spin.setSingleStep(128)
         self.tile_spin.setValue(DEFAULT_TILE_SIZE)
         self.tile_spin.setSpecialValueText("whole image")
-        self.tile_spin.setToolTip("Big images run tile by tile to bound memory; 0 = whole image at once")
+        self.tile_spin.setToolTip(
+            "Big images run tile by tile to bound memory; 0 = whole image at once (images read from disk still run "
+            f"in {DEFAULT_TILE_SIZE} px tiles)"
+        )
         self.tta_combo = QComboBox()
         for text, value in (("auto (as the model card says)", "auto"), ("on (8x slower)", True), ("off", False)):
             self.tta_combo.addItem(text, value)
