@@ -79,6 +79,17 @@ def _import_ahead() -> None:
             pass
 
 
+def _still_there(spec: str) -> bool:
+    """Whether a model chosen by its file path can still be found."""
+    from ..models import ModelFileError, find_model
+
+    try:
+        find_model(spec)
+    except (ModelFileError, OSError, ValueError):
+        return False
+    return True
+
+
 @dataclass
 class _Job:
     name: str
@@ -145,6 +156,8 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         self._model_picked = False
         #: temporary folder for labels of lazy images (created on first use)
         self._tmpdir: Path | None = None
+        #: models renamed during the current run (old name -> new): its results are committed under the new name
+        self._renamed: dict[str, str] = {}
 
         # images
         self.all_images = QCheckBox("All image layers")
@@ -279,7 +292,10 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         """Re-list models, keeping the current choice (or ``keep``) when it still exists, and saying so when the
         chosen model went away rather than switching to another model without a word."""
         current = keep or (self.model_spec() if self._choices else None)
-        self._choices = model_choices()
+        earlier, self._choices = self._choices, model_choices()
+        listed = {c.spec for c in self._choices}
+        # a model file chosen by its path (set_model) is not an installed model: it stays while the file is there
+        self._choices += [c for c in earlier if c.source == "file" and c.spec not in listed and _still_there(c.spec)]
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
         for choice in self._choices:
@@ -288,16 +304,32 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         specs = [c.spec for c in self._choices]
         if current in specs:
             self.model_combo.setCurrentIndex(specs.index(current))
-        else:
+        elif current is None:
             self.model_combo.setCurrentIndex(default_choice(self._choices))
-            if current is not None and not self.running:
-                self.status.setText(gone_message(current, self.model_spec() if self._choices else None))
+        else:
+            self.model_combo.setCurrentIndex(default_choice(self._choices, image_kind(self.selected_images()) or "wbc"))
+            self._say_model_gone(current)
         self._show_model_info()
+
+    def _say_model_gone(self, gone: str) -> None:
+        """The chosen model was deleted (or renamed by another program): a notification names it and the model
+        chosen now, so the next Segment does not quietly run another model; during a run it is also added to the
+        status line the run ends with (the run goes on with the weights it loaded)."""
+        from napari.utils.notifications import show_warning
+
+        message = gone_message(gone, self.model_spec() if self._choices else None)
+        show_warning(message)
+        if self.running:
+            self._run_stats.setdefault("notes", []).append(message)
+        else:
+            self.status.setText(message)
 
     def _on_models_changed(self, *_: Any) -> None:
         self.refresh_models()
 
     def _on_model_renamed(self, old: str, new: str) -> None:
+        if self.running:  # results still to come from ``old`` land under its new name
+            self._renamed = {k: new if v == old else v for k, v in self._renamed.items()} | {old: new}
         if self._choices and self.model_spec() == old:
             self.refresh_models(keep=new)
 
@@ -478,6 +510,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
         tta = self.tta_combo.currentData()
         edge = str(self.edge_combo.currentData())
         self.last_layers = []
+        self._renamed = {}
         self._run_stats = {"n": len(jobs), "done": 0, "t0": time.perf_counter(), "status": "running", "notes": notes}
         self._job_layers = sources
         return self._start_worker(
@@ -738,6 +771,7 @@ class SegmentWidget(BackgroundRun, ScrollPanel):
             self._remove_label_file(item.labels_file)
             self._run_stats["notes"].append(f"{item.image_name} was closed during the run: its result was dropped")
             return
+        item.model = self._renamed.get(item.model, item.model)  # renamed mid-run: the same weights, a new name
         self.last_layers.append(self._commit(item))
         self._run_stats["done"] += 1
 

@@ -720,3 +720,84 @@ def test_whole_image_tile_streams_a_lazy_image_in_default_tiles(viewer, dock, wa
     assert any("on disk is read from disk" in msg and f"{DEFAULT_TILE_SIZE} px tiles" in msg for msg in notes.warnings)
     assert f"{DEFAULT_TILE_SIZE} px tiles" in widget.status.text()
     assert "on disk [unet]" in viewer.layers and "cell [unet]" in viewer.layers
+
+
+def _save_tiny_model(folder, name: str) -> None:
+    import torch
+
+    from napari_bloodseg.models import ModelCard, build_model, save_model
+
+    torch.manual_seed(0)
+    model = build_model("unet", num_classes=3, width=4)
+    save_model(model, ModelCard(name=name, config=model.config, schema="wbc", version="1"), folder / name)
+
+
+def test_a_renamed_model_is_followed_and_a_deleted_one_named_even_mid_run(
+    viewer, dock, wait_idle, qtbot, monkeypatch, wbc_pair, tmp_model_dir, notes
+):
+    """The Segment model renamed or deleted in the Models widget during a run: the combo switched to wbc-unet
+    without a word (the next run used another model) and the result was named after a model no longer there."""
+    import threading
+
+    from napari_bloodseg.inference import Predictor
+
+    _save_tiny_model(tmp_model_dir, "mine")
+    _save_tiny_model(tmp_model_dir, "other")
+    viewer.add_image(wbc_pair[0], name="cell", rgb=True)
+    widget = dock("Segment")
+    models = dock("Models")
+    widget.set_model("mine")
+    widget.set_device("cpu")
+    widget.tile_spin.setValue(TILE)
+    entered, release = threading.Event(), threading.Event()
+    real_forward = Predictor._forward
+
+    def forward(self, tiles, tta=False):
+        entered.set()
+        release.wait(30)
+        return real_forward(self, tiles, tta)
+
+    monkeypatch.setattr(Predictor, "_forward", forward)
+
+    # renamed mid-run: the combo follows, and the result lands under the new name
+    widget.run()
+    qtbot.waitUntil(entered.is_set, timeout=30_000)
+    assert models.rename("mine", "mine-2") is not None
+    assert widget.model_spec() == "mine-2"
+    release.set()
+    wait_idle(widget)
+    assert [layer.name for layer in viewer.layers] == ["cell", "cell [mine-2]"]
+    assert viewer.layers["cell [mine-2]"].metadata["bloodseg"]["model"] == "mine-2"
+
+    # deleted mid-run: a notification at once names it and the model chosen now, and so does the final status
+    entered.clear()
+    release.clear()
+    widget.run()
+    qtbot.waitUntil(entered.is_set, timeout=30_000)
+    assert models.delete("mine-2") is True
+    assert widget.model_spec() == "wbc-unet"
+    assert any("mine-2 is no longer installed" in msg and "now wbc-unet" in msg for msg in notes.warnings)
+    release.set()
+    wait_idle(widget)
+    assert widget.last_status == "done"
+    assert "mine-2 is no longer installed" in widget.status.text()
+
+    # idle: the same notification, not only the status line
+    widget.set_model("other")
+    assert models.delete("other") is True
+    assert "other is no longer installed" in notes.warnings[-1]
+    assert "other is no longer installed" in widget.status.text()
+
+
+def test_a_model_chosen_by_its_file_stays_chosen_when_the_list_is_refreshed(viewer, dock, tmp_path, notes):
+    """A model file outside the model folder is not listed: a refresh (any model event) must not report it gone."""
+    _save_tiny_model(tmp_path, "loose")
+    widget = dock("Segment")
+    widget.set_model(str(tmp_path / "loose.safetensors"))
+    widget.refresh_models()
+    assert widget.model_spec() == str(tmp_path / "loose.safetensors")
+    assert not notes.warnings
+    (tmp_path / "loose.safetensors").unlink()
+    (tmp_path / "loose.json").unlink(missing_ok=True)
+    widget.refresh_models()
+    assert widget.model_spec() == "wbc-unet" and "loose.safetensors is no longer installed" in notes.warnings[-1]
