@@ -122,15 +122,19 @@ def is_tiff(path: Path) -> bool:
 def tiff_stack_problem(axes: str, shape: tuple[int, ...]) -> str | None:
     """Why a TIFF series is a stack rather than one image (z or time planes, or pages of one size), else None:
     3 or 4 planes read as channels looked like RGB(A). Unnamed planes (tifffile's Q) stay channels, as
-    (3, H, W) colour arrays are written without metadata; more than 4 of them are planes."""
+    (3, H, W) colour arrays are written without metadata; more than 4 of them are planes, and so are any beside
+    samples of their own (S: RGB pages, tifffile's default for an (n, H, W, 3) array), which are pages."""
     if grey_alpha_pages(axes, shape):
         return None
+    samples = "S" in axes
     stacked = [
-        f"{ax}={n}" for ax, n in zip(axes, shape, strict=True) if (ax in "ZTI" and n > 1) or (ax == "Q" and n > 4)
+        f"{ax}={n}"
+        for ax, n in zip(axes, shape, strict=True)
+        if (ax in "ZTI" and n > 1) or (ax == "Q" and (n > 4 or (samples and n > 1)))
     ]
     if not stacked:
         return None
-    what = "pages" if any(s.startswith("I") for s in stacked) else "planes"
+    what = "pages" if any(s[0] == "I" or (s[0] == "Q" and samples) for s in stacked) else "planes"
     return (
         f"a stack of {what} ({', '.join(stacked)}; axes {axes}), not one image: save the one to segment as its own file"
     )

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io.images import IMAGE_SUFFIXES, ImageReadError, _read_raw, is_tiff, tiff_stack_problem, to_rgb_uint8
+from ..io.images import IMAGE_SUFFIXES, ImageReadError, _read_raw, to_rgb_uint8
 from ..io.lazy import open_lazy
 from ..io.masks import MaskError, grey_from_array, palette_indices, read_mask
 from ..io.pairs import find_pairs
@@ -131,15 +131,6 @@ def looks_like_mask(raw: np.ndarray) -> bool:
     # a photo whose background is clipped to 255 is exact there, its cells a continuum; a mask's crop with one
     # level only has a few ringing pixels off it (<= 4.2 % measured)
     return bool((exact >= 0.01).sum() >= 2 or exact.sum() >= 0.94)
-
-
-def _rgb(path: Path, raw: np.ndarray) -> np.ndarray:
-    """The image's pixels as RGB uint8; a TIFF of several pages of one size is refused in the project's words.
-    tifffile names such pages Q (unnamed), which io reads as channels when they are at most 4; pages that each
-    hold their own RGB samples came out as a 4-D array and a shape dump."""
-    if raw.ndim == 4 and is_tiff(path):
-        raise ImageReadError(f"{path}: {tiff_stack_problem('IYXS', raw.shape)}")
-    return to_rgb_uint8(raw, str(path))
 
 
 def _image_layer(path: Path, rgb: np.ndarray) -> LayerData:
@@ -263,7 +254,7 @@ def read_file(path: Path) -> LayerData:
     if looks_like_mask(raw) or (indices is not None and int(indices.max(initial=0)) < MAX_CLASSES):
         labels, schema = read_mask(path)
         return _mask_layer(path, labels, schema)
-    return _image_layer(path, _rgb(path, raw))
+    return _image_layer(path, to_rgb_uint8(raw, str(path)))
 
 
 def read_pairs(pairs: Sequence[tuple[Path, Path | None]], errors: list[str]) -> list[LayerData]:
@@ -274,7 +265,7 @@ def read_pairs(pairs: Sequence[tuple[Path, Path | None]], errors: list[str]) -> 
     out: list[LayerData] = []
     for img_path, mask_path in pairs:
         try:
-            layer = read_big_tiff(img_path) or _image_layer(img_path, _rgb(img_path, _read_raw(img_path)))
+            layer = read_big_tiff(img_path) or _image_layer(img_path, to_rgb_uint8(_read_raw(img_path), str(img_path)))
         except ImageReadError as exc:
             errors.append(str(exc))
             continue

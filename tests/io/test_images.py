@@ -428,3 +428,14 @@ def test_associated_alpha_is_not_multiplied_twice(tmp_path):
     tifffile.imwrite(tmp_path / "a.tif", rgba, photometric="rgb", extrasamples=[1])
     out = read_image(tmp_path / "a.tif", as_float=False)
     assert abs(int(out[0, 0, 0]) - round(100 + 255 * (1 - 128 / 255))) <= 1  # 227, as Pillow shows it
+
+
+def test_rgb_pages_of_one_size_are_a_stack_of_pages(tmp_path):
+    """tifffile writes an (n, H, W, 3) array as n RGB pages, axes QYXS: the pages were taken for channels and
+    refused with the array's shape, by predict and the reader alike."""
+    import tifffile
+
+    rgb = np.zeros((3, 20, 30, 3), np.uint8)
+    tifffile.imwrite(tmp_path / "pages.tif", rgb)
+    with pytest.raises(ImageReadError, match=r"pages\.tif: a stack of pages \(Q=3; axes QYXS\), not one image"):
+        read_image(tmp_path / "pages.tif")
