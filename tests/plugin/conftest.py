@@ -173,3 +173,42 @@ def big_tiff(tmp_path, smear_field) -> Path:
     path = tmp_path / "slide.tif"
     tifffile.imwrite(path, smear_field)
     return path
+
+
+#: Put first in a script run by ``torch_imports_in``: ``importers`` collects the thread that imports torch
+_WHO_IMPORTS_TORCH = """
+import importlib.abc, json, sys, threading, time
+
+importers = []
+
+
+class WhoImportsTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "torch" and "torch" not in sys.modules:
+            importers.append(threading.current_thread().name)
+        return None
+
+
+sys.meta_path.insert(0, WhoImportsTorch())
+"""
+
+
+@pytest.fixture
+def torch_imports_in() -> Callable:
+    """Run ``script`` in a fresh interpreter (this one has torch already) under a finder that records which
+    thread imports torch (``importers``); returns (the JSON lines it printed, the finished process)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    def run(script: str, **env: str) -> tuple[list[dict], subprocess.CompletedProcess]:
+        code = _WHO_IMPORTS_TORCH + textwrap.dedent(script)
+        full_env = dict(os.environ, QT_QPA_PLATFORM="offscreen", **env)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=full_env)
+        lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        assert lines, done.stderr
+        return lines, done
+
+    return run

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
 from napari_bloodseg.inference.device import DeviceProbe, DeviceUnavailable
 from napari_bloodseg.plugin import devices
 from napari_bloodseg.plugin.devices import DeviceCombo, failure_message
@@ -78,19 +72,6 @@ def test_a_probe_ending_between_two_looks_is_taken_for_what_it_found(qtbot, monk
 
 #: Runs in a fresh interpreter: which thread imports torch when the Segment and Fine-tune widgets open
 _OPEN_WIDGETS = """
-import importlib.abc, json, sys, threading, time
-
-importers = []
-
-
-class WhoImportsTorch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name == "torch" and "torch" not in sys.modules:
-            importers.append(threading.current_thread().name)
-        return None
-
-
-sys.meta_path.insert(0, WhoImportsTorch())
 from napari.components import ViewerModel
 from qtpy.QtWidgets import QApplication
 
@@ -110,20 +91,11 @@ print(json.dumps({"importers": importers, "items": items}), flush=True)
 """
 
 
-def test_opening_the_widgets_leaves_torch_to_a_thread_of_its_own():
+def test_opening_the_widgets_leaves_torch_to_a_thread_of_its_own(torch_imports_in):
     """Opening Segment or Fine-tune froze napari 1.5-2 s while torch was imported on its GUI thread. In a fresh
     interpreter (this one has torch already): the constructors import no torch, and it is the probe thread, not
     the main one, that does once the event loop runs."""
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    run = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_OPEN_WIDGETS)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
-    assert lines, run.stderr
+    lines, run = torch_imports_in(_OPEN_WIDGETS)
     opened = lines[0]
     assert opened["importers"] == [], f"torch was imported while the widgets were built: {opened}"
     assert not opened["torch_after_constructors"]

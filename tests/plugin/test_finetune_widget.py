@@ -471,19 +471,6 @@ def test_the_progress_bar_counts_the_budget_from_the_first_training_step(viewer,
 #: Runs in a fresh interpreter: does pressing Run import torch on the GUI thread? (No event loop runs, so the
 #: device probe thread never starts; the worker is replaced by a stub.)
 _PRESS_RUN = """
-import importlib.abc, json, sys, threading
-
-importers = []
-
-
-class WhoImportsTorch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name == "torch" and "torch" not in sys.modules:
-            importers.append(threading.current_thread().name)
-        return None
-
-
-sys.meta_path.insert(0, WhoImportsTorch())
 from napari.components import ViewerModel
 from qtpy.QtWidgets import QApplication
 
@@ -508,16 +495,8 @@ print(json.dumps({"returned": returned, "started": started, "importers": importe
 """
 
 
-def test_pressing_run_leaves_torch_to_the_worker(tmp_model_dir):
+def test_pressing_run_leaves_torch_to_the_worker(tmp_model_dir, torch_imports_in):
     """Run checked the layers and built the settings with modules that import torch: pressed within ~2 s of
     opening the panel, napari froze until the device probe's torch import was done (or imported it itself)."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", BLOODSEG_MODEL_DIR=str(tmp_model_dir))
-    run = subprocess.run([sys.executable, "-c", _PRESS_RUN], capture_output=True, text=True, timeout=300, env=env)
-    lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
-    assert lines, run.stderr
+    lines, _ = torch_imports_in(_PRESS_RUN, BLOODSEG_MODEL_DIR=str(tmp_model_dir))
     assert lines[-1] == {"returned": "worker", "started": ["probe-never-saved"], "importers": []}
