@@ -191,7 +191,7 @@ class DefaultsFormatter(argparse.HelpFormatter):
         return text
 
 
-def _number_arg(text: str, kind: type, ok: Callable[[Any], bool], expected: str) -> Any:
+def number_arg(text: str, kind: type, ok: Callable[[Any], bool], expected: str) -> Any:
     """``text`` as ``kind`` when ``ok`` says so, else argparse's one-line error saying what was expected."""
     try:
         value = kind(text)
@@ -204,7 +204,7 @@ def _number_arg(text: str, kind: type, ok: Callable[[Any], bool], expected: str)
 
 def non_negative_arg(text: str) -> float:
     """argparse type for a time budget: 0 (none) or more."""
-    return _number_arg(text, float, lambda v: v >= 0, "a number of 0 or more")
+    return number_arg(text, float, lambda v: v >= 0, "a number of 0 or more")
 
 
 class Terminated(KeyboardInterrupt):
@@ -223,22 +223,22 @@ def interrupted_status(exc: KeyboardInterrupt) -> int:
 
 def positive_arg(text: str) -> float:
     """argparse type for a factor that must be above 0 (an input scale)."""
-    return _number_arg(text, float, lambda v: 0 < v < math.inf, "a number above 0")
+    return number_arg(text, float, lambda v: 0 < v < math.inf, "a number above 0")
 
 
 def learning_rate_arg(text: str) -> float:
     """argparse type for --lr: above 0 (0 trains nothing and saves a copy; torch refused -1 after the data load)."""
-    return _number_arg(text, float, lambda v: 0 < v < math.inf, "a learning rate above 0")
+    return number_arg(text, float, lambda v: 0 < v < math.inf, "a learning rate above 0")
 
 
 def positive_int_arg(text: str) -> int:
     """argparse type for a count that must be at least 1 (epochs, steps, batch size, width)."""
-    return _number_arg(text, int, lambda v: v >= 1, "a whole number of at least 1")
+    return number_arg(text, int, lambda v: v >= 1, "a whole number of at least 1")
 
 
 def below_one_arg(text: str) -> float:
     """argparse type for a number in [0, 1): a replayed share of a batch, a moving average's decay."""
-    return _number_arg(text, float, lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1")
+    return number_arg(text, float, lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1")
 
 
 def number_in_arg(low: float, high: float) -> Callable[[str], float]:
@@ -246,14 +246,14 @@ def number_in_arg(low: float, high: float) -> Callable[[str], float]:
     of the crops from 0 to 1, an augmentation strength with a sensible top."""
 
     def parse(text: str) -> float:
-        return _number_arg(text, float, lambda v: low <= v <= high, f"a number from {low:g} to {high:g}")
+        return number_arg(text, float, lambda v: low <= v <= high, f"a number from {low:g} to {high:g}")
 
     return parse
 
 
 def finite_non_negative_arg(text: str) -> float:
     """argparse type for a strength that is 0 (off) or more, but a real number (not NaN, not infinite)."""
-    return _number_arg(text, float, lambda v: 0 <= v < math.inf, "a number of 0 or more")
+    return number_arg(text, float, lambda v: 0 <= v < math.inf, "a number of 0 or more")
 
 
 #: numpy's seed limit (``np.random.seed``; torch's is wider): a larger seed failed only after the data were read
@@ -263,7 +263,7 @@ MAX_SEED = 2**32 - 1
 def seed_arg(text: str) -> int:
     """argparse type for a random seed: a whole number from 0 to :data:`MAX_SEED` (-1 was 'expected non-negative
     integer', 10**23 'Overflow when unpacking long long', both after loading the data and naming no option)."""
-    return _number_arg(text, int, lambda v: 0 <= v <= MAX_SEED, f"a whole number from 0 to {MAX_SEED}")
+    return number_arg(text, int, lambda v: 0 <= v <= MAX_SEED, f"a whole number from 0 to {MAX_SEED}")
 
 
 def load_model_or_fail(spec: str, width: int = 16):

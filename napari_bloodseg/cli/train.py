@@ -10,7 +10,6 @@ from pathlib import Path
 from ..models.files import MAX_INPUT_SCALE
 from .common import (
     UsageError,
-    _number_arg,
     add_training_speed_args,
     below_one_arg,
     check_device,
@@ -20,6 +19,7 @@ from .common import (
     interrupted_status,
     learning_rate_arg,
     non_negative_arg,
+    number_arg,
     number_in_arg,
     positive_int_arg,
     seed_arg,
@@ -44,7 +44,7 @@ MAX_SCALE_JITTER = 10.0
 def input_scale_arg(text: str) -> float:
     """argparse type for --input-scale: above 0 and at most a model card's limit (a card above it is refused by
     every loader, so a run at 120 trained, said "saved", and left a model nothing could open)."""
-    return _number_arg(
+    return number_arg(
         text, float, lambda v: 0 < v <= MAX_INPUT_SCALE, f"a number above 0 and at most {MAX_INPUT_SCALE:g}"
     )
 
