@@ -101,8 +101,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..models import ModelFileError
-    from ..training import load_samples, split_samples
-    from ..training.data import labelled
+    from ..training import load_samples
+    from ..training.data import split_for_finetuning
     from ..training.finetune import FinetuneError, finetune, finetune_config
 
     if not args.data.is_dir():
@@ -123,11 +123,7 @@ def run(args: argparse.Namespace) -> int:
         if args.val:
             train, val = samples, load_samples(args.val, schema)
         else:
-            # wholly unlabelled images go to training, where finetune leaves them out and names them: split with
-            # the others, one took the only validation place and the run had no validation at all
-            blank = [s for s in samples if not labelled(s)]
-            train, val, _ = split_samples([s for s in samples if labelled(s)], args.val_fraction, 0.0, args.seed)
-            train += blank
+            train, val = split_for_finetuning(samples, args.val_fraction, args.seed)
         steps = max_steps = None
         epochs = args.epochs or FINETUNE_DEFAULTS["epochs"]
         if args.steps:  # epochs of up to 10 steps (one validation each), the last one cut to make exactly --steps

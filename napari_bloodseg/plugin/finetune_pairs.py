@@ -117,12 +117,12 @@ def pair_samples(pairs: list[LayerPair], schema_name: str, base: str) -> list[Sa
 
 
 def split_for_finetune(samples: list[Sample], val_fraction: float | None) -> tuple[list[Sample], list[Sample]]:
-    """(train, val): ``val_fraction`` of the images by name (seeded), or all for training when None."""
-    from ..training import split_samples
+    """(train, val): ``val_fraction`` of the labelled images by name (seeded), or all for training when None."""
+    from ..training.data import split_for_finetuning
 
     if val_fraction is None or val_fraction <= 0:
         return list(samples), []
-    train, val, _ = split_samples(samples, val_fraction, 0.0, 0)
+    train, val = split_for_finetuning(samples, val_fraction)
     if not train:
         raise ValueError(
             f"a validation part of {val_fraction:.0%} leaves no image to train on: use a smaller part, "

@@ -140,6 +140,17 @@ def split_samples(
     return train, [s for s in samples if s.name in val_set], [s for s in samples if s.name in test_set]
 
 
+def split_for_finetuning(
+    samples: list[Sample], val_fraction: float, seed: int = 0
+) -> tuple[list[Sample], list[Sample]]:
+    """(train, val) for a fine-tune: validation drawn from the labelled images only; wholly unlabelled ones go to
+    training, where ``finetune`` leaves them out and names them (split with the others, one took the only
+    validation place, and the run had no validation at all)."""
+    blank = [s for s in samples if not labelled(s)]
+    train, val, _ = split_samples([s for s in samples if labelled(s)], val_fraction, 0.0, seed)
+    return train + blank, val
+
+
 def typical_cell_size(samples: list[Sample]) -> float:
     """Median equivalent diameter of the cells: a scale hint stored in the model card.
 

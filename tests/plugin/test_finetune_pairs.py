@@ -55,3 +55,18 @@ def test_split_keeps_everything_for_training_or_refuses_an_empty_training_part()
     assert not {s.name for s in train} & {s.name for s in val}
     with pytest.raises(ValueError, match="leaves no image to train on"):
         split_for_finetune(samples[:2], 0.75)
+
+
+def test_a_wholly_unlabelled_pair_never_takes_a_validation_place():
+    """The widget split before blank images were left out: a blank took the only validation place, so the run had
+    no validation at all (as the CLI did)."""
+    from napari_bloodseg.schemas import IGNORE_INDEX
+    from napari_bloodseg.training import Sample
+
+    samples = []
+    for i in range(5):
+        image, mask = synthetic_wbc(48, seed=i)
+        samples.append(Sample(f"{i:03d}", image, np.full_like(mask, IGNORE_INDEX) if i == 2 else mask))
+    for fraction in (0.2, 0.25, 0.4):
+        train, val = split_for_finetune(samples, fraction)
+        assert val and "002" not in [s.name for s in val] and "002" in [s.name for s in train]
