@@ -158,7 +158,8 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         self.base_combo.setMinimumContentsLength(18)
         self.base_combo.setToolTip(
             "Trained model to start from (shipped or user); it is never modified. Until you pick one, the model "
-            "that made the ticked segmentations is chosen"
+            "that made the ticked segmentations is chosen, else the default model of their schema (expert masks, a "
+            "folder's masks)"
         )
         self.base_info = QLabel()
         self.base_info.setWordWrap(True)
@@ -371,16 +372,31 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         self._auto_base = False
 
     def _follow_pairs_model(self) -> None:
-        """Until the user picks a base, use the model that produced the ticked segmentations (if installed)."""
-        if not self._auto_base:
+        """Until the user picks a base, use the model that produced the ticked segmentations (if installed), else
+        the default model of the schema they are in: expert masks record no model, and RBC masks used to leave the
+        base on wbc-unet, to be refused at Fine-tune (as the folder source does, :meth:`_follow_folder_schema`)."""
+        if not self._auto_base or not self.layers_radio.isChecked():
             return
-        for pair in self.ticked_pairs():
+        ticked = self.ticked_pairs()
+        for pair in ticked:
             model = meta(pair.labels).get("model")
             idx = self.base_combo.findData(model) if model else -1
             if idx >= 0:
                 if idx != self.base_combo.currentIndex():
                     self.base_combo.setCurrentIndex(idx)
                 return
+        schemas = {meta(pair.labels).get("schema") for pair in ticked}
+        if len(schemas) == 1 and (schema := schemas.pop()):
+            self._follow_schema(str(schema))
+
+    def _follow_schema(self, schema: str) -> None:
+        """Start on ``schema``'s default model (:func:`~napari_bloodseg.models.zoo.default_index`), if one of that
+        schema is installed."""
+        from ..models.zoo import default_index
+
+        pick = default_index([(m.name, m.schema) for m in self._models], schema)
+        if pick is not None and self._models[pick].schema == schema and pick != self.base_combo.currentIndex():
+            self.base_combo.setCurrentIndex(pick)
 
     def _on_base_changed(self, *_: Any) -> None:
         info = self.base_info_of(self.base_name())
@@ -407,10 +423,16 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
 
     # -- data ---------------------------------------------------------------------------------------------------
     def _on_source_toggled(self, *_: Any) -> None:
+        """Show the chosen source's controls; an automatic base follows that source only (the layers' pairs must
+        not move it away from the folder's schema, nor the folder from the pairs')."""
         layers = self.layers_radio.isChecked()
         self.pair_list.setVisible(layers)
         self.pairs_label.setVisible(layers)
         self.folder_box.setVisible(not layers)
+        if layers:
+            self._follow_pairs_model()
+        elif text := self.folder_edit.text().strip():
+            self._follow_folder_schema(Path(text))
 
     def _browse_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder of corrected image + mask pairs")
@@ -423,8 +445,10 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
             self.layers_radio.setChecked(True)
             return
         self.folder_edit.setText(str(folder))
-        self.folder_radio.setChecked(True)
-        self._follow_folder_schema(Path(folder))
+        if self.folder_radio.isChecked():
+            self._follow_folder_schema(Path(folder))
+        else:
+            self.folder_radio.setChecked(True)  # follows the folder's schema (_on_source_toggled)
 
     def _on_folder_typed(self) -> None:
         text = self.folder_edit.text().strip()
@@ -435,21 +459,16 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         """Until the user picks a base, start on the default model of the schema the folder's masks are in (a
         folder of RBC fields used to stay on wbc-unet and be refused at Fine-tune)."""
         from ..io import find_pairs, read_mask
-        from ..models.zoo import default_index
 
-        if not self._auto_base:
+        if not self._auto_base or not self.folder_radio.isChecked():
             return
         try:
             masks = [m for _, m in find_pairs(folder) if m is not None][:FOLDER_SCHEMA_PEEK]
             schemas = {read_mask(m)[1].name for m in masks}
         except Exception:  # noqa: BLE001 - an unreadable folder is reported when Fine-tune reads it
             return
-        if len(schemas) != 1:
-            return
-        schema = schemas.pop()
-        pick = default_index([(m.name, m.schema) for m in self._models], schema)
-        if pick is not None and self._models[pick].schema == schema:
-            self.base_combo.setCurrentIndex(pick)
+        if len(schemas) == 1:
+            self._follow_schema(schemas.pop())
 
     def _watch(self, layer: Any) -> None:
         layer.events.name.connect(self._on_layers_changed)

@@ -367,6 +367,47 @@ def test_a_folder_of_rbc_pairs_moves_the_base_to_the_rbc_model(viewer, dock, tmp
     assert widget.base_name() == "wbc-segnet"
 
 
+def test_rbc_expert_masks_move_the_base_to_the_rbc_model(viewer, dock, tmp_path, tmp_model_dir):
+    """Expert masks opened by the reader record no model: the base follows their schema as a folder's masks do (it
+    stayed on wbc-unet and Run was refused: "choose a rbc base model"). Each source moves the base only while it is
+    the one chosen, and a base picked by hand stays, in both."""
+    from PIL import Image
+
+    from napari_bloodseg.data import synthetic_rbc, synthetic_wbc
+    from napari_bloodseg.io import write_mask
+
+    fields, crops = tmp_path / "fields", tmp_path / "crops"
+    fields.mkdir(), crops.mkdir()
+    img, lab = synthetic_rbc((120, 160), seed=0)
+    Image.fromarray(img).save(fields / "f0.png")
+    write_mask(fields / "f0_mask.png", lab, "rbc")
+    img, lab = synthetic_wbc(48, seed=0)
+    Image.fromarray(img).save(crops / "000.bmp")
+    write_mask(crops / "000.png", lab, "wbc")
+    widget = dock("Fine-tune")
+    assert widget.base_name() == "wbc-unet"
+    viewer.open([str(fields / "f0.png"), str(fields / "f0_mask.png")], plugin="napari-bloodseg")
+    (pair,) = widget.ticked_pairs()
+    assert pair.is_mask and widget.base_name() == "rbc-deconvnet"
+    started = []
+    widget._start_worker = lambda work, job, **kw: started.append(job) or "worker"
+    assert widget.run() == "worker" and started[0].base == "rbc-deconvnet"
+
+    # the folder source moves the base to its schema; the layers' pairs do not move it back while it is chosen
+    widget.set_folder(crops)
+    assert widget.base_name() == "wbc-unet"
+    viewer.layers[pair.labels.name].name = "f0 mask (checked)"  # a layer event re-lists the pairs
+    assert widget.ticked_pairs() and widget.base_name() == "wbc-unet"
+    widget.layers_radio.setChecked(True)
+    assert widget.base_name() == "rbc-deconvnet"
+
+    # a base picked by hand stays, whatever the ticked pairs hold
+    widget.set_base("wbc-segnet")
+    widget.select_pairs([])
+    widget.select_pairs(["f0 mask (checked)"])
+    assert widget.base_name() == "wbc-segnet"
+
+
 def test_keep_last_epoch_saves_the_final_state(viewer, dock, wait_idle, base_model, tmp_model_dir):
     """'Keep: last epoch' saves the final state even with a validation part (1-2 validation images choose the
     'best' epoch noisily); without a validation part there is nothing to choose by, so the control is off."""
