@@ -112,3 +112,25 @@ def tiny_unet():
 
     torch.manual_seed(0)
     return build_model("unet", num_classes=3, width=4).eval()
+
+
+@pytest.fixture
+def training_clock(monkeypatch: pytest.MonkeyPatch):
+    """``training_clock(step_seconds)``: the trainer's clock as a fake that each training step moves by
+    ``step_seconds(i)`` (i = 0, 1, ...), so time budgets are tested without waiting for them."""
+    from napari_bloodseg.training import trainer
+
+    def install(step_seconds):
+        now, calls = [0.0], []
+        real_loss = trainer._loss
+
+        def timed_loss(*args, **kwargs):
+            now[0] += step_seconds(len(calls))
+            calls.append(1)
+            return real_loss(*args, **kwargs)
+
+        monkeypatch.setattr(trainer.time, "perf_counter", lambda: now[0])
+        monkeypatch.setattr(trainer, "_loss", timed_loss)
+        return trainer
+
+    return install

@@ -59,3 +59,29 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunLength:
+    """How much of its schedule a run did, and whether its time budget ended it: a run asked for N steps or
+    epochs that the budget cut short must say so (it was silent, and ``--steps 200`` stopped at 70)."""
+
+    steps_done: int = 0
+    steps_planned: int = 0
+    budget_s: float | None = None
+
+    @property
+    def cut_by_budget(self) -> bool:
+        return self.budget_s is not None and self.steps_done < self.steps_planned
+
+    def budget_note(self, option: str, unit: str = "s") -> str | None:
+        """The line a user reads when the budget ended the run (None otherwise); ``option`` names the setting
+        that would give it more time, ``unit`` how that setting counts ("s" or "min")."""
+        if not self.cut_by_budget or self.budget_s is None:
+            return None
+        budget = f"{self.budget_s:g} s" if unit == "s" else f"{self.budget_s / 60:g} min"
+        return (
+            f"the time budget ({option} {budget}) ended training after {self.steps_done} of "
+            f"{self.steps_planned} steps; the learning rate was still brought down within it. For every step, "
+            f"give a larger {option} (0: no limit)"
+        )

@@ -32,6 +32,7 @@ from ..models.files import MAX_INPUT_SCALE
 from ..models.manage import next_free_name
 from ..models.zoo import find_model
 from ..schemas import IGNORE_INDEX
+from .config import RunLength
 from .data import (
     Sample,
     labelled,
@@ -69,6 +70,8 @@ class FinetuneResult:
     guard_skipped: str | None = None
     #: what about the data the scores depend on (predicted masks, validation copies of training images)
     data_notes: list[str] = field(default_factory=list)
+    #: steps done of those planned, and whether the time budget ended the run
+    length: RunLength = field(default_factory=RunLength)
 
     @property
     def caveats(self) -> list[str]:
@@ -470,4 +473,5 @@ def finetune(
         blank,
         guard_skipped=skipped,
         data_notes=notes,
+        length=result.length,
     )

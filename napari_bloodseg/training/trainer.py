@@ -24,7 +24,7 @@ from ..metrics import aggregate, score_image
 from ..models import ModelCard, SegmentationNet
 from ..schemas import get_schema
 from .augment import colour_jitter, dihedral, random_crop_pad, random_warp, scale_jitter
-from .config import TrainConfig
+from .config import RunLength, TrainConfig
 from .data import Sample
 from .losses import ce_dice_loss
 from .red_cells import paste_red_cells
@@ -48,7 +48,12 @@ class FitResult:
     history: list[EpochLog] = field(default_factory=list)
     seconds: float = 0.0
     device: str = "cpu"
-    stopped_early: bool = False
+    length: RunLength = field(default_factory=RunLength)
+
+    @property
+    def stopped_early(self) -> bool:
+        """The time budget ended the run before its planned steps."""
+        return self.length.cut_by_budget
 
 
 #: how far past its budget a run must be projected before the clock takes over its schedule (see ``fit``): at
@@ -359,8 +364,8 @@ def fit(
         if raw is not None:
             model.load_state_dict(raw)
         if out_of_time or out_of_steps:
-            best.stopped_early = out_of_time and epoch < cfg.epochs
             break
+    best.length = RunLength(step, total, budget_s)
     model.load_state_dict(best.best_state)
     model.to(memory_format=torch.contiguous_format)
     model.eval()

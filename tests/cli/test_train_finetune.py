@@ -486,6 +486,10 @@ def test_finetune_scale_means_what_predict_scale_means(folder, tmp_model_dir, ca
     assert read_card(tmp_model_dir / "half-ft").input_scale == 0.5
     assert main([*argv, "--scale", "0.4", "--name", "half-ft2"]) == 0
     assert read_card(tmp_model_dir / "half-ft2").input_scale == pytest.approx(0.2)
+    capsys.readouterr()
+    assert main([*argv, "--scale", "300", "--name", "half-ft3"]) == 2  # audit #16: the limit in --scale's terms
+    err = capsys.readouterr().err
+    assert "at most 200 for this model, not '300'" in err and "150" not in err
 
 
 @pytest.mark.parametrize(
@@ -825,3 +829,31 @@ def test_finetune_keeps_a_blank_image_out_of_the_validation_part(folder, tmp_mod
         assert main([*argv, "--scale", "1", "--device", "cpu", "--name", f"b{seed}", "--seed", seed]) == 0
         err = capsys.readouterr().err
         assert "left out, no pixel labelled: 002" in err and "no image was held out for validation" not in err
+
+
+@pytest.mark.parametrize("command", ["train", "finetune"])
+def test_a_run_its_time_budget_ended_says_so(
+    folder, tmp_path, tmp_model_dir, constant_model, training_clock, capsys, command
+):
+    """Audit #11: ``finetune --steps 200`` stopped at the 45 s budget after 70 steps, and ``train --max-minutes``
+    after 3 of 60 epochs, each saying only "saved"."""
+    constant_model(tmp_model_dir, "base", "wbc", 1)
+
+    def run(name: str) -> str:
+        if command == "finetune":
+            argv = ["finetune", "--model", "base", "--data", str(folder), "--steps", "30", "--max-seconds", "6"]
+            argv += ["--batch-size", "2", "--scale", "1", "--device", "cpu", "--name", name]
+        else:
+            argv = ["train", "--model", "unet", "--data", str(folder), "--epochs", "15", "--steps-per-epoch", "2"]
+            argv += ["--batch-size", "2", "--patch-size", "32", "--width", "4", "--depth", "2"]
+            argv += ["--max-minutes", "0.1", "--out", str(tmp_path / name)]
+        assert main(argv) == 0
+        return capsys.readouterr().err
+
+    training_clock(lambda i: 1.0)  # 1 s a step against a 6 s budget: 30 steps do not fit
+    notes = [ln for ln in run("cut").splitlines() if "time budget" in ln]
+    option = "--max-seconds 6 s" if command == "finetune" else "--max-minutes 0.1 min"
+    assert len(notes) == 1 and notes[0].startswith(f"bloodseg: note: the time budget ({option}) ended training")
+    assert " of 30 steps" in notes[0]
+    training_clock(lambda i: 0.01)  # the same run within its budget: not a word about it
+    assert "time budget" not in run("uncut")

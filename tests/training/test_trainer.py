@@ -137,54 +137,40 @@ def test_compiling_time_does_not_move_the_schedule(wbc_samples, monkeypatch):
     assert loss == eager_loss and all(torch.equal(eager_w[k], w[k]) for k in eager_w)
 
 
-def _fake_clock(monkeypatch, step_seconds):
-    """The trainer's clock as a fake that each training step moves by ``step_seconds(i)`` (i = 0, 1, ...)."""
-    from napari_bloodseg.training import trainer
-
-    now, calls = [0.0], []
-    real_loss = trainer._loss
-
-    def timed_loss(*args, **kwargs):
-        now[0] += step_seconds(len(calls))
-        calls.append(1)
-        return real_loss(*args, **kwargs)
-
-    monkeypatch.setattr(trainer.time, "perf_counter", lambda: now[0])
-    monkeypatch.setattr(trainer, "_loss", timed_loss)
-    return trainer
-
-
-def test_a_run_that_fits_its_budget_keeps_its_schedule_on_steps(wbc_samples, monkeypatch):
+def test_a_run_that_fits_its_budget_keeps_its_schedule_on_steps(wbc_samples, training_clock):
     """A slow first step puts the clock ahead of the steps for a moment; a run that fits its budget must still
     follow the step schedule exactly (before, such runs took their LR from the wall clock: not reproducible)."""
     (free_loss, free_w), _ = _train_twice(wbc_samples)  # no budget: the schedule is steps alone
-    _fake_clock(monkeypatch, lambda i: 2.0 if i == 0 else 0.2)  # 4 steps in 2.6 s of a 6 s budget
+    training_clock(lambda i: 2.0 if i == 0 else 0.2)  # 4 steps in 2.6 s of a 6 s budget
     (loss, w), _ = _train_twice(wbc_samples, max_minutes=0.1)
     assert loss == free_loss and all(torch.equal(free_w[k], w[k]) for k in free_w)
 
 
-def test_a_slow_start_does_not_hand_the_schedule_to_the_clock(wbc_samples, monkeypatch):
+def test_a_slow_start_does_not_hand_the_schedule_to_the_clock(wbc_samples, training_clock):
     """The first epoch at 1.7x the pace the budget allows (a busy machine), the rest fast: the run fits, so it
     follows the step schedule exactly (deciding after the first epoch alone would have given it to the clock)."""
     cfg = TrainConfig(epochs=50, steps_per_epoch=2, batch_size=2, patch_size=32, lr=1e-2, seed=3, device="cpu")
     runs = []
     for budget in (None, 0.1):  # 0.1 min: 6 s for 100 steps, 0.06 s a step
         if budget:
-            _fake_clock(monkeypatch, lambda i: 0.1 if i < 2 else 0.02)  # 2.16 s in all
+            training_clock(lambda i: 0.1 if i < 2 else 0.02)  # 2.16 s in all
         model, card = _model_and_card()
         fit(model, card, wbc_samples[:4], [], TrainConfig(**{**cfg.to_dict(), "max_minutes": budget}))
         runs.append(copy.deepcopy(model.state_dict()))
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
 
 
-def test_a_run_that_overruns_its_budget_anneals_by_time(wbc_samples, monkeypatch):
-    trainer = _fake_clock(monkeypatch, lambda i: 1.0)  # 1 s per step against 6 s for 12 steps: half fit
+def test_a_run_that_overruns_its_budget_anneals_by_time(wbc_samples, monkeypatch, training_clock):
+    trainer = training_clock(lambda i: 1.0)  # 1 s per step against 6 s for 12 steps: half fit
     seen: list[float] = []
     real_factor = trainer.warmup_cosine()
     monkeypatch.setattr(trainer, "warmup_cosine", lambda: lambda p: seen.append(p) or real_factor(p))
     cfg = TrainConfig(epochs=6, steps_per_epoch=2, batch_size=2, patch_size=48, device="cpu", max_minutes=0.1)
     res = fit(*_model_and_card(), wbc_samples[:4], [], cfg)
     assert res.stopped_early and len(seen) <= 7  # stopped by the budget after ~6 of 12 steps
+    assert (res.length.steps_done, res.length.steps_planned, res.length.budget_s) == (len(seen), 12, 6.0)
+    note = res.length.budget_note("--max-seconds")
+    assert note.startswith(f"the time budget (--max-seconds 6 s) ended training after {len(seen)} of 12 steps")
     assert seen[:2] == [0.0, 1 / 12]  # the first epoch runs on steps
     assert seen[-1] >= 5 / 6  # then on time: the schedule has all but annealed when the budget ends it
 
@@ -423,5 +409,6 @@ def test_max_steps_cuts_the_last_epoch_and_still_validates_it(wbc_samples):
     assert steps == [(i, 6) for i in range(1, 7)]  # the schedule anneals over 6 steps, not 12
     assert len(res.history) == 2 and res.history[-1].val is not None
     assert not res.stopped_early  # not a time-budget stop
+    assert (res.length.steps_done, res.length.steps_planned) == (6, 6) and res.length.budget_note("x") is None
     with pytest.raises(ValueError, match="max_steps"):
         fit(model, card, wbc_samples[:4], [], TrainConfig(epochs=1, max_steps=0, batch_size=2, patch_size=48))
