@@ -195,6 +195,23 @@ def looks_like_grey_photo(grey: np.ndarray, unlabelled: np.ndarray | None = None
     return share > GREY_PHOTO_SHARE and count >= GREY_PHOTO_MIN_PIXELS
 
 
+#: at most this many grey values, together over 99 % of the pixels, make a plane of flat levels rather than shades
+_FEW_LEVELS = 8
+
+
+def _not_mask_levels(grey: np.ndarray) -> str:
+    """Why a grey plane the photo test refused is not a mask: flat levels of which some are not the format's
+    (0/64/255 was called "smooth shades", which sent users looking for blur), or shades."""
+    counts = np.bincount(np.asarray(grey, dtype=np.uint8).ravel(), minlength=256)
+    common = np.flatnonzero(counts >= 0.005 * counts.sum())
+    if len(common) <= _FEW_LEVELS and counts[common].sum() >= 0.99 * counts.sum():
+        levels = ", ".join(str(v) for v in common)
+        odd = [int(v) for v in common if min(abs(int(v) - level) for level in MASK_GREY_LEVELS) > 16]
+        which = ", ".join(str(v) for v in odd)
+        return f"flat grey levels {levels}, of which {which} {'is' if len(odd) == 1 else 'are'} not a mask level"
+    return "a grey picture (smooth shades, not flat grey levels), not a mask"
+
+
 def labels_from_grey(grey: np.ndarray, schema: LabelSchema | str | None = None) -> tuple[np.ndarray, LabelSchema]:
     """Grey mask → (label values, schema). A mask already in label space (values < n_classes) is kept as is; one
     of small values a lossy format bent (0/1/2 saved as JPEG) has them clipped to the schema's classes."""
@@ -291,10 +308,7 @@ def read_mask(
     # an overlay's transparency, and reading it as "unlabelled" left nothing to score (every score 1.0)
     unlabelled = raw[..., -1] == 0 if raw.ndim == 3 and raw.shape[-1] == 2 else None
     if indices is None and looks_like_grey_photo(grey, unlabelled):
-        raise MaskError(
-            f"{path}: a grey picture (smooth shades, not flat grey levels), not a mask (masks are grey levels: "
-            "WBC 0/128/255, RBC 0/255)"
-        )
+        raise MaskError(f"{path}: {_not_mask_levels(grey)} (masks are grey levels: WBC 0/128/255, RBC 0/255)")
     if shape is not None and tuple(grey.shape) != tuple(shape[:2]):
         size = f"{grey.shape[0]}x{grey.shape[1]}"
         raise MaskError(f"{path}: mask is {size} but {shape_of} is {shape[0]}x{shape[1]}")

@@ -336,6 +336,16 @@ def test_a_grey_photograph_is_not_read_as_a_mask(tmp_path):
         read_mask(tmp_path / "slide.tif")
 
 
+def test_a_mask_of_flat_levels_off_the_format_is_refused_naming_the_odd_level(tmp_path):
+    """Audit #19: 0/64/255 (a mask whose cytoplasm was saved as 64) was called "smooth shades"."""
+    from napari_bloodseg.data import synthetic_wbc
+
+    labels = synthetic_wbc(120, seed=0)[1]
+    _save_grey(tmp_path / "odd.png", np.array([0, 64, 255], np.uint8)[labels])
+    with pytest.raises(MaskError, match=r"odd\.png: flat grey levels 0, 64, 255, of which 64 is not a mask level"):
+        read_mask(tmp_path / "odd.png", "wbc")
+
+
 def test_lossy_resized_and_odd_masks_are_not_taken_for_photographs(tmp_path):
     from napari_bloodseg.data import synthetic_rbc, synthetic_wbc
     from napari_bloodseg.io.masks import looks_like_grey_photo
