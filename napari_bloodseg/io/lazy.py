@@ -50,6 +50,8 @@ from .images import channel_first as is_channel_first
 LAZY_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
 #: Rows per band when scanning a source for its intensity range.
 _SCAN_ROWS = 256
+#: every column (or row) of a source
+_ALL = slice(None)
 
 
 def _open_zarr_level(obj: Any, level: int) -> Any:
@@ -208,14 +210,14 @@ class RGBView:
     def __repr__(self) -> str:
         return f"RGBView({self._name!r}, shape={self.shape}, source dtype={self._src_dtype})"
 
-    def _read_rows(self, rows: slice) -> np.ndarray:
-        """Source rows as an (n, W, c) numpy array; a part the file cannot give (truncated, corrupt) is an
-        ImageReadError naming the file, as when an image is read whole."""
+    def _read_rows(self, rows: slice, cols: slice = _ALL) -> np.ndarray:
+        """Source rows (and columns) as an (n, w, c) numpy array; a part the file cannot give (truncated, corrupt)
+        is an ImageReadError naming the file, as when an image is read whole."""
         try:
             lead = (0,) * self._lead
             if self._channel_first:
-                return np.moveaxis(np.asarray(self._raw[(*lead, slice(None), rows)]), 0, -1)
-            block = np.asarray(self._raw[(*lead, rows)])
+                return np.moveaxis(np.asarray(self._raw[(*lead, slice(None), rows, cols)]), 0, -1)
+            block = np.asarray(self._raw[(*lead, rows, cols)])
         except Exception as exc:  # zarr/tifffile/codecs raise many types (zlib.error, ValueError, OSError)
             where = f"rows {rows.start or 0}-{rows.stop if rows.stop is not None else self.shape[0]}"
             raise ImageReadError(f"{self._name}: cannot read {where} ({type(exc).__name__}: {exc})") from None
@@ -248,17 +250,37 @@ class RGBView:
             return a.astype(np.uint8) * 255
         return scale_to_uint8(a, self._top)
 
+    def _columns(self, rest: tuple) -> tuple[slice, tuple]:
+        """The source columns a key's column part needs, and what is left of the key to apply to them.
+
+        A tiled or striped source decodes only the tiles a read touches: a 1024 x 1024 chunk of a 10240-px-wide
+        slide read whole rows, 10 times the tiles it needed. A source with alpha keeps whole rows: whether a
+        band is composited onto white is decided from all its pixels (as :func:`to_rgb_uint8` decides for the
+        image), and a region that is wholly transparent must not come out in its stored colours."""
+        col = rest[0] if rest else None
+        if self._channels in (2, 4) or col is None:
+            return _ALL, rest
+        width = self.shape[1]
+        if isinstance(col, slice) and (col.step or 1) > 0:
+            start, stop, step = col.indices(width)
+            return slice(start, max(start, stop)), (slice(None, None, step), *rest[1:])
+        if isinstance(col, (int, np.integer)) and -width <= col < width:
+            x = int(col) % width
+            return slice(x, x + 1), (0, *rest[1:])
+        return _ALL, rest
+
     def __getitem__(self, key: Any) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
         rows, rest = (key[0] if key else slice(None)), key[1:]
+        cols, rest = self._columns(rest)
         if isinstance(rows, (int, np.integer)):
             i = int(rows) + (self.shape[0] if rows < 0 else 0)
             if not 0 <= i < self.shape[0]:
                 raise IndexError(f"row {rows} out of range for {self.shape[0]} rows")
-            return self._convert(self._read_rows(slice(i, i + 1)))[(0, *rest)]
+            return self._convert(self._read_rows(slice(i, i + 1), cols))[(0, *rest)]
         if not isinstance(rows, slice):
             raise TypeError("RGBView takes a row slice or index first (e.g. view[y0:y1], view[y, x0:x1])")
-        return self._convert(self._read_rows(rows))[(slice(None), *rest)]
+        return self._convert(self._read_rows(rows, cols))[(slice(None), *rest)]
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self[:]

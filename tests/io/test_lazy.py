@@ -246,3 +246,34 @@ def test_an_empty_file_or_a_folder_named_as_an_image_is_said_to_be_so(tmp_path):
         open_lazy(tmp_path / "dir.npy")
     with pytest.raises(ImageReadError, match=r"gone.tif: no such file"):
         open_lazy(tmp_path / "gone.tif")
+
+
+def test_a_region_read_decodes_only_the_columns_it_covers(tmp_path, rng):
+    """napari reads a big slide in 1024 x 1024 chunks: each read the whole width of the rows it covered, 10 times
+    the tiles of a 10240-px-wide tiled TIFF. The source is now asked for the region's columns only; one with alpha
+    still gives whole rows, whose compositing onto white is decided from the whole band."""
+    from napari_bloodseg.io.lazy import RGBView
+
+    class Keys:
+        def __init__(self, a: np.ndarray) -> None:
+            self.a, self.shape, self.dtype, self.keys = a, a.shape, a.dtype, []
+
+        def __getitem__(self, key):
+            self.keys.append(key)
+            return self.a[key]
+
+    rgb = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    src = Keys(rgb)
+    view = RGBView(src, "slide")
+    np.testing.assert_array_equal(view[10:20, 30:45], rgb[10:20, 30:45])
+    np.testing.assert_array_equal(view[10:20, 5:47:3, 1], rgb[10:20, 5:47:3, 1])
+    np.testing.assert_array_equal(view[7, 48], rgb[7, 48])
+    np.testing.assert_array_equal(view[7, -2:], rgb[7, -2:])
+    np.testing.assert_array_equal(view[3:5], rgb[3:5])
+    assert [k[1] for k in src.keys] == [slice(30, 45), slice(5, 47), slice(48, 49), slice(48, 50), slice(None)]
+
+    rgba = np.concatenate([rgb, np.full((40, 50, 1), 255, np.uint8)], -1)
+    rgba[:, :10, 3] = 0
+    src = Keys(rgba)
+    np.testing.assert_array_equal(RGBView(src, "cut-out")[0:5, 0:4], 255)  # transparent: white, as read whole
+    assert src.keys[0][1] == slice(None)
