@@ -499,7 +499,7 @@ def test_cancel_lazy_run_adds_no_layer_and_leaves_no_file(
     widget.tile_spin.setValue(256)
     widget.run()
     qtbot.waitUntil(lambda: widget.progress.value() > 0, timeout=30_000)  # mid-run: the label file exists
-    assert widget.running and list(widget._tmpdir.iterdir())
+    assert widget.running and list(widget._label_files.folder.iterdir())
     widget.cancel()
     wait_idle(widget, timeout=30_000)
 
