@@ -43,6 +43,7 @@ from qtpy.QtWidgets import (
 from ..schemas import get_schema
 from .background import BackgroundRun
 from .devices import DeviceCombo, failure_message
+from .finetune_apply import left_out_note, model_kinds, remaining_of_kind
 from .finetune_pairs import LayerPair, find_layer_pairs, pair_samples, split_for_finetune
 from .layers import meta
 from .model_events import gone_message, model_events, notify_models_changed
@@ -129,6 +130,7 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         self._auto_name = True
         self._auto_base = True  # follow the model that made the ticked segmentations until the user picks one
         self._used_images: list[str] = []
+        self._apply_kinds: set[str] = set()  # the kinds of image the last run's model segments (finetune_apply)
         self._run: dict[str, Any] = {}
         #: the last successful result (for scripts and tests)
         self.last_result: FinetuneResult | None = None
@@ -238,7 +240,10 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         self.guard_label.setWordWrap(True)
         self.apply_btn = QPushButton("Apply to remaining images")
         self.apply_btn.setEnabled(False)
-        self.apply_btn.setToolTip("Segment the image layers not used for fine-tuning with the new model")
+        self.apply_btn.setToolTip(
+            "Segment the image layers not used for fine-tuning with the new model: those of the kind it segments "
+            "(single-cell crops or smear fields); the others are named"
+        )
         help_label = QLabel(HELP)
         help_label.setWordWrap(True)
 
@@ -612,6 +617,7 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
                 self._refuse(str(exc))
                 return None
             self._used_images = [p.image.name for p in pairs]
+            self._apply_kinds = model_kinds(info.schema, [p.image for p in pairs])
             job.source = "napari layers: " + ", ".join(self._used_images)
         else:
             folder = self.folder_edit.text().strip()
@@ -620,6 +626,7 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
                 return None
             job.folder = job.source = folder
             self._used_images = []
+            self._apply_kinds = model_kinds(info.schema, [])
 
         self.losses = []
         self.last_result = None
@@ -797,32 +804,43 @@ class FinetuneWidget(BackgroundRun, ScrollPanel):
         return None
 
     def remaining_images(self) -> list[str]:
-        """Image layers not used for the last fine-tuning (all of them when it came from a folder)."""
-        from napari.layers import Image
+        """Image layers not used for the last fine-tuning (all of them when it came from a folder) that are of the
+        kind its model segments (:mod:`.finetune_apply`)."""
+        return self._remaining()[0]
 
-        used = set(self._used_images)
-        return [
-            layer.name
-            for layer in self.viewer.layers
-            if isinstance(layer, Image) and meta(layer).get("role") != "uncertainty" and layer.name not in used
-        ]
+    def _remaining(self) -> tuple[list[str], list[str], set[str]]:
+        """(images to segment, images left out for their kind, the kinds the last run's model segments)."""
+        kinds = set(self._apply_kinds)
+        if self.last_result is not None:
+            kinds.add(self.last_result.card.schema)
+        fit, left_out = remaining_of_kind(self.viewer.layers, self._used_images, kinds or {"wbc", "rbc"})
+        return fit, left_out, kinds
 
     def apply_to_remaining(self) -> Any:
-        """Segment the remaining image layers with the new model (the Segment widget's run); returns its worker."""
+        """Segment the remaining image layers of the new model's kind with it (the Segment widget's run), naming
+        those left out for their kind; returns the Segment widget's worker."""
         from napari.utils.notifications import show_info, show_warning
 
         if self.last_result is None:
             show_warning("Fine-tune a model first")
             return None
-        names = self.remaining_images()
+        model = self.last_result.card.name
+        names, left_out, kinds = self._remaining()
+        note = left_out_note(model, kinds, left_out) if left_out else ""
         if not names:
-            show_info("No remaining image layers: every image was used for fine-tuning")
+            show_info(
+                f"No remaining image to apply {model} to; {note}"
+                if note
+                else "No remaining image layers: every image was used for fine-tuning"
+            )
             return None
         seg = self.segment_widget()
         if seg is None:
             show_warning("Open the Segment widget to apply the new model")
             return None
+        if note:
+            show_info(note)
         seg.refresh_models()
-        seg.set_model(self.last_result.card.name)
+        seg.set_model(model)
         seg.select_images(names)
         return seg.run()

@@ -80,6 +80,7 @@ def test_finetune_from_layers_saves_new_model_and_updates_segment_list(
     names = add_corrected(viewer, 4)
     other, _ = synthetic_wbc(size=SIZE, seed=99)
     viewer.add_image(other, name="other", rgb=True)
+    viewer.add_image(np.zeros((800, 800, 3), np.uint8), name="field", rgb=True)  # a smear field: not for a WBC model
     seg = dock("Segment")
     widget = dock("Fine-tune")
 
@@ -143,10 +144,12 @@ def test_finetune_from_layers_saves_new_model_and_updates_segment_list(
     assert widget.base_combo.findData(f"{BASE}-ft1") >= 0
     assert widget.name_edit.text() == f"{BASE}-ft2"
 
-    # "Apply to remaining images" segments only the image that was not used for training
+    # "Apply to remaining images" segments only the crop that was not used for training, and names the smear
+    # field it leaves out (a WBC model applied to it gave a layer of nonsense without a word)
     assert widget.apply_btn.isEnabled()
     assert widget.remaining_images() == ["other"]
     assert widget.apply_to_remaining() is not None
+    assert f"{BASE}-ft1 segments single-cell crops: left out field (a smear field)" in notes.of("info")
     wait_idle(seg)
     assert seg.last_status == "done"
     assert [layer.name for layer in seg.last_layers] == [f"other [{BASE}-ft1]"]
