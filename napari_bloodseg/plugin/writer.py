@@ -124,11 +124,24 @@ def layer_files(layers: Iterable[Layer]) -> list[tuple[str, Any]]:
     return [(layer.name, layer.metadata.get(META_KEY)) for layer in layers]
 
 
+class WriteRefused(RuntimeError):
+    """A mask the writer will not write, with the reason the user must read. Not a ValueError: napari takes a
+    writer's ValueError for "no writer for this file", and the user read only "No data written! A plugin could
+    not be found to write these 1 layers"."""
+
+
 def write_labels(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     """npe2 single-layer writer for Labels → ``.png``/``.tif`` grey mask. Returns the written path.
 
     napari's Save dialog asked before replacing a file, but not whether it is the image these labels were made
     from or an expert mask beside it: those are refused (an edited expert mask may still be saved over itself)."""
+    try:
+        return _write_labels(path, data, attributes)
+    except ValueError as exc:  # a refusal of these labels or this name (disk errors stay OSErrors)
+        raise WriteRefused(str(exc)) from None
+
+
+def _write_labels(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     name = str(attributes.get("name", "labels"))
     info = (attributes.get("metadata") or {}).get(META_KEY)
     protected = protected_files([(name, info if isinstance(info, dict) else {})])

@@ -8,7 +8,7 @@ from PIL import Image
 
 from napari_bloodseg.plugin.layers import schema_layer_kwargs
 from napari_bloodseg.plugin.reader import read_paths
-from napari_bloodseg.plugin.writer import write_labels
+from napari_bloodseg.plugin.writer import WriteRefused, write_labels
 
 
 def _export(widget, wait_idle):
@@ -100,7 +100,7 @@ def test_big_disk_labels_export_in_bands_as_png_or_tif(
 
     # File > Save Layers through the npe2 writer: the same rules
     attrs = {"name": layer.name, "metadata": layer.metadata}
-    with pytest.raises(ValueError, match=r"\.png or \.tif"):
+    with pytest.raises(WriteRefused, match=r"\.png or \.tif"):
         write_labels(str(tmp_path / "saved.bmp"), mm, attrs)
     (saved,) = write_labels(str(tmp_path / "saved.png"), mm, attrs)
     np.testing.assert_array_equal(read_mask(saved)[0], labels)

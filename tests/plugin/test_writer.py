@@ -8,7 +8,7 @@ from PIL import Image
 
 from napari_bloodseg.plugin.layers import schema_layer_kwargs
 from napari_bloodseg.plugin.reader import read_paths
-from napari_bloodseg.plugin.writer import write_labels
+from napari_bloodseg.plugin.writer import WriteRefused, write_labels
 
 PLUGIN = "napari-bloodseg"
 
@@ -38,7 +38,7 @@ def test_schema_guessed_without_metadata_and_bad_values_refused(tmp_path):
 
     instances = binary.copy()
     instances[12:15, 12:15] = 7  # instance ids are not classes: refuse instead of snapping silently
-    with pytest.raises(ValueError, match="not classes"):
+    with pytest.raises(WriteRefused, match="not classes"):
         write_labels(str(tmp_path / "bad.png"), instances, {"name": "instances"})
     assert not (tmp_path / "bad.png").exists()
 
@@ -54,10 +54,10 @@ def test_save_layer_never_replaces_its_own_image_or_the_expert_mask_beside_it(vi
     kwargs = schema_layer_kwargs("wbc", "field [unet]", role="prediction", source="field")
     kwargs["metadata"]["bloodseg"]["image_path"] = str(tmp_path / "field.png")
     attrs = {"name": kwargs["name"], "metadata": kwargs["metadata"]}
-    with pytest.raises(ValueError, match=r"field.png is the image that 'field \[unet\]' was made from"):
+    with pytest.raises(WriteRefused, match=r"field.png is the image that 'field \[unet\]' was made from"):
         write_labels(str(tmp_path / "field.png"), labels, attrs)
     attrs["metadata"]["bloodseg"]["image_path"] = str(tmp_path / "002.bmp")
-    with pytest.raises(ValueError, match="002.png is the expert mask of 002.bmp"):
+    with pytest.raises(WriteRefused, match="002.png is the expert mask of 002.bmp"):
         write_labels(str(tmp_path / "002.png"), labels, attrs)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     assert write_labels(str(tmp_path / "field_fixed.png"), labels, attrs) == [str(tmp_path / "field_fixed.png")]
@@ -94,3 +94,23 @@ def test_every_image_beside_a_layers_image_is_protected_not_only_annotated_ones(
     protected = protected_files([("field", info)])
     assert protected[_real(tmp_path / "other.png")] == "the image other.png"
     assert protected[_real(tmp_path / "001.png")] == "the expert mask of 001.bmp"
+
+
+def test_napari_shows_the_writers_reason_not_no_plugin_found(viewer, tmp_path, wbc_pair):
+    """GUI audit M3: saving by extension (File > Save, scripts, the console) reached the plugin's writer, whose
+    refusal napari took for "no writer": the user read "No data written! A plugin could not be found"."""
+    image, labels = wbc_pair
+    Image.fromarray(image).save(tmp_path / "002.bmp")
+    Image.fromarray(np.array([0, 128, 255], np.uint8)[labels]).save(tmp_path / "002.png")
+    expert = (tmp_path / "002.png").read_bytes()
+    kwargs = schema_layer_kwargs("wbc", "002 [unet]", role="prediction", source="002")
+    kwargs["metadata"]["bloodseg"]["image_path"] = str(tmp_path / "002.bmp")
+    layer = viewer.add_labels(labels, **kwargs)
+    viewer.layers.selection = {layer}
+    with pytest.raises(WriteRefused, match="002.png is the expert mask of 002.bmp"):
+        viewer.layers.save(str(tmp_path / "002.png"), selected=True)
+    instances = viewer.add_labels(np.where(labels > 0, 7, 0), name="instances")
+    viewer.layers.selection = {instances}
+    with pytest.raises(WriteRefused, match="not classes"):
+        viewer.layers.save(str(tmp_path / "instances.png"), selected=True)
+    assert (tmp_path / "002.png").read_bytes() == expert and not (tmp_path / "instances.png").exists()
