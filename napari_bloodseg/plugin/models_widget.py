@@ -3,6 +3,8 @@
 The operations are :mod:`napari_bloodseg.models.manage` (as ``bloodseg models rename|delete|export|import``).
 Shipped models are read-only (they can be exported, and a copy imported); refusals come back as notifications.
 Every change is announced on :mod:`.model_events`, so the Segment and Fine-tune widgets re-list their models.
+Files in the user folder that are no usable model (a broken card, weights without their card) are named under the
+list, and *Delete unusable* removes them (:mod:`.models_unusable`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from qtpy.QtWidgets import (
 )
 
 from .model_events import model_events, notify_model_renamed, notify_models_changed
+from .models_unusable import UnusableFile, not_listed
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -45,6 +48,7 @@ class ModelsWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self._models: list[ModelInfo] = []
+        self._unusable: list[UnusableFile] = []
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
@@ -61,6 +65,7 @@ class ModelsWidget(QWidget):
         self.export_btn = QPushButton("Export …")
         self.import_btn = QPushButton("Import …")
         self.refresh_btn = QPushButton("Refresh")
+        self.clean_btn = QPushButton("Delete unusable …")
         self.status = QLabel()
         self.status.setWordWrap(True)
 
@@ -70,6 +75,7 @@ class ModelsWidget(QWidget):
         row2 = QHBoxLayout()
         row2.addWidget(self.import_btn)
         row2.addWidget(self.refresh_btn)
+        row2.addWidget(self.clean_btn)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("<b>Models</b> (shipped ones are read-only)"))
         layout.addWidget(self.table, 1)
@@ -84,6 +90,7 @@ class ModelsWidget(QWidget):
         self.export_btn.clicked.connect(self._export_clicked)
         self.import_btn.clicked.connect(self._import_clicked)
         self.refresh_btn.clicked.connect(self.refresh)
+        self.clean_btn.clicked.connect(self._clean_clicked)
         model_events().changed.connect(self._on_models_changed)
         self.refresh()
 
@@ -91,18 +98,19 @@ class ModelsWidget(QWidget):
     def refresh(self) -> None:
         """Re-scan shipped and user models, keeping the selected one when it still exists."""
         from ..models import list_models, user_model_dir
-        from ..models.zoo import skipped_cards
 
         current = self.selected_name()
         try:
             self._models = list_models()
-            skipped = [card.note() for card in skipped_cards()]
+            skipped, self._unusable = not_listed(m.name for m in self._models if m.source == "user")
         except Exception as exc:  # noqa: BLE001 - a broken model folder must not break the widget
-            self._models = []
+            self._models, self._unusable = [], []
             self.status.setText(f"Could not list models: {exc}")
         else:
             if skipped:  # a damaged model must not vanish from the list without a word
                 self.status.setText("Not listed: " + "; ".join(skipped))
+            elif self.status.text().startswith("Not listed: "):  # mended or removed by hand since
+                self.status.setText("")
         self.table.setRowCount(len(self._models))
         for r, info in enumerate(self._models):
             for c, key in enumerate(COLUMNS):
@@ -148,6 +156,18 @@ class ModelsWidget(QWidget):
         tip = "" if user or info is None else "shipped models are read-only: export one and import a copy to change it"
         self.rename_btn.setToolTip(tip)
         self.delete_btn.setToolTip(tip)
+        deletable = self.unusable_files()
+        self.clean_btn.setEnabled(bool(deletable))
+        self.clean_btn.setToolTip(
+            "Delete the files of the user model folder that are no usable model: "
+            + ", ".join(u.path.name for u in deletable)
+            if deletable
+            else "No unusable files in the user model folder"
+        )
+
+    def unusable_files(self) -> list[UnusableFile]:
+        """The files of the user model folder named under "Not listed" that *Delete unusable* removes."""
+        return [u for u in self._unusable if u.deletable]
 
     # -- operations (no dialogs: scripts and tests call these) ---------------------------------------------------
     def _done(self, message: str, changed: str = "") -> None:
@@ -191,6 +211,27 @@ class ModelsWidget(QWidget):
             return False
         self._done(f"Deleted {name}", name)
         return True
+
+    def delete_unusable(self) -> list[str]:
+        """Delete every file :meth:`unusable_files` names (by name, as ``bloodseg models delete``); returns the
+        names deleted."""
+        from ..models.manage import delete_model
+
+        deleted: list[str] = []
+        failed: list[str] = []
+        for unusable in self.unusable_files():
+            try:
+                delete_model(unusable.name)
+            except _EXPECTED as exc:
+                self._failed(f"Deleting {unusable.path.name}", exc)
+                failed.append(self.status.text())
+                continue
+            deleted.append(unusable.name)
+        if deleted:
+            self._done(f"Deleted unusable files: {', '.join(deleted)}", deleted[-1])
+            if failed:
+                self.status.setText("; ".join([self.status.text(), *failed]))
+        return deleted
 
     def export(self, name: str, folder: str | Path) -> Path | None:
         from ..models.manage import export_model
@@ -292,6 +333,20 @@ class ModelsWidget(QWidget):
         )
         if answer == QMessageBox.Yes:
             self.delete(name)
+
+    def _clean_clicked(self) -> None:
+        files = self.unusable_files()
+        if not files:
+            return
+        answer = QMessageBox.question(
+            self,
+            "Delete unusable files",
+            "Delete these files from the user model folder? They are no usable model:\n"
+            + "\n".join(f"{u.path.name}: {u.reason}" for u in files),
+            QMessageBox.Yes | QMessageBox.No,
+        )
+        if answer == QMessageBox.Yes:
+            self.delete_unusable()
 
     def _export_clicked(self) -> None:
         name = self.selected_name()

@@ -37,6 +37,10 @@ def rows(widget) -> list[list[str]]:
     ]
 
 
+def model_files(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
 def segment_specs(seg) -> list[str]:
     return [seg.model_combo.itemData(i) for i in range(seg.model_combo.count())]
 
@@ -217,3 +221,44 @@ def test_a_damaged_user_model_is_named_not_silently_left_out(viewer, dock, tmp_m
     widget = dock("Models")
     assert "orphan" not in [row[0] for row in rows(widget)]
     assert "Not listed: skipped" in widget.status.text() and "orphan.json: no weights file" in widget.status.text()
+
+
+def test_weights_without_their_card_are_named_and_can_be_deleted(
+    viewer, dock, tmp_model_dir, shipped, monkeypatch, notes
+):
+    """An interrupted save or a copy by hand leaves weights without a card: they were neither listed nor named, and
+    could only be removed in a file manager. Named now, they go with a broken card at 'Delete unusable'; a save in
+    progress (a hidden temporary file) and a usable model are left alone."""
+    from qtpy.QtWidgets import QMessageBox
+
+    save_tiny(tmp_model_dir, "mine")
+    (tmp_model_dir / "orphan-weights.safetensors").write_bytes(b"x" * 10)
+    (tmp_model_dir / "broken.json").write_text("{not json")
+    (tmp_model_dir / ".saving.abc.tmp.safetensors").write_bytes(b"x")
+    widget = dock("Models")
+    assert [row[0] for row in rows(widget)] == ["ship-wbc", "mine"]
+    status = widget.status.text()
+    assert "Not listed: " in status and "broken.json" in status
+    assert "orphan-weights.safetensors: weights without their card" in status and ".saving" not in status
+    assert [u.name for u in widget.unusable_files()] == ["broken", "orphan-weights"]
+    assert widget.clean_btn.isEnabled() and "orphan-weights.safetensors" in widget.clean_btn.toolTip()
+
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda _, title, text, *a: asked.append(text) or QMessageBox.Yes)
+    widget.clean_btn.click()
+    assert "orphan-weights.safetensors: weights without their card" in asked[0]
+    assert model_files(tmp_model_dir) == [".saving.abc.tmp.safetensors", "mine.json", "mine.safetensors"]
+    assert "Deleted unusable files: broken, orphan-weights" in notes.of("info") and not notes.errors
+    assert not widget.clean_btn.isEnabled() and "Not listed" not in widget.status.text()
+    assert [row[0] for row in rows(widget)] == ["ship-wbc", "mine"]
+
+
+def test_an_unusable_file_named_like_a_model_but_for_case_is_named_not_deleted(viewer, dock, tmp_model_dir, shipped):
+    """Deleting by its name would find the usable model ('MINE' finds 'mine'): the model must not go instead."""
+    save_tiny(tmp_model_dir, "mine")
+    (tmp_model_dir / "MINE.safetensors").write_bytes(b"x" * 10)
+    widget = dock("Models")
+    assert "MINE.safetensors: weights without their card" in widget.status.text()
+    assert widget.unusable_files() == [] and not widget.clean_btn.isEnabled()
+    assert widget.delete_unusable() == []
+    assert model_files(tmp_model_dir) == ["MINE.safetensors", "mine.json", "mine.safetensors"]
