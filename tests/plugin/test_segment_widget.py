@@ -12,12 +12,68 @@ from napari_bloodseg.schemas import WBC
 TILE = 128  # the 96 px test crop is one tile: each run takes well under a second on CPU
 
 
-def _segment(widget, wait_idle, *, model: str = "unet", tile: int = TILE) -> None:
+def _choose(widget, *, model: str = "unet", tile: int | None = TILE) -> None:
+    """Model, CPU and tile size (None: left as it is), as a person sets them before pressing Segment."""
     widget.set_model(model)
     widget.set_device("cpu")
-    widget.tile_spin.setValue(tile)
+    if tile is not None:
+        widget.tile_spin.setValue(tile)
+
+
+def _segment(widget, wait_idle, *, model: str = "unet", tile: int = TILE) -> None:
+    _choose(widget, model=model, tile=tile)
     assert widget.run() is not None
     wait_idle(widget)
+
+
+def _run_until_tiles_are_done(widget, qtbot) -> None:
+    """Start a run and wait until it is really mid-run: the progress bar has moved."""
+    widget.run()
+    qtbot.waitUntil(lambda: widget.progress.value() > 0, timeout=30_000)
+
+
+def _cancel(widget, wait_idle) -> None:
+    widget.cancel()
+    wait_idle(widget, timeout=30_000)
+
+
+def _labels(viewer) -> list[str]:
+    """Names of the Labels layers, bottom to top."""
+    return [layer.name for layer in viewer.layers if layer.__class__.__name__ == "Labels"]
+
+
+def _add_noise(viewer, name: str, size: int, seed: int = 0):
+    """A ``size`` x ``size`` RGB image of random pixels: many tiles, slow enough to catch mid-run."""
+    rng = np.random.default_rng(seed)
+    return viewer.add_image(rng.integers(0, 255, (size, size, 3), dtype=np.uint8), name=name, rgb=True)
+
+
+@pytest.fixture
+def cell_widget(viewer, dock, wbc_pair):
+    """The Segment widget, opened with the small WBC crop ``wbc_pair[0]`` open as "cell"."""
+    viewer.add_image(wbc_pair[0], name="cell", rgb=True)
+    return dock("Segment")
+
+
+@pytest.fixture
+def held_forward(monkeypatch):
+    """Every network pass waits for ``release`` after setting ``entered``: (entered, release). The test acts while
+    an image is in the network, then sets ``release``."""
+    import threading
+
+    from napari_bloodseg.inference import Predictor
+
+    entered, release = threading.Event(), threading.Event()
+    real_forward = Predictor._forward
+
+    def forward(self, tiles, tta=False):
+        entered.set()
+        release.wait(30)
+        return real_forward(self, tiles, tta)
+
+    monkeypatch.setattr(Predictor, "_forward", forward)
+    yield entered, release
+    release.set()  # a test that failed mid-run leaves no worker waiting
 
 
 def _reference(image: np.ndarray, tile: int = TILE) -> np.ndarray:
@@ -29,13 +85,11 @@ def _reference(image: np.ndarray, tile: int = TILE) -> np.ndarray:
     return Predictor(model, card, device="cpu", tile_size=tile, overlap=min(64, tile // 4)).predict(image).labels
 
 
-def test_segment_makes_schema_labels_layer(viewer, dock, wait_idle, wbc_pair):
+def test_segment_makes_schema_labels_layer(viewer, cell_widget, wait_idle, wbc_pair):
     from napari.layers import Labels
     from napari.utils.colormaps import DirectLabelColormap
 
-    image, _ = wbc_pair
-    viewer.add_image(image, name="cell", rgb=True)
-    widget = dock("Segment")
+    image, widget = wbc_pair[0], cell_widget
     _segment(widget, wait_idle)
 
     assert widget.last_status == "done"
@@ -79,7 +133,9 @@ def test_segment_pressed_before_the_device_probe_has_looked(viewer, dock, wait_i
     assert widget.device_combo.probe is None  # the run did not wait for it
 
 
-def test_rerun_updates_layer_reuses_predictor_and_spares_corrected(viewer, dock, wait_idle, wbc_pair, monkeypatch):
+def test_rerun_updates_layer_reuses_predictor_and_spares_corrected(
+    viewer, cell_widget, wait_idle, wbc_pair, monkeypatch
+):
     import napari_bloodseg.models as models
     from napari_bloodseg.plugin.editing import set_corrected
 
@@ -87,9 +143,7 @@ def test_rerun_updates_layer_reuses_predictor_and_spares_corrected(viewer, dock,
     real_get_model = models.get_model
     monkeypatch.setattr(models, "get_model", lambda *a, **k: loads.append(a) or real_get_model(*a, **k))
 
-    image, _ = wbc_pair
-    viewer.add_image(image, name="cell", rgb=True)
-    widget = dock("Segment")
+    image, widget = wbc_pair[0], cell_widget
     _segment(widget, wait_idle)
     layer = viewer.layers["cell [unet]"]
     first = layer.data.copy()
@@ -113,8 +167,7 @@ def test_rerun_updates_layer_reuses_predictor_and_spares_corrected(viewer, dock,
     widget.new_layer_check.setChecked(True)
     widget.uncertainty_check.setChecked(False)
     _segment(widget, wait_idle)
-    labels = [lyr.name for lyr in viewer.layers if lyr.__class__.__name__ == "Labels"]
-    assert labels == ["cell [unet]", "cell [unet] [1]"]
+    assert _labels(viewer) == ["cell [unet]", "cell [unet] [1]"]
     assert "cell [unet] uncertainty" in viewer.layers  # it still describes the layer it was made with
 
     # a rerun into the same layer without an uncertainty layer removes the old one, which no longer fits
@@ -132,17 +185,15 @@ def test_rerun_updates_layer_reuses_predictor_and_spares_corrected(viewer, dock,
     _segment(widget, wait_idle)
     np.testing.assert_array_equal(layer.data, changed)
     np.testing.assert_array_equal(spare.data, first)
-    assert len([lyr for lyr in viewer.layers if lyr.__class__.__name__ == "Labels"]) == 2
+    assert len(_labels(viewer)) == 2
     set_corrected(spare, True)
     _segment(widget, wait_idle)
     np.testing.assert_array_equal(layer.data, changed)
-    assert len([lyr for lyr in viewer.layers if lyr.__class__.__name__ == "Labels"]) == 3
+    assert len(_labels(viewer)) == 3
 
 
-def test_rerun_keeps_hand_edits_that_were_not_marked_corrected(viewer, dock, wait_idle, wbc_pair, notes):
-    image, _ = wbc_pair
-    viewer.add_image(image, name="cell", rgb=True)
-    widget = dock("Segment")
+def test_rerun_keeps_hand_edits_that_were_not_marked_corrected(viewer, cell_widget, wait_idle, notes):
+    widget = cell_widget
     _segment(widget, wait_idle)
     layer = viewer.layers["cell [unet]"]
     assert layer.metadata["bloodseg"]["edited"] is False
@@ -158,10 +209,10 @@ def test_rerun_keeps_hand_edits_that_were_not_marked_corrected(viewer, dock, wai
     assert any("has hand edits" in msg for msg in notes.of("info"))
 
     # the fresh layer is the network's own until painted: the next run updates it, not a third layer
-    n_labels = len([lyr for lyr in viewer.layers if lyr.__class__.__name__ == "Labels"])
+    n_labels = len(_labels(viewer))
     fresh.data = np.zeros_like(fresh.data)  # set by a script: not an edit
     _segment(widget, wait_idle)
-    assert len([lyr for lyr in viewer.layers if lyr.__class__.__name__ == "Labels"]) == n_labels
+    assert len(_labels(viewer)) == n_labels
     assert fresh.data.any()
     np.testing.assert_array_equal(layer.data, painted)
 
@@ -185,22 +236,16 @@ def test_chosen_images_only_and_different_sizes(viewer, dock, wait_idle):
 
 
 def test_cancel_mid_run_adds_nothing_and_changes_nothing(viewer, dock, wait_idle, qtbot):
-    rng = np.random.default_rng(0)
-    big = rng.integers(0, 255, (1024, 1024, 3), dtype=np.uint8)
-    viewer.add_image(big, name="big", rgb=True)
+    _add_noise(viewer, "big", 1024)
     earlier = viewer.add_labels(np.full((1024, 1024), 2, np.uint8), name="big [unet]")
     before = [layer.name for layer in viewer.layers]
     widget = dock("Segment")
-    widget.set_model("unet")
-    widget.set_device("cpu")
-    widget.tile_spin.setValue(256)
+    _choose(widget, tile=256)
     widget.uncertainty_check.setChecked(True)
 
-    widget.run()
-    qtbot.waitUntil(lambda: widget.progress.value() > 0, timeout=30_000)  # really mid-run: tiles are done
+    _run_until_tiles_are_done(widget, qtbot)
     assert widget.running and widget.cancel_btn.isEnabled()
-    widget.cancel()
-    wait_idle(widget, timeout=30_000)
+    _cancel(widget, wait_idle)
 
     assert widget.last_status == "cancelled"
     assert "Cancelled" in widget.status.text()
@@ -228,8 +273,7 @@ def _cancel_at_tile(monkeypatch, widget, n: int) -> list[int]:
 
 
 def test_cancel_stops_within_the_image(viewer, dock, wait_idle, monkeypatch):
-    rng = np.random.default_rng(0)
-    viewer.add_image(rng.integers(0, 255, (512, 512, 3), dtype=np.uint8), name="big", rgb=True)
+    _add_noise(viewer, "big", 512)
     widget = dock("Segment")
     calls = _cancel_at_tile(monkeypatch, widget, 2)
     _segment(widget, wait_idle, tile=128)  # 16 tiles
@@ -257,12 +301,9 @@ def test_event_loop_keeps_turning_during_a_slow_run(viewer, dock, wait_idle, qtb
     """A heartbeat QTimer must keep firing while a 1500x1500 image is segmented on the CPU."""
     from qtpy.QtCore import QTimer
 
-    rng = np.random.default_rng(1)
-    viewer.add_image(rng.integers(0, 255, (1500, 1500, 3), dtype=np.uint8), name="field", rgb=True)
+    _add_noise(viewer, "field", 1500, seed=1)
     widget = dock("Segment")
-    widget.set_model("unet")
-    widget.set_device("cpu")
-    widget.tile_spin.setValue(256)
+    _choose(widget, tile=256)
 
     ticks: list[float] = []
     timer = QTimer()
@@ -270,12 +311,10 @@ def test_event_loop_keeps_turning_during_a_slow_run(viewer, dock, wait_idle, qtb
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start()
     try:
-        widget.run()
-        qtbot.waitUntil(lambda: widget.progress.value() > 0, timeout=30_000)
+        _run_until_tiles_are_done(widget, qtbot)
         qtbot.wait(1500)  # keep measuring while tiles run
         still_running = widget.running
-        widget.cancel()
-        wait_idle(widget, timeout=30_000)
+        _cancel(widget, wait_idle)
     finally:
         timer.stop()
     assert still_running, "the run must still be going while the heartbeat is measured"
@@ -334,17 +373,8 @@ def test_user_model_listed_and_reloaded_when_retrained(viewer, dock, wait_idle, 
 
     import torch
 
-    from napari_bloodseg.models import ModelCard, build_model, save_model
-
     monkeypatch.setenv("BLOODSEG_MODEL_DIR", str(tmp_path))
-
-    def save(seed: int, version: str) -> None:
-        torch.manual_seed(seed)
-        model = build_model("unet", num_classes=3, width=8)
-        card = ModelCard(name="my-unet", config=model.config, schema="wbc", version=version)
-        save_model(model, card, tmp_path / "my-unet", overwrite=True)
-
-    save(1, "3")
+    _save_tiny_model(tmp_path, "my-unet", seed=1, width=8, version="3")
     viewer.add_image(wbc_pair[0], name="cell", rgb=True)
     widget = dock("Segment")
     widget.refresh_models()
@@ -355,7 +385,8 @@ def test_user_model_listed_and_reloaded_when_retrained(viewer, dock, wait_idle, 
     first = next(iter(widget._predictors.values()))
     assert viewer.layers["cell [my-unet]"].metadata["bloodseg"]["model"] == "my-unet"
 
-    save(2, "4")  # fine-tuned while napari is open: the next run must use the new weights
+    # fine-tuned while napari is open: the next run must use the new weights
+    _save_tiny_model(tmp_path, "my-unet", seed=2, width=8, version="4")
     weights = tmp_path / "my-unet.safetensors"
     os.utime(weights, (weights.stat().st_atime, weights.stat().st_mtime + 5))
     _segment(widget, wait_idle, model="my-unet")
@@ -389,9 +420,8 @@ def test_model_follows_the_kind_of_image_until_the_user_picks_one(viewer, dock, 
     assert widget.model_spec() == "wbc-segnet"  # the user's choice stays
 
 
-def test_edge_cells_choice_reaches_the_predictor(viewer, dock, wait_idle, wbc_pair):
-    viewer.add_image(wbc_pair[0], name="cell", rgb=True)
-    widget = dock("Segment")
+def test_edge_cells_choice_reaches_the_predictor(cell_widget, wait_idle):
+    widget = cell_widget
     assert widget.edge_combo.currentData() == "auto"  # follow the model card unless told
     _segment(widget, wait_idle)
     widget.edge_combo.setCurrentIndex(widget.edge_combo.findData("keep"))
@@ -494,14 +524,10 @@ def test_cancel_lazy_run_adds_no_layer_and_leaves_no_file(
     viewer.open(str(big_tiff), plugin="napari-bloodseg")
     before = [layer.name for layer in viewer.layers]
     widget = dock("Segment")
-    widget.set_model("wbc-unet")
-    widget.set_device("cpu")
-    widget.tile_spin.setValue(256)
-    widget.run()
-    qtbot.waitUntil(lambda: widget.progress.value() > 0, timeout=30_000)  # mid-run: the label file exists
+    _choose(widget, model="wbc-unet", tile=256)
+    _run_until_tiles_are_done(widget, qtbot)  # mid-run: the label file exists
     assert widget.running and list(widget._label_files.folder.iterdir())
-    widget.cancel()
-    wait_idle(widget, timeout=30_000)
+    _cancel(widget, wait_idle)
 
     assert widget.last_status == "cancelled"
     assert [layer.name for layer in viewer.layers] == before
@@ -519,8 +545,7 @@ def test_estimate_fills_the_cell_size_and_segment_uses_it(viewer, dock, wait_idl
     image = synthetic_rbc((300, 400), seed=2)[0]
     viewer.add_image(image, name="field", rgb=True)
     widget = dock("Segment")
-    widget.set_model("rbc-deconvnet")
-    widget.set_device("cpu")
+    _choose(widget, model="rbc-deconvnet", tile=None)
     assert widget.cell_spin.value() == 0  # "off"
     assert widget.estimate_cell_size() is not None
     assert not widget.estimate_btn.isEnabled() and not widget.run_btn.isEnabled()  # one job at a time
@@ -542,8 +567,7 @@ def test_estimate_fills_the_cell_size_and_segment_uses_it(viewer, dock, wait_idl
 def test_estimate_says_why_it_cannot_measure(viewer, dock, wait_idle, notes):
     viewer.add_image(np.full((120, 160, 3), 240, np.uint8), name="blank", rgb=True)
     widget = dock("Segment")
-    widget.set_model("rbc-deconvnet")
-    widget.set_device("cpu")
+    _choose(widget, model="rbc-deconvnet", tile=None)
     widget.estimate_cell_size()
     wait_idle(widget)
     assert widget.cell_spin.value() == 0  # left as it was
@@ -557,11 +581,9 @@ def test_estimate_with_no_image_warns(viewer, dock, notes):
     assert any("No image layer to measure" in w for w in notes.warnings)
 
 
-def test_segment_and_estimate_refuse_while_busy_or_without_a_model(viewer, dock, wbc_pair):
+def test_segment_and_estimate_refuse_while_busy_or_without_a_model(viewer, cell_widget):
     # both buttons share one guard: nothing starts (no worker, no layer) while a run is on or when no model is listed
-    image, _ = wbc_pair
-    viewer.add_image(image, name="cell", rgb=True)
-    widget = dock("Segment")
+    widget = cell_widget
     widget.worker = object()  # what a run in progress looks like to the widget
     assert widget.running
     assert widget.run() is None and widget.estimate_cell_size() is None
@@ -572,12 +594,10 @@ def test_segment_and_estimate_refuse_while_busy_or_without_a_model(viewer, dock,
     assert widget.worker is None and [layer.name for layer in viewer.layers] == ["cell"]
 
 
-def test_a_result_landing_mid_stroke_goes_to_a_new_layer(viewer, dock, wait_idle, wbc_pair, notes):
+def test_a_result_landing_mid_stroke_goes_to_a_new_layer(viewer, cell_widget, wait_idle, notes):
     """napari sends 'paint' only when the mouse button is released: a re-run finishing while the brush is still
     down must not replace the layer and wipe the stroke painted so far."""
-    image, _ = wbc_pair
-    viewer.add_image(image, name="cell", rgb=True)
-    widget = dock("Segment")
+    widget = cell_widget
     _segment(widget, wait_idle)
     layer = viewer.layers["cell [unet]"]
     layer.brush_size = 9
@@ -596,11 +616,10 @@ def test_a_result_landing_mid_stroke_goes_to_a_new_layer(viewer, dock, wait_idle
     np.testing.assert_array_equal(layer.data, before)
 
 
-def test_a_typed_cell_size_the_model_cannot_use_is_said_in_the_status(viewer, dock, wait_idle, wbc_pair):
+def test_a_typed_cell_size_the_model_cannot_use_is_said_in_the_status(cell_widget, wait_idle):
     """An untrained network knows no training cell size: the 40 px typed changes nothing, and the status says so
     rather than look as if it had rescaled the image."""
-    viewer.add_image(wbc_pair[0], name="cell", rgb=True)
-    widget = dock("Segment")
+    widget = cell_widget
     widget.cell_spin.setValue(40)
     _segment(widget, wait_idle)
     assert widget.last_status == "done"
@@ -610,28 +629,14 @@ def test_a_typed_cell_size_the_model_cannot_use_is_said_in_the_status(viewer, do
     assert "not used" not in widget.status.text()
 
 
-def test_an_image_closed_during_the_run_gets_no_labels_layer(viewer, dock, wait_idle, qtbot, monkeypatch, wbc_pair):
+def test_an_image_closed_during_the_run_gets_no_labels_layer(viewer, dock, wait_idle, qtbot, held_forward, wbc_pair):
     """The user closed the image while it was being segmented: its result is dropped (said in the status), the
     other image's result still lands."""
-    import threading
-
-    from napari_bloodseg.inference import Predictor
-
     viewer.add_image(wbc_pair[0], name="a", rgb=True)
     viewer.add_image(wbc_pair[0][:64, :64], name="b", rgb=True)
-    entered, release = threading.Event(), threading.Event()
-    real_forward = Predictor._forward
-
-    def forward(self, tiles, tta=False):
-        entered.set()
-        release.wait(30)
-        return real_forward(self, tiles, tta)
-
-    monkeypatch.setattr(Predictor, "_forward", forward)
+    entered, release = held_forward
     widget = dock("Segment")
-    widget.set_model("unet")
-    widget.set_device("cpu")
-    widget.tile_spin.setValue(TILE)
+    _choose(widget)
     widget.run()
     qtbot.waitUntil(entered.is_set, timeout=30_000)  # "a" is in the network now
     viewer.layers.remove("a")
@@ -676,19 +681,12 @@ print(json.dumps({"before": before, "at_first_result": at_first_result, "status"
 """
 
 
-def test_the_worker_imports_what_napari_needs_for_the_first_result(tmp_model_dir):
+def test_the_worker_imports_what_napari_needs_for_the_first_result(tmp_model_dir, torch_imports_in):
     """napari imports pandas, scipy.linalg and skimage.color on first use inside ``viewer.add_labels``: the session's
     first result froze the GUI 1.0-1.5 s. In a fresh interpreter, the worker has imported them by the time its first
     result reaches the GUI thread's handler."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", BLOODSEG_MODEL_DIR=str(tmp_model_dir))
-    run = subprocess.run([sys.executable, "-c", _FIRST_RESULT], capture_output=True, text=True, timeout=300, env=env)
-    lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
-    assert lines, run.stderr
+    # the fresh-interpreter harness of the torch import tests (what imports torch is not asked here)
+    lines, _ = torch_imports_in(_FIRST_RESULT, BLOODSEG_MODEL_DIR=str(tmp_model_dir))
     from napari_bloodseg.plugin.segment_widget import NAPARI_LAZY_IMPORTS
 
     assert lines[-1] == {"before": [], "at_first_result": [list(NAPARI_LAZY_IMPORTS)], "status": "done"}
@@ -722,42 +720,30 @@ def test_whole_image_tile_streams_a_lazy_image_in_default_tiles(viewer, dock, wa
     assert "on disk [unet]" in viewer.layers and "cell [unet]" in viewer.layers
 
 
-def _save_tiny_model(folder, name: str) -> None:
+def _save_tiny_model(folder, name: str, *, seed: int = 0, width: int = 4, version: str = "1") -> None:
+    """A small WBC unet saved as ``folder/name`` (replacing one there: a model fine-tuned again)."""
     import torch
 
     from napari_bloodseg.models import ModelCard, build_model, save_model
 
-    torch.manual_seed(0)
-    model = build_model("unet", num_classes=3, width=4)
-    save_model(model, ModelCard(name=name, config=model.config, schema="wbc", version="1"), folder / name)
+    torch.manual_seed(seed)
+    model = build_model("unet", num_classes=3, width=width)
+    card = ModelCard(name=name, config=model.config, schema="wbc", version=version)
+    save_model(model, card, folder / name, overwrite=True)
 
 
 def test_a_renamed_model_is_followed_and_a_deleted_one_named_even_mid_run(
-    viewer, dock, wait_idle, qtbot, monkeypatch, wbc_pair, tmp_model_dir, notes
+    viewer, dock, wait_idle, qtbot, wbc_pair, tmp_model_dir, notes, held_forward
 ):
     """The Segment model renamed or deleted in the Models widget during a run: the combo switched to wbc-unet
     without a word (the next run used another model) and the result was named after a model no longer there."""
-    import threading
-
-    from napari_bloodseg.inference import Predictor
-
     _save_tiny_model(tmp_model_dir, "mine")
     _save_tiny_model(tmp_model_dir, "other")
     viewer.add_image(wbc_pair[0], name="cell", rgb=True)
     widget = dock("Segment")
     models = dock("Models")
-    widget.set_model("mine")
-    widget.set_device("cpu")
-    widget.tile_spin.setValue(TILE)
-    entered, release = threading.Event(), threading.Event()
-    real_forward = Predictor._forward
-
-    def forward(self, tiles, tta=False):
-        entered.set()
-        release.wait(30)
-        return real_forward(self, tiles, tta)
-
-    monkeypatch.setattr(Predictor, "_forward", forward)
+    _choose(widget, model="mine")
+    entered, release = held_forward
 
     # renamed mid-run: the combo follows, and the result lands under the new name
     widget.run()
