@@ -43,7 +43,7 @@ class CellSizeEstimate:
             what,
             choice,
             self.device_combo.device(),
-            int(self.tile_spin.value()),
+            self._tile_size(),
             self.tta_combo.currentData(),
             str(self.edge_combo.currentData()),
             connect={"returned": self._on_estimated, "errored": self._on_error, "finished": self._worker_done},

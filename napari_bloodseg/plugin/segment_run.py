@@ -39,6 +39,11 @@ class SegmentRun:
             show_error(no_model)
         return choice
 
+    def _tile_size(self) -> int:
+        """*Tile size* as Segment and Estimate run it: 0 (whole image) or at least MIN_TILE_SIZE."""
+        tile = int(self.tile_spin.value())
+        return tile if tile == 0 else max(tile, MIN_TILE_SIZE)  # a typed 8 px tile made an all-background mask
+
     def run(self) -> Any:
         """Start segmenting the chosen images in a worker thread; returns the worker (None if nothing to do)."""
         from napari.utils.notifications import show_error, show_warning
@@ -73,8 +78,7 @@ class SegmentRun:
         if choice.source == "untrained":
             show_warning(f"{choice.spec} is untrained (random weights): its output is meaningless until trained")
         device = self.device_combo.device()
-        tile = int(self.tile_spin.value())
-        tile = tile if tile == 0 else max(tile, MIN_TILE_SIZE)  # a typed 8 px tile made an all-background mask
+        tile = self._tile_size()
         notes = []
         streamed = [job.name for job in jobs if job.lazy]
         if tile == 0 and streamed:

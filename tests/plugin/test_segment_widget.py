@@ -575,6 +575,21 @@ def test_estimate_says_why_it_cannot_measure(viewer, dock, wait_idle, notes):
     assert "Failed" in widget.status.text()
 
 
+def test_estimate_runs_at_the_tile_size_segment_uses(viewer, dock, wait_idle, notes):
+    """A tile typed below the smallest worth running: Segment runs at that smallest size, and Estimate must too
+    (it refused the typed size with an error, where the same Segment went ahead)."""
+    from napari_bloodseg.inference.defaults import MIN_TILE_SIZE
+
+    viewer.add_image(np.full((120, 160, 3), 240, np.uint8), name="blank", rgb=True)
+    widget = dock("Segment")
+    _choose(widget, model="rbc-deconvnet", tile=8)
+    widget.estimate_cell_size()
+    wait_idle(widget)
+    assert not any("tile size" in e for e in notes.errors), notes.errors
+    assert any("blank: no cells found at any scale" in e for e in notes.errors), notes.errors
+    assert [p.tile_size for p in widget._predictors.values()] == [MIN_TILE_SIZE]
+
+
 def test_estimate_with_no_image_warns(viewer, dock, notes):
     widget = dock("Segment")
     assert widget.estimate_cell_size() is None
