@@ -3,7 +3,8 @@
 Results land in ``"<image> [<model>]"`` Labels layers in the schema's colours with class names; running again
 updates that layer (unless "new layer" is ticked, or a person has painted on the layer or marked it corrected:
 hand edits are never overwritten, the result goes to an untouched earlier result of that image or a new layer).
-One :class:`~napari_bloodseg.inference.Predictor` is kept per (model, device, tile size), so weights load once.
+One :class:`~napari_bloodseg.inference.Predictor` is kept per (model, device, tile size, TTA, edge cells), up to
+:data:`~.segment_work.MAX_PREDICTORS`, so weights load once (again when the model's file changes).
 Cancel stops at the next tile: the image in progress is dropped whole, images already finished keep their layers.
 
 A lazy image layer (a big TIFF the reader opened lazily, any dask/zarr/memory-mapped layer) is never loaded whole:
