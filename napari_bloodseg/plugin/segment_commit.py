@@ -38,6 +38,8 @@ class ResultCommitting:
         if existing is not None:
             layer = existing
             layer.data = res.labels
+            # placed where the image is now: a re-run after the image layer was moved or rescaled kept the old place
+            layer.scale, layer.translate = res.scale, res.translate
             layer.colormap = kwargs["colormap"]
             layer.features = kwargs["features"]
             old_file = meta(layer).pop("labels_file", None)
@@ -98,6 +100,7 @@ class ResultCommitting:
         existing = find_layer(self.viewer, name)
         if isinstance(existing, Image) and not self.new_layer_check.isChecked():
             existing.data = res.uncertainty
+            existing.scale, existing.translate = res.scale, res.translate
             return
         self.viewer.add_image(
             res.uncertainty,

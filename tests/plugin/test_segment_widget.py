@@ -192,6 +192,19 @@ def test_rerun_updates_layer_reuses_predictor_and_spares_corrected(
     assert len(_labels(viewer)) == 3
 
 
+def test_rerun_places_the_result_where_the_image_is_now(viewer, cell_widget, wait_idle):
+    """A re-run into the earlier result layer kept that layer's old scale and translate: after the image layer was
+    rescaled or moved, the new labels lay beside the cell they describe."""
+    cell_widget.uncertainty_check.setChecked(True)
+    _segment(cell_widget, wait_idle)
+    image = viewer.layers["cell"]
+    image.scale, image.translate = (0.5, 0.5), (10.0, -4.0)
+    _segment(cell_widget, wait_idle)
+    for name in ("cell [unet]", "cell [unet] uncertainty"):
+        np.testing.assert_allclose(viewer.layers[name].scale, image.scale)
+        np.testing.assert_allclose(viewer.layers[name].translate, image.translate)
+
+
 def test_rerun_keeps_hand_edits_that_were_not_marked_corrected(viewer, cell_widget, wait_idle, notes):
     widget = cell_widget
     _segment(widget, wait_idle)
