@@ -309,7 +309,7 @@ def test_finetune_from_a_folder_and_partial_labels(viewer, dock, wait_idle, base
     assert layer.selected_label == 255 and layer.mode == "paint"
     layer.data[:, : SIZE // 2] = 255  # only the right half was checked
 
-    from napari_bloodseg.plugin.finetune_widget import find_layer_pairs, pair_samples
+    from napari_bloodseg.plugin.finetune_pairs import find_layer_pairs, pair_samples
 
     (sample,) = pair_samples(find_layer_pairs(viewer), "wbc", BASE)
     assert (sample.labels[:, : SIZE // 2] == 255).all() and (
