@@ -42,10 +42,16 @@ def run(args: argparse.Namespace) -> int:
             for arch in ARCHITECTURES:
                 print(f"{arch}\twbc|rbc\t{arch}\tuntrained\tv0\t(random weights: train or fine-tune before use)")
             print(f"# user models: {user_model_dir()}")
-            from ..models.zoo import skipped_cards
+            from ..models.zoo import all_cardless_weights, skipped_cards
 
             for skipped in skipped_cards():  # a damaged model must not vanish from the list without a word
                 print(f"bloodseg: warning: {skipped.note()}", file=sys.stderr)
+            for weights in all_cardless_weights():  # nor weights whose card is gone (an interrupted save)
+                print(
+                    f"bloodseg: warning: skipped {weights}: weights without their card; put the card beside them, "
+                    f"or bloodseg models delete {weights.name[: -len('.safetensors')]}",
+                    file=sys.stderr,
+                )
     except BrokenPipeError:
         raise
     except ModelFileError as exc:

@@ -119,30 +119,45 @@ def delete_model(name: str) -> None:
     """The card goes first (the model is no longer listed), then the weights, with interrupts held back: never a
     card left without its weights. A user card that is no usable model (its weights gone, or unreadable) is deleted
     too when named: the list names it as skipped, and deleting it was the only way out besides the file manager.
-    So are weights left without their card."""
-    try:
-        path = _user_model(name)
-    except ModelFileError:
-        path = _skipped_user_card(name)
-        if path is None and (weights := cardless_weights(name)) is not None:
-            path = weights.with_name(weights.name[: -len(WEIGHTS_SUFFIX)])
-        if path is None:
-            raise
+    So are weights left without their card. The name's exact case decides first: ``delete MINE`` with a usable
+    ``mine`` and card-less ``MINE.safetensors`` beside it deleted ``mine``."""
+    path = None if _usable_exactly(name) else _damaged_user_model(name, exact=True)
+    if path is None:
+        try:
+            path = _user_model(name)
+        except ModelFileError:
+            path = _damaged_user_model(name, exact=False)
+            if path is None:
+                raise
     weights, card = model_paths(path)
     with signals_held():
         card.unlink(missing_ok=True)
         weights.unlink(missing_ok=True)
 
 
-def _skipped_user_card(name: str) -> Path | None:
-    """The card, without suffix, of a skipped (unusable) user model called ``name`` (any case), or None."""
+def _usable_exactly(name: str) -> bool:
+    """A listed model is called ``name`` in exactly this case."""
+    from .zoo import list_models
+
+    return any(info.name == name for info in list_models())
+
+
+def _damaged_user_model(name: str, *, exact: bool) -> Path | None:
+    """The path, without suffix, of a user card that is no usable model (:func:`~.zoo.skipped_cards`) or of weights
+    without their card, called ``name`` (in exactly this case, or in any case), or None."""
     from .zoo import skipped_cards
+
+    def same(stem: str) -> bool:
+        return stem == name if exact else stem.casefold() == name.casefold()
 
     folder = user_model_dir().resolve()
     for skipped in skipped_cards():
         stem = skipped.path.name[: -len(CARD_SUFFIX)]
-        if skipped.path.parent.resolve() == folder and stem.casefold() == name.casefold():
+        if skipped.path.parent.resolve() == folder and same(stem):
             return skipped.path.with_name(stem)
+    weights = cardless_weights(name)
+    if weights is not None and same(weights.name[: -len(WEIGHTS_SUFFIX)]):
+        return weights.with_name(weights.name[: -len(WEIGHTS_SUFFIX)])
     return None
 
 

@@ -133,17 +133,25 @@ def skipped_cards() -> list[SkippedCard]:
     return _scan(SHIPPED_DIR, "shipped")[1] + _scan(user_model_dir(), "user")[1]
 
 
-def cardless_weights(name: str) -> Path | None:
-    """Weights in the user model folder called ``name`` (any case) with no card beside them, or None: a save
-    interrupted between its two renames, or a copy by hand. No list shows them (the card says what they are)."""
+def all_cardless_weights() -> list[Path]:
+    """Every weights file in the user model folder with no card beside it: a save interrupted between its two
+    renames, or a copy by hand. The hidden temporary files of a save in progress are not among them."""
     folder = user_model_dir()
     if not folder.is_dir():
-        return None
-    for weights in sorted(folder.glob(f"*{WEIGHTS_SUFFIX}")):
-        stem = weights.name[: -len(WEIGHTS_SUFFIX)]
-        if stem.casefold() == name.casefold() and not model_paths(weights)[1].exists():
-            return weights
-    return None
+        return []
+    return [
+        w
+        for w in sorted(folder.glob(f"*{WEIGHTS_SUFFIX}"))
+        if not w.name.startswith(".") and not model_paths(w)[1].exists()
+    ]
+
+
+def cardless_weights(name: str) -> Path | None:
+    """Weights in the user model folder called ``name`` (its exact case first, then any case) with no card beside
+    them, or None. No list of models shows them (the card says what they are)."""
+    found = [w for w in all_cardless_weights() if w.name[: -len(WEIGHTS_SUFFIX)].casefold() == name.casefold()]
+    exact = [w for w in found if w.name[: -len(WEIGHTS_SUFFIX)] == name]
+    return (exact or found or [None])[0]
 
 
 def find_model(spec: str) -> ModelInfo:

@@ -2,7 +2,7 @@
 offers to delete.
 
 Two kinds: a card that is broken or has lost its weights (:func:`~napari_bloodseg.models.zoo.skipped_cards`), and
-weights that have lost their card (:func:`~napari_bloodseg.models.zoo.cardless_weights`: an interrupted save, or a
+weights that have lost their card (:func:`~napari_bloodseg.models.zoo.all_cardless_weights`: an interrupted save, or a
 copy by hand). Neither is listed as a model; weights without a card were not named at all, so they could only be
 found and removed in a file manager (GUI audit L5). Both are deleted by name with
 :func:`~napari_bloodseg.models.manage.delete_model`. Kept free of Qt so the rule reads, and is tested, on its own.
@@ -32,31 +32,12 @@ class UnusableFile:
         return f"skipped {self.path}: {self.reason}"
 
 
-def cardless_user_weights() -> list[Path]:
-    """Weights files in the user model folder without their card; the hidden temporary files of a save in progress
-    are left alone."""
-    from ..models import user_model_dir
-    from ..models.zoo import cardless_weights
-
-    folder = user_model_dir()
-    if not folder.is_dir():
-        return []
-    found: list[Path] = []
-    for weights in sorted(folder.glob(f"*{WEIGHTS_SUFFIX}")):
-        if weights.name.startswith("."):
-            continue
-        orphan = cardless_weights(weights.name[: -len(WEIGHTS_SUFFIX)])
-        if orphan is not None and orphan not in found:
-            found.append(orphan)
-    return found
-
-
 def not_listed(listed: Iterable[str] = ()) -> tuple[list[str], list[UnusableFile]]:
     """(a note for every file in the model folders that is no usable model, the user folder's ones). ``listed``:
     the usable user models' names; a file whose name differs from one of them only in case is named but not
     offered for deletion (deleting by that name would find the model)."""
     from ..models import user_model_dir
-    from ..models.zoo import skipped_cards
+    from ..models.zoo import all_cardless_weights, skipped_cards
 
     usable = {name.casefold() for name in listed}
     folder = user_model_dir().resolve()
@@ -68,7 +49,7 @@ def not_listed(listed: Iterable[str] = ()) -> tuple[list[str], list[UnusableFile
             continue
         name = card.path.name[: -len(CARD_SUFFIX)]
         out.append(UnusableFile(name, card.path, card.reason, name.casefold() not in usable))
-    for weights in cardless_user_weights():
+    for weights in all_cardless_weights():
         name = weights.name[: -len(WEIGHTS_SUFFIX)]
         reason = (
             f"weights without their card ({name}{CARD_SUFFIX}; an interrupted save, or a copy by hand): put the card "

@@ -119,6 +119,11 @@ def test_models_list_notes_cards_that_are_not_usable_models(constant_models, cap
     assert f"bloodseg: warning: skipped {constant_models / 'orphan.json'}: no weights file beside it" in err
     assert f"bloodseg: warning: skipped {constant_models / 'broken.json'}: not a usable model card" in err
     assert len(err.strip().splitlines()) == 2
+    (constant_models / "lost.safetensors").write_bytes((constant_models / "all-cyto.safetensors").read_bytes())
+    assert main(["models"]) == 0  # weights whose card is gone were not named at all
+    err = capsys.readouterr().err
+    assert f"bloodseg: warning: skipped {constant_models / 'lost.safetensors'}: weights without their card" in err
+    assert "bloodseg models delete lost" in err and len(err.strip().splitlines()) == 3
 
 
 @pytest.mark.parametrize("spec", ["", "."])

@@ -270,3 +270,19 @@ def test_an_architecture_name_is_the_architecture_even_beside_an_older_model_nam
     m = build_model("unet", num_classes=3, width=4)
     save_model(m, ModelCard(name="Unet", config=m.config, schema="wbc"), tmp_model_dir / "Unet")
     assert find_model("unet").source == "untrained" and find_model("Unet").source == "user"
+
+
+def test_delete_takes_a_damaged_files_exact_case_before_a_usable_model_in_another_case(user_model, tmp_model_dir):
+    """``delete MINE`` with a usable ``mine`` and card-less ``MINE.safetensors`` beside it deleted ``mine``, the
+    model, and left the damaged file (GUI helper's finding)."""
+    from napari_bloodseg.models.zoo import all_cardless_weights, find_model
+
+    (tmp_model_dir / "MINE.safetensors").write_bytes(b"x")
+    (tmp_model_dir / ".tmp-save.safetensors").write_bytes(b"x")  # a save in progress: not listed
+    assert all_cardless_weights() == [tmp_model_dir / "MINE.safetensors"]
+    delete_model("MINE")
+    assert not (tmp_model_dir / "MINE.safetensors").exists()
+    assert find_model("mine").source == "user"  # the usable model is untouched
+    (tmp_model_dir / "MINE.safetensors").write_bytes(b"x")
+    delete_model("mine")  # its exact case: the usable model, not the damaged file
+    assert sorted(p.name for p in tmp_model_dir.iterdir()) == [".tmp-save.safetensors", "MINE.safetensors"]
