@@ -180,8 +180,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"after:  {fmt(res.after)}")
     for caveat in res.caveats:
         print(f"bloodseg: warning: {caveat}", file=sys.stderr)
-    if cut := res.length.budget_note("--max-seconds"):
-        print(f"bloodseg: note: {cut}", file=sys.stderr)
+    if cut := res.length.budget_note():
+        print(f"bloodseg: note: {cut}; for every step, give a larger --max-seconds (0: no limit)", file=sys.stderr)
     if res.base_before:
         print(f"base-domain validation before: {fmt(res.base_before)}")
         print(f"base-domain validation after:  {fmt(res.base_after)}")

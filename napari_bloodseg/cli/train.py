@@ -282,8 +282,8 @@ def run(args: argparse.Namespace) -> int:
         f"bloodseg: {validated}, {result.seconds:.0f} s on {result.device}; saved {weights} + {card_path.name}",
         file=sys.stderr,
     )
-    if cut := result.length.budget_note("--max-minutes", unit="min"):
-        print(f"bloodseg: note: {cut}", file=sys.stderr)
+    if cut := result.length.budget_note(unit="min"):
+        print(f"bloodseg: note: {cut}; for every epoch, give a larger --max-minutes (0: no limit)", file=sys.stderr)
     note = training_speed_note(args)  # after the run, so a refusal stays one line
     if note:
         print(f"bloodseg: note: {note}", file=sys.stderr)

@@ -60,7 +60,10 @@ class FinetuneResults:
         text += f"; Dice on {n_val} validation image(s) above" if n_val else "; no validation part: no scores"
         if abs(scale - 1.0) > 1e-6:
             text += f"; images were rescaled ×{scale:.2f} to the base model's cell size"
-        for caveat in res.caveats:
-            text += f". <span style='color:#e0a040'>Note: {caveat}</span>"
+        notes = list(res.caveats)
+        if cut := res.length.budget_note():  # "100 epochs" ran 70: say so, as the CLI does
+            notes.append(f"{cut}; for every epoch, raise Time budget (0: no limit)")
+        for note in notes:
+            text += f". <span style='color:#e0a040'>Note: {note}</span>"
         self.status.setText(text)
         self.apply_btn.setEnabled(True)

@@ -74,14 +74,13 @@ class RunLength:
     def cut_by_budget(self) -> bool:
         return self.budget_s is not None and self.steps_done < self.steps_planned
 
-    def budget_note(self, option: str, unit: str = "s") -> str | None:
-        """The line a user reads when the budget ended the run (None otherwise); ``option`` names the setting
-        that would give it more time, ``unit`` how that setting counts ("s" or "min")."""
+    def budget_note(self, unit: str = "s") -> str | None:
+        """What a user reads when the budget ended the run (None otherwise), in the ``unit`` its setting counts
+        in ("s" or "min"); each front end adds the setting that gives more time."""
         if not self.cut_by_budget or self.budget_s is None:
             return None
         budget = f"{self.budget_s:g} s" if unit == "s" else f"{self.budget_s / 60:g} min"
         return (
-            f"the time budget ({option} {budget}) ended training after {self.steps_done} of "
-            f"{self.steps_planned} steps; the learning rate was still brought down within it. For every step, "
-            f"give a larger {option} (0: no limit)"
+            f"the time budget of {budget} ended training after {self.steps_done} of {self.steps_planned} steps "
+            "(the learning rate was still brought down within it)"
         )

@@ -852,8 +852,8 @@ def test_a_run_its_time_budget_ended_says_so(
 
     training_clock(lambda i: 1.0)  # 1 s a step against a 6 s budget: 30 steps do not fit
     notes = [ln for ln in run("cut").splitlines() if "time budget" in ln]
-    option = "--max-seconds 6 s" if command == "finetune" else "--max-minutes 0.1 min"
-    assert len(notes) == 1 and notes[0].startswith(f"bloodseg: note: the time budget ({option}) ended training")
-    assert " of 30 steps" in notes[0]
+    budget, option = ("6 s", "--max-seconds") if command == "finetune" else ("0.1 min", "--max-minutes")
+    assert len(notes) == 1 and notes[0].startswith(f"bloodseg: note: the time budget of {budget} ended training")
+    assert " of 30 steps" in notes[0] and f"give a larger {option} (0: no limit)" in notes[0]
     training_clock(lambda i: 0.01)  # the same run within its budget: not a word about it
     assert "time budget" not in run("uncut")

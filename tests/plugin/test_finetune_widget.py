@@ -437,6 +437,21 @@ def test_keep_last_epoch_saves_the_final_state(viewer, dock, wait_idle, base_mod
     assert selection_score(res.after) == pytest.approx(scores[-1])  # the saved model is the last epoch's
 
 
+def test_a_run_the_time_budget_ended_says_so(viewer, dock, wait_idle, base_model, training_clock):
+    """Audit #11, in the widget: 20 epochs asked, the budget ended the run after 6 steps, and the status said only
+    "Saved"."""
+    training_clock(lambda i: 1.0)  # 1 s a step against a 6 s budget
+    add_corrected(viewer, 3)
+    widget = dock("Fine-tune")
+    configure(widget, epochs=20, budget=6)
+    widget.all_train_check.setChecked(True)
+    assert widget.run() is not None
+    wait_idle(widget)
+    assert widget.last_status == "done", widget.status.text()
+    assert "the time budget of 6 s ended training after" in widget.status.text()
+    assert "raise Time budget" in widget.status.text()
+
+
 @pytest.mark.parametrize("native", [True, False])
 def test_faster_arithmetic_is_offered_only_where_it_is_faster(
     viewer, dock, wait_idle, base_model, tmp_model_dir, device_probe, native

@@ -169,8 +169,8 @@ def test_a_run_that_overruns_its_budget_anneals_by_time(wbc_samples, monkeypatch
     res = fit(*_model_and_card(), wbc_samples[:4], [], cfg)
     assert res.stopped_early and len(seen) <= 7  # stopped by the budget after ~6 of 12 steps
     assert (res.length.steps_done, res.length.steps_planned, res.length.budget_s) == (len(seen), 12, 6.0)
-    note = res.length.budget_note("--max-seconds")
-    assert note.startswith(f"the time budget (--max-seconds 6 s) ended training after {len(seen)} of 12 steps")
+    assert res.length.budget_note().startswith(f"the time budget of 6 s ended training after {len(seen)} of 12 steps")
+    assert res.length.budget_note(unit="min").startswith("the time budget of 0.1 min ended")
     assert seen[:2] == [0.0, 1 / 12]  # the first epoch runs on steps
     assert seen[-1] >= 5 / 6  # then on time: the schedule has all but annealed when the budget ends it
 
@@ -409,6 +409,6 @@ def test_max_steps_cuts_the_last_epoch_and_still_validates_it(wbc_samples):
     assert steps == [(i, 6) for i in range(1, 7)]  # the schedule anneals over 6 steps, not 12
     assert len(res.history) == 2 and res.history[-1].val is not None
     assert not res.stopped_early  # not a time-budget stop
-    assert (res.length.steps_done, res.length.steps_planned) == (6, 6) and res.length.budget_note("x") is None
+    assert (res.length.steps_done, res.length.steps_planned) == (6, 6) and res.length.budget_note() is None
     with pytest.raises(ValueError, match="max_steps"):
         fit(model, card, wbc_samples[:4], [], TrainConfig(epochs=1, max_steps=0, batch_size=2, patch_size=48))
