@@ -6,12 +6,15 @@ exactly on them (a grey photo's smooth background only comes near 255). A folder
 (``NNN.bmp`` + ``NNN.png``, or ``images/`` + ``masks/``) opens as image + mask pairs, each mask named
 ``"<image> mask"`` so the evaluate widget pairs it with ``"<image> [model]"`` predictions.
 
-A TIFF of :data:`LAZY_MIN_PIXELS` or more (a whole smear scan) opens lazily: a multiscale image layer of dask
-arrays over :func:`napari_bloodseg.io.lazy.open_lazy`, the TIFF's own pyramid levels when it has them, else strided
-views of full resolution (napari reads a whole 2-D plane of a single-scale layer at once). Nothing is read until
-napari shows a region; the Segment widget streams from the file (``metadata["bloodseg"]["lazy"]``). A TIFF that
-cannot be read in parts (e.g. one compressed strip holding the whole image, or compressed without ``zarr``) is
-read whole as before.
+A TIFF of :data:`LAZY_MIN_PIXELS` or more (a whole smear scan) opens lazily: a multiscale image layer over
+:func:`napari_bloodseg.io.lazy.open_lazy` (napari reads a whole 2-D plane of a single-scale layer at once), the
+TIFF's own pyramid levels when it has them. Without them, an uncompressed TIFF gets strided views of its memory map
+(a view reads only the rows it keeps); a compressed or tiled one, whose every coarse pixel needs its tile decoded,
+gets a 2x level averaged chunk by chunk from full resolution and coarser ones from one banded pass over the file
+(:class:`napari_bloodseg.io.pyramid.Pyramid`, in the background while a viewer is open: they fill in as it goes,
+:mod:`.progressive`). Full resolution is read only where napari shows it; the Segment widget streams from the
+file (``metadata["bloodseg"]["lazy"]``). A TIFF that cannot be read in parts (e.g. one compressed strip holding the
+whole image, or compressed without ``zarr``) is read whole as before.
 
 Bad input (corrupt file, mask of the wrong size, not an image) never raises into napari: the reader shows an
 error notification, opens whatever else it could, and returns napari's "nothing to add" sentinel otherwise.
@@ -23,7 +26,7 @@ import importlib.util
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -31,8 +34,10 @@ from ..io.images import IMAGE_SUFFIXES, ImageReadError, _read_raw, to_rgb_uint8
 from ..io.lazy import open_lazy
 from ..io.masks import MaskError, grey_from_array, palette_indices, read_mask
 from ..io.pairs import find_pairs
+from ..io.pyramid import Pyramid, reduce2
 from ..schemas import SCHEMAS
 from .layers import META_KEY, schema_layer_kwargs
+from .progressive import redraw_while_building, viewer_open
 
 LayerData = tuple[Any, ...]
 #: napari's "the reader handled this path but there is nothing to add" value.
@@ -153,8 +158,14 @@ def _mask_layer(path: Path, labels: np.ndarray, schema, image: Path | None = Non
     return (labels, kwargs, "labels")
 
 
-def _tiff_plan(path: Path) -> tuple[int, int] | None:
-    """Pyramid levels and pixels of a TIFF when it is big and every level can be read in parts, else None.
+class _Plan(NamedTuple):
+    levels: int  # pyramid levels in the file
+    pixels: int  # of full resolution
+    rows: int  # per tile or strip of full resolution
+
+
+def _tiff_plan(path: Path) -> _Plan | None:
+    """How a TIFF is read when it is big and every level can be read in parts, else None.
 
     Decided from the tags alone: level 0 uncompressed and contiguous (memory-mapped), or every level in
     strips/tiles of at most :data:`MAX_CHUNK_BYTES` read through zarr (which must be installed)."""
@@ -175,7 +186,9 @@ def _tiff_plan(path: Path) -> tuple[int, int] | None:
                 chunk = rows * cols * page.samplesperpixel * max(page.bitspersample // 8, 1)
                 if chunk > MAX_CHUNK_BYTES or importlib.util.find_spec("zarr") is None:
                     return None
-            return len(series.levels), pixels
+            page = series.levels[0].keyframe
+            rows = page.tilelength if page.is_tiled else (page.rowsperstrip or 1)
+            return _Plan(len(series.levels), pixels, min(int(rows), int(page.imagelength)))
     except Exception:  # noqa: BLE001 - a corrupt or odd TIFF is left to the whole-file path and its error message
         return None
 
@@ -205,17 +218,32 @@ def _as_dask(arr: Any) -> Any:
     return da.from_array(_Unowned(arr), chunks=chunks, name=False, meta=np.empty((0, 0, 0), np.uint8))
 
 
-def _levels(path: Path, n_levels: int) -> list[Any]:
-    """Dask levels, largest first: the file's pyramid, or strided views of level 0 down to MIN_LEVEL_SIDE."""
-    top = open_lazy(path)
-    levels = [_as_dask(top)] + [_as_dask(open_lazy(path, level=k)) for k in range(1, n_levels)]
-    factor = 2
-    while n_levels == 1 and max(top.shape[:2]) / factor > MIN_LEVEL_SIDE / 2:
-        # a memmap view reads only the rows it keeps; other sources are strided chunk by chunk
-        view = top[::factor, ::factor] if isinstance(top, np.memmap) else None
-        levels.append(_as_dask(view) if view is not None else levels[0][::factor, ::factor])
-        factor *= 2
-    return levels
+def _halved(level0: Any) -> Any:
+    """A dask level 0 at half size, each chunk averaged from the one chunk of level 0 it covers."""
+    chunks = (*(tuple(-(-c // 2) for c in dim) for dim in level0.chunks[:2]), level0.chunks[2])
+    return level0.map_blocks(reduce2, chunks=chunks, dtype=np.uint8, meta=np.empty((0, 0, 0), np.uint8))
+
+
+def _levels(path: Path, top: Any, plan: _Plan, *, progressive: bool) -> tuple[list[Any], Pyramid | None]:
+    """Levels, largest first: the file's pyramid, else coarser ones down to MIN_LEVEL_SIDE (see the module
+    docstring), and the :class:`Pyramid` making them when there is one to build."""
+    levels = [_as_dask(top)] + [_as_dask(open_lazy(path, level=k)) for k in range(1, plan.levels)]
+    factors: list[int] = []
+    while plan.levels == 1 and max(top.shape[:2]) / 2 ** (len(factors) + 1) > MIN_LEVEL_SIDE / 2:
+        factors.append(2 ** (len(factors) + 1))
+    if isinstance(top, np.ndarray):  # a memmap view reads only the rows it keeps (and one in memory, nothing)
+        return levels + [_as_dask(top[::f, ::f]) for f in factors], None
+    if 2 in factors:  # reads what napari shows at 2x only, a few MB a screen: not worth a quarter of the slide on disk
+        levels.append(_halved(levels[0]))
+    coarse = [f for f in factors if f > 2]
+    if not coarse:
+        return levels, None
+    try:
+        # its own handle: the background pass must not share the file with napari's reads of level 0
+        pyramid = Pyramid(open_lazy(path), coarse, align=plan.rows, progressive=progressive)
+    except OSError:  # no room for the levels in the temporary folder: strided views (slow, but they show)
+        return levels + [levels[0][::f, ::f] for f in coarse], None
+    return levels + [pyramid.level(f) for f in coarse], pyramid
 
 
 def _looks_like_mask_sample(image: Any) -> bool:
@@ -233,11 +261,19 @@ def read_big_tiff(path: Path) -> LayerData | None:
     if plan is None:
         return None
     try:
-        levels = _levels(path, plan[0])
+        top = open_lazy(path)
     except ImageReadError:
         return None  # e.g. a stack: the whole-file path says what is wrong with it
-    if _looks_like_mask_sample(levels[0]):
+    if _looks_like_mask_sample(top):
         return None
+    progressive = viewer_open()
+    try:
+        levels, pyramid = _levels(path, top, plan, progressive=progressive)
+    except ImageReadError:
+        return None  # a pyramid level that cannot be read in parts: the whole-file path reads level 0
+    if pyramid is not None and progressive:
+        pyramid.start()
+        redraw_while_building(pyramid, path.name)
     info = {"path": str(path.absolute()), "role": "image", "lazy": True}
     kwargs = {"name": path.stem, "rgb": True, "multiscale": True, "contrast_limits": (0, 255)}
     return (levels, {**kwargs, "metadata": {META_KEY: info}}, "image")

@@ -204,6 +204,136 @@ def test_big_tiff_opens_as_lazy_multiscale_without_reading_it_whole(big_tiff, sm
     np.testing.assert_array_equal(np.asarray(data[1]), smear_field[::2, ::2])
 
 
+@pytest.fixture
+def tiled_tiff(tmp_path, smear_field, lazy_threshold, monkeypatch) -> Path:
+    """``smear_field`` as a zlib-compressed, tiled TIFF without a pyramid, big enough for two levels beyond 2x."""
+    pytest.importorskip("zarr")
+    import tifffile
+
+    from napari_bloodseg.plugin import reader
+
+    monkeypatch.setattr(reader, "MIN_LEVEL_SIDE", 256)  # levels down to 8x (188 px a side)
+    path = tmp_path / "tiled.tif"
+    tifffile.imwrite(path, smear_field, tile=(256, 256), compression="zlib")
+    return path
+
+
+def _reduced(a: np.ndarray, times: int) -> np.ndarray:
+    from napari_bloodseg.io.pyramid import reduce2
+
+    for _ in range(times):
+        a = reduce2(a)
+    return a
+
+
+def _spy_file_reads(monkeypatch) -> list[tuple[int, int, str]]:
+    """(first row, last row + 1, thread) of every read of a streamed file's pixels."""
+    import threading
+
+    from napari_bloodseg.io.lazy import RGBView
+
+    reads: list[tuple[int, int, str]] = []
+    real = RGBView._read_rows
+
+    def spy(self, rows, *args, **kwargs):
+        start, stop, _ = rows.indices(self.shape[0])
+        reads.append((start, stop, threading.current_thread().name))
+        return real(self, rows, *args, **kwargs)
+
+    monkeypatch.setattr(RGBView, "_read_rows", spy)
+    return reads
+
+
+def test_a_compressed_tiff_without_a_pyramid_gets_averaged_levels_from_one_pass(tiled_tiff, smear_field, monkeypatch):
+    """Strided views of a tiled, compressed TIFF decoded every tile of the slide again for each look at the overview
+    (a 105 MP slide froze napari 15-22 s, 3.3 GB). Coarse levels now come from one banded pass over the file, and
+    are averages (no aliasing); 2x is averaged chunk by chunk from what napari shows of full resolution."""
+    data, kwargs, kind = _only_layer(tiled_tiff)
+    assert kind == "image" and kwargs["multiscale"]
+    assert [level.shape[:2] for level in data] == [(1200, 1500), (600, 750), (300, 375), (150, 188)]
+    np.testing.assert_array_equal(np.asarray(data[0][500:700, 900:1100]), smear_field[500:700, 900:1100])
+    np.testing.assert_array_equal(np.asarray(data[1][100:300, 200:400]), _reduced(smear_field, 1)[100:300, 200:400])
+
+    reads = _spy_file_reads(monkeypatch)
+    np.testing.assert_array_equal(np.asarray(data[3]), _reduced(smear_field, 3))
+    np.testing.assert_array_equal(np.asarray(data[2]), _reduced(smear_field, 2))
+    np.testing.assert_array_equal(np.asarray(data[3][10:20]), _reduced(smear_field, 3)[10:20])
+    assert sum(stop - start for start, stop, _ in reads) == 1200  # every row of the file read once, for all levels
+
+
+def _grey_part(layer) -> float:
+    """The part of a layer's thumbnail (drawn from its coarsest level) that is the grey of rows not built yet."""
+    from napari_bloodseg.io.pyramid import PLACEHOLDER
+
+    return float((np.asarray(layer.thumbnail)[..., :3] == PLACEHOLDER).all(axis=-1).mean())
+
+
+def test_the_viewer_gets_coarse_levels_built_off_its_thread_and_drawn_when_built(
+    viewer, tiled_tiff, smear_field, qtbot, monkeypatch
+):
+    import threading
+
+    from napari_bloodseg.io.pyramid import Pyramid
+    from napari_bloodseg.plugin import progressive
+
+    reads = _spy_file_reads(monkeypatch)
+    opened = threading.Event()
+    real = Pyramid.build_band
+    monkeypatch.setattr(Pyramid, "build_band", lambda self, i: opened.wait(10) and real(self, i))
+    monkeypatch.setattr("napari_bloodseg.io.pyramid.BAND_PIXELS", 256 * 1500)  # 5 bands
+    (layer,) = viewer.open(str(tiled_tiff), plugin=PLUGIN)
+    pyramid = layer.data[-1].pyramid
+    assert pyramid.progressive and pyramid.version == 0  # napari's GUI thread never waited for a band
+    assert _grey_part(layer) > 0.5, "what is not built yet is drawn grey"
+    opened.set()
+    qtbot.waitUntil(lambda: pyramid.complete and not progressive._TIMERS, timeout=20_000)
+    main = threading.main_thread().name
+    built = [(start, stop) for start, stop, thread in reads if thread == "napari-bloodseg-pyramid"]
+    assert sum(stop - start for start, stop in built) == 1200
+    # the GUI thread read the mask sample (3 x 64 rows) and what it showed of full resolution or 2x, never the file
+    # whole, for each coarse level it drew
+    assert sum(stop - start for start, stop, thread in reads if thread == main) < 2 * 1200
+    assert _grey_part(layer) == 0, "drawn again once built"
+    np.testing.assert_array_equal(np.asarray(layer.data[-1]), _reduced(smear_field, 3))
+    # Segment streams full resolution from the file, as before
+    from napari_bloodseg.plugin.layers import image_rgb
+
+    source = image_rgb(layer, lazy=True)
+    assert not hasattr(source, "pyramid") and not hasattr(source, "dask")
+    np.testing.assert_array_equal(source[700:900, 100:1400], smear_field[700:900, 100:1400])
+
+
+def test_removing_the_layer_stops_its_pyramid_and_a_failure_is_a_warning(viewer, tiled_tiff, qtbot, notes, monkeypatch):
+    import threading
+
+    from napari_bloodseg.io.pyramid import Pyramid
+
+    gate = threading.Event()
+    real = Pyramid.build_band
+
+    def slow(self, i):
+        gate.wait(10)
+        if i == 1:
+            raise OSError("corrupt tile")
+        real(self, i)
+
+    monkeypatch.setattr(Pyramid, "build_band", slow)
+    monkeypatch.setattr("napari_bloodseg.io.pyramid.BAND_PIXELS", 256 * 1500)  # 5 bands
+    (layer,) = viewer.open(str(tiled_tiff), plugin=PLUGIN)
+    pyramid = layer.data[-1].pyramid
+    qtbot.wait(600)  # the layer is seen by the redraw timer
+    viewer.layers.remove(layer)
+    qtbot.waitUntil(lambda: pyramid.finished, timeout=5000)  # cancelled, with nothing built
+    assert pyramid.version == 0
+    gate.set()
+    assert pyramid.wait(10) and pyramid.version <= 1 and not notes  # the band under way, then no more
+
+    (layer,) = viewer.open(str(tiled_tiff), plugin=PLUGIN)
+    qtbot.waitUntil(lambda: any("zoomed-out views" in m for _, m in notes), timeout=20_000)
+    (severity, message) = [(s, m) for s, m in notes if "zoomed-out views" in m][0]
+    assert severity == "warning" and "tiled.tif" in message and "corrupt tile" in message
+
+
 def test_pyramid_tiff_uses_its_own_levels(tmp_path, smear_field, lazy_threshold):
     pytest.importorskip("zarr")
     import tifffile
