@@ -20,6 +20,10 @@ class ImageReadError(ValueError):
     """An image file is missing, unreadable or of an unsupported layout."""
 
 
+class LeftOutImagesWarning(UserWarning):
+    """A file holds further images beside the one read (a TIFF's pages of another size): they are not segmented."""
+
+
 #: Pillow refuses images over ~179 MP as possible "decompression bombs"; whole smear scans are that big, and
 #: reading is what the user asked for. Above this (3 GB as RGB), a tiled TIFF is the way (read in parts)
 MAX_WHOLE_PIXELS = 1_000_000_000
@@ -153,6 +157,52 @@ def refuse_stack(path: Path, series: Any) -> None:
         raise ImageReadError(f"{path}: {problem}")
 
 
+#: TIFF NewSubfileType bits of pages that belong to the image before them: a reduced-resolution copy (a pyramid
+#: level, a thumbnail) and a transparency mask
+REDUCED_RESOLUTION, TRANSPARENCY_MASK = 1, 4
+#: further images named in a warning; more are counted
+_NAMED_LEFT_OUT = 3
+
+
+def tiff_left_out(tif: Any) -> list[str]:
+    """The images of a TIFF that reading its first series leaves out, as "page 2 (800 x 600)": further series
+    (tifffile makes a page of another size a series of its own; pages of one size are one series, refused as a
+    stack). Pages marked as belonging to the image (:data:`REDUCED_RESOLUTION`, :data:`TRANSPARENCY_MASK`) are not
+    named, nor are pyramid levels in SubIFDs (tifffile puts those in the first series' levels)."""
+    out = []
+    for series in tif.series[1:]:
+        if int(series.keyframe.subfiletype or 0) & (REDUCED_RESOLUTION | TRANSPARENCY_MASK):
+            continue
+        first = next((page.index for page in series.pages if page is not None), None)
+        count = len(series.pages)
+        where = "" if first is None else f"page {first + 1}" if count == 1 else f"pages {first + 1}-{first + count}"
+        dims = dict(zip(series.axes, series.shape, strict=True))
+        size = f"{dims['X']} x {dims['Y']}" if "X" in dims and "Y" in dims else " x ".join(map(str, series.shape))
+        label = " ".join(part for part in (where, repr(series.name) if series.name else "") if part)
+        out.append(f"{label} ({size} pixels)" if label else f"{size} pixels")
+    return out
+
+
+def warn_left_out(path: Path, tif: Any) -> None:
+    """Warn (:class:`LeftOutImagesWarning`) when a TIFF holds images beside the first one, which alone is read: a
+    field saved with a crop of it opened as the field, without a word about the crop. napari's reader shows the
+    warning as a notification, ``bloodseg predict`` prints it."""
+    left = tiff_left_out(tif)
+    if not left:
+        return
+    first = tif.series[0]
+    dims = dict(zip(first.axes, first.shape, strict=True))
+    more = f" and {len(left) - _NAMED_LEFT_OUT} more" if len(left) > _NAMED_LEFT_OUT else ""
+    images = "image" if len(left) == 1 else "images"
+    warnings.warn(
+        f"{path}: read its first image ({dims.get('X', '?')} x {dims.get('Y', '?')} pixels) only; the file holds "
+        f"{len(left)} more {images}, left out: {', '.join(left[:_NAMED_LEFT_OUT])}{more}. Save each image to "
+        "segment as its own file",
+        LeftOutImagesWarning,
+        stacklevel=2,
+    )
+
+
 def tiff_needs_converting(page: Any) -> bool:
     """Whether a TIFF page's pixels, as stored, are not what viewers show (palette, CMYK, MinIsWhite, a turned
     Orientation tag, premultiplied alpha): streaming reads stored pixels, so such files are read whole. Extra
@@ -177,6 +227,7 @@ def _read_tiff(path: Path, *, values: bool = False) -> np.ndarray:
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         refuse_stack(path, series)
+        warn_left_out(path, tif)
         page = series.keyframe
         try:
             a = np.asarray(series.asarray())

@@ -65,18 +65,21 @@ def _open_zarr_level(obj: Any, level: int) -> Any:
     return obj[key]
 
 
-def _tiff_layout(path: Path) -> dict[str, Any]:
-    """What the tags say about reading a TIFF in parts: refused as a stack as when read whole; ``whole``: its stored
-    pixels are not what viewers show (read whole, converted); ``channel_first``: from the axes, not the shape;
-    ``alpha``: whether its extra sample is alpha."""
+def _tiff_layout(path: Path, *, warn: bool = True) -> dict[str, Any]:
+    """What the tags say about reading a TIFF in parts: refused as a stack as when read whole, and with ``warn``
+    the images it leaves out named as when read whole; ``whole``: its stored pixels are not what viewers show
+    (read whole, converted); ``channel_first``: from the axes, not the shape; ``alpha``: whether its extra sample
+    is alpha."""
     import tifffile
 
-    from .images import grey_alpha_pages, refuse_stack, tiff_alpha
+    from .images import grey_alpha_pages, refuse_stack, tiff_alpha, warn_left_out
 
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         refuse_stack(path, series)
         page = series.keyframe
+        if warn and not tiff_needs_converting(page):  # one read whole warns itself
+            warn_left_out(path, tif)
         alpha = tiff_alpha(page)
         axes = "".join(ax for ax, n in zip(series.axes, series.shape, strict=True) if n > 1 or ax in "YX")
         if alpha is False and page.samplesperpixel == 2:
@@ -115,10 +118,12 @@ def _open_tiff(path: Path, level: int, *, whole: bool = False) -> Any:
     return _open_zarr_level(zarr.open(tifffile.imread(path, aszarr=True), mode="r"), level)
 
 
-def open_lazy(path: str | Path, *, level: int = 0) -> Any:
+def open_lazy(path: str | Path, *, level: int = 0, quiet: bool = False) -> Any:
     """Open an image as an (H, W, 3) uint8 array-like that reads rows on demand (see the module docstring).
 
-    ``level`` picks a pyramid level of multi-resolution TIFF/zarr files (0: full resolution).
+    ``level`` picks a pyramid level of multi-resolution TIFF/zarr files (0: full resolution). A TIFF holding
+    images beside the first is warned about (:class:`~napari_bloodseg.io.images.LeftOutImagesWarning`) when its
+    full resolution is opened, unless ``quiet`` (a second handle on a file opened already).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -129,7 +134,7 @@ def open_lazy(path: str | Path, *, level: int = 0) -> Any:
     layout: dict[str, Any] = {}
     try:
         if suffix in (".tif", ".tiff"):
-            layout = _tiff_layout(path)
+            layout = _tiff_layout(path, warn=level == 0 and not quiet)
             raw = _open_tiff(path, level, whole=layout["whole"])
         elif suffix == ".npy":
             raw = np.load(path, mmap_mode="r")

@@ -240,7 +240,7 @@ def _levels(path: Path, top: Any, plan: _Plan, *, progressive: bool) -> tuple[li
         return levels, None
     try:
         # its own handle: the background pass must not share the file with napari's reads of level 0
-        pyramid = Pyramid(open_lazy(path), coarse, align=plan.rows, progressive=progressive)
+        pyramid = Pyramid(open_lazy(path, quiet=True), coarse, align=plan.rows, progressive=progressive)
     except OSError:  # no room for the levels in the temporary folder: strided views (slow, but they show)
         return levels + [levels[0][::f, ::f] for f in coarse], None
     return levels + [pyramid.level(f) for f in coarse], pyramid

@@ -439,3 +439,49 @@ def test_rgb_pages_of_one_size_are_a_stack_of_pages(tmp_path):
     tifffile.imwrite(tmp_path / "pages.tif", rgb)
     with pytest.raises(ImageReadError, match=r"pages\.tif: a stack of pages \(Q=3; axes QYXS\), not one image"):
         read_image(tmp_path / "pages.tif")
+
+
+def test_a_tiff_with_a_page_of_another_size_warns_what_is_left_out(tmp_path, rgb8):
+    """A field saved with a crop of it as a second page opened as the field, without a word about the crop."""
+    from napari_bloodseg.io.images import LeftOutImagesWarning
+
+    with tifffile.TiffWriter(tmp_path / "two.tif") as tw:
+        tw.write(rgb8)
+        tw.write(rgb8[:10, :12])
+    with pytest.warns(LeftOutImagesWarning) as caught:
+        np.testing.assert_array_equal(read_image(tmp_path / "two.tif", as_float=False), rgb8)
+    assert [str(w.message) for w in caught if w.category is LeftOutImagesWarning] == [
+        f"{tmp_path / 'two.tif'}: read its first image (34 x 21 pixels) only; the file holds 1 more image, left "
+        "out: page 2 (12 x 10 pixels). Save each image to segment as its own file"
+    ]
+
+    with tifffile.TiffWriter(tmp_path / "many.tif") as tw:  # no metadata: as other tools write pages
+        for h in (21, 5, 6, 7, 8, 9):
+            tw.write(rgb8[:h], metadata=None)
+    with pytest.warns(
+        LeftOutImagesWarning,
+        match=r"holds 5 more images, left out: page 2 \(34 x 5 pixels\), "
+        r"page 3 \(34 x 6 pixels\), page 4 \(34 x 7 pixels\) and 2 more\. Save each",
+    ):
+        read_image(tmp_path / "many.tif")
+
+
+@pytest.mark.parametrize("layout", ["reduced pages", "subifds", "transparency mask"])
+def test_pyramid_levels_and_masks_of_the_image_are_no_left_out_images(tmp_path, rgb8, layout):
+    import warnings
+
+    path = tmp_path / "pyramid.tif"
+    with tifffile.TiffWriter(path) as tw:
+        if layout == "subifds":
+            tw.write(rgb8, subifds=1)
+            tw.write(rgb8[::2, ::2], subfiletype=1)
+        elif layout == "reduced pages":  # a pyramid in the main chain, as some scanners write it
+            tw.write(rgb8, metadata=None)
+            tw.write(rgb8[::2, ::2], subfiletype=1, metadata=None)
+            tw.write(rgb8[::4, ::4], subfiletype=1, metadata=None)
+        else:
+            tw.write(rgb8, metadata=None)
+            tw.write(np.ones(rgb8.shape[:2], bool), subfiletype=4, metadata=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(read_image(path, as_float=False), rgb8)

@@ -277,3 +277,27 @@ def test_a_region_read_decodes_only_the_columns_it_covers(tmp_path, rng):
     src = Keys(rgba)
     np.testing.assert_array_equal(RGBView(src, "cut-out")[0:5, 0:4], 255)  # transparent: white, as read whole
     assert src.keys[0][1] == slice(None)
+
+
+def test_streaming_a_tiff_warns_about_the_images_it_leaves_out_once(tmp_path, rng):
+    """As reading it whole does; a second handle on the file (the reader's pyramid) and a pyramid level say
+    nothing more."""
+    import warnings
+
+    import tifffile
+
+    from napari_bloodseg.io.images import LeftOutImagesWarning
+
+    rgb = rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    with tifffile.TiffWriter(tmp_path / "two.tif") as tw:
+        tw.write(rgb, tile=(16, 16), compression="zlib")
+        tw.write(rgb[:20, :30])
+    with pytest.warns(
+        LeftOutImagesWarning,
+        match=r"two\.tif: read its first image \(48 x 64 pixels\) only.*"
+        r"left out: page 2 \(30 x 20 pixels\)",
+    ):
+        np.testing.assert_array_equal(np.asarray(open_lazy(tmp_path / "two.tif")), rgb)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        open_lazy(tmp_path / "two.tif", quiet=True)

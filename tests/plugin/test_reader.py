@@ -550,3 +550,39 @@ def test_a_folder_of_no_images_gets_the_readers_reason(viewer, tmp_path, notes):
     (tmp_path / "table").mkdir()
     (tmp_path / "table" / "points.csv").write_text("y,x\n1,2\n")
     assert get_reader(str(tmp_path / "table")) is None
+
+
+def test_a_tiff_with_a_page_of_another_size_opens_its_first_image_with_a_warning(viewer, tmp_path, notes, wbc_pair):
+    """The other page is named in a notification (it opened without a word)."""
+    import tifffile
+    from napari.utils.notifications import notification_manager
+
+    image, _ = wbc_pair
+    with tifffile.TiffWriter(tmp_path / "field.tif") as tw:
+        tw.write(image)
+        tw.write(image[:60, :80])
+    with notification_manager:  # warnings become notifications, as napari.run() has them
+        (layer,) = viewer.open(str(tmp_path / "field.tif"), plugin=PLUGIN)
+    np.testing.assert_array_equal(layer.data, image)
+    assert [(s, m) for s, m in notes if "left out" in m] == [
+        (
+            "warning",
+            f"{tmp_path / 'field.tif'}: read its first image ({image.shape[1]} x {image.shape[0]} pixels) only; the "
+            "file holds 1 more image, left out: page 2 (80 x 60 pixels). Save each image to segment as its own file",
+        )
+    ]
+
+
+def test_a_big_tiff_with_a_page_of_another_size_is_warned_about_once(tiled_tiff, smear_field, tmp_path):
+    import tifffile
+
+    from napari_bloodseg.io.images import LeftOutImagesWarning
+
+    path = tmp_path / "slide_and_label.tif"
+    with tifffile.TiffWriter(path) as tw:
+        tw.write(smear_field, tile=(256, 256), compression="zlib")
+        tw.write(smear_field[:100, :300])
+    with pytest.warns(LeftOutImagesWarning) as caught:
+        data, kwargs, _ = _only_layer(path)
+        np.asarray(data[-1])  # its coarse levels read the file through a handle of their own
+    assert kwargs["multiscale"] and len(caught) == 1 and "page 2 (300 x 100 pixels)" in str(caught[0].message)
