@@ -32,22 +32,30 @@ def usage_error(exc: Exception) -> UsageError:
 
 
 @contextlib.contextmanager
-def data_warnings_printed() -> Iterator[None]:
-    """Print the training data's warnings (``TrainingDataWarning``) as ``bloodseg: warning: ...`` the moment they
-    are raised: before the minutes of a run, not after it (and not in Python's file:line format)."""
-    from ..training.data import TrainingDataWarning
-
+def own_warnings_printed() -> Iterator[None]:
+    """The library's own warnings (a TIFF's pages left out, training data notes) as ``bloodseg: warning: ...``
+    lines, like every other message of the CLI, not in Python's ``file:line: Category`` format; others as usual."""
     shown = warnings.showwarning
 
     def show(message, category, *args, **kwargs) -> None:
-        if issubclass(category, TrainingDataWarning):
+        if category.__module__.startswith("napari_bloodseg."):
             print(f"bloodseg: warning: {message}", file=sys.stderr, flush=True)
         else:
             shown(message, category, *args, **kwargs)
 
     with warnings.catch_warnings():
-        warnings.simplefilter("always", TrainingDataWarning)
         warnings.showwarning = show
+        yield
+
+
+@contextlib.contextmanager
+def data_warnings_printed() -> Iterator[None]:
+    """Print the training data's warnings (``TrainingDataWarning``) the moment they are raised, every time: before
+    the minutes of a run, not after it."""
+    from ..training.data import TrainingDataWarning
+
+    with own_warnings_printed():
+        warnings.simplefilter("always", TrainingDataWarning)
         yield
 
 

@@ -13,7 +13,15 @@ from collections.abc import Iterator
 from .. import __version__
 from ..io.pairs import LayoutError
 from . import evaluate, finetune, models, predict, train
-from .common import DefaultsFormatter, Terminated, UsageError, error, interrupted_status, stopped_by
+from .common import (
+    DefaultsFormatter,
+    Terminated,
+    UsageError,
+    error,
+    interrupted_status,
+    own_warnings_printed,
+    stopped_by,
+)
 
 SUBCOMMANDS = [predict, evaluate, train, finetune, models]
 
@@ -36,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
         keep_freed_memory()  # a process of our own: tiles and training steps reuse freed memory (15-20 % faster)
     try:
-        with _terminate_as_interrupt():
+        with _terminate_as_interrupt(), own_warnings_printed():
             return int(args.func(args) or 0)
     except (UsageError, LayoutError) as exc:  # LayoutError: a dataset folder whose masks cannot be told apart
         error(str(exc))

@@ -502,3 +502,18 @@ def test_a_shell_glob_over_tagged_masks_and_two_outputs_of_one_name_are_refused(
     assert main([*run, str(tg / "001.bmp"), str(other / "001_gt.bmp")]) == 2
     clean_error(capsys.readouterr().err, "are one image name, one mask folder: 001.png, 001_gt.png")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_tiffs_left_out_pages_are_one_bloodseg_warning_line(constant_models, tmp_path, capsys, stream):
+    """The library's warning that a TIFF's further pages are not segmented came in Python's file:line format."""
+    import tifffile
+
+    rgb = np.full((40, 50, 3), 200, np.uint8)
+    with tifffile.TiffWriter(tmp_path / "two.tif") as tw:
+        tw.write(rgb)
+        tw.write(rgb[:10, :12])
+    argv = ["predict", str(tmp_path / "two.tif"), "--model", "all-cyto", "--out", str(tmp_path / "out")]
+    assert main(argv + (["--stream"] if stream else [])) == 0
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "left out" in ln]
+    assert len(err) == 1 and err[0].startswith(f"bloodseg: warning: {tmp_path / 'two.tif'}: read its first image")
