@@ -39,7 +39,12 @@ def main() -> int:
     ap.add_argument("--val-count", type=int, default=0, help="of the ten, how many are held out for validation")
     ap.add_argument("--keep", choices=("best", "last"), default="best", help="checkpoint kept when there is validation")
     ap.add_argument("--replay-fraction", type=float, default=None, help="share of every batch from Dataset 1")
-    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None, help="forward-pass arithmetic")
+    ap.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="forward-pass arithmetic; auto: as bloodseg finetune (the fast CPU recipe on a CPU with native bf16)",
+    )
     ap.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None, help="NHWC layout")
     ap.add_argument("--ceiling", action="store_true", help="train on all 20 and score the same 20 (a ceiling check)")
     ap.add_argument("--no-guard", action="store_true", help="report the Dataset 1 drop but do not refuse")
@@ -50,10 +55,12 @@ def main() -> int:
 
     from napari_bloodseg.evaluation import build_report
     from napari_bloodseg.inference import Predictor
+    from napari_bloodseg.inference.device import native_bf16_cpu
     from napari_bloodseg.metrics import score_image
     from napari_bloodseg.models import get_model
     from napari_bloodseg.training import load_samples, split_names
     from napari_bloodseg.training.finetune import finetune, finetune_config
+    from napari_bloodseg.training.finetune_defaults import finetune_recipe
 
     d2 = load_samples(args.data / "wbc/dataset2-dev", "wbc")
     tune_ids, _ = split_names([s.name for s in d2], (0.5,), seed=args.seed)
@@ -74,12 +81,15 @@ def main() -> int:
     # the base at its native scale, and at the scale fine-tuning picks, so the gain is not just rescaling
     before = evaluate(args.base)
     t0 = time.perf_counter()
+    # the defaults bloodseg finetune and the widget take on this machine, so "defaults" here are what users get
+    fast = args.precision == "auto" and native_bf16_cpu()
+    recipe = {k: finetune_recipe(fast)[k] for k in ("epochs", "lr", "precision", "channels_last")}
     given = {
         "epochs": args.epochs,
         "lr": args.lr,
         "max_minutes": args.seconds and args.seconds / 60,
         "replay_fraction": args.replay_fraction,
-        "precision": args.precision,
+        "precision": None if args.precision == "auto" else args.precision,
         "channels_last": args.channels_last,
     }
     cfg = finetune_config(
@@ -88,7 +98,7 @@ def main() -> int:
         freeze_bn=args.freeze_bn,
         freeze=args.freeze,
         keep=args.keep,
-        **{k: v for k, v in given.items() if v is not None},
+        **{**recipe, **{k: v for k, v in given.items() if v is not None}},
     )
     res = finetune(
         args.base,

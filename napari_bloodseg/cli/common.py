@@ -79,13 +79,13 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="auto picks cuda > mps > cpu")
 
 
-def add_training_speed_args(p: argparse.ArgumentParser) -> None:
-    """``--precision`` and ``--channels-last``, shared by train and finetune."""
+def add_training_speed_args(p: argparse.ArgumentParser, auto: str = "fp32 on CPUs") -> None:
+    """``--precision`` and ``--channels-last``, shared by train and finetune; ``auto`` says what auto does on CPUs."""
     p.add_argument(
         "--precision",
         default="auto",
         choices=["auto", "fp32", "bf16"],
-        help="forward-pass arithmetic: auto = mixed precision on GPUs, fp32 on CPUs; bf16 on a CPU with AVX512-BF16 "
+        help=f"forward-pass arithmetic: auto = mixed precision on GPUs, {auto}; bf16 on a CPU with AVX512-BF16 "
         "or AMX trains ~1.7x faster (elsewhere slower); weights stay fp32",
     )
     p.add_argument(

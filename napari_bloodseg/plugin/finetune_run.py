@@ -39,9 +39,27 @@ class FinetuneRun:
     def _offer_fast(self, *_: Any) -> None:
         """'Faster arithmetic' is offered only where it is faster: training on a CPU that computes bfloat16
         natively (elsewhere it is emulated and slower; on a GPU mixed precision is already the default). Hidden
-        until the device probe has looked."""
+        until the device probe has looked; ticked when offered (the CLI's default there too) unless the person
+        unticked it."""
         probe = self.device_combo.probe
-        self.fast_check.setVisible(bool(probe and probe.cpu_bf16(self.device_combo.device())))
+        offered = bool(probe and probe.cpu_bf16(self.device_combo.device()))
+        self.fast_check.setVisible(offered)
+        self.fast_check.setChecked(offered and not self._fast_declined)
+
+    def _on_fast_clicked(self, on: bool) -> None:
+        """The person's own tick or untick: kept when the device changes and the offer comes back."""
+        self._fast_declined = not on
+
+    def _follow_recipe(self, on: bool) -> None:
+        """Epochs and learning rate follow the tick (:data:`~..training.finetune_defaults.FAST_CPU_RECIPE`) where they
+        still hold the other recipe's value: a value the person typed stays."""
+        from ..training.finetune_defaults import finetune_recipe
+
+        old, new = finetune_recipe(not on), finetune_recipe(on)
+        if self.epochs_spin.value() == old["epochs"]:
+            self.epochs_spin.setValue(new["epochs"])
+        if abs(self.lr_spin.value() - old["lr"]) < 1e-9:
+            self.lr_spin.setValue(new["lr"])
 
     def _config(self) -> TrainConfig:
         from ..training.finetune_defaults import finetune_config

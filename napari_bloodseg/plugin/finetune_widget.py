@@ -79,6 +79,9 @@ class FinetuneWidget(
         """Wire the controls to what they do and fill the lists (the base then follows the training data)."""
         self.base_combo.currentIndexChanged.connect(self._on_base_changed)
         self.base_combo.activated.connect(self._on_base_picked)
+        self._fast_declined = False
+        self.fast_check.clicked.connect(self._on_fast_clicked)
+        self.fast_check.toggled.connect(self._follow_recipe)
         self.device_combo.probed.connect(self._offer_fast)
         self.device_combo.currentIndexChanged.connect(self._offer_fast)
         self._offer_fast()

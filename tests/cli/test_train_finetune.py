@@ -857,3 +857,33 @@ def test_a_run_its_time_budget_ended_says_so(
     assert " of 30 steps" in notes[0] and f"give a larger {option} (0: no limit)" in notes[0]
     training_clock(lambda i: 0.01)  # the same run within its budget: not a word about it
     assert "time budget" not in run("uncut")
+
+
+@pytest.mark.parametrize(
+    ("native", "extra", "expected"),
+    [
+        (True, [], ("bf16", True, 170, 2e-3)),  # the fast CPU recipe (session 22, docs/finetuning.md)
+        (True, ["--precision", "fp32"], ("fp32", False, 100, 1e-3)),
+        (True, ["--epochs", "30", "--lr", "5e-4"], ("bf16", True, 30, 5e-4)),  # options given win
+        (False, [], ("auto", False, 100, 1e-3)),  # bf16 would be emulated: the plain recipe
+    ],
+)
+def test_finetune_defaults_follow_the_cpus_arithmetic(
+    folder, tmp_model_dir, constant_model, monkeypatch, capsys, native, extra, expected
+):
+    from napari_bloodseg.inference import device
+    from napari_bloodseg.training import finetune as library
+
+    constant_model(tmp_model_dir, "base", "wbc", 1)
+    monkeypatch.setattr(device, "native_bf16_cpu", lambda: native)
+    seen = []
+
+    def stop(base, train, val, *, cfg, **kwargs):
+        seen.append((cfg.precision, cfg.channels_last, cfg.epochs, pytest.approx(cfg.lr)))
+        raise library.FinetuneError("stopped here by the test")
+
+    monkeypatch.setattr(library, "finetune", stop)
+    argv = ["finetune", "--model", "base", "--data", str(folder), "--scale", "1", "--device", "cpu", "--name", "x"]
+    assert main(argv + extra) == 2
+    assert seen == [expected]
+    assert "stopped here by the test" in capsys.readouterr().err

@@ -456,29 +456,40 @@ def test_a_run_the_time_budget_ended_says_so(viewer, dock, wait_idle, base_model
 def test_faster_arithmetic_is_offered_only_where_it_is_faster(
     viewer, dock, wait_idle, base_model, tmp_model_dir, device_probe, native
 ):
+    """Where the CPU computes bfloat16 natively it is ticked by default, with the fast recipe's epochs and rate (the
+    CLI's default there too); elsewhere it is hidden and the plain recipe runs."""
     from napari_bloodseg.plugin import finetune_widget
+
+    def settings():
+        cfg = widget._config()
+        return cfg.precision, cfg.channels_last, cfg.epochs, cfg.lr
 
     device_probe(("cuda", "cpu"), auto="cpu", native_bf16=native)  # a GPU auto does not pick: the CPU trains
     widget = finetune_widget.FinetuneWidget(viewer)
-    assert widget.fast_check.isVisibleTo(widget) is native and not widget.fast_check.isChecked()
-    cfg = widget._config()
-    assert (cfg.precision, cfg.channels_last, cfg.device) == ("auto", False, "auto")  # off by default: fp32 on a CPU
+    assert widget.fast_check.isVisibleTo(widget) is native and widget.fast_check.isChecked() is native
+    fast, plain = ("bf16", True, 170, pytest.approx(2e-3)), ("auto", False, 100, pytest.approx(1e-3))
+    assert settings() == (fast if native else plain)
+    assert widget._config().device == "auto"
     if native:
-        widget.fast_check.setChecked(True)
         widget.device_combo.set_device("cuda")  # mixed precision there anyway: not offered, not used
-        assert not widget.fast_check.isVisibleTo(widget)
-        cfg = widget._config()
-        assert (cfg.precision, cfg.channels_last, cfg.device) == ("auto", False, "cuda")
+        assert not widget.fast_check.isVisibleTo(widget) and settings() == plain
         widget.device_combo.set_device("cpu")
-        cfg = widget._config()
-        assert (cfg.precision, cfg.channels_last) == ("bf16", True)
+        assert settings() == fast
+        widget.fast_check.click()  # the person unticks it: the plain recipe, kept across a device change
+        assert settings() == plain
+        widget.device_combo.set_device("cuda")
+        widget.device_combo.set_device("cpu")
+        assert not widget.fast_check.isChecked() and settings() == plain
+        widget.epochs_spin.setValue(120)  # a typed value stays when the tick changes
+        widget.fast_check.click()
+        assert settings() == ("bf16", True, 120, pytest.approx(2e-3))
         add_corrected(viewer, 3)
         configure(widget, epochs=2)
         assert widget.run() is not None  # the whole fine-tune (guard, save) in bf16 + channels-last
         wait_idle(widget)
         assert widget.last_status == "done", widget.status.text()
-        settings = widget.last_result.card.training["settings"]
-        assert settings["precision"] == "bf16" and settings["channels_last"]
+        saved = widget.last_result.card.training["settings"]
+        assert saved["precision"] == "bf16" and saved["channels_last"]
 
 
 def test_faster_arithmetic_waits_for_the_device_probe(viewer, qtbot, monkeypatch, probe_running):
