@@ -81,6 +81,35 @@ class BackgroundRun:
         self._left_viewer = _LeftViewer(self, self.cancel)
         self.installEventFilter(self._left_viewer)
 
+    def _build_run_controls(self, run_text: str, status_text: str, *, percent: bool = True) -> None:
+        """The Run and Cancel buttons, the progress bar (0-1000; ``percent``: its text shown) and the status line
+        that every widget with long work has, alike in each."""
+        from qtpy.QtWidgets import QLabel, QProgressBar, QPushButton
+
+        self.run_btn = QPushButton(run_text)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        if percent:
+            self.progress.setFormat("%p%")
+        else:
+            self.progress.setTextVisible(False)
+        self.status = QLabel(status_text)
+        self.status.setWordWrap(True)
+
+    def _run_buttons(self, *more: Any) -> Any:
+        """Run and Cancel (and ``more`` widgets) in a row, Run taking the room."""
+        from qtpy.QtWidgets import QHBoxLayout
+
+        row = QHBoxLayout()
+        row.addWidget(self.run_btn, 1)
+        row.addWidget(self.cancel_btn)
+        for widget in more:
+            row.addWidget(widget)
+        return row
+
     @property
     def running(self) -> bool:
         return self.worker is not None

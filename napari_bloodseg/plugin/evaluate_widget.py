@@ -24,7 +24,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QProgressBar,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -117,12 +116,7 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
         self.pairs_label = QLabel()
         self.pairs_label.setWordWrap(True)
         self.error_check = QCheckBox("Error layers (false positives / false negatives per class)")
-        self.run_btn = QPushButton("Evaluate")
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setFormat("%p%")
+        self._build_run_controls("Evaluate", "Pick predictions and expert masks, then Evaluate")
         self.export_btn = QPushButton("Export CSV …")
         self.export_btn.setEnabled(False)
         self.summary_table = QTableWidget(0, 6)
@@ -134,8 +128,6 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
         self.image_table = QTableWidget(0, 0)
         self.image_table.setSortingEnabled(True)
         self.image_table.verticalHeader().setVisible(False)
-        self.status = QLabel("Pick predictions and expert masks, then Evaluate")
-        self.status.setWordWrap(True)
 
         lists = QHBoxLayout()
         for title, lst in (("Predictions", self.pred_list), ("Expert masks", self.truth_list)):
@@ -143,15 +135,11 @@ class EvaluateWidget(BackgroundRun, ScrollPanel):
             col.addWidget(QLabel(f"<b>{title}</b>"))
             col.addWidget(lst)
             lists.addLayout(col)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_btn)
-        buttons.addWidget(self.cancel_btn)
-        buttons.addWidget(self.export_btn)
         layout = QVBoxLayout(self.content)
         layout.addLayout(lists)
         layout.addWidget(self.pairs_label)
         layout.addWidget(self.error_check)
-        layout.addLayout(buttons)
+        layout.addLayout(self._run_buttons(self.export_btn))
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(QLabel("<b>Mean ± SEM over images</b>"))

@@ -23,9 +23,7 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -63,15 +61,10 @@ class ExportWidget(BackgroundRun, QWidget):
         self.format_combo = QComboBox()
         self.format_combo.addItems([".png", ".tif"])
         self.overwrite_check = QCheckBox("Overwrite existing files")
-        self.export_btn = QPushButton("Export masks")
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setTextVisible(False)
-        self.run_btn = self.export_btn  # for BackgroundRun
-        self.status = QLabel("Masks are named after their source image, in the schema's grey levels")
-        self.status.setWordWrap(True)
+        self._build_run_controls(
+            "Export masks", "Masks are named after their source image, in the schema's grey levels", percent=False
+        )
+        self.export_btn = self.run_btn
 
         row = QHBoxLayout()
         row.addWidget(self.folder_edit, 1)
@@ -83,10 +76,7 @@ class ExportWidget(BackgroundRun, QWidget):
         layout.addLayout(form)
         layout.addWidget(self.only_corrected)
         layout.addWidget(self.overwrite_check)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.export_btn, 1)
-        buttons.addWidget(self.cancel_btn)
-        layout.addLayout(buttons)
+        layout.addLayout(self._run_buttons())
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addStretch(1)

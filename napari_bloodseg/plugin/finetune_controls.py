@@ -14,7 +14,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
-    QProgressBar,
     QPushButton,
     QRadioButton,
     QSpinBox,
@@ -138,15 +137,8 @@ class FinetuneControls:
 
     def _build_run(self) -> None:
         """Fine-tune/Cancel, progress, loss curve, status, the before/after table, the guard line, Apply."""
-        self.run_btn = QPushButton("Fine-tune")
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(0)
+        self._build_run_controls("Fine-tune", "Tick corrected segmentations, pick a base model, Fine-tune")
         self.curve = LossCurve()
-        self.status = QLabel("Tick corrected segmentations, pick a base model, Fine-tune")
-        self.status.setWordWrap(True)
         self.metrics_table = QTableWidget(0, 4)
         self.metrics_table.setHorizontalHeaderLabels(["Dice", "before", "after", "change"])
         self.metrics_table.verticalHeader().setVisible(False)
@@ -190,9 +182,6 @@ class FinetuneControls:
         form.addRow("Learning rate", self.lr_spin)
         form.addRow("Batch size", self.batch_spin)
         form.addRow("Device", self.device_combo)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_btn)
-        buttons.addWidget(self.cancel_btn)
         layout = QVBoxLayout(self.content)
         layout.addLayout(source_row)
         layout.addWidget(self.pair_list)
@@ -202,7 +191,7 @@ class FinetuneControls:
         layout.addWidget(self.freeze_check)
         layout.addWidget(self.fast_check)
         layout.addWidget(self.guard_check)
-        layout.addLayout(buttons)
+        layout.addLayout(self._run_buttons())
         layout.addWidget(self.progress)
         layout.addWidget(self.curve)
         layout.addWidget(self.status)

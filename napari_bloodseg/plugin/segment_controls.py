@@ -11,7 +11,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -48,15 +47,7 @@ class SegmentControls:
         self.new_layer_check = QCheckBox("Add a new layer (keep earlier results)")
         self.uncertainty_check = QCheckBox("Uncertainty layer (1 − max probability)")
         # run
-        self.run_btn = QPushButton("Segment")
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(0)
-        self.progress.setFormat("%p%")
-        self.status = QLabel("Ready")
-        self.status.setWordWrap(True)
+        self._build_run_controls("Segment", "Ready")
         self._lay_out()
         self.device_combo.setToolTip("auto picks cuda > mps > cpu; the label below says what was really used")
 
@@ -123,9 +114,6 @@ class SegmentControls:
         form.addRow("Tile size", self.tile_spin)
         form.addRow("Test-time aug.", self.tta_combo)
         form.addRow("Edge cells", self.edge_combo)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_btn)
-        buttons.addWidget(self.cancel_btn)
         layout = QVBoxLayout(self.content)
         layout.addWidget(QLabel("<b>Images</b>"))
         layout.addWidget(self.all_images)
@@ -133,7 +121,7 @@ class SegmentControls:
         layout.addLayout(form)
         layout.addWidget(self.new_layer_check)
         layout.addWidget(self.uncertainty_check)
-        layout.addLayout(buttons)
+        layout.addLayout(self._run_buttons())
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addStretch(1)
