@@ -865,6 +865,8 @@ def test_a_run_its_time_budget_ended_says_so(
         (True, [], ("bf16", True, 170, 2e-3)),  # the fast CPU recipe (session 22, docs/finetuning.md)
         (True, ["--precision", "fp32"], ("fp32", False, 100, 1e-3)),
         (True, ["--epochs", "30", "--lr", "5e-4"], ("bf16", True, 30, 5e-4)),  # options given win
+        (True, ["--precision", "bf16"], ("bf16", True, 170, 2e-3)),  # bf16 asked for: its recipe (audit22 M3)
+        (False, ["--precision", "bf16"], ("bf16", False, 100, 1e-3)),  # emulated: the note says it is slower
         (False, [], ("auto", False, 100, 1e-3)),  # bf16 would be emulated: the plain recipe
     ],
 )
@@ -886,4 +888,9 @@ def test_finetune_defaults_follow_the_cpus_arithmetic(
     argv = ["finetune", "--model", "base", "--data", str(folder), "--scale", "1", "--device", "cpu", "--name", "x"]
     assert main(argv + extra) == 2
     assert seen == [expected]
-    assert "stopped here by the test" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "stopped here by the test" in err
+    said = "bloodseg: note: this CPU computes bfloat16 natively: fine-tuning in bf16 + channels-last"
+    assert (said in err) is (native and "--precision" not in extra), err  # what auto chose is said (audit22 L5)
+    if said in err:
+        assert f"{expected[2]} epochs at lr {expected[3]:g}" in err
