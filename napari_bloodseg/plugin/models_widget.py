@@ -213,22 +213,42 @@ class ModelsWidget(QWidget):
         return True
 
     def delete_unusable(self) -> list[str]:
-        """Delete every file :meth:`unusable_files` names (by name, as ``bloodseg models delete``); returns the
-        names deleted."""
+        """Delete the files :meth:`unusable_files` names (by name, as ``bloodseg models delete``) that are still
+        unusable now; returns the names deleted. The folder is checked again first: a card put back since the list
+        was made makes a usable model, which deleting by name would remove whole (audit22 M2)."""
+        from ..models import list_models
         from ..models.manage import delete_model
 
+        planned = self.unusable_files()
+        try:
+            listed = [m.name for m in list_models() if m.source == "user"]
+            now = {u.path: u for u in not_listed(listed)[1] if u.deletable}
+        except Exception as exc:  # noqa: BLE001 - unsure what is unusable now: delete nothing
+            self._failed("Checking the user model folder", exc)
+            return []
+        usable = {name.casefold() for name in listed}
         deleted: list[str] = []
         failed: list[str] = []
-        for unusable in self.unusable_files():
+        kept: list[str] = []
+        for unusable in planned:
+            current = now.get(unusable.path)
+            if current is None:  # mended (a usable model now) or changed since listed: not what was confirmed
+                how = "now a usable model" if unusable.name.casefold() in usable else "changed since listed"
+                kept.append(f"{unusable.path.name} ({how})")
+                continue
             try:
-                delete_model(unusable.name)
+                delete_model(current.name)
             except _EXPECTED as exc:
                 self._failed(f"Deleting {unusable.path.name}", exc)
                 failed.append(self.status.text())
                 continue
-            deleted.append(unusable.name)
-        if deleted:
-            self._done(f"Deleted unusable files: {', '.join(deleted)}", deleted[-1])
+            deleted.append(current.name)
+        parts = [f"Deleted unusable files: {', '.join(deleted)}"] if deleted else []
+        if kept:
+            parts.append("left alone: " + ", ".join(kept))
+        if parts:
+            message = "; ".join(parts)
+            self._done(message[0].upper() + message[1:], deleted[-1] if deleted else "")
             if failed:
                 self.status.setText("; ".join([self.status.text(), *failed]))
         return deleted
@@ -335,8 +355,10 @@ class ModelsWidget(QWidget):
             self.delete(name)
 
     def _clean_clicked(self) -> None:
+        self.refresh()  # the question names what is unusable now, not when the list was last made
         files = self.unusable_files()
         if not files:
+            self.status.setText("No unusable files left in the user model folder")
             return
         answer = QMessageBox.question(
             self,

@@ -262,3 +262,46 @@ def test_an_unusable_file_named_like_a_model_but_for_case_is_named_not_deleted(v
     assert widget.unusable_files() == [] and not widget.clean_btn.isEnabled()
     assert widget.delete_unusable() == []
     assert model_files(tmp_model_dir) == ["MINE.safetensors", "mine.json", "mine.safetensors"]
+
+
+def test_delete_unusable_leaves_a_file_that_became_usable_since_the_list(
+    viewer, dock, tmp_model_dir, shipped, monkeypatch, notes
+):
+    """Weights listed without their card, then the card put back by hand (no Refresh): deleting by name found the
+    usable model and removed card and weights (audit22 M2). The folder is checked again at the click and after Yes;
+    only what is still unusable goes, and what was left alone is said."""
+    from qtpy.QtWidgets import QMessageBox
+
+    save_tiny(tmp_model_dir, "keepme")
+    save_tiny(tmp_model_dir, "later")
+    card = (tmp_model_dir / "keepme.json").read_bytes()
+    later_card = (tmp_model_dir / "later.json").read_bytes()
+    (tmp_model_dir / "keepme.json").unlink()
+    (tmp_model_dir / "later.json").unlink()
+    (tmp_model_dir / "junk.safetensors").write_bytes(b"x" * 10)
+    widget = dock("Models")
+    assert [u.name for u in widget.unusable_files()] == ["junk", "keepme", "later"]
+
+    (tmp_model_dir / "keepme.json").write_bytes(card)  # put back before the click: not in the question at all
+    asked: list[str] = []
+
+    def question(_, title, text, *a):
+        asked.append(text)
+        (tmp_model_dir / "later.json").write_bytes(later_card)  # put back while the question is open
+        return QMessageBox.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    widget.clean_btn.click()
+    assert "keepme" not in asked[0] and "later.safetensors: weights without their card" in asked[0]
+    assert model_files(tmp_model_dir) == ["keepme.json", "keepme.safetensors", "later.json", "later.safetensors"]
+    message = notes.of("info")[-1]
+    assert message.startswith("Deleted unusable files: junk") and "later.safetensors (now a usable model)" in message
+    assert [row[0] for row in rows(widget)] == ["ship-wbc", "keepme", "later"] and not widget.clean_btn.isEnabled()
+
+    # called directly from a list made before the card came back: nothing is deleted, and that is said
+    (tmp_model_dir / "later.json").unlink()
+    widget.refresh()
+    (tmp_model_dir / "later.json").write_bytes(later_card)
+    assert widget.delete_unusable() == []
+    assert model_files(tmp_model_dir)[-2:] == ["later.json", "later.safetensors"]
+    assert widget.status.text() == "Left alone: later.safetensors (now a usable model)" and not notes.errors
