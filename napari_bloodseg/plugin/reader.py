@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..io.images import IMAGE_SUFFIXES, ImageReadError, _read_raw, to_rgb_uint8
+from ..io.images import IMAGE_SUFFIXES, ImageReadError, LeftOutImagesWarning, _read_raw, to_rgb_uint8
 from ..io.lazy import open_lazy
 from ..io.masks import MaskError, grey_from_array, palette_indices, read_mask
 from ..io.pairs import find_pairs
@@ -350,21 +352,44 @@ def read_folder(folder: Path, errors: list[str]) -> list[LayerData]:
     return out
 
 
+@contextmanager
+def _left_out_notified() -> Iterator[None]:
+    """Each :class:`~napari_bloodseg.io.images.LeftOutImagesWarning` of one open becomes a warning notification,
+    once per open: as a Python warning napari showed it only the first time a file was opened in a session (the
+    warning registry and napari's ``_seen_warnings`` drop repeats), so opening the file again said nothing about the
+    images left out. Other warnings are passed on as they came."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", LeftOutImagesWarning)
+            yield
+    finally:
+        said: set[str] = set()
+        for w in caught:
+            if not issubclass(w.category, LeftOutImagesWarning):
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+            elif str(w.message) not in said:  # a big TIFF read whole after all warns a second time
+                said.add(str(w.message))
+                _notify_warning(str(w.message))
+
+
 def read_paths(paths: str | Sequence[str], **_: Any) -> list[LayerData]:
-    """napari reader function: every readable path becomes layers; each failure is one error notification."""
+    """napari reader function: every readable path becomes layers; each failure is one error notification, each
+    TIFF's left-out images one warning notification (:func:`_left_out_notified`)."""
     items = [paths] if isinstance(paths, str | Path) else list(paths)
     layers: list[LayerData] = []
     errors: list[str] = []
-    for item in map(Path, items):
-        try:
-            if item.is_dir():
-                layers.extend(read_folder(item, errors))
-            elif item.suffix.lower() not in IMAGE_SUFFIXES:
-                errors.append(f"{item.name}: not an image napari-bloodseg can read ({', '.join(IMAGE_SUFFIXES)})")
-            else:
-                layers.append(read_file(item))
-        except (ImageReadError, MaskError, OSError, ValueError) as exc:
-            errors.append(str(exc))
+    with _left_out_notified():
+        for item in map(Path, items):
+            try:
+                if item.is_dir():
+                    layers.extend(read_folder(item, errors))
+                elif item.suffix.lower() not in IMAGE_SUFFIXES:
+                    errors.append(f"{item.name}: not an image napari-bloodseg can read ({', '.join(IMAGE_SUFFIXES)})")
+                else:
+                    layers.append(read_file(item))
+            except (ImageReadError, MaskError, OSError, ValueError) as exc:
+                errors.append(str(exc))
     for msg in errors:
         _notify_error(f"napari-bloodseg: {msg}")
     return layers or NOTHING

@@ -553,7 +553,8 @@ def test_a_folder_of_no_images_gets_the_readers_reason(viewer, tmp_path, notes):
 
 
 def test_a_tiff_with_a_page_of_another_size_opens_its_first_image_with_a_warning(viewer, tmp_path, notes, wbc_pair):
-    """The other page is named in a notification (it opened without a word)."""
+    """The other page is named in a notification (it opened without a word), at every open: as a Python warning
+    napari showed it the first time only (audit22 L1)."""
     import tifffile
     from napari.utils.notifications import notification_manager
 
@@ -563,26 +564,43 @@ def test_a_tiff_with_a_page_of_another_size_opens_its_first_image_with_a_warning
         tw.write(image[:60, :80])
     with notification_manager:  # warnings become notifications, as napari.run() has them
         (layer,) = viewer.open(str(tmp_path / "field.tif"), plugin=PLUGIN)
+        viewer.open(str(tmp_path / "field.tif"), plugin=PLUGIN)  # again, in the same session
     np.testing.assert_array_equal(layer.data, image)
-    assert [(s, m) for s, m in notes if "left out" in m] == [
-        (
-            "warning",
-            f"{tmp_path / 'field.tif'}: read its first image ({image.shape[1]} x {image.shape[0]} pixels) only; the "
-            "file holds 1 more image, left out: page 2 (80 x 60 pixels). Save each image to segment as its own file",
-        )
-    ]
+    said = (
+        "warning",
+        f"{tmp_path / 'field.tif'}: read its first image ({image.shape[1]} x {image.shape[0]} pixels) only; the "
+        "file holds 1 more image, left out: page 2 (80 x 60 pixels). Save each image to segment as its own file",
+    )
+    assert [(s, m) for s, m in notes if "left out" in m] == [said, said]
 
 
-def test_a_big_tiff_with_a_page_of_another_size_is_warned_about_once(tiled_tiff, smear_field, tmp_path):
+def test_other_warnings_of_an_open_pass_through_as_warnings(tmp_path, write_png, wbc_pair, monkeypatch):
+    """Only the left-out images are turned into notifications; any other warning reaches napari's hook as before."""
+    import warnings
+
+    import napari_bloodseg.plugin.reader as reader
+
+    real = reader.read_file
+
+    def noisy(path):
+        warnings.warn("something else", UserWarning, stacklevel=1)
+        return real(path)
+
+    monkeypatch.setattr(reader, "read_file", noisy)
+    path = write_png(tmp_path / "001.png", wbc_pair[0])
+    with pytest.warns(UserWarning, match="something else"):
+        assert len(read_paths(str(path))) == 1
+
+
+def test_a_big_tiff_with_a_page_of_another_size_is_warned_about_once_per_open(tiled_tiff, smear_field, tmp_path, notes):
     import tifffile
-
-    from napari_bloodseg.io.images import LeftOutImagesWarning
 
     path = tmp_path / "slide_and_label.tif"
     with tifffile.TiffWriter(path) as tw:
         tw.write(smear_field, tile=(256, 256), compression="zlib")
         tw.write(smear_field[:100, :300])
-    with pytest.warns(LeftOutImagesWarning) as caught:
+    for _ in range(2):
         data, kwargs, _ = _only_layer(path)
         np.asarray(data[-1])  # its coarse levels read the file through a handle of their own
-    assert kwargs["multiscale"] and len(caught) == 1 and "page 2 (300 x 100 pixels)" in str(caught[0].message)
+    assert kwargs["multiscale"] and len(notes.warnings) == 2
+    assert all("page 2 (300 x 100 pixels)" in message for message in notes.warnings)
