@@ -51,15 +51,29 @@ class FinetuneRun:
         self._fast_declined = not on
 
     def _follow_recipe(self, on: bool) -> None:
-        """Epochs and learning rate follow the tick (:data:`~..training.finetune_defaults.FAST_CPU_RECIPE`) where they
-        still hold the other recipe's value: a value the person typed stays."""
+        """Epochs and learning rate follow the tick (:data:`~..training.finetune_defaults.FAST_CPU_RECIPE`) unless
+        the person set them: a value typed stays, whatever it is. Telling typed values by comparing them with the
+        other recipe's overwrote a typed 100 with 170 when the tick came back (audit22 L3)."""
         from ..training.finetune_defaults import finetune_recipe
 
-        old, new = finetune_recipe(not on), finetune_recipe(on)
-        if self.epochs_spin.value() == old["epochs"]:
-            self.epochs_spin.setValue(new["epochs"])
-        if abs(self.lr_spin.value() - old["lr"]) < 1e-9:
-            self.lr_spin.setValue(new["lr"])
+        recipe = finetune_recipe(on)
+        self._setting_recipe = True
+        try:
+            if "epochs" not in self._set_by_person:
+                self.epochs_spin.setValue(recipe["epochs"])
+            if "lr" not in self._set_by_person:
+                self.lr_spin.setValue(recipe["lr"])
+        finally:
+            self._setting_recipe = False
+
+    def _on_epochs_set(self, *_: Any) -> None:
+        """A change the widget did not make is the person's: kept from now on (:meth:`_follow_recipe`)."""
+        if not self._setting_recipe:
+            self._set_by_person.add("epochs")
+
+    def _on_lr_set(self, *_: Any) -> None:
+        if not self._setting_recipe:
+            self._set_by_person.add("lr")
 
     def _config(self) -> TrainConfig:
         from ..training.finetune_defaults import finetune_config

@@ -80,8 +80,12 @@ class FinetuneWidget(
         self.base_combo.currentIndexChanged.connect(self._on_base_changed)
         self.base_combo.activated.connect(self._on_base_picked)
         self._fast_declined = False
+        self._set_by_person: set[str] = set()  # "epochs", "lr": typed, so they no longer follow the recipe
+        self._setting_recipe = False
         self.fast_check.clicked.connect(self._on_fast_clicked)
         self.fast_check.toggled.connect(self._follow_recipe)
+        self.epochs_spin.valueChanged.connect(self._on_epochs_set)
+        self.lr_spin.valueChanged.connect(self._on_lr_set)
         self.device_combo.probed.connect(self._offer_fast)
         self.device_combo.currentIndexChanged.connect(self._offer_fast)
         self._offer_fast()

@@ -492,6 +492,27 @@ def test_faster_arithmetic_is_offered_only_where_it_is_faster(
         assert saved["precision"] == "bf16" and saved["channels_last"]
 
 
+def test_a_value_the_person_set_stays_whatever_the_tick(viewer, device_probe):
+    """Only what the widget set follows the recipe. A typed value equal to the other recipe's default was taken for
+    the widget's own and overwritten: 100 epochs typed with the box ticked became 170 after a device change and back
+    (audit22 L3)."""
+    from napari_bloodseg.plugin import finetune_widget
+
+    device_probe(("cuda", "cpu"), auto="cpu", native_bf16=True)
+    widget = finetune_widget.FinetuneWidget(viewer)
+    assert widget.fast_check.isChecked() and widget.epochs_spin.value() == 170
+    widget.epochs_spin.setValue(100)  # typed on purpose: the plain recipe's epochs, with the fast arithmetic
+    widget.device_combo.set_device("cuda")  # not offered there: unticked, the rate follows
+    assert not widget.fast_check.isChecked() and widget.lr_spin.value() == pytest.approx(1e-3)
+    widget.device_combo.set_device("cpu")  # ticked again: the rate follows, the typed epochs stay
+    assert widget.fast_check.isChecked() and widget.lr_spin.value() == pytest.approx(2e-3)
+    assert widget.epochs_spin.value() == 100
+    widget.lr_spin.setValue(1e-3)  # the plain rate typed with the box ticked stays when it is unticked and ticked
+    widget.fast_check.click()
+    widget.fast_check.click()
+    assert (widget.epochs_spin.value(), widget.lr_spin.value()) == (100, pytest.approx(1e-3))
+
+
 def test_faster_arithmetic_waits_for_the_device_probe(viewer, qtbot, monkeypatch, probe_running):
     """Opening the widget imports no torch: until a thread has looked at the CPU, the choice is not offered."""
     from napari_bloodseg.inference.device import DeviceProbe
