@@ -79,7 +79,11 @@ class FinetuneRun:
         from ..training.finetune_defaults import finetune_config
 
         budget = int(self.budget_spin.value())
-        fast = self.fast_check.isChecked() and not self.fast_check.isHidden()  # ticked, then another device chosen
+        offered = not self.fast_check.isHidden()
+        fast = self.fast_check.isChecked() and offered  # ticked, then another device chosen
+        # the card says what ran: unticked where offered is fp32 (the CLI's "auto" is bf16 on that CPU); where not
+        # offered "auto" (mixed precision on a GPU)
+        precision = "bf16" if fast else "fp32" if offered else "auto"
         return finetune_config(
             epochs=int(self.epochs_spin.value()),
             batch_size=int(self.batch_spin.value()),
@@ -89,7 +93,7 @@ class FinetuneRun:
             seed=0,
             device=self.device_combo.device(),
             max_minutes=budget / 60 if budget > 0 else None,
-            precision="bf16" if fast else "auto",
+            precision=precision,
             channels_last=fast,
         )
 

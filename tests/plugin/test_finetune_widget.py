@@ -457,7 +457,8 @@ def test_faster_arithmetic_is_offered_only_where_it_is_faster(
     viewer, dock, wait_idle, base_model, tmp_model_dir, device_probe, native
 ):
     """Where the CPU computes bfloat16 natively it is ticked by default, with the fast recipe's epochs and rate (the
-    CLI's default there too); elsewhere it is hidden and the plain recipe runs."""
+    CLI's default there too); elsewhere it is hidden and the plain recipe runs. Unticked where offered, the card
+    says fp32, what ran: "auto" there means bf16 to ``bloodseg finetune`` (audit22 L5)."""
     from napari_bloodseg.plugin import finetune_widget
 
     def settings():
@@ -475,11 +476,13 @@ def test_faster_arithmetic_is_offered_only_where_it_is_faster(
         assert not widget.fast_check.isVisibleTo(widget) and settings() == plain
         widget.device_combo.set_device("cpu")
         assert settings() == fast
-        widget.fast_check.click()  # the person unticks it: the plain recipe, kept across a device change
-        assert settings() == plain
+        widget.fast_check.click()  # the person unticks it: the plain recipe in fp32, kept across a device change
+        unticked = ("fp32", *plain[1:])
+        assert settings() == unticked
         widget.device_combo.set_device("cuda")
+        assert settings() == plain
         widget.device_combo.set_device("cpu")
-        assert not widget.fast_check.isChecked() and settings() == plain
+        assert not widget.fast_check.isChecked() and settings() == unticked
         widget.epochs_spin.setValue(120)  # a typed value stays when the tick changes
         widget.fast_check.click()
         assert settings() == ("bf16", True, 120, pytest.approx(2e-3))
